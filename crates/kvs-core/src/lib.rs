@@ -1,0 +1,13 @@
+//! The KVS domain, shared by the servers, the log backends and the clients.
+//!
+//! - [`key`]: the key rules (`[0-9A-Za-z_]+`, 1 to 256 bytes), as a newtype.
+//! - [`value`]: the six value types and their text and JSON forms.
+//! - [`txn`]: the transactions that the log records and replay applies.
+
+pub mod key;
+pub mod txn;
+pub mod value;
+
+pub use key::{Key, KeyError};
+pub use txn::{PlainState, State, Txn};
+pub use value::{Value, ValueError, ValueType};

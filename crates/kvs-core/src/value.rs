@@ -1,0 +1,264 @@
+//! The six value types, and how each is written as text or JSON on the wire.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// A map value: string fields to string values, kept sorted so that output
+/// is stable.
+pub type MapValue = BTreeMap<String, String>;
+/// A set value: kept sorted, as the API returns it.
+pub type SetValue = BTreeSet<String>;
+
+/// The type of a value; each type is a namespace of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ValueType {
+    Int,
+    Uint,
+    Float,
+    Str,
+    Map,
+    Set,
+}
+
+impl ValueType {
+    pub const ALL: [ValueType; 6] = [
+        ValueType::Int,
+        ValueType::Uint,
+        ValueType::Float,
+        ValueType::Str,
+        ValueType::Map,
+        ValueType::Set,
+    ];
+
+    /// The name used in routes (`/int/{key}`) and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Int => "int",
+            ValueType::Uint => "uint",
+            ValueType::Float => "float",
+            ValueType::Str => "str",
+            ValueType::Map => "map",
+            ValueType::Set => "set",
+        }
+    }
+
+    /// Position in [`ValueType::ALL`], and the `StorageType` number of the
+    /// gRPC contract.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn from_index(i: usize) -> Option<ValueType> {
+        ValueType::ALL.get(i).copied()
+    }
+}
+
+impl FromStr for ValueType {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<ValueType, ValueError> {
+        ValueType::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| ValueError::UnknownType(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i32),
+    Uint(u32),
+    Float(f32),
+    Str(String),
+    Map(MapValue),
+    Set(SetValue),
+}
+
+/// Why a request body is not a value of the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("unknown value type {0:?}; expected one of int, uint, float, str, map, set")]
+    UnknownType(String),
+    #[error("value is not valid UTF-8")]
+    NotUtf8,
+    #[error("{ty} value must be {expected}; got {got:?}")]
+    BadNumber {
+        ty: ValueType,
+        expected: &'static str,
+        got: String,
+    },
+    #[error("float value must be finite; got {0:?}")]
+    NotFinite(String),
+    #[error("map value must be a JSON object of string to string: {0}")]
+    BadMap(String),
+    #[error("set value must be a JSON array of strings: {0}")]
+    BadSet(String),
+}
+
+/// The longest piece of a rejected body quoted back in an error message.
+const QUOTE_LIMIT: usize = 64;
+
+fn quote(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_LIMIT) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+fn parse_number<T: FromStr>(
+    ty: ValueType,
+    expected: &'static str,
+    body: &[u8],
+) -> Result<T, ValueError> {
+    let text = std::str::from_utf8(body).map_err(|_| ValueError::NotUtf8)?;
+    // Clients commonly send a trailing newline (`echo 5 | curl -d @-`).
+    let trimmed = text.trim_ascii();
+    trimmed.parse().map_err(|_| ValueError::BadNumber {
+        ty,
+        expected,
+        got: quote(trimmed),
+    })
+}
+
+/// Parses a decimal `i32`, as the int routes and increments take it.
+pub fn parse_int(body: &[u8]) -> Result<i32, ValueError> {
+    parse_number(ValueType::Int, "a decimal 32-bit signed integer", body)
+}
+
+impl Value {
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::Int(_) => ValueType::Int,
+            Value::Uint(_) => ValueType::Uint,
+            Value::Float(_) => ValueType::Float,
+            Value::Str(_) => ValueType::Str,
+            Value::Map(_) => ValueType::Map,
+            Value::Set(_) => ValueType::Set,
+        }
+    }
+
+    /// Parses a request body as a value of type `ty`.
+    pub fn parse(ty: ValueType, body: &[u8]) -> Result<Value, ValueError> {
+        match ty {
+            ValueType::Int => parse_int(body).map(Value::Int),
+            ValueType::Uint => {
+                parse_number(ty, "a decimal 32-bit unsigned integer", body).map(Value::Uint)
+            }
+            ValueType::Float => {
+                let f: f32 = parse_number(ty, "a decimal 32-bit float", body)?;
+                if f.is_finite() {
+                    Ok(Value::Float(f))
+                } else {
+                    Err(ValueError::NotFinite(quote(&String::from_utf8_lossy(body))))
+                }
+            }
+            ValueType::Str => String::from_utf8(body.to_vec())
+                .map(Value::Str)
+                .map_err(|_| ValueError::NotUtf8),
+            ValueType::Map => serde_json::from_slice(body)
+                .map(Value::Map)
+                .map_err(|e| ValueError::BadMap(e.to_string())),
+            ValueType::Set => serde_json::from_slice::<Vec<String>>(body)
+                .map(|v| Value::Set(v.into_iter().collect()))
+                .map_err(|e| ValueError::BadSet(e.to_string())),
+        }
+    }
+
+    /// The response body for this value: decimal or plain text for scalars,
+    /// JSON for maps and sets. Floats use the shortest text that parses back
+    /// to the same `f32`.
+    pub fn render(&self) -> Vec<u8> {
+        match self {
+            Value::Int(v) => v.to_string().into_bytes(),
+            Value::Uint(v) => v.to_string().into_bytes(),
+            Value::Float(v) => v.to_string().into_bytes(),
+            Value::Str(s) => s.clone().into_bytes(),
+            Value::Map(m) => serde_json::to_vec(m).expect("a string map always serializes"),
+            Value::Set(s) => serde_json::to_vec(s).expect("a string set always serializes"),
+        }
+    }
+
+    /// The media type of [`Value::render`]'s output.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Value::Map(_) | Value::Set(_) => "application/json",
+            _ => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_with_surrounding_whitespace_and_reject_out_of_range() {
+        assert_eq!(Value::parse(ValueType::Int, b" -7\n"), Ok(Value::Int(-7)));
+        assert!(Value::parse(ValueType::Int, b"2147483648").is_err());
+        assert_eq!(
+            Value::parse(ValueType::Uint, b"4294967295"),
+            Ok(Value::Uint(u32::MAX))
+        );
+        assert!(Value::parse(ValueType::Uint, b"-1").is_err());
+        assert!(Value::parse(ValueType::Int, b"").is_err());
+    }
+
+    #[test]
+    fn floats_must_be_finite_and_render_back_to_the_same_bits() {
+        for text in ["NaN", "inf", "-inf", "1e39"] {
+            assert!(
+                Value::parse(ValueType::Float, text.as_bytes()).is_err(),
+                "{text}"
+            );
+        }
+        for f in [0.1f32, -3.4028235e38, 1e-45, 16777217.0] {
+            let v = Value::parse(ValueType::Float, f.to_string().as_bytes()).unwrap();
+            let back: f32 = String::from_utf8(v.render()).unwrap().parse().unwrap();
+            assert_eq!(back.to_bits(), f.to_bits());
+        }
+    }
+
+    #[test]
+    fn strings_keep_their_bytes_and_must_be_utf8() {
+        assert_eq!(
+            Value::parse(ValueType::Str, b""),
+            Ok(Value::Str(String::new()))
+        );
+        assert_eq!(
+            Value::parse(ValueType::Str, b" a\n").unwrap().render(),
+            b" a\n"
+        );
+        assert_eq!(
+            Value::parse(ValueType::Str, b"\xff"),
+            Err(ValueError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn maps_take_string_values_only() {
+        let v = Value::parse(ValueType::Map, br#"{"b":"2","a":"1"}"#).unwrap();
+        assert_eq!(v.render(), br#"{"a":"1","b":"2"}"#);
+        assert!(Value::parse(ValueType::Map, br#"{"a":1}"#).is_err());
+        assert!(Value::parse(ValueType::Map, b"[]").is_err());
+    }
+
+    #[test]
+    fn sets_collapse_duplicates_and_render_sorted() {
+        let v = Value::parse(ValueType::Set, br#"["b","a","b"]"#).unwrap();
+        assert_eq!(v.render(), br#"["a","b"]"#);
+        assert!(Value::parse(ValueType::Set, br#"["a",1]"#).is_err());
+    }
+
+    #[test]
+    fn long_bad_input_is_quoted_shortened() {
+        let err = Value::parse(ValueType::Int, "9".repeat(1000).as_bytes()).unwrap_err();
+        assert!(err.to_string().len() < 200, "{err}");
+    }
+}

@@ -1,0 +1,291 @@
+//! The binary form of one transaction in the file log (see `docs/file-log.md`).
+//!
+//! A frame is `len: u32 LE | crc32: u32 LE | payload`, where the checksum
+//! covers the payload. Decoding trusts no length: every count is checked
+//! against the bytes that remain before anything is allocated for it.
+
+use kvs_core::value::{MapValue, SetValue};
+use kvs_core::{Key, Txn, Value, ValueType};
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 8;
+/// The smallest payload: op, type and key length.
+pub const MIN_PAYLOAD_LEN: usize = 4;
+/// The largest payload accepted; anything longer is corruption.
+pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
+
+const OP_PUT: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_INCR_BY: u8 = 3;
+const OP_GET: u8 = 4;
+
+/// Why a payload whose checksum matched still is not a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record ends early")]
+    Short,
+    #[error("unknown operation {0}")]
+    BadOp(u8),
+    #[error("unknown value type {0}")]
+    BadType(u8),
+    #[error("bad key: {0}")]
+    BadKey(String),
+    #[error("text is not UTF-8")]
+    NotUtf8,
+    #[error("{0} bytes left over after the record")]
+    Trailing(usize),
+    #[error("increment of a {0} key")]
+    IncrNotInt(ValueType),
+}
+
+/// Appends the frame of `txn` to `out`. Fails only when the payload would be
+/// longer than [`MAX_PAYLOAD_LEN`].
+pub fn encode(txn: &Txn, out: &mut Vec<u8>) -> Result<(), usize> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    let (op, ty) = match txn {
+        Txn::Put { value, .. } => (OP_PUT, value.value_type()),
+        Txn::Delete { ty, .. } => (OP_DELETE, *ty),
+        Txn::IncrBy { .. } => (OP_INCR_BY, ValueType::Int),
+        Txn::Get { ty, .. } => (OP_GET, *ty),
+    };
+    out.push(op);
+    out.push(ty.index() as u8);
+    let key = txn.key().as_str().as_bytes();
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(key);
+    match txn {
+        Txn::Put { value, .. } => encode_value(value, out),
+        Txn::IncrBy { by, .. } => out.extend_from_slice(&by.to_le_bytes()),
+        Txn::Delete { .. } | Txn::Get { .. } => {}
+    }
+    let len = out.len() - start - HEADER_LEN;
+    if len > MAX_PAYLOAD_LEN {
+        out.truncate(start);
+        return Err(len);
+    }
+    let crc = crc32fast::hash(&out[start + HEADER_LEN..]);
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+fn put_bytes(b: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn encode_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Int(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Value::Uint(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Value::Float(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
+        Value::Str(s) => put_bytes(s.as_bytes(), out),
+        Value::Map(m) => {
+            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            for (k, v) in m {
+                put_bytes(k.as_bytes(), out);
+                put_bytes(v.as_bytes(), out);
+            }
+        }
+        Value::Set(s) => {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            for m in s {
+                put_bytes(m.as_bytes(), out);
+            }
+        }
+    }
+}
+
+/// The checksum a header must carry for `payload`.
+pub fn checksum(payload: &[u8]) -> u32 {
+    crc32fast::hash(payload)
+}
+
+/// Reads the payload of one frame back into a transaction.
+pub fn decode(payload: &[u8]) -> Result<Txn, DecodeError> {
+    let mut r = Reader(payload);
+    let op = r.u8()?;
+    let ty_byte = r.u8()?;
+    let ty = ValueType::from_index(ty_byte as usize).ok_or(DecodeError::BadType(ty_byte))?;
+    let key_len = u16::from_le_bytes(r.array()?) as usize;
+    let key = std::str::from_utf8(r.take(key_len)?).map_err(|_| DecodeError::NotUtf8)?;
+    let key = Key::parse(key).map_err(|e| DecodeError::BadKey(e.to_string()))?;
+    let txn = match op {
+        OP_PUT => Txn::Put {
+            key,
+            value: r.value(ty)?,
+        },
+        OP_DELETE => Txn::Delete { ty, key },
+        OP_GET => Txn::Get { ty, key },
+        OP_INCR_BY if ty == ValueType::Int => Txn::IncrBy {
+            key,
+            by: i32::from_le_bytes(r.array()?),
+        },
+        OP_INCR_BY => return Err(DecodeError::IncrNotInt(ty)),
+        other => return Err(DecodeError::BadOp(other)),
+    };
+    match r.0.len() {
+        0 => Ok(txn),
+        n => Err(DecodeError::Trailing(n)),
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError::Short);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::NotUtf8)
+    }
+
+    /// Reads a count of items that take at least `min_item` bytes each,
+    /// refusing counts the remaining bytes cannot hold.
+    fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item) > self.0.len() {
+            return Err(DecodeError::Short);
+        }
+        Ok(n)
+    }
+
+    fn value(&mut self, ty: ValueType) -> Result<Value, DecodeError> {
+        Ok(match ty {
+            ValueType::Int => Value::Int(i32::from_le_bytes(self.array()?)),
+            ValueType::Uint => Value::Uint(self.u32()?),
+            ValueType::Float => Value::Float(f32::from_bits(self.u32()?)),
+            ValueType::Str => Value::Str(self.string()?),
+            ValueType::Map => {
+                let n = self.count(8)?;
+                let mut m = MapValue::new();
+                for _ in 0..n {
+                    let k = self.string()?;
+                    m.insert(k, self.string()?);
+                }
+                Value::Map(m)
+            }
+            ValueType::Set => {
+                let n = self.count(4)?;
+                let mut s = SetValue::new();
+                for _ in 0..n {
+                    s.insert(self.string()?);
+                }
+                Value::Set(s)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Txn> {
+        let key = |s: &str| Key::parse(s).unwrap();
+        vec![
+            Txn::Put {
+                key: key("i"),
+                value: Value::Int(-5),
+            },
+            Txn::Put {
+                key: key("u"),
+                value: Value::Uint(u32::MAX),
+            },
+            Txn::Put {
+                key: key("f"),
+                value: Value::Float(0.1),
+            },
+            Txn::Put {
+                key: key("s"),
+                value: Value::Str("héllo".into()),
+            },
+            Txn::Put {
+                key: key("m"),
+                value: Value::Map([("a".into(), "1".into()), ("".into(), "".into())].into()),
+            },
+            Txn::Put {
+                key: key("t"),
+                value: Value::Set(["x".into(), "y".into()].into()),
+            },
+            Txn::Delete {
+                ty: ValueType::Map,
+                key: key("m"),
+            },
+            Txn::IncrBy {
+                key: key("i"),
+                by: -3,
+            },
+            Txn::Get {
+                ty: ValueType::Str,
+                key: key("s"),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_transaction_round_trips() {
+        for txn in samples() {
+            let mut buf = Vec::new();
+            encode(&txn, &mut buf).unwrap();
+            let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+            assert_eq!(len, buf.len() - HEADER_LEN);
+            assert_eq!(
+                u32::from_le_bytes(buf[4..8].try_into().unwrap()),
+                checksum(&buf[8..])
+            );
+            assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), txn);
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_payload_is_an_error() {
+        for txn in samples() {
+            let mut buf = Vec::new();
+            encode(&txn, &mut buf).unwrap();
+            let payload = &buf[HEADER_LEN..];
+            for cut in 0..payload.len() {
+                assert!(decode(&payload[..cut]).is_err(), "{txn:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_count_is_refused_before_allocating() {
+        let mut payload = vec![OP_PUT, ValueType::Set.index() as u8, 1, 0, b'k'];
+        payload.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&payload), Err(DecodeError::Short));
+    }
+
+    #[test]
+    fn trailing_bytes_and_unknown_codes_are_errors() {
+        let mut buf = Vec::new();
+        encode(&samples()[0], &mut buf).unwrap();
+        let mut payload = buf[HEADER_LEN..].to_vec();
+        payload.push(0);
+        assert_eq!(decode(&payload), Err(DecodeError::Trailing(1)));
+        assert_eq!(decode(&[9, 0, 1, 0, b'k']), Err(DecodeError::BadOp(9)));
+        assert_eq!(decode(&[1, 6, 1, 0, b'k']), Err(DecodeError::BadType(6)));
+    }
+}

@@ -1,0 +1,511 @@
+//! The file backend: one append-only file of checksummed frames.
+//!
+//! Layout and recovery rules are written down in `docs/file-log.md`. Writes
+//! are batched by the caller and made durable with one `fdatasync` per
+//! batch. Compaction runs on a thread of its own over the part of the file
+//! that is already durable, while appends go on; the few records appended in
+//! the meantime are copied over when it is swapped in.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use kvs_core::{PlainState, Txn};
+use tokio::task::spawn_blocking;
+
+use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
+use crate::{Log, LogError, ReplayStats};
+
+/// The first bytes of every log file: a name and a format version.
+pub const MAGIC: &[u8; 8] = b"KVSLOG\x00\x01";
+const MAGIC_LEN: u64 = MAGIC.len() as u64;
+
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// At a corrupt record, drop it and everything after it instead of
+    /// refusing to open the log.
+    pub truncate_corrupt: bool,
+    /// Compact once the file is larger than this and more than twice as
+    /// large as it was after the last compaction.
+    pub compact_min_bytes: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> FileOptions {
+        FileOptions {
+            truncate_corrupt: false,
+            compact_min_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The file log. Blocking work runs on tokio's blocking pool, so the
+/// runtime's workers keep serving while a batch is fsynced.
+pub struct FileLog {
+    path: PathBuf,
+    opts: FileOptions,
+    /// Taken while a blocking operation owns it.
+    inner: Option<Inner>,
+    /// Reused between batches so that encoding does not allocate.
+    buf: Vec<u8>,
+}
+
+struct Inner {
+    file: File,
+    /// Bytes that are valid and durable; `None` until the file was scanned.
+    len: Option<u64>,
+    /// Size after the last compaction (or at start-up): the growth measure.
+    base_len: u64,
+    /// An append failed and `recover` has not cut its remains off yet.
+    dirty: bool,
+    compaction: Option<JoinHandle<Result<Compacted, LogError>>>,
+}
+
+struct Compacted {
+    tmp: PathBuf,
+    /// The old file's bytes `..upto` are folded into `tmp`.
+    upto: u64,
+    len: u64,
+    records: u64,
+}
+
+/// How a scan of the file ended.
+enum ScanEnd {
+    Clean,
+    /// A crash in the middle of a write: the last record is incomplete.
+    Torn(u64),
+    Corrupt {
+        offset: u64,
+        reason: String,
+    },
+}
+
+impl FileLog {
+    /// Opens (or creates) the log at `path`. Nothing is read beyond the
+    /// header until [`Log::replay`].
+    pub fn open(path: impl Into<PathBuf>, opts: FileOptions) -> Result<FileLog, LogError> {
+        let path = path.into();
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(LogError::io(format!("creating {}", dir.display())))?;
+        }
+        let stale = tmp_path(&path);
+        if stale.exists() {
+            fs::remove_file(&stale)
+                .map_err(LogError::io(format!("removing {}", stale.display())))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(LogError::io(format!("opening {shown}")))?;
+        let len = file
+            .metadata()
+            .map_err(LogError::io(format!("reading {shown}")))?
+            .len();
+        let mut head = [0u8; MAGIC.len()];
+        let got =
+            read_up_to(&file, 0, &mut head).map_err(LogError::io(format!("reading {shown}")))?;
+        if got < MAGIC.len() && MAGIC.starts_with(&head[..got]) {
+            // New, or the crash came while the header itself was written.
+            file.set_len(0)
+                .map_err(LogError::io(format!("truncating {shown}")))?;
+            (&file)
+                .write_all(MAGIC)
+                .map_err(LogError::io(format!("writing {shown}")))?;
+            file.sync_all()
+                .map_err(LogError::io(format!("syncing {shown}")))?;
+            sync_dir(&path)?;
+        } else if &head != MAGIC {
+            return Err(LogError::Corrupt {
+                path: shown,
+                offset: 0,
+                reason: format!(
+                    "not a KVS log file (it is {len} bytes and does not start with the KVS header)"
+                ),
+            });
+        }
+        Ok(FileLog {
+            path,
+            opts,
+            inner: Some(Inner {
+                file,
+                len: None,
+                base_len: 0,
+                dirty: false,
+                compaction: None,
+            }),
+            buf: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `op` on the blocking pool with the file state, and puts the state
+    /// back afterwards.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        op: impl FnOnce(&mut Inner, &Path, &FileOptions) -> T + Send + 'static,
+    ) -> Result<T, LogError> {
+        let mut inner = self.inner.take().ok_or_else(|| {
+            LogError::Unavailable("an earlier file operation did not finish".into())
+        })?;
+        let path = self.path.clone();
+        let opts = self.opts.clone();
+        let (inner, out) = spawn_blocking(move || {
+            let out = op(&mut inner, &path, &opts);
+            (inner, out)
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("file log task failed: {e}")))?;
+        self.inner = Some(inner);
+        Ok(out)
+    }
+}
+
+impl Log for FileLog {
+    async fn replay(
+        &mut self,
+        mut visit: impl FnMut(Txn) + Send + 'static,
+    ) -> Result<ReplayStats, LogError> {
+        self.blocking(move |inner, path, opts| inner.replay(path, opts, &mut visit))
+            .await?
+    }
+
+    async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        for txn in batch {
+            codec::encode(txn, &mut buf).map_err(LogError::TooLarge)?;
+        }
+        let (buf, result) = self
+            .blocking(move |inner, path, opts| {
+                let result = inner.append(path, opts, &buf);
+                (buf, result)
+            })
+            .await?;
+        self.buf = buf;
+        result
+    }
+
+    async fn recover(&mut self) -> Result<(), LogError> {
+        self.blocking(|inner, path, _| inner.recover(path)).await?
+    }
+}
+
+impl Inner {
+    fn replay(
+        &mut self,
+        path: &Path,
+        opts: &FileOptions,
+        visit: &mut dyn FnMut(Txn),
+    ) -> Result<ReplayStats, LogError> {
+        let shown = path.display().to_string();
+        let end = self
+            .file
+            .metadata()
+            .map_err(LogError::io(format!("reading {shown}")))?
+            .len();
+        let (records, scan_end) =
+            scan(&self.file, end, visit).map_err(LogError::io(format!("reading {shown}")))?;
+        let mut stats = ReplayStats {
+            records,
+            bytes: end,
+            ..ReplayStats::default()
+        };
+        let valid = match scan_end {
+            ScanEnd::Clean => end,
+            ScanEnd::Torn(offset) => {
+                tracing::warn!(log = %shown, offset, dropped = end - offset, "dropping a torn last record");
+                stats.torn_bytes = end - offset;
+                offset
+            }
+            ScanEnd::Corrupt { offset, reason } if opts.truncate_corrupt => {
+                tracing::warn!(log = %shown, offset, %reason, dropped = end - offset, "truncating the log at a corrupt record");
+                stats.corrupt_bytes = end - offset;
+                offset
+            }
+            ScanEnd::Corrupt { offset, reason } => {
+                return Err(LogError::Corrupt {
+                    path: shown,
+                    offset,
+                    reason,
+                });
+            }
+        };
+        if valid < end {
+            self.file
+                .set_len(valid)
+                .map_err(LogError::io(format!("truncating {shown}")))?;
+            self.file
+                .sync_all()
+                .map_err(LogError::io(format!("syncing {shown}")))?;
+        }
+        self.len = Some(valid);
+        self.base_len = valid;
+        Ok(stats)
+    }
+
+    fn append(&mut self, path: &Path, opts: &FileOptions, bytes: &[u8]) -> Result<(), LogError> {
+        let shown = || path.display().to_string();
+        if self.dirty {
+            return Err(LogError::Unavailable(format!(
+                "{} needs recovery after a failed write",
+                shown()
+            )));
+        }
+        let len = match self.len {
+            Some(len) => len,
+            None => {
+                // Never scanned: find the valid end before writing after it.
+                self.replay(path, opts, &mut |_| {})?;
+                self.len.unwrap_or(MAGIC_LEN)
+            }
+        };
+        self.finish_compaction(path);
+        let len = self.len.unwrap_or(len);
+        self.dirty = true;
+        (&self.file)
+            .write_all(bytes)
+            .map_err(LogError::io(format!("writing {}", shown())))?;
+        self.file
+            .sync_data()
+            .map_err(LogError::io(format!("syncing {}", shown())))?;
+        self.dirty = false;
+        let len = len + bytes.len() as u64;
+        self.len = Some(len);
+        if self.compaction.is_none() && len > opts.compact_min_bytes.max(2 * self.base_len) {
+            let path = path.to_path_buf();
+            tracing::info!(log = %path.display(), bytes = len, "compacting the log");
+            self.compaction = Some(std::thread::spawn(move || compact(&path, len)));
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, path: &Path) -> Result<(), LogError> {
+        let len = self.len.unwrap_or(MAGIC_LEN);
+        let shown = path.display().to_string();
+        self.file
+            .set_len(len)
+            .map_err(LogError::io(format!("truncating {shown}")))?;
+        self.file
+            .sync_all()
+            .map_err(LogError::io(format!("syncing {shown}")))?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Swaps in a finished compaction: copies what was appended since it
+    /// started, then renames it over the log.
+    fn finish_compaction(&mut self, path: &Path) {
+        if !self.compaction.as_ref().is_some_and(|h| h.is_finished()) {
+            return;
+        }
+        let Some(handle) = self.compaction.take() else {
+            return;
+        };
+        let len = self.len.unwrap_or(MAGIC_LEN);
+        let swapped = match handle.join() {
+            Ok(Ok(done)) => self
+                .swap_in(path, &done, len)
+                .map(|new_len| (done, new_len)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(LogError::Unavailable("compaction thread panicked".into())),
+        };
+        match swapped {
+            Ok((done, new_len)) => {
+                tracing::info!(log = %path.display(), before = len, after = new_len, live = done.records, "compacted the log");
+                self.len = Some(new_len);
+                self.base_len = new_len;
+            }
+            Err(e) => {
+                tracing::warn!(log = %path.display(), error = %e, "compaction failed; the log is unchanged");
+                let _ = fs::remove_file(tmp_path(path));
+                // Wait for the file to double again before the next attempt.
+                self.base_len = len;
+            }
+        }
+    }
+
+    fn swap_in(&mut self, path: &Path, done: &Compacted, len: u64) -> Result<u64, LogError> {
+        let shown = done.tmp.display().to_string();
+        let mut tmp = OpenOptions::new()
+            .append(true)
+            .open(&done.tmp)
+            .map_err(LogError::io(format!("opening {shown}")))?;
+        let mut tail = vec![0u8; (len - done.upto) as usize];
+        self.file
+            .read_exact_at(&mut tail, done.upto)
+            .map_err(LogError::io(format!("reading {}", path.display())))?;
+        tmp.write_all(&tail)
+            .map_err(LogError::io(format!("writing {shown}")))?;
+        tmp.sync_all()
+            .map_err(LogError::io(format!("syncing {shown}")))?;
+        fs::rename(&done.tmp, path).map_err(LogError::io(format!("renaming {shown}")))?;
+        sync_dir(path)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(LogError::io(format!("opening {}", path.display())))?;
+        Ok(done.len + tail.len() as u64)
+    }
+}
+
+/// Folds the first `upto` bytes of the log into its live set and writes that
+/// to the temporary file beside it.
+fn compact(path: &Path, upto: u64) -> Result<Compacted, LogError> {
+    let shown = path.display().to_string();
+    let src = File::open(path).map_err(LogError::io(format!("opening {shown}")))?;
+    let mut state = PlainState::new();
+    let (_, end) = scan(&src, upto, &mut |t| t.apply_to(&mut state))
+        .map_err(LogError::io(format!("reading {shown}")))?;
+    let (offset, reason) = match end {
+        ScanEnd::Clean => (None, String::new()),
+        ScanEnd::Torn(offset) => (Some(offset), "record ends early".to_owned()),
+        ScanEnd::Corrupt { offset, reason } => (Some(offset), reason),
+    };
+    if let Some(offset) = offset {
+        return Err(LogError::Corrupt {
+            path: shown,
+            offset,
+            reason,
+        });
+    }
+    let tmp = tmp_path(path);
+    let shown = tmp.display().to_string();
+    let mut out =
+        BufWriter::new(File::create(&tmp).map_err(LogError::io(format!("creating {shown}")))?);
+    let mut buf = Vec::with_capacity(4096);
+    buf.extend_from_slice(MAGIC);
+    let mut len = 0u64;
+    let records = state.len() as u64;
+    for ((_, key), value) in state {
+        codec::encode(&Txn::Put { key, value }, &mut buf).map_err(LogError::TooLarge)?;
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)
+                .map_err(LogError::io(format!("writing {shown}")))?;
+            len += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)
+        .map_err(LogError::io(format!("writing {shown}")))?;
+    len += buf.len() as u64;
+    let file = out
+        .into_inner()
+        .map_err(|e| LogError::io(format!("writing {shown}"))(e.into_error()))?;
+    file.sync_all()
+        .map_err(LogError::io(format!("syncing {shown}")))?;
+    Ok(Compacted {
+        tmp,
+        upto,
+        len,
+        records,
+    })
+}
+
+/// Reads the frames between the header and `end`, handing each transaction
+/// to `visit`; returns how many there were and how the scan ended.
+fn scan(file: &File, end: u64, visit: &mut dyn FnMut(Txn)) -> io::Result<(u64, ScanEnd)> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    io::copy(&mut (&mut reader).take(MAGIC_LEN), &mut io::sink())?;
+    let mut offset = MAGIC_LEN;
+    let mut records = 0;
+    let mut payload = Vec::new();
+    loop {
+        if offset == end {
+            return Ok((records, ScanEnd::Clean));
+        }
+        if end - offset < HEADER_LEN as u64 {
+            return Ok((records, ScanEnd::Torn(offset)));
+        }
+        let mut header = [0u8; HEADER_LEN];
+        reader.read_exact(&mut header)?;
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let frame_end = offset + (HEADER_LEN + len) as u64;
+        let bad = |reason: String, reaches_end: bool| -> io::Result<(u64, ScanEnd)> {
+            // A crash mid-write leaves a short record, or zeros where the
+            // file grew before its data landed; anything else is damage.
+            if reaches_end || zeros_from(file, offset, end)? {
+                Ok((records, ScanEnd::Torn(offset)))
+            } else {
+                Ok((records, ScanEnd::Corrupt { offset, reason }))
+            }
+        };
+        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&len) {
+            return bad(format!("record length {len} is out of range"), false);
+        }
+        if frame_end > end {
+            return Ok((records, ScanEnd::Torn(offset)));
+        }
+        payload.resize(len, 0);
+        reader.read_exact(&mut payload)?;
+        if codec::checksum(&payload) != crc {
+            return bad("checksum mismatch".to_owned(), frame_end == end);
+        }
+        match codec::decode(&payload) {
+            Ok(txn) => visit(txn),
+            Err(e) => {
+                return Ok((
+                    records,
+                    ScanEnd::Corrupt {
+                        offset,
+                        reason: e.to_string(),
+                    },
+                ));
+            }
+        }
+        records += 1;
+        offset = frame_end;
+    }
+}
+
+/// Whether every byte of `file` from `offset` to `end` is zero.
+fn zeros_from(file: &File, mut offset: u64, end: u64) -> io::Result<bool> {
+    let mut chunk = vec![0u8; 1 << 16];
+    while offset < end {
+        let n = chunk.len().min((end - offset) as usize);
+        file.read_exact_at(&mut chunk[..n], offset)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        offset += n as u64;
+    }
+    Ok(true)
+}
+
+/// Reads from `offset` until `buf` is full or the file ends.
+fn read_up_to(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// Makes a creation or rename in the log's directory durable.
+fn sync_dir(path: &Path) -> Result<(), LogError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LogError::io(format!("syncing directory {}", dir.display())))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".compact");
+    PathBuf::from(name)
+}
