@@ -1,0 +1,99 @@
+//! One error type for the whole API, answered as `application/problem+json`.
+//!
+//! Every error is the client's to act on (4xx) or a temporary refusal (503);
+//! nothing a request does ends in a 500.
+
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kvs_core::{KeyError, ValueError};
+
+use crate::store::JournalError;
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut resp = (self.status, body.to_string()).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        resp
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> ApiError {
+        ApiError::bad_request(format!("bad key: {e}"))
+    }
+}
+
+impl From<ValueError> for ApiError {
+    fn from(e: ValueError) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl From<JournalError> for ApiError {
+    fn from(e: JournalError) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+/// Extractor rejections keep their status (400, 413, ...) in our format.
+macro_rules! from_rejection {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(r: $t) -> ApiError {
+                let detail = match r.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than the server's limit (--max-body-bytes)".to_owned(),
+                    _ => r.body_text(),
+                };
+                ApiError::new(r.status(), detail)
+            }
+        }
+    )*};
+}
+from_rejection!(BytesRejection, PathRejection, QueryRejection);

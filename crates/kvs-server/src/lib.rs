@@ -1,0 +1,20 @@
+//! kvs-server: a REST API over typed in-memory stores, with every write
+//! recorded in a transaction log that is replayed at start-up.
+//!
+//! - [`startup`]: builds the service, replays the log, serves until told to stop.
+//! - [`routes`]: where a request enters; one module per family of routes.
+//! - [`store`]: where a value is stored ([`store::db`]) and where a write
+//!   becomes durable ([`store::journal`]).
+//! - [`config`], [`telemetry`], [`metrics`], [`error`]: flags, logs,
+//!   counters and the API's error format.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::run;

@@ -1,0 +1,26 @@
+use clap::Parser;
+use kvs_server::{Config, run, telemetry};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    if let Err(e) = telemetry::init(&config.log_level, config.log_format) {
+        eprintln!("kvs-server: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let listener = match TcpListener::bind(&config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listen = %config.listen, error = %e, "cannot listen");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match run(listener, config, kvs_server::startup::shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "kvs-server stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

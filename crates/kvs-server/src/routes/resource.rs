@@ -1,0 +1,241 @@
+//! Resource-style routes: `/{type}/{key}`, map fields, set members, key
+//! listing.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kvs_core::value::parse_int;
+use kvs_core::{Key, Value, ValueType};
+use serde::Deserialize;
+
+use super::AppState;
+use super::extract::{ApiPath, ApiQuery, Body};
+use super::values::{self, DELETED, absent, flagged, text};
+use crate::error::ApiError;
+
+/// Set on a set-member PUT that added a new member.
+static ADDED: HeaderName = HeaderName::from_static("added");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/keys/{type}", get(list_keys))
+        .route("/int/{key}/incr", post(incr))
+        .route(
+            "/map/{key}/{field}",
+            get(map_get).put(map_put).delete(map_delete),
+        )
+        .route(
+            "/set/{key}/{member}",
+            get(set_contains).put(set_add).delete(set_remove),
+        )
+        .route(
+            "/{type}/{key}",
+            get(value_get).put(value_put).delete(value_delete),
+        )
+}
+
+fn value_type(name: &str) -> Result<ValueType, ApiError> {
+    name.parse()
+        .map_err(|e: kvs_core::ValueError| ApiError::not_found(e.to_string()))
+}
+
+async fn value_get(
+    State(s): State<AppState>,
+    ApiPath((ty, key)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    values::get(s, value_type(&ty)?, key).await
+}
+
+async fn value_put(
+    State(s): State<AppState>,
+    ApiPath((ty, key)): ApiPath<(String, String)>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    values::put(s, value_type(&ty)?, key, &body).await
+}
+
+async fn value_delete(
+    State(s): State<AppState>,
+    ApiPath((ty, key)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    values::delete(s, value_type(&ty)?, key).await
+}
+
+/// Adds the body's amount (1 when empty); answers the value after.
+async fn incr(
+    State(s): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let by = if body.trim_ascii().is_empty() {
+        1
+    } else {
+        parse_int(&body)?
+    };
+    let (_, after) = values::increment(&s, &key, by).await?;
+    Ok(text(after.to_string()))
+}
+
+fn map_of(value: Option<&Value>) -> Option<&kvs_core::value::MapValue> {
+    match value {
+        Some(Value::Map(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn set_of(value: Option<&Value>) -> Option<&kvs_core::value::SetValue> {
+    match value {
+        Some(Value::Set(m)) => Some(m),
+        _ => None,
+    }
+}
+
+async fn map_get(
+    State(s): State<AppState>,
+    ApiPath((key, field)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let found = {
+        let shard = s.store.db.read(key.as_str());
+        let map = map_of(shard.get(ValueType::Map, key.as_str()))
+            .ok_or_else(|| absent(ValueType::Map, &key))?;
+        map.get(&field).cloned()
+    };
+    let value = found
+        .ok_or_else(|| ApiError::not_found(format!("map key {key} has no field {field:?}")))?;
+    s.store.audit_read(ValueType::Map, &key);
+    Ok(text(value))
+}
+
+async fn map_put(
+    State(s): State<AppState>,
+    ApiPath((key, field)): ApiPath<(String, String)>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let value = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("map field value is not valid UTF-8"))?;
+    s.store
+        .write(&key, |tx| {
+            let mut map = map_of(tx.get(ValueType::Map)).cloned().unwrap_or_default();
+            map.insert(field, value);
+            tx.put(Value::Map(map));
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn map_delete(
+    State(s): State<AppState>,
+    ApiPath((key, field)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let removed = s
+        .store
+        .write(&key, |tx| {
+            let Some(map) = map_of(tx.get(ValueType::Map)).filter(|m| m.contains_key(&field))
+            else {
+                return Ok::<_, ApiError>(false);
+            };
+            let mut map = map.clone();
+            map.remove(&field);
+            tx.put(Value::Map(map));
+            Ok(true)
+        })
+        .await?;
+    Ok(flagged(&DELETED, removed))
+}
+
+async fn set_contains(
+    State(s): State<AppState>,
+    ApiPath((key, member)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let found = {
+        let shard = s.store.db.read(key.as_str());
+        let set = set_of(shard.get(ValueType::Set, key.as_str()))
+            .ok_or_else(|| absent(ValueType::Set, &key))?;
+        set.contains(&member)
+    };
+    if !found {
+        return Err(ApiError::not_found(format!(
+            "set key {key} has no member {member:?}"
+        )));
+    }
+    s.store.audit_read(ValueType::Set, &key);
+    Ok(text("true".to_owned()))
+}
+
+async fn set_add(
+    State(s): State<AppState>,
+    ApiPath((key, member)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let added = s
+        .store
+        .write(&key, |tx| {
+            let current = set_of(tx.get(ValueType::Set));
+            if current.is_some_and(|set| set.contains(&member)) {
+                return Ok::<_, ApiError>(false);
+            }
+            let mut set = current.cloned().unwrap_or_default();
+            set.insert(member);
+            tx.put(Value::Set(set));
+            Ok(true)
+        })
+        .await?;
+    Ok(flagged(&ADDED, added))
+}
+
+async fn set_remove(
+    State(s): State<AppState>,
+    ApiPath((key, member)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let removed = s
+        .store
+        .write(&key, |tx| {
+            let Some(set) = set_of(tx.get(ValueType::Set)).filter(|set| set.contains(&member))
+            else {
+                return Ok::<_, ApiError>(false);
+            };
+            let mut set = set.clone();
+            set.remove(&member);
+            tx.put(Value::Set(set));
+            Ok(true)
+        })
+        .await?;
+    Ok(flagged(&DELETED, removed))
+}
+
+#[derive(Deserialize)]
+struct KeysQuery {
+    #[serde(default)]
+    prefix: String,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+
+async fn list_keys(
+    State(s): State<AppState>,
+    ApiPath(ty): ApiPath<String>,
+    ApiQuery(q): ApiQuery<KeysQuery>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let ty = value_type(&ty)?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be at most {MAX_LIMIT}; got {limit}"
+        )));
+    }
+    let keys = s.store.db.keys(ty, &q.prefix, q.after.as_deref(), limit);
+    Ok(Json(keys.into_iter().map(|k| k.to_string()).collect()))
+}

@@ -1,0 +1,94 @@
+//! Whole-value operations, shared by the compatibility and resource routes.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kvs_core::{Key, Value, ValueType};
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// The header the original clients read to learn that a DELETE removed
+/// something.
+pub static DELETED: HeaderName = HeaderName::from_static("deleted");
+
+/// 200 with `{name}: true` when `flag` is set.
+pub fn flagged(name: &'static HeaderName, flag: bool) -> Response {
+    let mut resp = StatusCode::OK.into_response();
+    if flag {
+        resp.headers_mut()
+            .insert(name.clone(), HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+pub fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+pub fn absent(ty: ValueType, key: &Key) -> ApiError {
+    ApiError::not_found(format!("no {ty} key {key}"))
+}
+
+pub async fn get(state: AppState, ty: ValueType, key: String) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let value = state
+        .store
+        .db
+        .get(ty, key.as_str())
+        .ok_or_else(|| absent(ty, &key))?;
+    state.store.audit_read(ty, &key);
+    Ok((
+        [(header::CONTENT_TYPE, value.content_type())],
+        value.render(),
+    )
+        .into_response())
+}
+
+pub async fn put(
+    state: AppState,
+    ty: ValueType,
+    key: String,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let value = Value::parse(ty, body)?;
+    state
+        .store
+        .write(&key, |tx| {
+            tx.put(value);
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn delete(state: AppState, ty: ValueType, key: String) -> Result<Response, ApiError> {
+    let key = Key::parse(&key)?;
+    let removed = state
+        .store
+        .write(&key, |tx| Ok::<_, ApiError>(tx.delete(ty)))
+        .await?;
+    Ok(flagged(&DELETED, removed))
+}
+
+/// Adds `by` to an int key (absent counts as 0); returns the value before
+/// and after. Overflow is a 409 and changes nothing.
+pub async fn increment(state: &AppState, key: &Key, by: i32) -> Result<(i32, i32), ApiError> {
+    state
+        .store
+        .write(key, |tx| {
+            let before = match tx.get(ValueType::Int) {
+                Some(Value::Int(v)) => *v,
+                _ => 0,
+            };
+            let after = before.checked_add(by).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("adding {by} to int key {key} (now {before}) would overflow a 32-bit integer"),
+                )
+            })?;
+            tx.put(Value::Int(after));
+            Ok((before, after))
+        })
+        .await
+}

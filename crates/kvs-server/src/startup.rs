@@ -1,0 +1,180 @@
+//! Builds the service, replays the log, serves until told to stop, and
+//! shuts down in order: HTTP first (in-flight requests finish), then the
+//! journal (everything accepted is flushed).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kvs_log::{FileLog, FileOptions, Log, LogError, MemoryLog};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::Config;
+use crate::metrics::Metrics;
+use crate::routes::{AppState, router};
+use crate::store::{Db, Journal, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("HTTP server failed: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// How often replay reports its progress, in records.
+const PROGRESS_EVERY: u64 = 1_000_000;
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
+    if config.memory_only {
+        tracing::warn!("memory-only mode: nothing is logged and every value is lost at shutdown");
+        serve(listener, &config, MemoryLog, shutdown).await
+    } else {
+        let opts = FileOptions {
+            truncate_corrupt: config.truncate_corrupt,
+            compact_min_bytes: config.compact_min_bytes,
+        };
+        let log = FileLog::open(config.log_path(), opts)?;
+        tracing::info!(log = %config.log_path().display(), "opened the embedded transaction log");
+        serve(listener, &config, log, shutdown).await
+    }
+}
+
+async fn serve<L: Log>(
+    listener: TcpListener,
+    config: &Config,
+    mut log: L,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
+    let metrics = Arc::new(Metrics::default());
+    let (journal, queue) = Journal::new(
+        config.durability,
+        config.queue_capacity,
+        config.audit_reads,
+        metrics.clone(),
+    );
+    let store = Arc::new(Store {
+        db: Arc::new(Db::default()),
+        journal,
+    });
+    let app = router(
+        AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        },
+        config.max_body_bytes,
+    );
+
+    // Serve from the start, so that health and readiness answer during replay.
+    let addr = listener.local_addr()?;
+    let (stop_http, http_stopped) = oneshot::channel::<()>();
+    let mut http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, durability = ?config.durability, "listening");
+
+    let started = Instant::now();
+    let applied = Arc::new(AtomicU64::new(0));
+    let db = store.db.clone();
+    let counter = applied.clone();
+    let replay = log
+        .replay(move |txn| {
+            txn.apply_to(&mut &*db);
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(PROGRESS_EVERY) {
+                tracing::info!(records = n, "replaying the transaction log");
+            }
+        })
+        .await;
+    let stats = match replay {
+        Ok(stats) => stats,
+        Err(e) => {
+            let _ = stop_http.send(());
+            let _ = http.await;
+            return Err(e.into());
+        }
+    };
+    let took = started.elapsed();
+    metrics.replayed(stats.records, took);
+    tracing::info!(
+        records = stats.records,
+        keys = store.db.counts().iter().sum::<usize>(),
+        bytes = stats.bytes,
+        torn_bytes = stats.torn_bytes,
+        corrupt_bytes = stats.corrupt_bytes,
+        took_ms = took.as_millis() as u64,
+        "replayed the transaction log; ready"
+    );
+    store.journal.open();
+    let committer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.commit(log, queue).await })
+    };
+
+    let http_result = tokio::select! {
+        r = &mut http => Some(r),
+        _ = shutdown => None,
+    };
+    let http_result = match http_result {
+        Some(r) => r,
+        None => {
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_http.send(());
+            let grace = Duration::from_secs(config.shutdown_timeout);
+            match tokio::time::timeout(grace, &mut http).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        ?grace,
+                        "in-flight requests did not finish in time; dropping them"
+                    );
+                    http.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    store.journal.close();
+    let _ = committer.await;
+    tracing::info!("stopped");
+    match http_result {
+        Ok(r) => r.map_err(StartupError::from),
+        Err(join) => Err(StartupError::Http(std::io::Error::other(join))),
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,513 @@
+//! The write path: from a changed table to a durable transaction.
+//!
+//! Writers queue their transactions on a channel while they still hold their
+//! shard's lock; one committer task takes everything queued, appends it as
+//! one batch (one fsync or one round trip), and answers every writer of the
+//! batch. That is group commit: the more writers, the larger the batches.
+//!
+//! When an append fails, the committer closes the gate (so no writer is
+//! between changing a table and queueing), takes back everything queued,
+//! undoes it newest first, answers each writer with an error, and retries the
+//! log until it recovers. Memory then again equals the log.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use kvs_core::{Key, Txn, Value, ValueType};
+use kvs_log::Log;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::{Store, WriteTx};
+use crate::metrics::Metrics;
+
+/// When a write is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// After its transaction is durable.
+    Sync,
+    /// At once; the transaction is logged in the background.
+    Async,
+}
+
+/// Why a write was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("the server is still replaying its transaction log")]
+    Replaying,
+    #[error("the transaction log is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+/// The most transactions in one append.
+const MAX_BATCH: usize = 4096;
+
+const REPLAYING: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+const CLOSED: u8 = 3;
+
+type Undo = Vec<(ValueType, Option<Value>)>;
+/// What a `sync` writer waits on: its batch's outcome.
+type Outcome = oneshot::Receiver<Result<(), JournalError>>;
+
+struct Pending {
+    key: Key,
+    txns: Vec<Txn>,
+    undo: Undo,
+    done: Option<oneshot::Sender<Result<(), JournalError>>>,
+}
+
+pub struct Journal {
+    tx: mpsc::Sender<Pending>,
+    /// Writers hold it shared from their state check until their
+    /// transaction is queued; the committer holds it exclusively to fail
+    /// everything queued at once.
+    gate: RwLock<()>,
+    state: AtomicU8,
+    /// Why the log is down, for the 503s meanwhile.
+    down_reason: RwLock<String>,
+    mode: Durability,
+    audit_reads: bool,
+    finish: Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// The committer's end of the queue.
+pub struct Queue(mpsc::Receiver<Pending>);
+
+impl Journal {
+    /// A journal in the replaying state; `capacity` bounds the queue, which
+    /// is what pushes back on writers in `async` mode.
+    pub fn new(
+        mode: Durability,
+        capacity: usize,
+        audit_reads: bool,
+        metrics: Arc<Metrics>,
+    ) -> (Journal, Queue) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let journal = Journal {
+            tx,
+            gate: RwLock::new(()),
+            state: AtomicU8::new(REPLAYING),
+            down_reason: RwLock::new(String::new()),
+            mode,
+            audit_reads,
+            finish: Notify::new(),
+            metrics,
+        };
+        (journal, Queue(rx))
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state.load(Ordering::Acquire) == UP
+    }
+
+    pub fn mode(&self) -> Durability {
+        self.mode
+    }
+
+    /// The start-up replay is over (the log may since have gone down).
+    pub fn replayed(&self) -> bool {
+        self.state.load(Ordering::Acquire) != REPLAYING
+    }
+
+    /// Why the journal takes no writes right now.
+    pub fn not_ready_reason(&self) -> String {
+        match self.check() {
+            Ok(()) => "ready".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn check(&self) -> Result<(), JournalError> {
+        match self.state.load(Ordering::Acquire) {
+            UP => Ok(()),
+            REPLAYING => Err(JournalError::Replaying),
+            DOWN => Err(JournalError::Unavailable(
+                self.down_reason
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            )),
+            _ => Err(JournalError::Closed),
+        }
+    }
+
+    fn gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replay is over: writes may start.
+    pub fn open(&self) {
+        self.state.store(UP, Ordering::Release);
+    }
+
+    /// Stops taking writes and tells the committer to flush what is queued
+    /// and stop.
+    pub fn close(&self) {
+        let _excl = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.state.store(CLOSED, Ordering::Release);
+        self.finish.notify_one();
+    }
+}
+
+impl Store {
+    /// Runs `op` on `key`'s shard and logs what it changed. `op` must leave
+    /// the shard unchanged when it fails; whatever it changed is rolled back
+    /// anyway. In `sync` mode, returns once the change is durable, and
+    /// even an `op` that changed nothing waits for earlier writes to be
+    /// durable, so that what it saw cannot vanish after it answered.
+    pub async fn write<T, E: From<JournalError>>(
+        &self,
+        key: &Key,
+        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let j = &self.journal;
+        j.check()?;
+        // Wait for queue space before taking any lock.
+        let permit = j.tx.reserve().await.map_err(|_| JournalError::Closed)?;
+        let (out, wait) = self.apply(key, op, permit)?;
+        if let Some(wait) = wait {
+            match wait.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(JournalError::Closed.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The locked part of [`Store::write`]: applies `op` and queues what it
+    /// changed; returns what to wait on in `sync` mode.
+    fn apply<T, E: From<JournalError>>(
+        &self,
+        key: &Key,
+        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+        permit: mpsc::Permit<'_, Pending>,
+    ) -> Result<(T, Option<Outcome>), E> {
+        let j = &self.journal;
+        let _gate = j.gate();
+        j.check()?;
+        let mut shard = self.db.write(key.as_str());
+        let mut tx = WriteTx::new(&mut shard, key);
+        let out = match op(&mut tx) {
+            Ok(out) => out,
+            Err(e) => {
+                tx.rollback();
+                return Err(e);
+            }
+        };
+        let (txns, undo) = tx.finish();
+        let (done, wait) = match j.mode {
+            Durability::Async if txns.is_empty() => return Ok((out, None)),
+            Durability::Async => (None, None),
+            Durability::Sync => {
+                let (done, wait) = oneshot::channel();
+                (Some(done), Some(wait))
+            }
+        };
+        permit.send(Pending {
+            key: key.clone(),
+            txns,
+            undo,
+            done,
+        });
+        Ok((out, wait))
+    }
+
+    /// Records a read, when read auditing is on. Never waits and never
+    /// fails the read: an audit record that finds the queue full is dropped.
+    pub fn audit_read(&self, ty: ValueType, key: &Key) {
+        let j = &self.journal;
+        if !j.audit_reads || j.check().is_err() {
+            return;
+        }
+        let Ok(permit) = j.tx.try_reserve() else {
+            self.journal.metrics.audit_dropped.inc();
+            return;
+        };
+        let _gate = j.gate();
+        if j.check().is_ok() {
+            let txns = vec![Txn::Get {
+                ty,
+                key: key.clone(),
+            }];
+            permit.send(Pending {
+                key: key.clone(),
+                txns,
+                undo: Vec::new(),
+                done: None,
+            });
+        }
+    }
+
+    /// Takes queued transactions in batches and makes them durable, until
+    /// [`Journal::close`]. Returns once everything accepted is flushed.
+    pub async fn commit<L: Log>(&self, mut log: L, queue: Queue) {
+        let Queue(mut rx) = queue;
+        let j = &self.journal;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut txns = Vec::new();
+        loop {
+            let closing = tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n == 0,
+                _ = j.finish.notified() => true,
+            };
+            if closing {
+                // The gate is shut: whatever is queued now is all there is.
+                while let Ok(p) = rx.try_recv() {
+                    batch.push(p);
+                }
+            }
+            txns.extend(batch.iter_mut().flat_map(|p| p.txns.drain(..)));
+            let started = Instant::now();
+            let result = if txns.is_empty() {
+                Ok(())
+            } else {
+                log.append(&txns).await
+            };
+            match result {
+                Ok(()) => {
+                    j.metrics.log_appended(txns.len(), started.elapsed());
+                    for p in batch.drain(..) {
+                        if let Some(done) = p.done {
+                            let _ = done.send(Ok(()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = txns.len(), "log append failed; undoing the batch");
+                    j.metrics.log_failures.inc();
+                    self.fail(&mut batch, &mut rx, e.to_string());
+                    if !closing && !self.recover(&mut log).await {
+                        break;
+                    }
+                }
+            }
+            txns.clear();
+            if closing {
+                break;
+            }
+        }
+        tracing::info!("transaction log flushed and closed");
+    }
+
+    /// Undoes every queued write, newest first, and answers each with an
+    /// error; the journal stays down until the log recovers.
+    fn fail(&self, batch: &mut Vec<Pending>, rx: &mut mpsc::Receiver<Pending>, reason: String) {
+        let j = &self.journal;
+        let _excl = j.gate.write().unwrap_or_else(|e| e.into_inner());
+        *j.down_reason.write().unwrap_or_else(|e| e.into_inner()) = reason.clone();
+        // A close that raced with the failure keeps the journal closed.
+        let _ = j
+            .state
+            .compare_exchange(UP, DOWN, Ordering::AcqRel, Ordering::Acquire);
+        while let Ok(p) = rx.try_recv() {
+            batch.push(p);
+        }
+        for p in batch.iter_mut().rev() {
+            let mut shard = self.db.write(p.key.as_str());
+            while let Some((ty, old)) = p.undo.pop() {
+                shard.restore(ty, &p.key, old);
+            }
+        }
+        for p in batch.drain(..) {
+            if let Some(done) = p.done {
+                let _ = done.send(Err(JournalError::Unavailable(reason.clone())));
+            }
+        }
+    }
+
+    /// Retries the log until it takes writes again; false when the journal
+    /// was closed meanwhile.
+    async fn recover<L: Log>(&self, log: &mut L) -> bool {
+        let j = &self.journal;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = j.finish.notified() => return false,
+            }
+            match log.recover().await {
+                Ok(()) => {
+                    let _ = j
+                        .state
+                        .compare_exchange(DOWN, UP, Ordering::AcqRel, Ordering::Acquire);
+                    tracing::info!("transaction log recovered; taking writes again");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?wait, "transaction log still unavailable");
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    use kvs_core::{PlainState, State};
+    use kvs_log::{LogError, ReplayStats};
+
+    use super::*;
+    use crate::store::Db;
+
+    /// A log whose appends fail while `failing` is set, as a full disk or an
+    /// unreachable txn-server would; it keeps what it accepted.
+    #[derive(Clone, Default)]
+    struct FlakyLog {
+        failing: Arc<AtomicBool>,
+        accepted: Arc<Mutex<Vec<Txn>>>,
+    }
+
+    impl Log for FlakyLog {
+        async fn replay(
+            &mut self,
+            _visit: impl FnMut(Txn) + Send + 'static,
+        ) -> Result<ReplayStats, LogError> {
+            Ok(ReplayStats::default())
+        }
+        async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+            tokio::task::yield_now().await;
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(LogError::Unavailable("disk on fire".into()));
+            }
+            self.accepted.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        }
+        async fn recover(&mut self) -> Result<(), LogError> {
+            match self.failing.load(Ordering::SeqCst) {
+                true => Err(LogError::Unavailable("still on fire".into())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    fn store(mode: Durability) -> (Arc<Store>, FlakyLog, tokio::task::JoinHandle<()>) {
+        let (journal, queue) = Journal::new(mode, 1024, false, Arc::default());
+        let store = Arc::new(Store {
+            db: Arc::new(Db::default()),
+            journal,
+        });
+        store.journal.open();
+        let log = FlakyLog::default();
+        let committer = {
+            let (store, log) = (store.clone(), log.clone());
+            tokio::spawn(async move { store.commit(log, queue).await })
+        };
+        (store, log, committer)
+    }
+
+    async fn put(store: &Store, key: &str, v: i32) -> Result<(), JournalError> {
+        store
+            .write(&Key::parse(key).unwrap(), |tx| {
+                tx.put(Value::Int(v));
+                Ok(())
+            })
+            .await
+    }
+
+    async fn wait_up(store: &Store) {
+        for _ in 0..200 {
+            if store.journal.is_up() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("journal did not recover");
+    }
+
+    fn memory(db: &Db) -> PlainState {
+        let mut state = PlainState::new();
+        for ty in ValueType::ALL {
+            for key in db.keys(ty, "", None, usize::MAX) {
+                let value = db.get(ty, key.as_str()).unwrap();
+                state.put(key, value);
+            }
+        }
+        state
+    }
+
+    #[tokio::test]
+    async fn a_write_that_cannot_be_made_durable_is_refused_and_undone() {
+        let (store, log, _committer) = store(Durability::Sync);
+        put(&store, "a", 1).await.unwrap();
+        log.failing.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            put(&store, "a", 2).await,
+            Err(JournalError::Unavailable(_))
+        ));
+        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
+        // While down, writes are refused at once and change nothing.
+        assert!(matches!(
+            put(&store, "b", 1).await,
+            Err(JournalError::Unavailable(_))
+        ));
+        assert_eq!(store.db.get(ValueType::Int, "b"), None);
+
+        log.failing.store(false, Ordering::SeqCst);
+        wait_up(&store).await;
+        put(&store, "a", 3).await.unwrap();
+        let accepted = log.accepted.lock().unwrap().clone();
+        let values: Vec<_> = accepted
+            .iter()
+            .map(|t| match t {
+                Txn::Put {
+                    value: Value::Int(v),
+                    ..
+                } => *v,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(values, [1, 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_equals_the_log_after_failures_under_concurrent_writes() {
+        for mode in [Durability::Sync, Durability::Async] {
+            let (store, log, committer) = store(mode);
+            let writers: Vec<_> = (0..8)
+                .map(|w| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for i in 0..300 {
+                            let key = format!("k{}", (w * 7 + i) % 13);
+                            let _ = put(&store, &key, i).await;
+                            if i % 50 == 0 {
+                                tokio::time::sleep(Duration::from_millis(2)).await;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for flip in 0..6 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                log.failing.store(flip % 2 == 0, Ordering::SeqCst);
+            }
+            log.failing.store(false, Ordering::SeqCst);
+            for w in writers {
+                w.await.unwrap();
+            }
+            wait_up(&store).await;
+            store.journal.close();
+            committer.await.unwrap();
+
+            let mut logged = PlainState::new();
+            for t in log.accepted.lock().unwrap().iter().cloned() {
+                t.apply_to(&mut logged);
+            }
+            assert!(
+                store.journal.metrics.log_failures.get() > 0,
+                "{mode:?}: no append failed"
+            );
+            assert_eq!(memory(&store.db), logged, "{mode:?}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The real binary against its log file: restarts, kill -9, damaged files
+//! and compaction.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::process::{ServerProcess, run_to_exit};
+
+/// One value of every type, by compatibility route: (put path, get path,
+/// body, what GET answers).
+const MIX: [(&str, &str, &str, &str); 7] = [
+    ("/int-put/i", "/int-get/i", "-7", "-7"),
+    ("/uint/put/u", "/uint/get/u", "7", "7"),
+    ("/float-put/f", "/float-get/f", "0.1", "0.1"),
+    ("/str-put/s", "/str-get/s", "hello\nworld", "hello\nworld"),
+    ("/str-put/empty", "/str-get/empty", "", ""),
+    (
+        "/map-put/m",
+        "/map-get/m",
+        r#"{"k":"v","a":"b"}"#,
+        r#"{"a":"b","k":"v"}"#,
+    ),
+    (
+        "/set-put/t",
+        "/set-get/t",
+        r#"["y","x","y"]"#,
+        r#"["x","y"]"#,
+    ),
+];
+
+async fn put(client: &reqwest::Client, base: &str, path: &str, body: &str) -> StatusCode {
+    client
+        .put(format!("{base}{path}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn get(client: &reqwest::Client, base: &str, path: &str) -> (StatusCode, String) {
+    let resp = client.get(format!("{base}{path}")).send().await.unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+async fn write_mix(base: &str) {
+    let client = reqwest::Client::new();
+    for (put_path, _, body, _) in MIX {
+        assert_eq!(
+            put(&client, base, put_path, body).await,
+            StatusCode::OK,
+            "{put_path}"
+        );
+    }
+    // Overwritten and deleted values must stay that way after a restart.
+    assert_eq!(
+        put(&client, base, "/int-put/gone", "1").await,
+        StatusCode::OK
+    );
+    let resp = client
+        .delete(format!("{base}/del/gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["deleted"], "true");
+}
+
+async fn assert_mix(base: &str) {
+    let client = reqwest::Client::new();
+    for (_, get_path, _, expected) in MIX {
+        assert_eq!(
+            get(&client, base, get_path).await,
+            (StatusCode::OK, expected.to_owned()),
+            "{get_path}"
+        );
+    }
+    assert_eq!(
+        get(&client, base, "/int-get/gone").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn every_value_is_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    write_mix(&server.base).await;
+    let status = server.terminate();
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    assert_mix(&server.base).await;
+    assert!(
+        server.output().contains("replayed the transaction log"),
+        "{}",
+        server.output()
+    );
+}
+
+#[tokio::test]
+async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &["--durability", "async"]).await;
+    write_mix(&server.base).await;
+    let client = reqwest::Client::new();
+    for i in 0..500 {
+        assert_eq!(
+            put(&client, &server.base, &format!("/int/n{i}"), &i.to_string()).await,
+            StatusCode::OK
+        );
+    }
+    assert!(server.terminate().success());
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    assert_mix(&server.base).await;
+    for i in 0..500 {
+        assert_eq!(
+            get(&client, &server.base, &format!("/int/n{i}")).await.1,
+            i.to_string()
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let base = server.base.clone();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0.. {
+                if Instant::now() > deadline {
+                    break;
+                }
+                // Each writer overwrites a few keys, so the last acknowledged
+                // value of each key is what must survive.
+                let key = format!("w{w}_{}", i % 5);
+                let value = format!("{w}-{i}");
+                match client
+                    .put(format!("{base}/str/{key}"))
+                    .body(value.clone())
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        acked.lock().unwrap().insert(key, value);
+                    }
+                    // The kill cuts connections: unacknowledged, may or may not be there.
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 16,
+        "the writers got too few answers before the kill: {}",
+        acked.len()
+    );
+
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    for (key, value) in &acked {
+        let (status, body) = get(&client, &server.base, &format!("/str/{key}")).await;
+        assert_eq!(status, StatusCode::OK, "{key} lost");
+        // A later write may have reached the log without its answer.
+        let (w, i) = value.split_once('-').unwrap();
+        let (bw, bi) = body.split_once('-').unwrap();
+        assert!(
+            bw == w && bi.parse::<u64>().unwrap() >= i.parse::<u64>().unwrap(),
+            "{key}: acked {value}, found {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_torn_last_record_is_dropped_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    write_mix(&server.base).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        put(&client, &server.base, "/str/last", "the last write").await,
+        StatusCode::OK
+    );
+    assert!(server.terminate().success());
+    let log = dir.path().join("kvs.log");
+    let len = fs::metadata(&log).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    assert_mix(&server.base).await;
+    assert_eq!(
+        get(&client, &server.base, "/str/last").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(server.output().contains("torn"), "{}", server.output());
+}
+
+#[tokio::test]
+async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    write_mix(&server.base).await;
+    assert!(server.terminate().success());
+    let log = dir.path().join("kvs.log");
+    let mut bytes = fs::read(&log).unwrap();
+    // The third record's payload: header (8), then two frames.
+    let frame = |at: usize| 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let third = 8 + frame(8) + frame(8 + frame(8));
+    bytes[third + 10] ^= 0x55;
+    fs::write(&log, &bytes).unwrap();
+
+    let (status, output) = run_to_exit(dir.path(), &[]);
+    assert!(!status.success(), "must refuse a corrupt log");
+    assert!(
+        output.contains(&format!("corrupt at byte offset {third}")),
+        "{output}"
+    );
+
+    let server = ServerProcess::start(dir.path(), &["--truncate-corrupt"]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(get(&client, &server.base, "/int-get/i").await.1, "-7");
+    assert_eq!(get(&client, &server.base, "/uint/get/u").await.1, "7");
+    assert_eq!(
+        get(&client, &server.base, "/float-get/f").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--compact-min-bytes", "65536"];
+    let server = ServerProcess::start(dir.path(), &args).await;
+    let client = reqwest::Client::new();
+    let value = "v".repeat(100);
+    // 20 live keys overwritten 300 times each: about 800 KiB of history.
+    for round in 0..300 {
+        for k in 0..20 {
+            let body = format!("{round}:{value}");
+            assert_eq!(
+                put(&client, &server.base, &format!("/str/k{k}"), &body).await,
+                StatusCode::OK
+            );
+        }
+    }
+    let output = server.output();
+    assert!(output.contains("compacted the log"), "{output}");
+    assert!(server.terminate().success());
+    let size = fs::metadata(dir.path().join("kvs.log")).unwrap().len();
+    assert!(size < 3 * 65536, "the log is {size} bytes for 20 live keys");
+
+    let server = ServerProcess::start(dir.path(), &args).await;
+    for k in 0..20 {
+        assert_eq!(
+            get(&client, &server.base, &format!("/str/k{k}")).await.1,
+            format!("299:{value}")
+        );
+    }
+}

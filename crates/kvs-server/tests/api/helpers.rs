@@ -1,0 +1,133 @@
+//! An in-process server on an ephemeral port, with its own data directory,
+//! and request helpers named for what they do.
+
+use std::time::Duration;
+
+use clap::Parser;
+use kvs_server::Config;
+use reqwest::{Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    /// Dropping it shuts the server down.
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// A ready server with the default settings plus `args`.
+    pub async fn spawn(args: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut argv = vec!["kvs-server", "--data-dir", dir.path().to_str().unwrap()];
+        argv.extend_from_slice(args);
+        let config = Config::parse_from(argv);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            kvs_server::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server failed");
+        });
+        let app = TestApp {
+            base: format!("http://{addr}/kvs/v1-0-0"),
+            client: reqwest::Client::new(),
+            _dir: dir,
+            _stop: stop,
+        };
+        wait_ready(&app.client, &app.base).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .put(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// The body of a GET that must answer 200.
+    pub async fn get_ok(&self, path: &str) -> String {
+        let resp = self.get(path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        resp.text().await.unwrap()
+    }
+
+    /// A PUT that must answer 200.
+    pub async fn put_ok(&self, path: &str, body: &str) {
+        let resp = self.put(path, body.to_owned()).await;
+        let status = resp.status();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "PUT {path} {body:?}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+}
+
+/// Polls `/readyz` until it answers 200 (replay done).
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..500 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server at {base} did not become ready within 10 s");
+}
+
+/// Asserts an error answer: its status, the problem+json format, and a
+/// detail that mentions `needle`.
+pub async fn assert_problem(resp: Response, status: StatusCode, needle: &str) {
+    assert_eq!(resp.status(), status);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(needle),
+        "detail {detail:?} lacks {needle:?}"
+    );
+}
+
+/// Whether a DELETE answered 200 with `Deleted: true`.
+pub fn deleted(resp: &Response) -> bool {
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.headers().get("deleted").is_some_and(|v| v == "true")
+}
