@@ -1,0 +1,39 @@
+"""Python client for KVS, the key-value service (REST API ``/kvs/v1-0-0``).
+
+Modules:
+
+- :mod:`kvs_client.protocol`: the API once, as request builders and answer
+  parsers, with no I/O;
+- :mod:`kvs_client.client`: :class:`Client` (blocking) and
+  :class:`AsyncClient` (asyncio), thin httpx transports over the protocol;
+- :mod:`kvs_client.errors`: the exception hierarchy;
+- :mod:`kvs_client.cli`: the ``kvs`` command line.
+"""
+
+from ._version import __version__
+from .client import DEFAULT_TIMEOUT, DEFAULT_URL, AsyncClient, Client
+from .errors import (
+    Conflict,
+    InvalidValue,
+    KvsConnectionError,
+    KvsError,
+    PayloadTooLarge,
+    Unavailable,
+)
+from .protocol import VALUE_TYPES, ValueType
+
+__all__ = [
+    "__version__",
+    "Client",
+    "AsyncClient",
+    "DEFAULT_URL",
+    "DEFAULT_TIMEOUT",
+    "KvsError",
+    "InvalidValue",
+    "Conflict",
+    "PayloadTooLarge",
+    "Unavailable",
+    "KvsConnectionError",
+    "VALUE_TYPES",
+    "ValueType",
+]

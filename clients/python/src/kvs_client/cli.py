@@ -1,0 +1,423 @@
+"""The ``kvs`` command line: every client operation as a sub-command.
+
+Run ``kvs --help`` (or ``python -m kvs_client --help``) for the commands and
+the exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+from ._version import __version__
+from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client
+from .errors import KvsConnectionError, KvsError, Unavailable
+from .protocol import VALUE_TYPES
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2  # argparse's own
+EXIT_CLIENT_ERROR = 3
+EXIT_UNAVAILABLE = 4
+
+EPILOG = """\
+examples:
+  kvs int put counter 5
+  kvs int incr counter --by 10       prints the value before: 5
+  kvs str put name "hello"
+  kvs map put m '{"a": "b"}'
+  kvs map field-get m a
+  kvs set put s '["x", "y"]'
+  kvs set add s z
+  kvs keys int --prefix c --limit 10
+  kvs --json map get m
+  kvs del counter                    deletes "counter" from every type
+  kvs str put note -- "-starts with a dash"   (-- before such values)
+
+output:
+  gets print the value (maps and sets as JSON, keys one per line);
+  deletes print "deleted" or "not found"; puts print "OK".
+  --json prints the result as JSON instead (null for an absent key).
+
+exit codes:
+  0  success
+  1  not found: a get of an absent key or map field (stdout empty, or
+     null under --json)
+  2  usage error
+  3  invalid value or other client error (HTTP 4xx): nothing was changed
+  4  server unavailable (HTTP 503 or another 5xx), not ready, or unreachable
+
+environment:
+  KVS_URL  server URL when --url is not given (default %(default_url)s)
+"""
+
+
+class _BadValue(Exception):
+    """A command-line value that cannot be sent (exit code 3)."""
+
+
+@dataclass
+class _Outcome:
+    """What a command printed and how it ended."""
+
+    value: Any
+    """The result, printed as JSON under ``--json``."""
+    text: Optional[str]
+    """The readable form, or None to print nothing on stdout."""
+    code: int = EXIT_OK
+    note: Optional[str] = None
+    """A readable remark for stderr (e.g. "not found")."""
+
+
+# --------------------------------------------------------------------------
+# Values: from the command line, and back to text
+
+
+_INT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _parse_int(text: str) -> int:
+    if not _INT.fullmatch(text):
+        raise _BadValue(f"not a decimal integer: {text!r}")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    try:
+        if "_" in text:
+            raise ValueError
+        return float(text)
+    except ValueError:
+        raise _BadValue(f"not a decimal number: {text!r}") from None
+
+
+def _parse_map(text: str) -> Dict[str, str]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise _BadValue(f"map value is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _BadValue('map value must be a JSON object of strings, like {"a": "b"}')
+    return value
+
+
+def _parse_set(text: str) -> List[str]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise _BadValue(f"set value is not valid JSON: {exc}") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _BadValue('set value must be a JSON array of strings, like ["a", "b"]')
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    parse: Callable[[str], Any]
+    show: Callable[[Any], str]
+    value_help: str
+
+
+_KINDS: Dict[str, _Kind] = {
+    "int": _Kind(_parse_int, str, "a 32-bit signed integer"),
+    "uint": _Kind(_parse_int, str, "a 32-bit unsigned integer"),
+    "float": _Kind(_parse_float, repr, "a finite number, stored as a 32-bit float"),
+    "str": _Kind(str, str, "any text"),
+    "map": _Kind(_parse_map, _dumps, 'a JSON object of strings, e.g. \'{"a": "b"}\''),
+    "set": _Kind(_parse_set, _dumps, 'a JSON array of strings, e.g. \'["a", "b"]\''),
+}
+
+
+# --------------------------------------------------------------------------
+# Outcomes
+
+
+def _got(value: Any, show: Callable[[Any], str] = str) -> _Outcome:
+    if value is None:
+        return _Outcome(None, None, EXIT_NOT_FOUND, "not found")
+    return _Outcome(value, show(value))
+
+
+def _done(_: None = None) -> _Outcome:
+    return _Outcome(None, "OK")
+
+
+def _flag(yes: str, no: str) -> Callable[[bool], _Outcome]:
+    return lambda flag: _Outcome(flag, yes if flag else no)
+
+
+_deleted = _flag("deleted", "not found")
+
+
+# --------------------------------------------------------------------------
+# The parser
+
+
+Handler = Callable[[Client, argparse.Namespace], _Outcome]
+
+
+def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--url, --timeout and --json, accepted before or after the command.
+
+    On sub-commands they default to SUPPRESS so that an option given before
+    the command is not overwritten by the sub-command's default.
+    """
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--url",
+        default=default(os.environ.get("KVS_URL") or DEFAULT_URL),
+        help="server URL, without the base path (env KVS_URL; default %s)" % DEFAULT_URL,
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default(DEFAULT_TIMEOUT),
+        help="request timeout in seconds (default %s)" % DEFAULT_TIMEOUT,
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the result as JSON",
+    )
+
+
+class _Builder:
+    """Adds sub-commands, each with its handler and the common options."""
+
+    def __init__(self, subparsers: Any) -> None:
+        self._subparsers = subparsers
+
+    def command(
+        self, name: str, help: str, handler: Optional[Handler], *, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._subparsers.add_parser(
+            name, help=help, description=help, aliases=list(aliases)
+        )
+        if handler is not None:
+            parser.set_defaults(handler=handler)
+            _common_options(parser, defaults=False)
+        return parser
+
+    def group(self, name: str, help: str) -> _Builder:
+        parser = self.command(name, help, None)
+        return _Builder(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
+
+
+_SUBCOMMANDS: Dict[str, List[str]] = {type_: ["put", "get", "del"] for type_ in VALUE_TYPES}
+_SUBCOMMANDS["int"].append("incr")
+_SUBCOMMANDS["map"].extend(["field-get", "field-put", "field-del"])
+_SUBCOMMANDS["set"].extend(["add", "remove", "contains"])
+
+
+def _add_type_commands(root: _Builder, type_: str) -> _Builder:
+    kind = _KINDS[type_]
+    group = root.group(type_, f"{type_} values: " + ", ".join(_SUBCOMMANDS[type_]))
+
+    put = group.command(
+        "put",
+        f"store a {type_} value",
+        lambda c, a: _done(getattr(c, f"{type_}_put")(a.key, kind.parse(a.value))),
+    )
+    put.add_argument("key")
+    put.add_argument("value", help=kind.value_help)
+
+    get = group.command(
+        "get",
+        f"print the {type_} value (exit 1 when absent)",
+        lambda c, a: _got(getattr(c, f"{type_}_get")(a.key), kind.show),
+    )
+    get.add_argument("key")
+
+    delete = group.command(
+        "del",
+        f"delete the {type_} key",
+        lambda c, a: _deleted(getattr(c, f"{type_}_delete")(a.key)),
+        aliases=["delete"],
+    )
+    delete.add_argument("key")
+    return group
+
+
+def _int_incr(client: Client, args: argparse.Namespace) -> _Outcome:
+    before = client.int_incr(args.key, _parse_int(args.by))
+    return _Outcome(before, str(before))
+
+
+def _keys(client: Client, args: argparse.Namespace) -> _Outcome:
+    found = client.keys(args.type, prefix=args.prefix, after=args.after, limit=args.limit)
+    return _Outcome(found, "\n".join(found) if found else None)
+
+
+def _ready(client: Client, args: argparse.Namespace) -> _Outcome:
+    if client.readyz():
+        return _Outcome(True, "ready")
+    return _Outcome(False, None, EXIT_UNAVAILABLE, "not ready")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kvs`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="kvs",
+        description="Command line for KVS, the key-value service.",
+        epilog=EPILOG % {"default_url": DEFAULT_URL},
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _common_options(parser, defaults=True)
+    root = _Builder(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
+
+    for type_ in VALUE_TYPES:
+        group = _add_type_commands(root, type_)
+
+        if type_ == "int":
+            incr = group.command("incr", "add to the value (absent counts as 0) and print the value BEFORE", _int_incr)
+            incr.add_argument("key")
+            incr.add_argument("--by", default="1", metavar="N", help="amount, may be negative (default 1)")
+
+        if type_ == "map":
+            field_get = group.command(
+                "field-get",
+                "print one field (exit 1 when the map or field is absent)",
+                lambda c, a: _got(c.map_field_get(a.key, a.field)),
+            )
+            field_put = group.command(
+                "field-put",
+                "set one field (creates the map)",
+                lambda c, a: _done(c.map_field_put(a.key, a.field, a.value)),
+            )
+            field_del = group.command(
+                "field-del",
+                "remove one field",
+                lambda c, a: _deleted(c.map_field_delete(a.key, a.field)),
+                aliases=["field-delete"],
+            )
+            for command in (field_get, field_put, field_del):
+                command.add_argument("key")
+                command.add_argument("field")
+            field_put.add_argument("value")
+
+        if type_ == "set":
+            add = group.command(
+                "add",
+                "add a member (creates the set)",
+                lambda c, a: _flag("added", "already a member")(c.set_add(a.key, a.member)),
+            )
+            remove = group.command(
+                "remove",
+                "remove a member",
+                lambda c, a: _flag("removed", "not a member")(c.set_remove(a.key, a.member)),
+            )
+            contains = group.command(
+                "contains",
+                "print true or false",
+                lambda c, a: _flag("true", "false")(c.set_contains(a.key, a.member)),
+            )
+            for command in (add, remove, contains):
+                command.add_argument("key")
+                command.add_argument("member")
+
+    keys = root.command("keys", "list the keys of one type, sorted, one per line", _keys)
+    keys.add_argument("type", choices=VALUE_TYPES)
+    keys.add_argument("--prefix", help="only keys starting with this")
+    keys.add_argument("--after", metavar="KEY", help="only keys greater than this (to page)")
+    keys.add_argument("--limit", type=int, metavar="N", help="at most N keys (server default 1000)")
+
+    delete = root.command(
+        "del",
+        "delete a key from every type that holds it",
+        lambda c, a: _deleted(c.delete(a.key)),
+        aliases=["delete"],
+    )
+    delete.add_argument("key")
+
+    echo = root.command(
+        "echo", "print the text with the case of each letter swapped", lambda c, a: _got(c.echo(a.text))
+    )
+    echo.add_argument("text")
+    root.command("hello", "print the server's greeting", lambda c, a: _got(c.hello()))
+    fibo = root.command(
+        "fibo", "print the N-th Fibonacci number (0 <= N <= 93)", lambda c, a: _got(c.fibo(_parse_int(a.n)))
+    )
+    fibo.add_argument("n", metavar="N")
+    root.command(
+        "health",
+        "check that the server answers (/healthz)",
+        lambda c, a: _Outcome(c.healthz(), "ok"),
+        aliases=["healthz"],
+    )
+    root.command("ready", "check that the server is ready (/readyz); exit 4 when not", _ready, aliases=["readyz"])
+    return parser
+
+
+# --------------------------------------------------------------------------
+# Running
+
+
+def _error_code(error: KvsError) -> int:
+    if isinstance(error, KvsConnectionError) or error.status is None:
+        return EXIT_UNAVAILABLE
+    return EXIT_CLIENT_ERROR if 400 <= error.status < 500 else EXIT_UNAVAILABLE
+
+
+def _report_error(error: Exception, as_json: bool, stderr: TextIO) -> None:
+    if as_json:
+        body: Dict[str, Any] = {"error": type(error).__name__, "detail": getattr(error, "detail", str(error))}
+        if isinstance(error, KvsError):
+            body["status"] = error.status
+        if isinstance(error, Unavailable):
+            body["retry_after"] = error.retry_after
+        print(json.dumps(body, ensure_ascii=False), file=stderr)
+        return
+    message = str(error)
+    if isinstance(error, Unavailable) and error.retry_after is not None:
+        message += f" (retry after {error.retry_after:g} s)"
+    print(f"kvs: error: {message}", file=stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; return its exit code."""
+    args = build_parser().parse_args(argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        with Client(args.url, timeout=args.timeout) as client:
+            outcome: _Outcome = args.handler(client, args)
+    except KvsError as error:
+        _report_error(error, args.json, stderr)
+        return _error_code(error)
+    except (_BadValue, ValueError) as error:
+        _report_error(error, args.json, stderr)
+        return EXIT_CLIENT_ERROR
+
+    if args.json:
+        print(_dumps(outcome.value), file=stdout)
+    else:
+        if outcome.text is not None:
+            print(outcome.text, file=stdout)
+        if outcome.note is not None:
+            print(outcome.note, file=stderr)
+    return outcome.code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""The synchronous :class:`Client` and asynchronous :class:`AsyncClient`.
+
+Both are thin transports around :mod:`kvs_client.protocol`: each operation is
+listed once, in :class:`_Operations`, as an :class:`_Op` descriptor. Read
+through a ``Client`` it is a plain method; read through an ``AsyncClient`` it
+is a coroutine method. Either way it builds the protocol's request, sends it
+with httpx, and parses the answer with the protocol's parser.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from types import TracebackType
+from typing import Any, Callable, Coroutine, Dict, Generic, Mapping, Optional, Type, TypeVar, overload
+
+import httpx
+
+from . import protocol
+from ._version import __version__
+from .errors import KvsConnectionError
+from .protocol import BASE_PATH, Operation
+
+if sys.version_info >= (3, 10):
+    from typing import ParamSpec
+else:  # pragma: no cover
+    from typing_extensions import ParamSpec
+
+__all__ = ["Client", "AsyncClient", "DEFAULT_URL", "DEFAULT_TIMEOUT"]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+"""Where a KVS server listens by default (without the base path)."""
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds to wait for connecting, sending, or each read."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Op(Generic[P, T]):
+    """One protocol operation, exposed as a method of both clients."""
+
+    def __init__(self, build: Callable[P, Operation[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+        self.__wrapped__ = build
+        # What help() and inspect should show: the protocol function's
+        # parameters, returning the parsed result rather than the Operation.
+        signature = inspect.signature(build)
+        returns = signature.return_annotation
+        if isinstance(returns, str) and returns.startswith("Operation[") and returns.endswith("]"):
+            returns = returns[len("Operation[") : -1]
+        self.signature = signature.replace(return_annotation=returns)
+        self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.__signature__ = self.signature.replace(parameters=[self_parameter, *self.signature.parameters.values()])
+
+    def __call__(self, client: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call through the class, as ``Client.int_get(client, key)``."""
+        return client._bind(self.build)(*args, **kwargs)
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> _Op[P, T]: ...
+
+    @overload
+    def __get__(self, obj: Client, owner: Optional[type] = None) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(self, obj: AsyncClient, owner: Optional[type] = None) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        method = obj._bind(self.build)
+        functools.update_wrapper(method, self.build)
+        method.__signature__ = self.signature
+        return method
+
+
+class _Operations:
+    """Every operation, listed once; documented in :mod:`kvs_client.protocol`."""
+
+    int_put = _Op(protocol.int_put)
+    int_get = _Op(protocol.int_get)
+    int_delete = _Op(protocol.int_delete)
+    int_incr = _Op(protocol.int_incr)
+
+    uint_put = _Op(protocol.uint_put)
+    uint_get = _Op(protocol.uint_get)
+    uint_delete = _Op(protocol.uint_delete)
+
+    float_put = _Op(protocol.float_put)
+    float_get = _Op(protocol.float_get)
+    float_delete = _Op(protocol.float_delete)
+
+    str_put = _Op(protocol.str_put)
+    str_get = _Op(protocol.str_get)
+    str_delete = _Op(protocol.str_delete)
+
+    map_put = _Op(protocol.map_put)
+    map_get = _Op(protocol.map_get)
+    map_delete = _Op(protocol.map_delete)
+    map_field_get = _Op(protocol.map_field_get)
+    map_field_put = _Op(protocol.map_field_put)
+    map_field_delete = _Op(protocol.map_field_delete)
+
+    set_put = _Op(protocol.set_put)
+    set_get = _Op(protocol.set_get)
+    set_delete = _Op(protocol.set_delete)
+    set_contains = _Op(protocol.set_contains)
+    set_add = _Op(protocol.set_add)
+    set_remove = _Op(protocol.set_remove)
+
+    keys = _Op(protocol.keys)
+    delete = _Op(protocol.delete)
+
+    echo = _Op(protocol.echo)
+    hello = _Op(protocol.hello)
+    fibo = _Op(protocol.fibo)
+    healthz = _Op(protocol.healthz)
+    readyz = _Op(protocol.readyz)
+
+
+def _httpx_options(base_url: str, timeout: Optional[float], headers: Optional[Mapping[str, str]]) -> Dict[str, Any]:
+    all_headers = {"User-Agent": f"kvs-client-python/{__version__}"}
+    all_headers.update(headers or {})
+    return {
+        "base_url": base_url.rstrip("/") + BASE_PATH,
+        "timeout": timeout,
+        "headers": all_headers,
+    }
+
+
+def _send_options(op: Operation[Any]) -> Dict[str, Any]:
+    request = op.request
+    return {
+        "method": request.method,
+        "url": request.path,
+        "content": request.content,
+        "params": dict(request.params) or None,
+        "headers": dict(request.headers) or None,
+    }
+
+
+def _connection_error(exc: httpx.TransportError, base_url: httpx.URL) -> KvsConnectionError:
+    reason = str(exc) or type(exc).__name__
+    return KvsConnectionError(f"cannot reach KVS at {base_url}: {reason}")
+
+
+class Client(_Operations):
+    """A blocking KVS client.
+
+    >>> with Client("http://127.0.0.1:8080") as kvs:  # doctest: +SKIP
+    ...     kvs.int_put("counter", 5)
+    ...     kvs.int_get("counter")
+    5
+
+    ``base_url`` is the server's address without the base path
+    (``/kvs/v1-0-0`` is appended). ``timeout`` is in seconds (``None`` for
+    none); ``headers`` are sent with every request.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self._http = httpx.Client(**_httpx_options(base_url, timeout, headers))
+
+    @property
+    def base_url(self) -> str:
+        """The server's URL including the base path."""
+        return str(self._http.base_url)
+
+    def _bind(self, build: Callable[P, Operation[T]]) -> Callable[P, T]:
+        def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            return self._execute(build(*args, **kwargs))
+
+        return method
+
+    def _execute(self, op: Operation[T]) -> T:
+        try:
+            response = self._http.request(**_send_options(op))
+        except httpx.TransportError as exc:
+            raise _connection_error(exc, self._http.base_url) from exc
+        return op.parse(response)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+
+class AsyncClient(_Operations):
+    """An asyncio KVS client: the same operations as :class:`Client`, as
+    coroutines.
+
+    >>> async with AsyncClient() as kvs:  # doctest: +SKIP
+    ...     await kvs.int_incr("counter")
+    0
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(**_httpx_options(base_url, timeout, headers))
+
+    @property
+    def base_url(self) -> str:
+        """The server's URL including the base path."""
+        return str(self._http.base_url)
+
+    def _bind(self, build: Callable[P, Operation[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await self._execute(build(*args, **kwargs))
+
+        return method
+
+    async def _execute(self, op: Operation[T]) -> T:
+        try:
+            response = await self._http.request(**_send_options(op))
+        except httpx.TransportError as exc:
+            raise _connection_error(exc, self._http.base_url) from exc
+        return op.parse(response)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({self.base_url!r})"

@@ -1,0 +1,91 @@
+"""Exceptions raised by the KVS client.
+
+Every exception derives from :class:`KvsError`, so ``except KvsError`` catches
+anything the client raises on purpose. Server errors map by HTTP status::
+
+    KvsError                 any other error answer (e.g. 500), and the base
+    ├── InvalidValue         400: bad value, bad key, bad query parameter
+    ├── Conflict             409: an increment would overflow i32
+    ├── PayloadTooLarge      413: body over the server's size limit
+    ├── Unavailable          503: not ready yet, or the write is not durable
+    └── KvsConnectionError   no answer at all (refused, reset, timed out)
+
+An absent key is not an error: getters return ``None`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "KvsError",
+    "InvalidValue",
+    "Conflict",
+    "PayloadTooLarge",
+    "Unavailable",
+    "KvsConnectionError",
+]
+
+
+class KvsError(Exception):
+    """Base of every client error.
+
+    Attributes:
+        status: the HTTP status of the server's answer, or ``None`` when
+            there was no answer (transport failure).
+        detail: the server's one-sentence explanation (the ``detail`` of its
+            ``application/problem+json`` body), or a description of the
+            transport failure.
+    """
+
+    def __init__(self, detail: str, status: Optional[int] = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+    def __str__(self) -> str:
+        if self.status is None:
+            return self.detail
+        return f"{self.status}: {self.detail}"
+
+
+class InvalidValue(KvsError):
+    """400: the value, key or parameter was rejected; nothing was changed."""
+
+
+class Conflict(KvsError):
+    """409: the increment would overflow a 32-bit signed integer.
+
+    The stored value is left unchanged.
+    """
+
+
+class PayloadTooLarge(KvsError):
+    """413: the request body is over the server's ``--max-body-bytes``."""
+
+
+class Unavailable(KvsError):
+    """503: the server is still replaying its log, or could not make a write
+    durable. Retrying later is expected to succeed.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait (its ``Retry-After``
+            header), or ``None`` if it gave none.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        status: Optional[int] = 503,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(detail, status)
+        self.retry_after = retry_after
+
+
+class KvsConnectionError(KvsError, ConnectionError):
+    """The server could not be reached or did not answer in time.
+
+    Also a builtin :class:`ConnectionError`, so generic network handling
+    catches it too. ``status`` is always ``None``.
+    """

@@ -1,0 +1,325 @@
+"""The ``kvs`` command line against a real kvs-server.
+
+Most tests call :func:`kvs_client.cli.main` in-process (fast); the last ones
+run it as a user does, in a child process, through ``python -m`` and the
+installed console script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional
+
+import pytest
+
+from kvs_client import cli
+
+
+class Run(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def kvs(base_url: str, capsys: pytest.CaptureFixture[str]):
+    """Run ``kvs --url <server> ARGS...`` in-process."""
+
+    def run(*args: str) -> Run:
+        try:
+            code = cli.main(["--url", base_url, *args])
+        except SystemExit as exit:  # argparse usage errors, --help
+            code = int(exit.code or 0)
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def run_child(args: List[str], env: Optional[Dict[str, str]] = None) -> Run:
+    done = subprocess.run(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def env_with(**variables: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop("KVS_URL", None)
+    env.update(variables)
+    return env
+
+
+def unused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# ---------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    "type_, value, shown",
+    [
+        ("int", "5", "5"),
+        ("int", "-2147483648", "-2147483648"),
+        ("uint", "4294967295", "4294967295"),
+        ("float", "1.5", "1.5"),
+        ("float", "-2e3", "-2000.0"),
+        ("str", "hello world", "hello world"),
+        ("map", '{"b": "2", "a": "1"}', '{"a": "1", "b": "2"}'),
+        ("set", '["y", "x", "y"]', '["x", "y"]'),
+    ],
+)
+def test_put_get_del_of_every_type(kvs, key: str, type_: str, value: str, shown: str) -> None:
+    assert kvs(type_, "put", key, "--", value) == (0, "OK\n", "")
+    assert kvs(type_, "get", key) == (0, shown + "\n", "")
+    assert kvs(type_, "del", key) == (0, "deleted\n", "")
+    assert kvs(type_, "delete", key) == (0, "not found\n", "")
+
+
+@pytest.mark.parametrize("type_", ["int", "uint", "float", "str", "map", "set"])
+def test_get_of_an_absent_key_exits_1_with_nothing_on_stdout(kvs, key: str, type_: str) -> None:
+    assert kvs(type_, "get", key) == (1, "", "not found\n")
+
+
+def test_json_output_of_a_get(kvs, key: str) -> None:
+    kvs("map", "put", key, '{"a": "b"}')
+    code, out, _ = kvs("--json", "map", "get", key)
+    assert code == 0 and json.loads(out) == {"a": "b"}
+    code, out, _ = kvs("set", "put", key, '["b", "a"]')
+    code, out, _ = kvs("set", "get", key, "--json")
+    assert code == 0 and json.loads(out) == ["a", "b"]
+    kvs("float", "put", key, "0.1")
+    assert kvs("float", "get", key, "--json") == (0, "0.1\n", "")
+    kvs("str", "put", key, "hi")
+    assert kvs("str", "get", key, "--json") == (0, '"hi"\n', "")
+
+
+def test_json_output_of_an_absent_key_is_null_and_exits_1(kvs, key: str) -> None:
+    assert kvs("--json", "int", "get", key) == (1, "null\n", "")
+
+
+def test_json_output_of_put_and_delete(kvs, key: str) -> None:
+    assert kvs("--json", "int", "put", key, "1") == (0, "null\n", "")
+    assert kvs("--json", "int", "del", key) == (0, "true\n", "")
+    assert kvs("--json", "int", "del", key) == (0, "false\n", "")
+
+
+def test_values_that_look_like_options_follow_a_double_dash(kvs, key: str) -> None:
+    assert kvs("int", "put", key, "-5") == (0, "OK\n", "")
+    assert kvs("str", "put", key, "--", "--json") == (0, "OK\n", "")
+    assert kvs("str", "get", key) == (0, "--json\n", "")
+
+
+def test_str_put_stores_the_argument_exactly(kvs, key: str) -> None:
+    assert kvs("str", "put", key, "  -dash and spaces ")[0] == 0
+    assert kvs("str", "get", key).out == "  -dash and spaces \n"
+    assert kvs("str", "put", key, "")[0] == 0
+    assert kvs("--json", "str", "get", key).out == '""\n'
+
+
+# ---------------------------------------------------------------- int incr
+
+
+def test_int_incr_prints_the_value_before(kvs, key: str) -> None:
+    assert kvs("int", "incr", key) == (0, "0\n", "")
+    assert kvs("int", "incr", key, "--by", "10") == (0, "1\n", "")
+    assert kvs("int", "incr", key, "--by", "-3") == (0, "11\n", "")
+    assert kvs("int", "get", key).out == "8\n"
+    assert kvs("--json", "int", "incr", key) == (0, "8\n", "")
+
+
+def test_int_incr_overflow_exits_3(kvs, key: str) -> None:
+    kvs("int", "put", key, "2147483647")
+    code, out, err = kvs("int", "incr", key)
+    assert (code, out) == (3, "")
+    assert err.startswith("kvs: error: 409")
+    assert kvs("int", "get", key).out == "2147483647\n"
+
+
+# ---------------------------------------------------------------- invalid values
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["int", "put", "{key}", "abc"],
+        ["int", "put", "{key}", "2147483648"],
+        ["uint", "put", "{key}", "-1"],
+        ["float", "put", "{key}", "nan"],
+        ["float", "put", "{key}", "x1"],
+        ["map", "put", "{key}", "not json"],
+        ["map", "put", "{key}", '{"a": 1}'],
+        ["set", "put", "{key}", '"abc"'],
+        ["int", "put", "bad-key", "1"],
+        ["fibo", "94"],
+        ["fibo", "ten"],
+        ["keys", "int", "--limit", "-1"],
+        ["int", "incr", "{key}", "--by", "x"],
+    ],
+)
+def test_an_invalid_value_exits_3_and_stores_nothing(kvs, key: str, args: List[str]) -> None:
+    code, out, err = kvs(*[arg.replace("{key}", key) for arg in args])
+    assert (code, out) == (3, "")
+    assert err.startswith("kvs: error: ")
+    for type_ in ["int", "uint", "float", "map", "set"]:
+        assert kvs(type_, "get", key).code == 1
+
+
+def test_an_invalid_value_under_json_reports_the_error_as_json(kvs, key: str) -> None:
+    code, out, err = kvs("--json", "int", "put", key, "2147483648")
+    assert (code, out) == (3, "")
+    error = json.loads(err)
+    assert error["error"] == "InvalidValue"
+    assert error["status"] == 400
+    assert error["detail"]
+
+
+# ---------------------------------------------------------------- map fields and set members
+
+
+def test_map_field_commands(kvs, key: str) -> None:
+    assert kvs("map", "field-put", key, "a/b", "x y") == (0, "OK\n", "")
+    assert kvs("map", "field-get", key, "a/b") == (0, "x y\n", "")
+    assert kvs("map", "field-get", key, "nope") == (1, "", "not found\n")
+    assert kvs("map", "get", key).out == '{"a/b": "x y"}\n'
+    assert kvs("map", "field-del", key, "a/b") == (0, "deleted\n", "")
+    assert kvs("map", "field-delete", key, "a/b") == (0, "not found\n", "")
+    assert kvs("map", "get", key).out == "{}\n"
+
+
+def test_set_member_commands(kvs, key: str) -> None:
+    assert kvs("set", "add", key, "m") == (0, "added\n", "")
+    assert kvs("set", "add", key, "m") == (0, "already a member\n", "")
+    assert kvs("set", "contains", key, "m") == (0, "true\n", "")
+    assert kvs("set", "contains", key, "n") == (0, "false\n", "")
+    assert kvs("--json", "set", "contains", key, "m") == (0, "true\n", "")
+    assert kvs("set", "remove", key, "m") == (0, "removed\n", "")
+    assert kvs("set", "remove", key, "m") == (0, "not a member\n", "")
+    assert kvs("set", "get", key).out == "[]\n"
+
+
+# ---------------------------------------------------------------- keys and del
+
+
+def test_keys_lists_one_per_line(kvs, key: str) -> None:
+    for suffix in ["b", "a", "c"]:
+        kvs("int", "put", f"{key}_{suffix}", "1")
+    assert kvs("keys", "int", "--prefix", key).out == f"{key}_a\n{key}_b\n{key}_c\n"
+    assert kvs("keys", "int", "--prefix", key, "--limit", "2").out == f"{key}_a\n{key}_b\n"
+    assert kvs("keys", "int", "--prefix", key, "--after", f"{key}_a").out == f"{key}_b\n{key}_c\n"
+    code, out, _ = kvs("--json", "keys", "int", "--prefix", key)
+    assert code == 0 and json.loads(out) == [f"{key}_a", f"{key}_b", f"{key}_c"]
+    assert kvs("keys", "str", "--prefix", key) == (0, "", "")
+    assert kvs("--json", "keys", "str", "--prefix", key).out == "[]\n"
+
+
+def test_del_removes_the_key_from_every_type(kvs, key: str) -> None:
+    kvs("int", "put", key, "1")
+    kvs("str", "put", key, "x")
+    assert kvs("del", key) == (0, "deleted\n", "")
+    assert kvs("int", "get", key).code == 1
+    assert kvs("str", "get", key).code == 1
+    assert kvs("del", key) == (0, "not found\n", "")
+
+
+# ---------------------------------------------------------------- service commands
+
+
+def test_service_commands(kvs) -> None:
+    assert kvs("echo", "Hello World") == (0, "hELLO wORLD\n", "")
+    code, out, _ = kvs("hello")
+    assert code == 0 and "kvs" in out.lower()
+    assert kvs("fibo", "10") == (0, "55\n", "")
+    assert kvs("--json", "fibo", "93") == (0, "12200160415121876738\n", "")
+    assert kvs("health") == (0, "ok\n", "")
+    assert kvs("ready") == (0, "ready\n", "")
+    assert kvs("--json", "ready") == (0, "true\n", "")
+
+
+# ---------------------------------------------------------------- usage and transport
+
+
+@pytest.mark.parametrize("args", [[], ["int"], ["bogus"], ["int", "get"], ["keys", "bogus"], ["int", "put", "k"]])
+def test_usage_errors_exit_2(kvs, args: List[str]) -> None:
+    code, out, err = kvs(*args)
+    assert (code, out) == (2, "")
+    assert "usage:" in err
+
+
+def test_help_documents_the_exit_codes(kvs) -> None:
+    code, out, _ = kvs("--help")
+    assert code == 0
+    assert "exit codes:" in out
+    for line in ["0  success", "1  not found", "2  usage error", "3  invalid value", "4  server unavailable"]:
+        assert line in out
+
+
+def test_an_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--url", unused_url(), "--timeout", "2", "int", "get", "k"]) == 4
+    assert capsys.readouterr().err.startswith("kvs: error: cannot reach KVS at ")
+    assert cli.main(["--json", "--url", unused_url(), "health"]) == 4
+    error = json.loads(capsys.readouterr().err)
+    assert error["error"] == "KvsConnectionError" and error["status"] is None
+
+
+def test_kvs_url_environment_variable_is_the_default_url(
+    base_url: str, key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KVS_URL", base_url)
+    assert cli.main(["int", "put", key, "7"]) == 0
+    assert cli.main(["int", "get", key]) == 0
+    assert capsys.readouterr().out == "OK\n7\n"
+    # --url wins over the environment.
+    monkeypatch.setenv("KVS_URL", unused_url())
+    assert cli.main(["--url", base_url, "int", "get", key]) == 0
+    assert cli.main(["int", "get", key]) == 4
+
+
+# ---------------------------------------------------------------- as a user runs it
+
+
+def test_python_m_kvs_client_cli_with_kvs_url(base_url: str, key: str) -> None:
+    env = env_with(KVS_URL=base_url)
+    assert run_child([sys.executable, "-m", "kvs_client.cli", "int", "put", key, "5"], env) == (0, "OK\n", "")
+    assert run_child([sys.executable, "-m", "kvs_client.cli", "int", "get", key], env) == (0, "5\n", "")
+    assert run_child([sys.executable, "-m", "kvs_client.cli", "--json", "int", "incr", key], env) == (0, "5\n", "")
+    assert run_child([sys.executable, "-m", "kvs_client.cli", "int", "get", key + "_no"], env) == (1, "", "not found\n")
+
+
+def test_python_m_kvs_client_runs_the_cli(base_url: str) -> None:
+    done = run_child([sys.executable, "-m", "kvs_client", "--url", base_url, "echo", "aBc"], env_with())
+    assert done == (0, "AbC\n", "")
+
+
+def test_exit_codes_of_a_child_process(base_url: str, key: str) -> None:
+    python = [sys.executable, "-m", "kvs_client"]
+    assert run_child([*python, "--url", base_url, "uint", "put", key, "-1"], env_with()).code == 3
+    assert run_child([*python, "--url", unused_url(), "health"], env_with()).code == 4
+    assert run_child([*python, "nonsense"], env_with()).code == 2
+
+
+def test_the_installed_kvs_console_script(base_url: str) -> None:
+    script = shutil.which("kvs", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.fail(
+            f"no `kvs` console script beside {sys.executable}: install the package "
+            "(pip install -e 'clients/python[test]') to test it"
+        )
+    assert run_child([script, "--url", base_url, "fibo", "10"], env_with()) == (0, "55\n", "")
+    assert run_child([script, "--version"], env_with()).out.startswith("kvs ")
