@@ -1,0 +1,187 @@
+//! [`ClientBuilder`]: where the server is and how to reach it.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::HeaderMap;
+
+use crate::{BASE_PATH, Client, Error, Result};
+
+/// Where a KVS server listens by default: its root, without the base path.
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
+/// How long a whole request may take by default, from connecting to the
+/// last byte of the answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings for a [`Client`]; start from [`Client::builder`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let client = kvs_client::Client::builder()
+///     .base_url("http://127.0.0.1:8080")
+///     .timeout(Duration::from_secs(2))
+///     .pool_max_idle_per_host(8)
+///     .build()?;
+/// assert_eq!(client.base_url().as_str(), "http://127.0.0.1:8080/kvs/v1-0-0");
+/// # Ok::<(), kvs_client::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base_url: String,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    pool_idle_timeout: Option<Option<Duration>>,
+    pool_max_idle_per_host: Option<usize>,
+    default_headers: HeaderMap,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> ClientBuilder {
+        ClientBuilder {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            timeout: Some(DEFAULT_TIMEOUT),
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            pool_idle_timeout: None,
+            pool_max_idle_per_host: None,
+            default_headers: HeaderMap::new(),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The default settings (the same as [`Client::builder`]).
+    pub fn new() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The server's root URL, such as `http://10.0.0.5:8080` or
+    /// `http://gateway/prefix/` behind a proxy; the client appends
+    /// `/kvs/v1-0-0` itself. Default: [`DEFAULT_BASE_URL`].
+    pub fn base_url(mut self, url: impl Into<String>) -> ClientBuilder {
+        self.base_url = url.into();
+        self
+    }
+
+    /// The longest a whole request may take, connecting and reading the
+    /// answer included; past it the call fails with a timeout
+    /// ([`Error::is_timeout`]). Default: [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Lets requests take as long as they take (no overall timeout).
+    pub fn no_timeout(mut self) -> ClientBuilder {
+        self.timeout = None;
+        self
+    }
+
+    /// The longest connecting may take. Default: [`DEFAULT_CONNECT_TIMEOUT`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long an unused pooled connection is kept open; `None` keeps it
+    /// until the server closes it. Default: reqwest's (90 seconds).
+    pub fn pool_idle_timeout(mut self, timeout: Option<Duration>) -> ClientBuilder {
+        self.pool_idle_timeout = Some(timeout);
+        self
+    }
+
+    /// How many unused connections to the server are kept open at most.
+    /// Default: reqwest's (no limit).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> ClientBuilder {
+        self.pool_max_idle_per_host = Some(max);
+        self
+    }
+
+    /// Headers sent with every request (an authorization header for a
+    /// gateway, say). They are added to, and may replace, the client's own
+    /// `User-Agent: kvs-client/VERSION`. Calling it again adds more.
+    pub fn default_headers(mut self, headers: HeaderMap) -> ClientBuilder {
+        for (name, value) in &headers {
+            self.default_headers.insert(name, value.clone());
+        }
+        self
+    }
+
+    /// Makes the client.
+    ///
+    /// Fails with [`Error::InvalidArgument`] when the base URL is not an
+    /// absolute `http` or `https` URL without query or fragment, and with
+    /// [`Error::Transport`] when reqwest cannot set up its client.
+    pub fn build(self) -> Result<Client> {
+        let base = base_url_of(&self.base_url)?;
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("kvs-client/", env!("CARGO_PKG_VERSION")))
+            .default_headers(self.default_headers);
+        if let Some(t) = self.timeout {
+            http = http.timeout(t);
+        }
+        if let Some(t) = self.connect_timeout {
+            http = http.connect_timeout(t);
+        }
+        if let Some(t) = self.pool_idle_timeout {
+            http = http.pool_idle_timeout(t);
+        }
+        if let Some(n) = self.pool_max_idle_per_host {
+            http = http.pool_max_idle_per_host(n);
+        }
+        Ok(Client::from_parts(http.build()?, base))
+    }
+}
+
+/// The server's root URL with the API's base path appended.
+fn base_url_of(root: &str) -> Result<Url> {
+    let bad = |why: String| Error::InvalidArgument(format!("base URL {root:?} {why}"));
+    let mut url = Url::parse(root).map_err(|e| bad(format!("does not parse: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://".to_owned()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must have no query or fragment".to_owned()));
+    }
+    url.path_segments_mut()
+        .map_err(|()| bad("cannot be a base".to_owned()))?
+        .pop_if_empty()
+        .extend(BASE_PATH.split('/').filter(|s| !s.is_empty()));
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_path_is_appended_to_the_root_with_or_without_a_trailing_slash() {
+        for (root, want) in [
+            ("http://h:1", "http://h:1/kvs/v1-0-0"),
+            ("http://h:1/", "http://h:1/kvs/v1-0-0"),
+            ("http://h:1/gw", "http://h:1/gw/kvs/v1-0-0"),
+            ("https://h/gw/", "https://h/gw/kvs/v1-0-0"),
+        ] {
+            assert_eq!(base_url_of(root).unwrap().as_str(), want, "{root}");
+        }
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_plain_http_is_refused() {
+        for root in [
+            "",
+            "127.0.0.1:8080",
+            "ftp://h/",
+            "mailto:a@b",
+            "http://h/?q=1",
+            "http://h/#f",
+        ] {
+            assert!(
+                matches!(base_url_of(root), Err(Error::InvalidArgument(_))),
+                "{root}"
+            );
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The one error type of every client method.
+
+use std::time::Duration;
+
+use kvs_core::{KeyError, ValueError};
+
+/// What went wrong with a call.
+///
+/// Errors that the client detects itself ([`Error::InvalidKey`],
+/// [`Error::InvalidValue`], [`Error::InvalidArgument`]) are returned before
+/// anything is sent. An error answer from the server is one variant,
+/// [`Error::Status`], that keeps the HTTP status and the server's sentence;
+/// the `is_*` helpers name the cases that the API documents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key breaks the key rules (`[0-9A-Za-z_]`, 1 to 256 bytes); no
+    /// request was sent.
+    #[error("invalid key: {0}")]
+    InvalidKey(#[from] KeyError),
+
+    /// The value is one that the server would refuse (a float that is NaN
+    /// or infinite); no request was sent.
+    #[error("invalid value: {0}")]
+    InvalidValue(ValueError),
+
+    /// Another argument the API cannot carry: a base URL that is not an
+    /// `http` or `https` URL, or a map field or set member that cannot be a
+    /// path segment (`""`, `"."` or `".."`). No request was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The request could not be made or its answer not read: connection
+    /// refused or reset, timeout, and the like.
+    #[error("request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+
+    /// The server answered with an error status.
+    #[error("server answered {status}: {detail}")]
+    Status {
+        /// The HTTP status code (400, 404, 409, 413, 503, ...).
+        status: u16,
+        /// The server's explanation: the `detail` of its
+        /// `application/problem+json` answer, or the start of the body when
+        /// the answer is not in that format.
+        detail: String,
+        /// How long the server asked the client to wait before trying again
+        /// (the `Retry-After` header in seconds), sent with 503.
+        retry_after: Option<Duration>,
+    },
+
+    /// A success answer whose body is not what the operation returns (for
+    /// example a non-numeric body for an int); the string says what was
+    /// expected and what came.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl Error {
+    /// The HTTP status of an error answer; `None` for every other error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's explanation of an error answer.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::Status { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked to wait before retrying (503 answers).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// 400: the server refused the request (a body that does not parse as
+    /// the type, a bad query parameter, `fibo` past 93, ...).
+    pub fn is_bad_request(&self) -> bool {
+        self.status() == Some(400)
+    }
+
+    /// 404 where the operation does not treat it as "absent" (for example a
+    /// base URL that does not lead to a KVS server).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// 409: an increment would overflow `i32`; the value was left unchanged.
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// 413: the request body is over the server's `--max-body-bytes`.
+    pub fn is_payload_too_large(&self) -> bool {
+        self.status() == Some(413)
+    }
+
+    /// 503: the server is replaying its log or cannot make writes durable;
+    /// try again after [`Error::retry_after`].
+    pub fn is_unavailable(&self) -> bool {
+        self.status() == Some(503)
+    }
+
+    /// A request or connect timeout (see [`crate::ClientBuilder::timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Transport(e) if e.is_timeout())
+    }
+
+    /// Whether the client refused the call itself, before sending anything.
+    pub fn is_client_side(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidKey(_) | Error::InvalidValue(_) | Error::InvalidArgument(_)
+        )
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

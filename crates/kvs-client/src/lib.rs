@@ -1,0 +1,77 @@
+//! An async Rust client for KVS, the typed key-value store served over
+//! HTTP: one typed method per operation of its REST API (`docs/api.md`).
+//!
+//! ```no_run
+//! use kvs_client::{Client, MapValue, ValueType};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), kvs_client::Error> {
+//!     // The server's root; the client adds the base path /kvs/v1-0-0.
+//!     let kvs = Client::new("http://127.0.0.1:8080")?;
+//!
+//!     kvs.int_put("counter", 5).await?;
+//!     assert_eq!(kvs.int_incr("counter", 1).await?, 6); // the value after
+//!     assert_eq!(kvs.int_get("counter").await?, Some(6));
+//!     assert_eq!(kvs.int_get("missing").await?, None); // absent is None
+//!
+//!     let user = MapValue::from([("name".to_owned(), "ada".to_owned())]);
+//!     kvs.map_put("user", &user).await?;
+//!     kvs.map_field_put("user", "lang", "fr").await?;
+//!     assert_eq!(kvs.map_field_get("user", "lang").await?.as_deref(), Some("fr"));
+//!
+//!     assert!(kvs.set_add("tags", "a").await?); // newly added
+//!     assert!(kvs.set_contains("tags", "a").await?);
+//!
+//!     let keys = kvs.keys(ValueType::Int, Some("count"), None, Some(10)).await?;
+//!     assert_eq!(keys, ["counter"]);
+//!     assert!(kvs.int_delete("counter").await?); // it existed
+//!
+//!     // Errors keep the HTTP status and the server's sentence.
+//!     kvs.int_put("top", i32::MAX).await?;
+//!     let err = kvs.int_incr("top", 1).await.unwrap_err();
+//!     assert!(err.is_conflict(), "{err}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Types
+//!
+//! | API type | Rust type |
+//! |---|---|
+//! | `int` | `i32` |
+//! | `uint` | `u32` |
+//! | `float` | `f32` (finite; NaN and infinities are refused before sending) |
+//! | `str` | `String` (any UTF-8, the empty string included) |
+//! | `map` | [`MapValue`] = `BTreeMap<String, String>`: sorted, like the server's answers |
+//! | `set` | [`SetValue`] = `BTreeSet<String>` |
+//!
+//! The wire formats are the domain crate's ([`Value::render`] and
+//! [`Value::parse`]), the same code the server uses, so the two cannot
+//! disagree. Keys are checked with [`Key::parse`] before any request.
+//!
+//! # Errors
+//!
+//! Every method returns [`Error`]: a client-side refusal
+//! ([`Error::InvalidKey`], [`Error::InvalidValue`], [`Error::InvalidArgument`]),
+//! a failed exchange ([`Error::Transport`], timeouts included), an error
+//! answer ([`Error::Status`], classified by [`Error::is_bad_request`],
+//! [`Error::is_conflict`], [`Error::is_payload_too_large`],
+//! [`Error::is_unavailable`] with [`Error::retry_after`], ...), or an answer
+//! that does not parse ([`Error::Decode`]). An absent key, map field or set
+//! member is not an error: getters return `None`, `set_contains` `false`,
+//! deletes `false`.
+//!
+//! The client needs a Tokio runtime, as reqwest does.
+
+mod builder;
+mod client;
+mod error;
+
+pub use builder::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+pub use client::Client;
+pub use error::{Error, Result};
+pub use kvs_core::value::{MapValue, SetValue};
+pub use kvs_core::{Key, KeyError, Value, ValueError, ValueType};
+
+/// The path every route is under: service `kvs`, API version `v1.0.0`.
+pub const BASE_PATH: &str = "/kvs/v1-0-0";

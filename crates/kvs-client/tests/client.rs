@@ -1,0 +1,844 @@
+//! The client against a real kvs-server started in-process on an ephemeral
+//! port, and against tiny scripted servers for what a healthy KVS server
+//! never answers (503, foreign 404s, garbage) or to see the request itself.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use kvs_client::{Client, Error, MapValue, SetValue, Value, ValueType};
+use reqwest::header::{HeaderMap, HeaderValue};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+// ----- servers ---------------------------------------------------------------
+
+/// A ready kvs-server with its own data directory; dropping it stops it.
+struct Server {
+    client: Client,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Server {
+    /// Starts a server with the default settings plus `args`.
+    async fn start(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut argv = vec!["kvs-server", "--data-dir", dir.path().to_str().unwrap()];
+        argv.extend_from_slice(args);
+        let config = kvs_server::Config::parse_from(argv);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            kvs_server::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server failed");
+        });
+        let client = Client::new(&format!("http://{addr}")).expect("client");
+        for _ in 0..500 {
+            if let Ok(true) = client.readyz().await {
+                return Server {
+                    client,
+                    _dir: dir,
+                    _stop: stop,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server at {addr} did not become ready within 10 s");
+    }
+}
+
+/// A server that takes one connection, records the request's head and
+/// answers `reply` verbatim. Returns its root URL and the recorded head.
+async fn scripted_server(reply: String) -> (String, JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the client closed before sending a whole head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        sock.write_all(reply.as_bytes()).await.expect("write");
+        sock.shutdown().await.ok();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (root, handle)
+}
+
+/// An HTTP/1.1 answer with `headers` (each `name: value`) and `body`.
+fn answer(status: &str, headers: &[&str], body: &str) -> String {
+    let mut out = format!("HTTP/1.1 {status}\r\nconnection: close\r\n");
+    for h in headers {
+        out.push_str(h);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+/// A listener that nobody serves: a request sent to it would be seen by
+/// [`assert_no_connection`].
+async fn silent_listener() -> (TcpListener, Client) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let client = Client::builder()
+        .base_url(format!("http://{}", listener.local_addr().unwrap()))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    (listener, client)
+}
+
+async fn assert_no_connection(listener: &TcpListener) {
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "the client connected to the server");
+}
+
+fn map(pairs: &[(&str, &str)]) -> MapValue {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn set(members: &[&str]) -> SetValue {
+    members.iter().map(|m| (*m).to_owned()).collect()
+}
+
+// ----- values of each type ------------------------------------------------------
+
+#[tokio::test]
+async fn ints_round_trip_and_can_be_deleted() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for v in [0, -1, i32::MIN, i32::MAX] {
+        c.int_put("n", v).await.unwrap();
+        assert_eq!(c.int_get("n").await.unwrap(), Some(v));
+    }
+    assert!(c.int_delete("n").await.unwrap());
+    assert_eq!(c.int_get("n").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn uints_round_trip_up_to_the_largest_u32() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for v in [0, 7, u32::MAX] {
+        c.uint_put("u", v).await.unwrap();
+        assert_eq!(c.uint_get("u").await.unwrap(), Some(v));
+    }
+    assert!(c.uint_delete("u").await.unwrap());
+    assert_eq!(c.uint_get("u").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn floats_read_back_with_the_same_bits() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for v in [
+        0.1f32,
+        -0.0,
+        1.5,
+        -2e3,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e-45,
+        16_777_217.0,
+    ] {
+        c.float_put("f", v).await.unwrap();
+        let back = c.float_get("f").await.unwrap().expect("stored");
+        assert_eq!(back.to_bits(), v.to_bits(), "{v}");
+    }
+    assert!(c.float_delete("f").await.unwrap());
+    assert_eq!(c.float_get("f").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn strings_are_stored_exactly_including_empty_and_whitespace() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for v in [
+        "",
+        " padded \n",
+        "héllo, wörld ✓",
+        "{\"not\":\"json\"}",
+        "5",
+    ] {
+        c.str_put("s", v).await.unwrap();
+        assert_eq!(c.str_get("s").await.unwrap().as_deref(), Some(v));
+    }
+    assert!(c.str_delete("s").await.unwrap());
+    assert_eq!(c.str_get("s").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn maps_round_trip_as_sorted_btreemaps() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let m = map(&[
+        ("name", "ada"),
+        ("lang", "en"),
+        ("", "empty field"),
+        ("é", ""),
+    ]);
+    c.map_put("user", &m).await.unwrap();
+    let back = c.map_get("user").await.unwrap().expect("stored");
+    assert_eq!(back, m);
+    assert_eq!(
+        back.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["", "lang", "name", "é"]
+    );
+    c.map_put("user", &MapValue::new()).await.unwrap();
+    assert_eq!(c.map_get("user").await.unwrap(), Some(MapValue::new()));
+    assert!(c.map_delete("user").await.unwrap());
+    assert_eq!(c.map_get("user").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sets_round_trip_sorted() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let members = set(&["b", "a", "", "ü"]);
+    c.set_put("tags", &members).await.unwrap();
+    let back = c.set_get("tags").await.unwrap().expect("stored");
+    assert_eq!(back, members);
+    assert_eq!(
+        back.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["", "a", "b", "ü"]
+    );
+    assert!(c.set_delete("tags").await.unwrap());
+    assert_eq!(c.set_get("tags").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_generic_methods_take_and_give_any_value() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let values = [
+        Value::Int(-3),
+        Value::Uint(3),
+        Value::Float(0.25),
+        Value::Str("three".into()),
+        Value::Map(map(&[("k", "v")])),
+        Value::Set(set(&["x"])),
+    ];
+    for v in &values {
+        c.put("k", v).await.unwrap();
+    }
+    for v in &values {
+        assert_eq!(c.get(v.value_type(), "k").await.unwrap().as_ref(), Some(v));
+    }
+    for v in &values {
+        assert!(c.delete(v.value_type(), "k").await.unwrap());
+        assert_eq!(c.get(v.value_type(), "k").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn get_returns_none_when_the_key_is_absent() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert_eq!(c.int_get("nope").await.unwrap(), None);
+    assert_eq!(c.uint_get("nope").await.unwrap(), None);
+    assert_eq!(c.float_get("nope").await.unwrap(), None);
+    assert_eq!(c.str_get("nope").await.unwrap(), None);
+    assert_eq!(c.map_get("nope").await.unwrap(), None);
+    assert_eq!(c.set_get("nope").await.unwrap(), None);
+    for ty in ValueType::ALL {
+        assert_eq!(c.get(ty, "nope").await.unwrap(), None, "{ty}");
+    }
+}
+
+#[tokio::test]
+async fn delete_returns_false_when_the_key_is_absent() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert!(!c.int_delete("nope").await.unwrap());
+    assert!(!c.uint_delete("nope").await.unwrap());
+    assert!(!c.float_delete("nope").await.unwrap());
+    assert!(!c.str_delete("nope").await.unwrap());
+    assert!(!c.map_delete("nope").await.unwrap());
+    assert!(!c.set_delete("nope").await.unwrap());
+    assert!(!c.delete_everywhere("nope").await.unwrap());
+}
+
+#[tokio::test]
+async fn each_type_is_a_namespace_of_its_own() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    c.int_put("a", 1).await.unwrap();
+    c.str_put("a", "one").await.unwrap();
+    assert_eq!(c.int_get("a").await.unwrap(), Some(1));
+    assert_eq!(c.str_get("a").await.unwrap().as_deref(), Some("one"));
+    assert_eq!(c.uint_get("a").await.unwrap(), None);
+    assert!(c.int_delete("a").await.unwrap());
+    assert_eq!(c.str_get("a").await.unwrap().as_deref(), Some("one"));
+}
+
+// ----- increments ------------------------------------------------------------------
+
+#[tokio::test]
+async fn int_incr_returns_the_value_after_and_counts_an_absent_key_as_zero() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert_eq!(c.int_incr("n", 1).await.unwrap(), 1);
+    assert_eq!(c.int_incr("n", 10).await.unwrap(), 11);
+    assert_eq!(c.int_incr("n", -20).await.unwrap(), -9);
+    assert_eq!(c.int_incr("n", 0).await.unwrap(), -9);
+    assert_eq!(c.int_get("n").await.unwrap(), Some(-9));
+}
+
+#[tokio::test]
+async fn an_increment_that_would_overflow_is_a_conflict_and_changes_nothing() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    c.int_put("top", i32::MAX).await.unwrap();
+    let err = c.int_incr("top", 1).await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(err.status(), Some(409));
+    assert!(err.detail().unwrap().contains("overflow"), "{err}");
+    assert_eq!(err.retry_after(), None);
+    assert_eq!(c.int_get("top").await.unwrap(), Some(i32::MAX));
+
+    c.int_put("bottom", i32::MIN).await.unwrap();
+    assert!(c.int_incr("bottom", -1).await.unwrap_err().is_conflict());
+    assert_eq!(c.int_get("bottom").await.unwrap(), Some(i32::MIN));
+}
+
+// ----- map fields --------------------------------------------------------------------
+
+#[tokio::test]
+async fn map_fields_can_be_written_read_and_deleted() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    c.map_field_put("user", "name", "ada").await.unwrap();
+    c.map_field_put("user", "lang", "en").await.unwrap();
+    c.map_field_put("user", "lang", "fr").await.unwrap();
+    assert_eq!(
+        c.map_field_get("user", "lang").await.unwrap().as_deref(),
+        Some("fr")
+    );
+    assert_eq!(
+        c.map_get("user").await.unwrap(),
+        Some(map(&[("lang", "fr"), ("name", "ada")]))
+    );
+    assert!(c.map_field_delete("user", "lang").await.unwrap());
+    assert!(!c.map_field_delete("user", "lang").await.unwrap());
+    assert!(c.map_field_delete("user", "name").await.unwrap());
+    // A map left without fields stays, empty.
+    assert_eq!(c.map_get("user").await.unwrap(), Some(MapValue::new()));
+}
+
+#[tokio::test]
+async fn map_field_get_returns_none_when_the_map_or_the_field_is_absent() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert_eq!(c.map_field_get("nomap", "f").await.unwrap(), None);
+    assert!(!c.map_field_delete("nomap", "f").await.unwrap());
+    c.map_put("m", &map(&[("a", "1")])).await.unwrap();
+    assert_eq!(c.map_field_get("m", "b").await.unwrap(), None);
+    assert!(!c.map_field_delete("m", "b").await.unwrap());
+}
+
+/// Field names and set members that need percent-encoding in a path.
+const AWKWARD: [&str; 12] = [
+    "a b",
+    "a/b",
+    "a%20b",
+    "q?x=1",
+    "h#frag",
+    "ünï✓",
+    "[x]|^`{}",
+    "+plus+",
+    "back\\slash",
+    "semi;colon,comma",
+    "...",
+    ".hidden",
+];
+
+#[tokio::test]
+async fn map_field_names_are_percent_encoded_and_reach_the_server_intact() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for (i, field) in AWKWARD.iter().enumerate() {
+        c.map_field_put("m", field, &i.to_string()).await.unwrap();
+    }
+    let want: MapValue = AWKWARD
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ((*f).to_owned(), i.to_string()))
+        .collect();
+    assert_eq!(c.map_get("m").await.unwrap(), Some(want));
+    for (i, field) in AWKWARD.iter().enumerate() {
+        let got = c.map_field_get("m", field).await.unwrap();
+        assert_eq!(got, Some(i.to_string()), "{field:?}");
+        assert!(c.map_field_delete("m", field).await.unwrap(), "{field:?}");
+    }
+    assert_eq!(c.map_get("m").await.unwrap(), Some(MapValue::new()));
+}
+
+#[tokio::test]
+async fn a_field_is_sent_as_one_percent_encoded_path_segment() {
+    let (root, head) = scripted_server(answer("200 OK", &[], "v")).await;
+    let c = Client::new(&root).unwrap();
+    let got = c.map_field_get("m", "a b/c?d#e%f").await.unwrap();
+    assert_eq!(got.as_deref(), Some("v"));
+    let head = head.await.unwrap();
+    assert!(
+        head.starts_with("GET /kvs/v1-0-0/map/m/a%20b%2Fc%3Fd%23e%25f HTTP/1.1\r\n"),
+        "{head}"
+    );
+}
+
+// ----- set members --------------------------------------------------------------------
+
+#[tokio::test]
+async fn set_members_can_be_added_tested_and_removed() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert!(c.set_add("tags", "a").await.unwrap(), "new member");
+    assert!(!c.set_add("tags", "a").await.unwrap(), "already there");
+    assert!(c.set_add("tags", "b").await.unwrap());
+    assert!(c.set_contains("tags", "a").await.unwrap());
+    assert_eq!(c.set_get("tags").await.unwrap(), Some(set(&["a", "b"])));
+    assert!(c.set_remove("tags", "a").await.unwrap());
+    assert!(!c.set_remove("tags", "a").await.unwrap());
+    assert!(!c.set_contains("tags", "a").await.unwrap());
+}
+
+#[tokio::test]
+async fn set_contains_is_false_when_the_set_or_the_member_is_absent() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert!(!c.set_contains("noset", "a").await.unwrap());
+    assert!(!c.set_remove("noset", "a").await.unwrap());
+    c.set_put("s", &set(&["a"])).await.unwrap();
+    assert!(!c.set_contains("s", "b").await.unwrap());
+}
+
+#[tokio::test]
+async fn set_members_are_percent_encoded_and_reach_the_server_intact() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for member in AWKWARD {
+        assert!(c.set_add("s", member).await.unwrap(), "{member:?}");
+    }
+    assert_eq!(c.set_get("s").await.unwrap(), Some(set(&AWKWARD)));
+    for member in AWKWARD {
+        assert!(c.set_contains("s", member).await.unwrap(), "{member:?}");
+        assert!(c.set_remove("s", member).await.unwrap(), "{member:?}");
+    }
+    assert_eq!(c.set_get("s").await.unwrap(), Some(SetValue::new()));
+}
+
+#[tokio::test]
+async fn fields_and_members_that_cannot_be_path_segments_are_refused_before_sending() {
+    let (listener, c) = silent_listener().await;
+    for name in ["", ".", ".."] {
+        let results = [
+            c.map_field_get("m", name).await.map(drop),
+            c.map_field_put("m", name, "v").await.map(drop),
+            c.map_field_delete("m", name).await.map(drop),
+            c.set_contains("s", name).await.map(drop),
+            c.set_add("s", name).await.map(drop),
+            c.set_remove("s", name).await.map(drop),
+        ];
+        for r in results {
+            let err = r.unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidArgument(_)),
+                "{name:?}: {err:?}"
+            );
+            assert!(err.is_client_side());
+        }
+    }
+    assert_no_connection(&listener).await;
+}
+
+// ----- keys and delete everywhere ---------------------------------------------------------
+
+#[tokio::test]
+async fn keys_lists_sorted_keys_filtered_by_prefix_after_and_limit() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for k in ["b2", "a1", "b1", "c1", "b3"] {
+        c.int_put(k, 0).await.unwrap();
+    }
+    c.str_put("b9", "other type").await.unwrap();
+    let all = c.keys(ValueType::Int, None, None, None).await.unwrap();
+    assert_eq!(all, ["a1", "b1", "b2", "b3", "c1"]);
+    let b = c.keys(ValueType::Int, Some("b"), None, None).await.unwrap();
+    assert_eq!(b, ["b1", "b2", "b3"]);
+    let page = c
+        .keys(ValueType::Int, Some("b"), Some("b1"), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(page, ["b2"]);
+    let rest = c
+        .keys(ValueType::Int, None, Some("b2"), None)
+        .await
+        .unwrap();
+    assert_eq!(rest, ["b3", "c1"]);
+    assert_eq!(
+        c.keys(ValueType::Str, None, None, None).await.unwrap(),
+        ["b9"]
+    );
+    assert!(
+        c.keys(ValueType::Set, None, None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        c.keys(ValueType::Int, Some("a b&c=d"), None, Some(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_limit_over_the_servers_maximum_is_a_bad_request_with_its_detail() {
+    let s = Server::start(&[]).await;
+    let err = s
+        .client
+        .keys(ValueType::Int, None, None, Some(10_001))
+        .await
+        .unwrap_err();
+    assert!(err.is_bad_request(), "{err:?}");
+    assert!(err.detail().unwrap().contains("limit"), "{err}");
+    assert!(err.to_string().contains("400"), "{err}");
+}
+
+#[tokio::test]
+async fn delete_everywhere_removes_the_key_from_every_type() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    c.int_put("k", 1).await.unwrap();
+    c.str_put("k", "s").await.unwrap();
+    c.set_add("k", "m").await.unwrap();
+    c.int_put("other", 2).await.unwrap();
+    assert!(c.delete_everywhere("k").await.unwrap());
+    assert_eq!(c.int_get("k").await.unwrap(), None);
+    assert_eq!(c.str_get("k").await.unwrap(), None);
+    assert_eq!(c.set_get("k").await.unwrap(), None);
+    assert_eq!(c.int_get("other").await.unwrap(), Some(2));
+    assert!(!c.delete_everywhere("k").await.unwrap());
+}
+
+// ----- compatibility and operations ----------------------------------------------------------
+
+#[tokio::test]
+async fn echo_swaps_the_case_of_every_letter() {
+    let s = Server::start(&[]).await;
+    assert_eq!(
+        s.client.echo("Hello, World 1").await.unwrap(),
+        "hELLO, wORLD 1"
+    );
+    assert_eq!(s.client.echo("").await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn hello_names_the_service_and_its_version() {
+    let s = Server::start(&[]).await;
+    let greeting = s.client.hello().await.unwrap();
+    assert!(greeting.contains("kvs v1.0.0"), "{greeting}");
+}
+
+#[tokio::test]
+async fn fibo_answers_fibonacci_numbers_up_to_93() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert_eq!(c.fibo(0).await.unwrap(), 0);
+    assert_eq!(c.fibo(1).await.unwrap(), 1);
+    assert_eq!(c.fibo(10).await.unwrap(), 55);
+    assert_eq!(c.fibo(93).await.unwrap(), 12_200_160_415_121_876_738);
+    let err = c.fibo(94).await.unwrap_err();
+    assert!(err.is_bad_request(), "{err:?}");
+    assert!(err.detail().unwrap().contains("93"), "{err}");
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_report_a_serving_ready_server() {
+    let s = Server::start(&["--memory-only"]).await;
+    s.client.healthz().await.unwrap();
+    assert!(s.client.readyz().await.unwrap());
+}
+
+#[tokio::test]
+async fn readyz_is_false_while_the_server_answers_503() {
+    let reply = answer(
+        "503 Service Unavailable",
+        &["content-type: application/problem+json", "retry-after: 1"],
+        r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"replaying"}"#,
+    );
+    let (root, _) = scripted_server(reply).await;
+    assert!(!Client::new(&root).unwrap().readyz().await.unwrap());
+}
+
+// ----- errors ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_invalid_key_is_refused_without_sending_a_request() {
+    let (listener, c) = silent_listener().await;
+    let too_long = "k".repeat(257);
+    for bad in ["", "a-b", "a/b", "a b", "é", "..", too_long.as_str()] {
+        let results = [
+            c.get(ValueType::Int, bad).await.map(drop),
+            c.put(bad, &Value::Int(1)).await.map(drop),
+            c.delete(ValueType::Int, bad).await.map(drop),
+            c.int_get(bad).await.map(drop),
+            c.int_put(bad, 1).await.map(drop),
+            c.int_delete(bad).await.map(drop),
+            c.int_incr(bad, 1).await.map(drop),
+            c.uint_get(bad).await.map(drop),
+            c.uint_put(bad, 1).await.map(drop),
+            c.uint_delete(bad).await.map(drop),
+            c.float_get(bad).await.map(drop),
+            c.float_put(bad, 1.0).await.map(drop),
+            c.float_delete(bad).await.map(drop),
+            c.str_get(bad).await.map(drop),
+            c.str_put(bad, "v").await.map(drop),
+            c.str_delete(bad).await.map(drop),
+            c.map_get(bad).await.map(drop),
+            c.map_put(bad, &MapValue::new()).await.map(drop),
+            c.map_delete(bad).await.map(drop),
+            c.map_field_get(bad, "f").await.map(drop),
+            c.map_field_put(bad, "f", "v").await.map(drop),
+            c.map_field_delete(bad, "f").await.map(drop),
+            c.set_get(bad).await.map(drop),
+            c.set_put(bad, &SetValue::new()).await.map(drop),
+            c.set_delete(bad).await.map(drop),
+            c.set_contains(bad, "m").await.map(drop),
+            c.set_add(bad, "m").await.map(drop),
+            c.set_remove(bad, "m").await.map(drop),
+            c.delete_everywhere(bad).await.map(drop),
+        ];
+        for (i, r) in results.into_iter().enumerate() {
+            let err = r.unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidKey(_)),
+                "call {i} with {bad:?}: {err:?}"
+            );
+            assert!(err.is_client_side());
+        }
+    }
+    assert_no_connection(&listener).await;
+}
+
+#[tokio::test]
+async fn a_nan_or_infinite_float_is_refused_before_sending() {
+    let (listener, c) = silent_listener().await;
+    for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let err = c.float_put("f", v).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidValue(_)), "{v}: {err:?}");
+        assert!(err.to_string().contains("finite"), "{err}");
+        let err = c.put("f", &Value::Float(v)).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidValue(_)), "{v}: {err:?}");
+    }
+    assert_no_connection(&listener).await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_servers_limit_is_payload_too_large_and_stores_nothing() {
+    let s = Server::start(&["--memory-only", "--max-body-bytes", "64"]).await;
+    let c = &s.client;
+    c.str_put("s", &"x".repeat(64)).await.unwrap();
+    let err = c.str_put("s", &"y".repeat(65)).await.unwrap_err();
+    assert!(err.is_payload_too_large(), "{err:?}");
+    assert_eq!(err.status(), Some(413));
+    assert!(err.detail().unwrap().contains("max-body-bytes"), "{err}");
+    assert_eq!(c.str_get("s").await.unwrap(), Some("x".repeat(64)));
+
+    let big = (0..20).map(|i| format!("member{i}")).collect::<SetValue>();
+    assert!(
+        c.set_put("big", &big)
+            .await
+            .unwrap_err()
+            .is_payload_too_large()
+    );
+    assert_eq!(c.set_get("big").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_503_keeps_its_detail_and_retry_after() {
+    let reply = answer(
+        "503 Service Unavailable",
+        &["content-type: application/problem+json", "retry-after: 3"],
+        r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the log is unreachable"}"#,
+    );
+    let (root, _) = scripted_server(reply).await;
+    let err = Client::new(&root)
+        .unwrap()
+        .int_put("k", 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    assert_eq!(err.detail(), Some("the log is unreachable"));
+    assert!(!err.is_client_side());
+}
+
+#[tokio::test]
+async fn a_404_that_is_not_in_the_apis_error_format_is_an_error_not_an_absent_key() {
+    let reply = answer(
+        "404 Not Found",
+        &["content-type: text/html"],
+        "<h1>nothing here</h1>",
+    );
+    let (root, _) = scripted_server(reply).await;
+    let err = Client::new(&root).unwrap().int_get("k").await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert!(err.detail().unwrap().contains("nothing here"), "{err}");
+}
+
+#[tokio::test]
+async fn an_answer_that_does_not_parse_is_a_decode_error() {
+    let (root, _) = scripted_server(answer("200 OK", &[], "abc")).await;
+    let err = Client::new(&root).unwrap().int_get("k").await.unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert!(err.to_string().contains("abc"), "{err}");
+
+    let (root, _) = scripted_server(answer("200 OK", &[], "{\"a\":1}")).await;
+    let err = Client::new(&root)
+        .unwrap()
+        .keys(ValueType::Int, None, None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_transport_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The listener is dropped: nothing listens on the port any more.
+    let err = Client::new(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .healthz()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert_eq!(err.status(), None);
+}
+
+// ----- the builder --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_after_the_request_timeout() {
+    // The kernel completes the handshake; nobody ever accepts or answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = Client::builder()
+        .base_url(format!("http://{}", listener.local_addr().unwrap()))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = c.int_get("k").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(matches!(err, Error::Transport(_)));
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn default_headers_and_the_user_agent_are_sent_under_the_base_path() {
+    let (root, head) = scripted_server(answer("200 OK", &[], "ok")).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-tenant", HeaderValue::from_static("blue"));
+    let c = Client::builder()
+        .base_url(format!("{root}/gateway/"))
+        .default_headers(headers)
+        .connect_timeout(Duration::from_secs(1))
+        .pool_idle_timeout(Some(Duration::from_secs(1)))
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    assert_eq!(c.base_url().path(), "/gateway/kvs/v1-0-0");
+    c.healthz().await.unwrap();
+    let head = head.await.unwrap().to_ascii_lowercase();
+    assert!(
+        head.starts_with("get /gateway/kvs/v1-0-0/healthz http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nx-tenant: blue\r\n"), "{head}");
+    assert!(head.contains("\r\nuser-agent: kvs-client/"), "{head}");
+}
+
+#[tokio::test]
+async fn the_builder_defaults_to_the_local_server_and_refuses_a_bad_base_url() {
+    let c = Client::builder().build().unwrap();
+    assert_eq!(c.base_url().as_str(), "http://127.0.0.1:8080/kvs/v1-0-0");
+    for bad in ["127.0.0.1:8080", "ftp://h/", "http://h/?q=1", "not a url"] {
+        let err = Client::new(bad).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_share_one_client_and_work_concurrently() {
+    let s = Server::start(&["--memory-only"]).await;
+    let c = Client::builder()
+        .base_url(s.client.base_url().origin().ascii_serialization())
+        .pool_max_idle_per_host(4)
+        .pool_idle_timeout(Some(Duration::from_secs(5)))
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.int_incr("hits", 1).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+    assert_eq!(c.int_get("hits").await.unwrap(), Some(50));
+}
+
+#[tokio::test]
+async fn values_written_through_the_client_survive_a_restart_of_a_durable_server() {
+    // Same data directory, two servers one after the other.
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        let argv = ["kvs-server", "--data-dir", dir.path().to_str().unwrap()];
+        let config = kvs_server::Config::parse_from(argv);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = Client::new(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(kvs_server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        while !c.readyz().await.unwrap_or(false) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if round == 0 {
+            c.map_put("m", &BTreeMap::from([("a".into(), "1".into())]))
+                .await
+                .unwrap();
+            c.int_incr("n", 5).await.unwrap();
+        } else {
+            assert_eq!(c.map_get("m").await.unwrap(), Some(map(&[("a", "1")])));
+            assert_eq!(c.int_get("n").await.unwrap(), Some(5));
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}
