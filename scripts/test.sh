@@ -14,6 +14,27 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "PostgreSQL for the tests' throwaway clusters"
+# The end-to-end tests make clusters of their own with initdb and pg_ctl,
+# or use KVS_TEST_DATABASE_URL when it is set.
+if [ -z "${KVS_TEST_DATABASE_URL:-}" ] \
+    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    && ! command -v initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "PostgreSQL's server binaries (initdb, pg_ctl) are missing: install PostgreSQL or set KVS_TEST_DATABASE_URL" >&2
+        exit 1
+    fi
+fi
+# PostgreSQL will not run as root; as root the clusters run as this user.
+pg_user=${KVS_TEST_PG_USER:-postgres}
+if [ "$(id -u)" = 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
+    useradd --system --no-create-home "$pg_user"
+fi
+echo "ok"
+
 step "cargo test"
 cargo build --workspace --bins --locked
 cargo test --workspace --locked

@@ -7,6 +7,8 @@
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
 
+use crate::WriterMark;
+
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 8;
 /// The smallest payload: op, type and key length.
@@ -18,6 +20,14 @@ const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
 const OP_INCR_BY: u8 = 3;
 const OP_GET: u8 = 4;
+const OP_MARK: u8 = 5;
+
+/// One record of the file: a transaction, or a writer's progress.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Txn(Txn),
+    Mark(WriterMark),
+}
 
 /// Why a payload whose checksum matched still is not a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,8 +51,38 @@ pub enum DecodeError {
 /// Appends the frame of `txn` to `out`. Fails only when the payload would be
 /// longer than [`MAX_PAYLOAD_LEN`].
 pub fn encode(txn: &Txn, out: &mut Vec<u8>) -> Result<(), usize> {
+    frame(out, |out| encode_txn(txn, out))
+}
+
+/// Appends the frame of a writer's mark to `out`.
+pub fn encode_mark(mark: &WriterMark, out: &mut Vec<u8>) -> Result<(), usize> {
+    frame(out, |out| {
+        out.push(OP_MARK);
+        out.push(0);
+        let id = mark.writer.as_str().as_bytes();
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&mark.sequence.to_le_bytes());
+    })
+}
+
+/// Writes a header, the payload `body` writes, then fills the header in.
+fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) -> Result<(), usize> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
+    body(out);
+    let len = out.len() - start - HEADER_LEN;
+    if len > MAX_PAYLOAD_LEN {
+        out.truncate(start);
+        return Err(len);
+    }
+    let crc = crc32fast::hash(&out[start + HEADER_LEN..]);
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
     let (op, ty) = match txn {
         Txn::Put { value, .. } => (OP_PUT, value.value_type()),
         Txn::Delete { ty, .. } => (OP_DELETE, *ty),
@@ -59,15 +99,6 @@ pub fn encode(txn: &Txn, out: &mut Vec<u8>) -> Result<(), usize> {
         Txn::IncrBy { by, .. } => out.extend_from_slice(&by.to_le_bytes()),
         Txn::Delete { .. } | Txn::Get { .. } => {}
     }
-    let len = out.len() - start - HEADER_LEN;
-    if len > MAX_PAYLOAD_LEN {
-        out.truncate(start);
-        return Err(len);
-    }
-    let crc = crc32fast::hash(&out[start + HEADER_LEN..]);
-    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
 }
 
 fn put_bytes(b: &[u8], out: &mut Vec<u8>) {
@@ -102,8 +133,8 @@ pub fn checksum(payload: &[u8]) -> u32 {
     crc32fast::hash(payload)
 }
 
-/// Reads the payload of one frame back into a transaction.
-pub fn decode(payload: &[u8]) -> Result<Txn, DecodeError> {
+/// Reads the payload of one frame back into a record.
+pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
     let mut r = Reader(payload);
     let op = r.u8()?;
     let ty_byte = r.u8()?;
@@ -111,22 +142,26 @@ pub fn decode(payload: &[u8]) -> Result<Txn, DecodeError> {
     let key_len = u16::from_le_bytes(r.array()?) as usize;
     let key = std::str::from_utf8(r.take(key_len)?).map_err(|_| DecodeError::NotUtf8)?;
     let key = Key::parse(key).map_err(|e| DecodeError::BadKey(e.to_string()))?;
-    let txn = match op {
-        OP_PUT => Txn::Put {
+    let record = match op {
+        OP_MARK => Record::Mark(WriterMark {
+            writer: key,
+            sequence: u64::from_le_bytes(r.array()?),
+        }),
+        OP_PUT => Record::Txn(Txn::Put {
             key,
             value: r.value(ty)?,
-        },
-        OP_DELETE => Txn::Delete { ty, key },
-        OP_GET => Txn::Get { ty, key },
-        OP_INCR_BY if ty == ValueType::Int => Txn::IncrBy {
+        }),
+        OP_DELETE => Record::Txn(Txn::Delete { ty, key }),
+        OP_GET => Record::Txn(Txn::Get { ty, key }),
+        OP_INCR_BY if ty == ValueType::Int => Record::Txn(Txn::IncrBy {
             key,
             by: i32::from_le_bytes(r.array()?),
-        },
+        }),
         OP_INCR_BY => return Err(DecodeError::IncrNotInt(ty)),
         other => return Err(DecodeError::BadOp(other)),
     };
     match r.0.len() {
-        0 => Ok(txn),
+        0 => Ok(record),
         n => Err(DecodeError::Trailing(n)),
     }
 }
@@ -255,8 +290,19 @@ mod tests {
                 u32::from_le_bytes(buf[4..8].try_into().unwrap()),
                 checksum(&buf[8..])
             );
-            assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), txn);
+            assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), Record::Txn(txn));
         }
+    }
+
+    #[test]
+    fn writer_marks_round_trip() {
+        let mark = WriterMark {
+            writer: Key::parse("w1").unwrap(),
+            sequence: u64::MAX - 1,
+        };
+        let mut buf = Vec::new();
+        encode_mark(&mark, &mut buf).unwrap();
+        assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), Record::Mark(mark));
     }
 
     #[test]

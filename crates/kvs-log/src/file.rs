@@ -6,17 +6,21 @@
 //! that is already durable, while appends go on; the few records appended in
 //! the meantime are copied over when it is swapped in.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use kvs_core::{PlainState, Txn};
+use kvs_core::{Key, PlainState, Txn};
+use tokio::sync::mpsc;
 use tokio::task::spawn_blocking;
 
-use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
-use crate::{Log, LogError, ReplayStats};
+use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
+use crate::{Log, LogError, ReplayStats, WriterMark};
 
 /// The first bytes of every log file: a name and a format version.
 pub const MAGIC: &[u8; 8] = b"KVSLOG\x00\x01";
@@ -61,6 +65,12 @@ struct Inner {
     /// An append failed and `recover` has not cut its remains off yet.
     dirty: bool,
     compaction: Option<JoinHandle<Result<Compacted, LogError>>>,
+    /// Each writer's durable sequence.
+    marks: HashMap<Key, u64>,
+    /// The durable length readers may read up to; `None` before the first
+    /// scan. Locked across a compaction's rename, so that a reader never
+    /// pairs one file with the other's length.
+    published: Arc<Mutex<Option<u64>>>,
 }
 
 struct Compacted {
@@ -137,9 +147,24 @@ impl FileLog {
                 base_len: 0,
                 dirty: false,
                 compaction: None,
+                marks: HashMap::new(),
+                published: Arc::default(),
             }),
             buf: Vec::new(),
         })
+    }
+
+    /// A handle that streams the log as it is when asked, while appends go
+    /// on (txn-server's `ReadTransactions`).
+    pub fn reader(&self) -> FileReader {
+        FileReader {
+            path: self.path.clone(),
+            published: self
+                .inner
+                .as_ref()
+                .map(|i| i.published.clone())
+                .unwrap_or_default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -177,15 +202,24 @@ impl Log for FileLog {
             .await?
     }
 
-    async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+    async fn append(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         for txn in batch {
             codec::encode(txn, &mut buf).map_err(LogError::TooLarge)?;
         }
+        for mark in marks {
+            codec::encode_mark(mark, &mut buf).map_err(LogError::TooLarge)?;
+        }
+        let marks = marks.to_vec();
         let (buf, result) = self
             .blocking(move |inner, path, opts| {
                 let result = inner.append(path, opts, &buf);
+                if result.is_ok() {
+                    for m in marks {
+                        inner.marks.insert(m.writer, m.sequence);
+                    }
+                }
                 (buf, result)
             })
             .await?;
@@ -193,8 +227,18 @@ impl Log for FileLog {
         result
     }
 
-    async fn recover(&mut self) -> Result<(), LogError> {
-        self.blocking(|inner, path, _| inner.recover(path)).await?
+    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+        self.blocking(|inner, path, _| inner.recover(path))
+            .await??;
+        // A failed batch is cut off the file: none of it is durable.
+        Ok(Vec::new())
+    }
+
+    async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
+        let inner = self.inner.as_ref().ok_or_else(|| {
+            LogError::Unavailable("an earlier file operation did not finish".into())
+        })?;
+        Ok(inner.marks.get(writer).copied().unwrap_or(0))
     }
 }
 
@@ -211,8 +255,18 @@ impl Inner {
             .metadata()
             .map_err(LogError::io(format!("reading {shown}")))?
             .len();
-        let (records, scan_end) =
-            scan(&self.file, end, visit).map_err(LogError::io(format!("reading {shown}")))?;
+        let marks = &mut self.marks;
+        let mut visit_record = |r: Record| {
+            match r {
+                Record::Txn(t) => visit(t),
+                Record::Mark(m) => {
+                    marks.insert(m.writer, m.sequence);
+                }
+            }
+            ControlFlow::Continue(())
+        };
+        let (records, scan_end) = scan(&self.file, end, &mut visit_record)
+            .map_err(LogError::io(format!("reading {shown}")))?;
         let mut stats = ReplayStats {
             records,
             bytes: end,
@@ -248,6 +302,7 @@ impl Inner {
         }
         self.len = Some(valid);
         self.base_len = valid;
+        *lock(&self.published) = Some(valid);
         Ok(stats)
     }
 
@@ -279,6 +334,7 @@ impl Inner {
         self.dirty = false;
         let len = len + bytes.len() as u64;
         self.len = Some(len);
+        *lock(&self.published) = Some(len);
         if self.compaction.is_none() && len > opts.compact_min_bytes.max(2 * self.base_len) {
             let path = path.to_path_buf();
             tracing::info!(log = %path.display(), bytes = len, "compacting the log");
@@ -346,14 +402,17 @@ impl Inner {
             .map_err(LogError::io(format!("writing {shown}")))?;
         tmp.sync_all()
             .map_err(LogError::io(format!("syncing {shown}")))?;
+        let new_len = done.len + tail.len() as u64;
+        let mut published = lock(&self.published);
         fs::rename(&done.tmp, path).map_err(LogError::io(format!("renaming {shown}")))?;
+        *published = Some(new_len);
         sync_dir(path)?;
         self.file = OpenOptions::new()
             .read(true)
             .append(true)
             .open(path)
             .map_err(LogError::io(format!("opening {}", path.display())))?;
-        Ok(done.len + tail.len() as u64)
+        Ok(new_len)
     }
 }
 
@@ -363,8 +422,17 @@ fn compact(path: &Path, upto: u64) -> Result<Compacted, LogError> {
     let shown = path.display().to_string();
     let src = File::open(path).map_err(LogError::io(format!("opening {shown}")))?;
     let mut state = PlainState::new();
-    let (_, end) = scan(&src, upto, &mut |t| t.apply_to(&mut state))
-        .map_err(LogError::io(format!("reading {shown}")))?;
+    let mut marks = HashMap::new();
+    let (_, end) = scan(&src, upto, &mut |r| {
+        match r {
+            Record::Txn(t) => t.apply_to(&mut state),
+            Record::Mark(m) => {
+                marks.insert(m.writer, m.sequence);
+            }
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(LogError::io(format!("reading {shown}")))?;
     let (offset, reason) = match end {
         ScanEnd::Clean => (None, String::new()),
         ScanEnd::Torn(offset) => (Some(offset), "record ends early".to_owned()),
@@ -394,6 +462,10 @@ fn compact(path: &Path, upto: u64) -> Result<Compacted, LogError> {
             buf.clear();
         }
     }
+    for (writer, sequence) in marks {
+        codec::encode_mark(&WriterMark { writer, sequence }, &mut buf)
+            .map_err(LogError::TooLarge)?;
+    }
     out.write_all(&buf)
         .map_err(LogError::io(format!("writing {shown}")))?;
     len += buf.len() as u64;
@@ -412,7 +484,11 @@ fn compact(path: &Path, upto: u64) -> Result<Compacted, LogError> {
 
 /// Reads the frames between the header and `end`, handing each transaction
 /// to `visit`; returns how many there were and how the scan ended.
-fn scan(file: &File, end: u64, visit: &mut dyn FnMut(Txn)) -> io::Result<(u64, ScanEnd)> {
+fn scan(
+    file: &File,
+    end: u64,
+    visit: &mut dyn FnMut(Record) -> ControlFlow<()>,
+) -> io::Result<(u64, ScanEnd)> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     io::copy(&mut (&mut reader).take(MAGIC_LEN), &mut io::sink())?;
     let mut offset = MAGIC_LEN;
@@ -451,7 +527,11 @@ fn scan(file: &File, end: u64, visit: &mut dyn FnMut(Txn)) -> io::Result<(u64, S
             return bad("checksum mismatch".to_owned(), frame_end == end);
         }
         match codec::decode(&payload) {
-            Ok(txn) => visit(txn),
+            Ok(record) => {
+                if visit(record).is_break() {
+                    return Ok((records + 1, ScanEnd::Clean));
+                }
+            }
             Err(e) => {
                 return Ok((
                     records,
@@ -502,6 +582,71 @@ fn sync_dir(path: &Path) -> Result<(), LogError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(LogError::io(format!("syncing directory {}", dir.display())))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Streams a file log as it is at the time of the call; see
+/// [`FileLog::reader`].
+#[derive(Clone)]
+pub struct FileReader {
+    path: PathBuf,
+    published: Arc<Mutex<Option<u64>>>,
+}
+
+impl FileReader {
+    /// Every transaction, in order, through a channel that a blocking thread
+    /// fills; reading stops early when the receiver is dropped.
+    pub fn stream(&self) -> mpsc::Receiver<Result<Txn, LogError>> {
+        let (tx, rx) = mpsc::channel(1024);
+        let (path, published) = (self.path.clone(), self.published.clone());
+        spawn_blocking(move || {
+            let shown = path.display().to_string();
+            let opened = {
+                let len = lock(&published);
+                match *len {
+                    Some(len) => File::open(&path)
+                        .map(|f| (f, len))
+                        .map_err(LogError::io(format!("opening {shown}"))),
+                    None => Err(LogError::Unavailable(format!(
+                        "{shown} has not been replayed yet"
+                    ))),
+                }
+            };
+            let (file, len) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            let scanned = scan(&file, len, &mut |r| match r {
+                Record::Txn(t) => match tx.blocking_send(Ok(t)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                },
+                Record::Mark(_) => ControlFlow::Continue(()),
+            });
+            let failure = match scanned {
+                Ok((_, ScanEnd::Clean)) => return,
+                Ok((_, ScanEnd::Torn(offset))) => LogError::Corrupt {
+                    path: shown,
+                    offset,
+                    reason: "record ends early".into(),
+                },
+                Ok((_, ScanEnd::Corrupt { offset, reason })) => LogError::Corrupt {
+                    path: shown,
+                    offset,
+                    reason,
+                },
+                Err(e) => LogError::io(format!("reading {shown}"))(e),
+            };
+            let _ = tx.blocking_send(Err(failure));
+        });
+        rx
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

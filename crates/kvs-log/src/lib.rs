@@ -5,16 +5,19 @@
 //! - [`file`]: the append-only file backend, with torn-tail handling and
 //!   background compaction.
 //! - [`memory`]: a backend that keeps nothing, for caches and tests.
+//! - `postgres` (feature `postgres`): the original service's per-type tables.
 
 pub mod codec;
 pub mod file;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::future::Future;
 
-use kvs_core::Txn;
+use kvs_core::{Key, Txn};
 
-pub use file::{FileLog, FileOptions};
+pub use file::{FileLog, FileOptions, FileReader};
 pub use memory::MemoryLog;
 
 /// What a replay went through.
@@ -44,6 +47,12 @@ pub enum LogError {
         offset: u64,
         reason: String,
     },
+    #[error("row {id} of table {table} cannot be replayed: {reason}")]
+    BadRow {
+        table: String,
+        id: i64,
+        reason: String,
+    },
     #[error("transaction too large for the log: {0} bytes")]
     TooLarge(usize),
     #[error("transaction log unavailable: {0}")]
@@ -51,10 +60,20 @@ pub enum LogError {
 }
 
 impl LogError {
-    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
         let context = context.into();
         move |source| LogError::Io { context, source }
     }
+}
+
+/// A writer's progress: every batch it sent up to `sequence` is durable.
+/// Stored with the batches themselves, so that a batch resent after a lost
+/// answer is recognised and not applied twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterMark {
+    pub writer: Key,
+    pub sequence: u64,
 }
 
 /// A durable, ordered record of transactions.
@@ -69,11 +88,23 @@ pub trait Log: Send + 'static {
         visit: impl FnMut(Txn) + Send + 'static,
     ) -> impl Future<Output = Result<ReplayStats, LogError>> + Send;
 
-    /// Makes `batch` durable, in order; on `Ok` every transaction in it
-    /// survives a crash.
-    fn append(&mut self, batch: &[Txn]) -> impl Future<Output = Result<(), LogError>> + Send;
+    /// Makes `batch` durable, in order, together with `marks`; on `Ok`
+    /// all of it survives a crash.
+    fn append(
+        &mut self,
+        batch: &[Txn],
+        marks: &[WriterMark],
+    ) -> impl Future<Output = Result<(), LogError>> + Send;
 
-    /// After a failed append, brings the log back to its last durable state
-    /// so that it holds no part of the failed batch.
-    fn recover(&mut self) -> impl Future<Output = Result<(), LogError>> + Send;
+    /// After a failed append, brings the log back to a known state. Returns
+    /// the transactions of the failed batch that turned out to be durable
+    /// after all (an answer lost on the way back): the caller must apply
+    /// them. Every other transaction of the failed batch is not in the log.
+    fn recover(&mut self) -> impl Future<Output = Result<Vec<Txn>, LogError>> + Send;
+
+    /// The durable sequence of `writer` (0 for one never seen).
+    fn writer_sequence(
+        &mut self,
+        writer: &Key,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send;
 }

@@ -1,9 +1,9 @@
 //! A log that keeps nothing: for caches, where losing everything on restart
 //! is fine, and for measuring the server without a disk.
 
-use kvs_core::Txn;
+use kvs_core::{Key, Txn};
 
-use crate::{Log, LogError, ReplayStats};
+use crate::{Log, LogError, ReplayStats, WriterMark};
 
 #[derive(Debug, Default)]
 pub struct MemoryLog;
@@ -16,11 +16,15 @@ impl Log for MemoryLog {
         Ok(ReplayStats::default())
     }
 
-    async fn append(&mut self, _batch: &[Txn]) -> Result<(), LogError> {
+    async fn append(&mut self, _batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
         Ok(())
     }
 
-    async fn recover(&mut self) -> Result<(), LogError> {
-        Ok(())
+    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+        Ok(Vec::new())
+    }
+
+    async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
+        Ok(0)
     }
 }

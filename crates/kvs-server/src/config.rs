@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::store::Durability;
+use crate::store::remote::RemoteOptions;
 
 /// The largest body limit: the file log refuses records over 64 MiB.
 const MAX_BODY_LIMIT: usize = 64 << 20;
@@ -32,6 +33,33 @@ pub struct Config {
     /// log written in the background through a bounded queue.
     #[arg(long, env = "KVS_DURABILITY", value_enum, default_value = "sync")]
     pub durability: Durability,
+
+    /// Keep the log in a txn-server at this address (e.g.
+    /// https://localhost:5051) instead of the embedded file; needs --tls-ca,
+    /// --tls-cert and --tls-key.
+    #[arg(long, env = "KVS_TXN_ADDR")]
+    pub txn_addr: Option<String>,
+
+    /// CA certificate (PEM) the txn-server's certificate must be signed by.
+    #[arg(long, env = "KVS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// This server's client certificate (PEM) for the txn-server.
+    #[arg(long, env = "KVS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "KVS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The name the txn-server's certificate must carry.
+    #[arg(long, env = "KVS_TXN_SERVER_NAME", default_value = "localhost")]
+    pub txn_server_name: String,
+
+    /// Milliseconds a batch may wait for the txn-server before its writes
+    /// are answered 503.
+    #[arg(long, env = "KVS_TXN_TIMEOUT_MS", default_value_t = 2000)]
+    pub txn_timeout_ms: u64,
 
     /// Keep no log at all: every value is lost when the server stops. For
     /// caches and measurements.
@@ -71,7 +99,7 @@ pub struct Config {
 
     /// Log as human-readable text or as one JSON object per line.
     #[arg(long, env = "KVS_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: crate::telemetry::LogFormat,
+    pub log_format: kvs_service::LogFormat,
 
     /// Seconds that in-flight requests get to finish at shutdown.
     #[arg(long, env = "KVS_SHUTDOWN_TIMEOUT", default_value_t = 10)]
@@ -79,6 +107,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// The remote log's settings, when `--txn-addr` is given.
+    pub fn remote(&self) -> Option<Result<RemoteOptions, String>> {
+        let addr = self.txn_addr.clone()?;
+        let (Some(ca), Some(cert), Some(key)) = (&self.tls_ca, &self.tls_cert, &self.tls_key)
+        else {
+            return Some(Err("--txn-addr needs --tls-ca, --tls-cert and --tls-key (KVS_TLS_CA, KVS_TLS_CERT, KVS_TLS_KEY)".into()));
+        };
+        Some(Ok(RemoteOptions {
+            addr,
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            server_name: self.txn_server_name.clone(),
+            timeout: std::time::Duration::from_millis(self.txn_timeout_ms.max(1)),
+        }))
+    }
+
     /// Where the embedded log lives.
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.join("kvs.log")

@@ -5,8 +5,8 @@
 //! - [`routes`]: where a request enters; one module per family of routes.
 //! - [`store`]: where a value is stored ([`store::db`]) and where a write
 //!   becomes durable ([`store::journal`]).
-//! - [`config`], [`telemetry`], [`metrics`], [`error`]: flags, logs,
-//!   counters and the API's error format.
+//! - [`config`], [`metrics`], [`error`]: flags, counters and the API's
+//!   error format.
 
 pub mod config;
 pub mod error;
@@ -14,7 +14,6 @@ pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
 
 pub use config::Config;
 pub use startup::run;

@@ -1,5 +1,6 @@
 use clap::Parser;
-use kvs_server::{Config, run, telemetry};
+use kvs_server::{Config, run};
+use kvs_service::telemetry;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -16,7 +17,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match run(listener, config, kvs_server::startup::shutdown_signal()).await {
+    match run(listener, config, kvs_service::shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "kvs-server stopped");

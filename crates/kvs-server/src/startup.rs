@@ -7,17 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kvs_log::{FileLog, FileOptions, Log, LogError, MemoryLog};
+use kvs_log::{FileLog, FileOptions, Log, LogError, MemoryLog, ReplayStats};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::Config;
 use crate::metrics::Metrics;
 use crate::routes::{AppState, router};
+use crate::store::remote::RemoteLog;
 use crate::store::{Db, Journal, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("HTTP server failed: {0}")]
@@ -33,7 +36,12 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
-    if config.memory_only {
+    if let Some(remote) = config.remote() {
+        let remote = remote.map_err(StartupError::Config)?;
+        tracing::info!(addr = %remote.addr, server_name = %remote.server_name, "keeping the log in txn-server");
+        let log = RemoteLog::new(&remote)?;
+        serve(listener, &config, log, shutdown).await
+    } else if config.memory_only {
         tracing::warn!("memory-only mode: nothing is logged and every value is lost at shutdown");
         serve(listener, &config, MemoryLog, shutdown).await
     } else {
@@ -85,24 +93,20 @@ async fn serve<L: Log>(
     tracing::info!(%addr, durability = ?config.durability, "listening");
 
     let started = Instant::now();
-    let applied = Arc::new(AtomicU64::new(0));
-    let db = store.db.clone();
-    let counter = applied.clone();
-    let replay = log
-        .replay(move |txn| {
-            txn.apply_to(&mut &*db);
-            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(PROGRESS_EVERY) {
-                tracing::info!(records = n, "replaying the transaction log");
-            }
-        })
-        .await;
-    let stats = match replay {
-        Ok(stats) => stats,
-        Err(e) => {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let replayed = tokio::select! {
+        r = replay(&mut log, &store.db) => Some(r),
+        _ = &mut shutdown => None,
+    };
+    let stats = match replayed {
+        Some(Ok(stats)) => stats,
+        other => {
             let _ = stop_http.send(());
             let _ = http.await;
-            return Err(e.into());
+            return match other {
+                Some(Err(e)) => Err(e.into()),
+                _ => Ok(()),
+            };
         }
     };
     let took = started.elapsed();
@@ -124,7 +128,7 @@ async fn serve<L: Log>(
 
     let http_result = tokio::select! {
         r = &mut http => Some(r),
-        _ = shutdown => None,
+        _ = &mut shutdown => None,
     };
     let http_result = match http_result {
         Some(r) => r,
@@ -154,27 +158,31 @@ async fn serve<L: Log>(
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Replays the whole log into `db`. A log that is unreachable (a txn-server
+/// not up yet, or gone mid-way) is retried from the start on an empty
+/// store; any other failure, such as corruption, ends start-up.
+async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogError> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let applied = Arc::new(AtomicU64::new(0));
+        let (counter, target) = (applied.clone(), db.clone());
+        let result = log
+            .replay(move |txn| {
+                txn.apply_to(&mut &*target);
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_multiple_of(PROGRESS_EVERY) {
+                    tracing::info!(records = n, "replaying the transaction log");
+                }
+            })
+            .await;
+        match result {
+            Err(LogError::Unavailable(reason)) => {
+                tracing::warn!(%reason, retry_in = ?wait, "cannot replay the log yet");
+                db.clear();
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+            other => return other,
         }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
     }
 }

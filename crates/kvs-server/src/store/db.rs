@@ -76,6 +76,13 @@ impl Db {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Empties every table (before a replay starts over).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            *shard.write().unwrap_or_else(|e| e.into_inner()) = Shard::default();
+        }
+    }
+
     /// A copy of one value.
     pub fn get(&self, ty: ValueType, key: &str) -> Option<Value> {
         self.read(key).get(ty, key).cloned()

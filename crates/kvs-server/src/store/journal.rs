@@ -267,7 +267,7 @@ impl Store {
             let result = if txns.is_empty() {
                 Ok(())
             } else {
-                log.append(&txns).await
+                log.append(&txns, &[]).await
             };
             match result {
                 Ok(()) => {
@@ -332,7 +332,18 @@ impl Store {
                 _ = j.finish.notified() => return false,
             }
             match log.recover().await {
-                Ok(()) => {
+                Ok(redo) => {
+                    let _excl = j.gate.write().unwrap_or_else(|e| e.into_inner());
+                    if !redo.is_empty() {
+                        // The answer was lost, not the batch: memory follows the log.
+                        tracing::warn!(
+                            records = redo.len(),
+                            "the failed batch turned out durable; applying it again"
+                        );
+                        for txn in redo {
+                            txn.apply_to(&mut &*self.db);
+                        }
+                    }
                     let _ = j
                         .state
                         .compare_exchange(DOWN, UP, Ordering::AcqRel, Ordering::Acquire);
@@ -354,17 +365,20 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use kvs_core::{PlainState, State};
-    use kvs_log::{LogError, ReplayStats};
+    use kvs_log::{LogError, ReplayStats, WriterMark};
 
     use super::*;
     use crate::store::Db;
 
     /// A log whose appends fail while `failing` is set, as a full disk or an
-    /// unreachable txn-server would; it keeps what it accepted.
+    /// unreachable txn-server would; while `losing_answers` is set it keeps
+    /// the batch but reports failure, as a connection lost after the commit.
     #[derive(Clone, Default)]
     struct FlakyLog {
         failing: Arc<AtomicBool>,
+        losing_answers: Arc<AtomicBool>,
         accepted: Arc<Mutex<Vec<Txn>>>,
+        in_doubt: Arc<Mutex<Vec<Txn>>>,
     }
 
     impl Log for FlakyLog {
@@ -374,19 +388,26 @@ mod tests {
         ) -> Result<ReplayStats, LogError> {
             Ok(ReplayStats::default())
         }
-        async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+        async fn append(&mut self, batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
             tokio::task::yield_now().await;
             if self.failing.load(Ordering::SeqCst) {
                 return Err(LogError::Unavailable("disk on fire".into()));
             }
             self.accepted.lock().unwrap().extend_from_slice(batch);
+            if self.losing_answers.load(Ordering::SeqCst) {
+                *self.in_doubt.lock().unwrap() = batch.to_vec();
+                return Err(LogError::Unavailable("answer lost".into()));
+            }
             Ok(())
         }
-        async fn recover(&mut self) -> Result<(), LogError> {
-            match self.failing.load(Ordering::SeqCst) {
-                true => Err(LogError::Unavailable("still on fire".into())),
-                false => Ok(()),
+        async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+            if self.failing.load(Ordering::SeqCst) || self.losing_answers.load(Ordering::SeqCst) {
+                return Err(LogError::Unavailable("still unreachable".into()));
             }
+            Ok(std::mem::take(&mut *self.in_doubt.lock().unwrap()))
+        }
+        async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
+            Ok(0)
         }
     }
 
@@ -469,6 +490,24 @@ mod tests {
         assert_eq!(values, [1, 3]);
     }
 
+    #[tokio::test]
+    async fn a_batch_whose_answer_was_lost_is_applied_again_once_the_log_is_back() {
+        let (store, log, _committer) = store(Durability::Sync);
+        put(&store, "a", 1).await.unwrap();
+        log.losing_answers.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            put(&store, "a", 2).await,
+            Err(JournalError::Unavailable(_))
+        ));
+        // Refused and undone while the outcome is unknown ...
+        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
+        log.losing_answers.store(false, Ordering::SeqCst);
+        wait_up(&store).await;
+        // ... and back once the log says it was durable after all.
+        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(2)));
+        assert_eq!(log.accepted.lock().unwrap().len(), 2);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_equals_the_log_after_failures_under_concurrent_writes() {
         for mode in [Durability::Sync, Durability::Async] {
@@ -487,11 +526,14 @@ mod tests {
                     })
                 })
                 .collect();
-            for flip in 0..6 {
+            // Alternate between failed appends, lost answers and health.
+            for flip in 0..9 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                log.failing.store(flip % 2 == 0, Ordering::SeqCst);
+                log.failing.store(flip % 3 == 0, Ordering::SeqCst);
+                log.losing_answers.store(flip % 3 == 1, Ordering::SeqCst);
             }
             log.failing.store(false, Ordering::SeqCst);
+            log.losing_answers.store(false, Ordering::SeqCst);
             for w in writers {
                 w.await.unwrap();
             }

@@ -3,6 +3,7 @@
 //! - [`db`]: the sharded in-memory tables.
 //! - [`journal`]: the write path to the transaction log: group commit,
 //!   durability modes, and undoing writes that could not be made durable.
+//! - [`remote`]: the log kept by a txn-server, over gRPC with mutual TLS.
 //!
 //! A write takes its shard's lock, changes the table and queues its
 //! transaction before letting go, so the log holds each key's changes in the
@@ -11,6 +12,7 @@
 
 pub mod db;
 pub mod journal;
+pub mod remote;
 
 use std::sync::Arc;
 

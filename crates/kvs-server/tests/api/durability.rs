@@ -8,7 +8,24 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::process::{ServerProcess, run_to_exit};
+use std::path::Path;
+
+use kvs_testkit::process::{KvsProcess, run_to_exit};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kvs-server"))
+}
+
+/// kvs-server on `data_dir`, with `args`, ready.
+async fn start(data_dir: &Path, args: &[&str]) -> KvsProcess {
+    KvsProcess::start(binary(), &argv(data_dir, args)).await
+}
+
+fn argv(data_dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
 
 /// One value of every type, by compatibility route: (put path, get path,
 /// body, what GET answers).
@@ -87,12 +104,12 @@ async fn assert_mix(base: &str) {
 #[tokio::test]
 async fn every_value_is_back_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     write_mix(&server.base).await;
     let status = server.terminate();
     assert!(status.success(), "graceful stop exits 0, got {status}");
 
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     assert_mix(&server.base).await;
     assert!(
         server.output().contains("replayed the transaction log"),
@@ -104,7 +121,7 @@ async fn every_value_is_back_after_a_restart() {
 #[tokio::test]
 async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &["--durability", "async"]).await;
+    let server = start(dir.path(), &["--durability", "async"]).await;
     write_mix(&server.base).await;
     let client = reqwest::Client::new();
     for i in 0..500 {
@@ -114,7 +131,7 @@ async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
         );
     }
     assert!(server.terminate().success());
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     assert_mix(&server.base).await;
     for i in 0..500 {
         assert_eq!(
@@ -127,7 +144,7 @@ async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
 #[tokio::test]
 async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_millis(1500);
     let mut writers = Vec::new();
@@ -171,7 +188,7 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
         acked.len()
     );
 
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     let client = reqwest::Client::new();
     for (key, value) in &acked {
         let (status, body) = get(&client, &server.base, &format!("/str/{key}")).await;
@@ -189,7 +206,7 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
 #[tokio::test]
 async fn a_torn_last_record_is_dropped_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     write_mix(&server.base).await;
     let client = reqwest::Client::new();
     assert_eq!(
@@ -206,7 +223,7 @@ async fn a_torn_last_record_is_dropped_at_start_up() {
         .set_len(len - 3)
         .unwrap();
 
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     assert_mix(&server.base).await;
     assert_eq!(
         get(&client, &server.base, "/str/last").await.0,
@@ -218,7 +235,7 @@ async fn a_torn_last_record_is_dropped_at_start_up() {
 #[tokio::test]
 async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let server = start(dir.path(), &[]).await;
     write_mix(&server.base).await;
     assert!(server.terminate().success());
     let log = dir.path().join("kvs.log");
@@ -229,14 +246,14 @@ async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
     bytes[third + 10] ^= 0x55;
     fs::write(&log, &bytes).unwrap();
 
-    let (status, output) = run_to_exit(dir.path(), &[]);
+    let (status, output) = run_to_exit(binary(), &argv(dir.path(), &[]));
     assert!(!status.success(), "must refuse a corrupt log");
     assert!(
         output.contains(&format!("corrupt at byte offset {third}")),
         "{output}"
     );
 
-    let server = ServerProcess::start(dir.path(), &["--truncate-corrupt"]).await;
+    let server = start(dir.path(), &["--truncate-corrupt"]).await;
     let client = reqwest::Client::new();
     assert_eq!(get(&client, &server.base, "/int-get/i").await.1, "-7");
     assert_eq!(get(&client, &server.base, "/uint/get/u").await.1, "7");
@@ -250,7 +267,7 @@ async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
 async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--compact-min-bytes", "65536"];
-    let server = ServerProcess::start(dir.path(), &args).await;
+    let server = start(dir.path(), &args).await;
     let client = reqwest::Client::new();
     let value = "v".repeat(100);
     // 20 live keys overwritten 300 times each: about 800 KiB of history.
@@ -269,7 +286,7 @@ async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state()
     let size = fs::metadata(dir.path().join("kvs.log")).unwrap().len();
     assert!(size < 3 * 65536, "the log is {size} bytes for 20 live keys");
 
-    let server = ServerProcess::start(dir.path(), &args).await;
+    let server = start(dir.path(), &args).await;
     for k in 0..20 {
         assert_eq!(
             get(&client, &server.base, &format!("/str/k{k}")).await.1,

@@ -4,5 +4,4 @@ mod compat;
 mod durability;
 mod helpers;
 mod ops;
-mod process;
 mod resource;

@@ -1,0 +1,10 @@
+//! Compiles `proto/kvs.proto` with protox, a protobuf compiler written in
+//! Rust, so that building needs no `protoc` on the machine.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = "../../proto";
+    println!("cargo:rerun-if-changed={proto_dir}");
+    let fds = protox::compile(["kvs.proto"], [proto_dir])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

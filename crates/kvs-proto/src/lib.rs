@@ -1,0 +1,262 @@
+//! The gRPC contract of the transaction service (`proto/kvs.proto`,
+//! package `api`) and its conversions to and from the KVS domain.
+//!
+//! Conversions from the wire check everything a peer could get wrong (an
+//! unknown type, a bad key, data of the wrong kind) and say what it was.
+
+use std::time::SystemTime;
+
+use kvs_core::value::{MapValue, SetValue};
+use kvs_core::{Key, Txn, Value, ValueType};
+
+/// The generated messages, client and server.
+pub mod api {
+    tonic::include_proto!("api");
+}
+
+use api::transaction_data::Kind;
+use api::{StorageType, Transaction, TransactionData, TxnType};
+
+/// Why a wire transaction is not a valid one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("unknown storage type {0}")]
+    StorageType(i32),
+    #[error("unknown transaction type {0}")]
+    TxnType(i32),
+    #[error("bad key {key:?}: {reason}")]
+    Key { key: String, reason: String },
+    #[error("{txn} of a {ty} key carries {found} data")]
+    Data {
+        txn: &'static str,
+        ty: ValueType,
+        found: &'static str,
+    },
+}
+
+fn storage_type(ty: ValueType) -> StorageType {
+    match ty {
+        ValueType::Int => StorageType::StorageInt,
+        ValueType::Uint => StorageType::StorageUint,
+        ValueType::Float => StorageType::StorageFloat,
+        ValueType::Str => StorageType::StorageStr,
+        ValueType::Map => StorageType::StorageMap,
+        ValueType::Set => StorageType::StorageSet,
+    }
+}
+
+fn value_type(ty: StorageType) -> ValueType {
+    match ty {
+        StorageType::StorageInt => ValueType::Int,
+        StorageType::StorageUint => ValueType::Uint,
+        StorageType::StorageFloat => ValueType::Float,
+        StorageType::StorageStr => ValueType::Str,
+        StorageType::StorageMap => ValueType::Map,
+        StorageType::StorageSet => ValueType::Set,
+    }
+}
+
+fn data(kind: Kind) -> Option<TransactionData> {
+    Some(TransactionData { kind: Some(kind) })
+}
+
+fn value_kind(value: &Value) -> Kind {
+    match value {
+        Value::Int(v) => Kind::IntValue(*v),
+        Value::Uint(v) => Kind::UintValue(*v),
+        Value::Float(v) => Kind::FloatValue(*v),
+        Value::Str(s) => Kind::StrValue(s.clone()),
+        Value::Map(m) => Kind::MapValue(api::Map {
+            data: m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }),
+        Value::Set(s) => Kind::SetValue(api::Set {
+            members: s.iter().cloned().collect(),
+        }),
+    }
+}
+
+fn kind_name(kind: &Option<Kind>) -> &'static str {
+    match kind {
+        None => "no",
+        Some(Kind::NullValue(_)) => "null",
+        Some(Kind::IntValue(_)) => "int",
+        Some(Kind::UintValue(_)) => "uint",
+        Some(Kind::FloatValue(_)) => "float",
+        Some(Kind::StrValue(_)) => "string",
+        Some(Kind::MapValue(_)) => "map",
+        Some(Kind::SetValue(_)) => "set",
+    }
+}
+
+impl From<&Txn> for Transaction {
+    fn from(txn: &Txn) -> Transaction {
+        let (txn_type, data) = match txn {
+            Txn::Put { value, .. } => (TxnType::TxnPut, data(value_kind(value))),
+            Txn::Delete { .. } => (TxnType::TxnDel, data(Kind::NullValue(0))),
+            Txn::IncrBy { by, .. } => (TxnType::TxnIncrBy, data(Kind::IntValue(*by))),
+            Txn::Get { .. } => (TxnType::TxnGet, data(Kind::NullValue(0))),
+        };
+        Transaction {
+            timestamp: Some(SystemTime::now().into()),
+            storage_type: storage_type(txn.value_type()) as i32,
+            txn_type: txn_type as i32,
+            key: txn.key().to_string(),
+            data,
+        }
+    }
+}
+
+impl TryFrom<Transaction> for Txn {
+    type Error = ConvertError;
+
+    fn try_from(t: Transaction) -> Result<Txn, ConvertError> {
+        let ty = StorageType::try_from(t.storage_type)
+            .map(value_type)
+            .map_err(|_| ConvertError::StorageType(t.storage_type))?;
+        let txn_type =
+            TxnType::try_from(t.txn_type).map_err(|_| ConvertError::TxnType(t.txn_type))?;
+        let key = Key::parse(&t.key).map_err(|e| ConvertError::Key {
+            key: t.key.clone(),
+            reason: e.to_string(),
+        })?;
+        let kind = t.data.and_then(|d| d.kind);
+        let wrong = |txn: &'static str, kind: &Option<Kind>| ConvertError::Data {
+            txn,
+            ty,
+            found: kind_name(kind),
+        };
+        Ok(match txn_type {
+            TxnType::TxnPut => {
+                let value = match (ty, kind) {
+                    (ValueType::Int, Some(Kind::IntValue(v))) => Value::Int(v),
+                    (ValueType::Uint, Some(Kind::UintValue(v))) => Value::Uint(v),
+                    (ValueType::Float, Some(Kind::FloatValue(v))) => Value::Float(v),
+                    (ValueType::Str, Some(Kind::StrValue(s))) => Value::Str(s),
+                    (ValueType::Map, Some(Kind::MapValue(m))) => {
+                        Value::Map(m.data.into_iter().collect::<MapValue>())
+                    }
+                    (ValueType::Set, Some(Kind::SetValue(s))) => {
+                        Value::Set(s.members.into_iter().collect::<SetValue>())
+                    }
+                    (_, other) => return Err(wrong("put", &other)),
+                };
+                Txn::Put { key, value }
+            }
+            TxnType::TxnDel => Txn::Delete { ty, key },
+            TxnType::TxnGet => Txn::Get { ty, key },
+            TxnType::TxnIncr if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
+            TxnType::TxnIncrBy => match (ty, kind) {
+                (ValueType::Int, Some(Kind::IntValue(by))) => Txn::IncrBy { key, by },
+                (_, other) => return Err(wrong("increment", &other)),
+            },
+            TxnType::TxnIncr => return Err(wrong("increment", &kind)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> Key {
+        Key::parse(s).unwrap()
+    }
+
+    #[test]
+    fn every_domain_transaction_survives_the_wire() {
+        let txns = [
+            Txn::Put {
+                key: key("i"),
+                value: Value::Int(-1),
+            },
+            Txn::Put {
+                key: key("u"),
+                value: Value::Uint(7),
+            },
+            Txn::Put {
+                key: key("f"),
+                value: Value::Float(0.5),
+            },
+            Txn::Put {
+                key: key("s"),
+                value: Value::Str("x".into()),
+            },
+            Txn::Put {
+                key: key("m"),
+                value: Value::Map([("a".into(), "b".into())].into()),
+            },
+            Txn::Put {
+                key: key("t"),
+                value: Value::Set(["a".into()].into()),
+            },
+            Txn::Delete {
+                ty: ValueType::Set,
+                key: key("t"),
+            },
+            Txn::IncrBy {
+                key: key("i"),
+                by: 3,
+            },
+            Txn::Get {
+                ty: ValueType::Str,
+                key: key("s"),
+            },
+        ];
+        for txn in txns {
+            assert_eq!(Txn::try_from(Transaction::from(&txn)).unwrap(), txn);
+        }
+    }
+
+    #[test]
+    fn the_originals_increment_without_data_adds_one() {
+        let t = Transaction {
+            storage_type: StorageType::StorageInt as i32,
+            txn_type: TxnType::TxnIncr as i32,
+            key: "c".into(),
+            ..Transaction::default()
+        };
+        assert_eq!(
+            Txn::try_from(t).unwrap(),
+            Txn::IncrBy {
+                key: key("c"),
+                by: 1
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_wire_transactions_are_refused_with_a_reason() {
+        let base = Transaction {
+            storage_type: StorageType::StorageInt as i32,
+            txn_type: TxnType::TxnPut as i32,
+            key: "k".into(),
+            data: data(Kind::StrValue("1".into())),
+            timestamp: None,
+        };
+        assert!(matches!(
+            Txn::try_from(base.clone()),
+            Err(ConvertError::Data {
+                found: "string",
+                ..
+            })
+        ));
+        let bad_key = Transaction {
+            key: "a b".into(),
+            ..base.clone()
+        };
+        assert!(matches!(
+            Txn::try_from(bad_key),
+            Err(ConvertError::Key { .. })
+        ));
+        let bad_type = Transaction {
+            storage_type: 9,
+            ..base.clone()
+        };
+        assert_eq!(Txn::try_from(bad_type), Err(ConvertError::StorageType(9)));
+        let bad_txn = Transaction {
+            txn_type: -1,
+            ..base
+        };
+        assert_eq!(Txn::try_from(bad_txn), Err(ConvertError::TxnType(-1)));
+    }
+}

@@ -1,0 +1,160 @@
+//! The transaction log kept by a remote txn-server, over gRPC with mutual
+//! TLS. Each batch is one acknowledged append carrying this server's writer
+//! id and the next sequence number; when an answer is lost, the writer's
+//! durable sequence tells whether the batch made it.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kvs_core::{Key, Txn};
+use kvs_log::{Log, LogError, ReplayStats, WriterMark};
+use kvs_proto::api::transaction_service_client::TransactionServiceClient;
+use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// Where the txn-server is and how to prove who we are to it.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    pub addr: String,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The name the server's certificate must carry.
+    pub server_name: String,
+    /// How long one append may take before its writes are answered 503.
+    pub timeout: Duration,
+}
+
+pub struct RemoteLog {
+    client: TransactionServiceClient<Channel>,
+    writer: Key,
+    sequence: u64,
+    /// The last batch sent whose answer never came.
+    in_doubt: Option<(u64, Vec<Txn>)>,
+    timeout: Duration,
+}
+
+fn unavailable(status: tonic::Status) -> LogError {
+    LogError::Unavailable(format!("txn-server: {}", status.message()))
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, LogError> {
+    std::fs::read(path).map_err(LogError::io(format!("reading {}", path.display())))
+}
+
+impl RemoteLog {
+    /// Sets up the connection; it is made on first use and remade after
+    /// failures, so a txn-server that is down now is no error yet.
+    pub fn new(opts: &RemoteOptions) -> Result<RemoteLog, LogError> {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&opts.ca)?))
+            .identity(Identity::from_pem(read(&opts.cert)?, read(&opts.key)?))
+            .domain_name(opts.server_name.clone());
+        let bad = |e: tonic::transport::Error| {
+            LogError::Unavailable(format!("txn-server address {}: {e}", opts.addr))
+        };
+        let channel = Endpoint::from_shared(opts.addr.clone())
+            .map_err(bad)?
+            .tls_config(tls)
+            .map_err(bad)?
+            .connect_timeout(opts.timeout)
+            .connect_lazy();
+        // A fresh id per start: sequences begin at 1 again after a restart.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let writer = Key::parse(&format!("kvs_{:x}_{nanos:x}", std::process::id()))
+            .expect("hex and '_' form a key");
+        Ok(RemoteLog {
+            client: TransactionServiceClient::new(channel),
+            writer,
+            sequence: 0,
+            in_doubt: None,
+            timeout: opts.timeout,
+        })
+    }
+
+    async fn timed<T>(
+        &self,
+        call: impl Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, LogError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r.map_err(unavailable),
+            Err(_) => Err(LogError::Unavailable(format!(
+                "txn-server did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+impl Log for RemoteLog {
+    async fn replay(
+        &mut self,
+        mut visit: impl FnMut(Txn) + Send + 'static,
+    ) -> Result<ReplayStats, LogError> {
+        let mut client = self.client.clone();
+        let mut stream = self.timed(client.read_transactions(())).await?.into_inner();
+        let mut stats = ReplayStats::default();
+        while let Some(t) = stream.message().await.map_err(unavailable)? {
+            let txn = Txn::try_from(t).map_err(|e| LogError::Corrupt {
+                path: "txn-server".into(),
+                offset: stats.records,
+                reason: e.to_string(),
+            })?;
+            visit(txn);
+            stats.records += 1;
+        }
+        Ok(stats)
+    }
+
+    async fn append(&mut self, batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
+        self.sequence += 1;
+        let request = AppendRequest {
+            writer_id: self.writer.to_string(),
+            sequence: self.sequence,
+            transactions: batch.iter().map(Transaction::from).collect(),
+        };
+        let mut client = self.client.clone();
+        match self.timed(client.append_transactions(request)).await {
+            Ok(resp) if resp.get_ref().durable_sequence >= self.sequence => Ok(()),
+            Ok(resp) => Err(LogError::Unavailable(format!(
+                "txn-server acknowledged sequence {} for batch {}",
+                resp.get_ref().durable_sequence,
+                self.sequence
+            ))),
+            Err(e) => {
+                self.in_doubt = Some((self.sequence, batch.to_vec()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+        let mut client = self.client.clone();
+        let request = DurableSequenceRequest {
+            writer_id: self.writer.to_string(),
+        };
+        let durable = self
+            .timed(client.durable_sequence(request))
+            .await?
+            .into_inner()
+            .durable_sequence;
+        match self.in_doubt.take() {
+            Some((seq, txns)) if durable >= seq => Ok(txns),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
+        let mut client = self.client.clone();
+        let request = DurableSequenceRequest {
+            writer_id: writer.to_string(),
+        };
+        Ok(self
+            .timed(client.durable_sequence(request))
+            .await?
+            .into_inner()
+            .durable_sequence)
+    }
+}

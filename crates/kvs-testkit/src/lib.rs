@@ -1,0 +1,30 @@
+//! What the end-to-end tests stand on.
+//!
+//! - [`process`]: the real binaries as child processes on ephemeral ports.
+//! - [`pg`]: a throwaway PostgreSQL cluster (or a database in the one that
+//!   `KVS_TEST_DATABASE_URL` names).
+//! - [`certs`]: a fresh CA with server and client certificates.
+
+pub mod certs;
+pub mod pg;
+pub mod process;
+
+use std::path::PathBuf;
+
+/// A binary of this workspace, from the target directory the running test
+/// was built into. Panics, saying how to build it, when it is missing.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace's binaries first (cargo build --workspace --bins), as scripts/test.sh does",
+        path.display()
+    );
+    path
+}

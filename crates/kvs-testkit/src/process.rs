@@ -1,0 +1,176 @@
+//! A real binary as a child process, told to listen on port 0 and log JSON;
+//! its address is read from its `listening` log line.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct ServerProcess {
+    child: Child,
+    /// The `host:port` it listens on.
+    pub addr: String,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+/// `args` after `--log-format json`, and `--listen 127.0.0.1:0` unless
+/// they choose an address themselves.
+fn command(binary: &Path, args: &[String]) -> Command {
+    let mut cmd = Command::new(binary);
+    if !args.iter().any(|a| a == "--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.args(["--log-format", "json"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The address in a JSON log line that announces the listener.
+fn listening_addr(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = &v["fields"];
+    (fields["message"] == "listening").then(|| fields["addr"].as_str().map(str::to_owned))?
+}
+
+/// Collects a pipe's lines; sends the listening address when it appears.
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+    addr: mpsc::Sender<String>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Some(a) = listening_addr(&line) {
+                let _ = addr.send(a);
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+}
+
+impl ServerProcess {
+    /// Starts `binary` with `args` and waits until it listens.
+    pub fn start(binary: &Path, args: &[String]) -> ServerProcess {
+        let mut child = command(binary, args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        collect(
+            child.stdout.take().unwrap(),
+            output.clone(),
+            addr_tx.clone(),
+        );
+        collect(child.stderr.take().unwrap(), output.clone(), addr_tx);
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "{} did not listen; output:\n{}",
+                    binary.display(),
+                    output.lock().unwrap().join("\n")
+                );
+            }
+        };
+        ServerProcess {
+            child,
+            addr,
+            output,
+        }
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// kill -9: no chance to flush anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `binary` expecting it to stop by itself (a refused start-up);
+/// returns its exit status and everything it printed.
+pub fn run_to_exit(binary: &Path, args: &[String]) -> (ExitStatus, String) {
+    let out = command(binary, args)
+        .output()
+        .expect("cannot start the binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
+}
+
+/// A kvs-server process and the base URL of its API.
+pub struct KvsProcess {
+    pub server: ServerProcess,
+    pub base: String,
+}
+
+impl KvsProcess {
+    /// Starts kvs-server with `args` and waits until `/readyz` says ready.
+    pub async fn start(binary: &Path, args: &[String]) -> KvsProcess {
+        let server = ServerProcess::start(binary, args);
+        let base = format!("http://{}/kvs/v1-0-0", server.addr);
+        wait_ready(&base, &server).await;
+        KvsProcess { server, base }
+    }
+
+    pub fn output(&self) -> String {
+        self.server.output()
+    }
+
+    pub fn kill(self) {
+        self.server.kill()
+    }
+
+    pub fn terminate(self) -> ExitStatus {
+        self.server.terminate()
+    }
+}
+
+/// Polls `/readyz` until it answers 200.
+async fn wait_ready(base: &str, server: &ServerProcess) {
+    let client = reqwest::Client::new();
+    for _ in 0..1500 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == reqwest::StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "kvs-server at {base} did not become ready within 30 s; output:\n{}",
+        server.output()
+    );
+}

@@ -1,0 +1,90 @@
+//! Settings: every one a command-line flag and an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use kvs_service::LogFormat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The original's per-type tables in PostgreSQL (`--database-url`).
+    Postgres,
+    /// One checksummed append-only file under `--data-dir`.
+    File,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "txn-server",
+    version,
+    about = "KVS transaction service: keeps kvs-server's transaction log in PostgreSQL or a file, behind gRPC with mutual TLS",
+    after_help = "Every flag can also be set through the environment variable shown beside it."
+)]
+pub struct Config {
+    /// Address to serve gRPC on (port 0 picks a free port).
+    #[arg(long, env = "TXN_LISTEN", default_value = "127.0.0.1:5051")]
+    pub listen: String,
+
+    /// Where transactions are kept.
+    #[arg(long, env = "TXN_BACKEND", value_enum, default_value = "postgres")]
+    pub backend: Backend,
+
+    /// PostgreSQL to use with `--backend postgres`, e.g.
+    /// postgres://kvs:secret@localhost:5432/kvs. Migrations are applied at start.
+    #[arg(long, env = "TXN_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the log file (`txn.log`) with `--backend file`.
+    #[arg(long, env = "TXN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// CA certificate (PEM) that client certificates must be signed by.
+    #[arg(long, env = "TXN_TLS_CA")]
+    pub tls_ca: PathBuf,
+
+    /// This server's certificate chain (PEM).
+    #[arg(long, env = "TXN_TLS_CERT")]
+    pub tls_cert: PathBuf,
+
+    /// This server's private key (PEM).
+    #[arg(long, env = "TXN_TLS_KEY")]
+    pub tls_key: PathBuf,
+
+    /// Database connections kept open.
+    #[arg(long, env = "TXN_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub pool_size: usize,
+
+    /// Milliseconds to wait for a database connection before a batch fails
+    /// (and its writers are told to retry).
+    #[arg(long, env = "TXN_DB_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_timeout_ms: u64,
+
+    /// Compact the file log once it is larger than this many bytes and twice
+    /// its size after the last compaction (`--backend file`).
+    #[arg(long, env = "TXN_COMPACT_MIN_BYTES", default_value_t = 64 << 20)]
+    pub compact_min_bytes: u64,
+
+    /// Check the settings and certificates, then exit without serving.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// What to log: a level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, env = "TXN_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log as human-readable text or as one JSON object per line.
+    #[arg(long, env = "TXN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms.max(1))
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join("txn.log")
+    }
+}

@@ -1,0 +1,136 @@
+//! txn-server: the transaction log as a service.
+//!
+//! - [`config`]: flags and environment variables.
+//! - [`tls`]: mutual TLS 1.3 in front of the gRPC server.
+//! - [`service`]: where a transaction enters (the gRPC methods).
+//! - [`committer`]: where it becomes durable (group commit to the backend).
+//!
+//! The backends themselves (PostgreSQL and the file) live in `kvs-log`.
+
+pub mod committer;
+pub mod config;
+pub mod service;
+pub mod tls;
+
+use std::future::Future;
+use std::time::Duration;
+
+use kvs_log::postgres::{PgLog, PgOptions};
+use kvs_log::{FileLog, FileOptions, Log, LogError};
+use kvs_proto::api::transaction_service_server::TransactionServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub use config::{Backend, Config};
+use service::{Reader, TxnService};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("--database-url (TXN_DATABASE_URL) is required with --backend postgres")]
+    MissingDatabaseUrl,
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Requests that may wait for the committer.
+const QUEUE: usize = 4096;
+
+/// Checks the settings and certificates without serving.
+pub fn check(config: &Config) -> Result<(), TxnError> {
+    tls::server_config(&config.tls_ca, &config.tls_cert, &config.tls_key)?;
+    if config.backend == Backend::Postgres && config.database_url.is_none() {
+        return Err(TxnError::MissingDatabaseUrl);
+    }
+    Ok(())
+}
+
+/// Serves on `listener` until `shutdown` resolves, then commits what it
+/// accepted and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TxnError> {
+    let tls = tls::server_config(&config.tls_ca, &config.tls_cert, &config.tls_key)?;
+    match config.backend {
+        Backend::Postgres => {
+            let url = config
+                .database_url
+                .clone()
+                .ok_or(TxnError::MissingDatabaseUrl)?;
+            let opts = PgOptions {
+                url,
+                pool_size: config.pool_size,
+                timeout: config.db_timeout(),
+            };
+            let log = connect_postgres(&opts).await?;
+            let reader = Reader::Postgres(log.reader());
+            serve(listener, tls, log, reader, shutdown).await
+        }
+        Backend::File => {
+            let opts = FileOptions {
+                truncate_corrupt: false,
+                compact_min_bytes: config.compact_min_bytes,
+            };
+            let mut log = FileLog::open(config.log_path(), opts)?;
+            let stats = log.replay(|_| {}).await?;
+            tracing::info!(log = %config.log_path().display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
+            let reader = Reader::File(log.reader());
+            serve(listener, tls, log, reader, shutdown).await
+        }
+    }
+}
+
+/// Connects to PostgreSQL, waiting for it to come up (as it may, started
+/// beside us), and applies the migrations.
+async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match PgLog::connect(opts).await {
+            Ok(log) => {
+                tracing::info!(
+                    pool_size = opts.pool_size,
+                    "connected to PostgreSQL; schema up to date"
+                );
+                return Ok(log);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "PostgreSQL not reachable yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn serve<L: Log>(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    log: L,
+    reader: Reader,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TxnError> {
+    let (queue, rx) = mpsc::channel(QUEUE);
+    let committer = tokio::spawn(committer::run(log, rx));
+    let service = TransactionServiceServer::new(TxnService { queue, reader });
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(tls::incoming(listener, tls), async {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+    // The service and its queue are gone with the server: the committer
+    // drains what was accepted and stops.
+    let _ = committer.await;
+    tracing::info!("stopped");
+    served.map_err(TxnError::from)
+}

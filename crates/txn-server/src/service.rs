@@ -1,0 +1,131 @@
+//! The gRPC service: where a transaction enters txn-server.
+
+use std::pin::Pin;
+
+use kvs_core::{Key, Txn};
+use kvs_log::postgres::PgReader;
+use kvs_log::{FileReader, LogError, WriterMark};
+use kvs_proto::api::transaction_service_server::TransactionService;
+use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::committer::Command;
+
+/// Where `ReadTransactions` reads from.
+#[derive(Clone)]
+pub enum Reader {
+    File(FileReader),
+    Postgres(PgReader),
+}
+
+impl Reader {
+    fn stream(&self) -> mpsc::Receiver<Result<Txn, LogError>> {
+        match self {
+            Reader::File(r) => r.stream(),
+            Reader::Postgres(r) => r.stream(),
+        }
+    }
+}
+
+pub struct TxnService {
+    pub queue: mpsc::Sender<Command>,
+    pub reader: Reader,
+}
+
+fn unavailable(e: LogError) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+fn shutting_down<T>(_: T) -> Status {
+    Status::unavailable("txn-server is shutting down")
+}
+
+fn invalid(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+impl TxnService {
+    async fn submit(&self, command: Command) -> Result<(), Status> {
+        self.queue.send(command).await.map_err(shutting_down)
+    }
+}
+
+type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TransactionService for TxnService {
+    type ReadTransactionsStream = TxnStream;
+
+    async fn read_transactions(&self, _req: Request<()>) -> Result<Response<TxnStream>, Status> {
+        tracing::info!("a client is replaying the log");
+        let stream = ReceiverStream::new(self.reader.stream())
+            .map(|r| r.map(|t| Transaction::from(&t)).map_err(unavailable));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn write_transactions(
+        &self,
+        req: Request<Streaming<Transaction>>,
+    ) -> Result<Response<()>, Status> {
+        let mut stream = req.into_inner();
+        while let Some(t) = stream.message().await? {
+            let txn = Txn::try_from(t).map_err(invalid)?;
+            self.submit(Command::Append {
+                txns: vec![txn],
+                mark: None,
+                done: None,
+            })
+            .await?;
+        }
+        Ok(Response::new(()))
+    }
+
+    async fn append_transactions(
+        &self,
+        req: Request<AppendRequest>,
+    ) -> Result<Response<AppendResponse>, Status> {
+        let req = req.into_inner();
+        let writer = Key::parse(&req.writer_id).map_err(|e| invalid(format!("writer id: {e}")))?;
+        if req.sequence == 0 {
+            return Err(invalid("sequence numbers start at 1"));
+        }
+        let txns = req
+            .transactions
+            .into_iter()
+            .map(Txn::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let (done, wait) = oneshot::channel();
+        let mark = WriterMark {
+            writer,
+            sequence: req.sequence,
+        };
+        self.submit(Command::Append {
+            txns,
+            mark: Some(mark),
+            done: Some(done),
+        })
+        .await?;
+        let durable = wait.await.map_err(shutting_down)?.map_err(unavailable)?;
+        Ok(Response::new(AppendResponse {
+            durable_sequence: durable,
+        }))
+    }
+
+    async fn durable_sequence(
+        &self,
+        req: Request<DurableSequenceRequest>,
+    ) -> Result<Response<AppendResponse>, Status> {
+        let writer = Key::parse(&req.into_inner().writer_id)
+            .map_err(|e| invalid(format!("writer id: {e}")))?;
+        let (reply, wait) = oneshot::channel();
+        self.submit(Command::Sequence { writer, reply }).await?;
+        let durable = wait.await.map_err(shutting_down)?.map_err(unavailable)?;
+        Ok(Response::new(AppendResponse {
+            durable_sequence: durable,
+        }))
+    }
+}

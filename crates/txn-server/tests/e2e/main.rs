@@ -1,0 +1,8 @@
+//! txn-server end to end: the real binaries as processes, a real
+//! PostgreSQL, real certificates. One test binary, a module per feature.
+
+mod faults;
+mod full_loop;
+mod mtls;
+mod stack;
+mod tables;

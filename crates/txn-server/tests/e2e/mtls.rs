@@ -1,0 +1,108 @@
+//! Mutual TLS: only a client with a certificate from the configured CA gets
+//! in, and the client checks the server's certificate and name.
+
+use std::time::Duration;
+
+use kvs_proto::api::DurableSequenceRequest;
+use kvs_proto::api::transaction_service_client::TransactionServiceClient;
+use kvs_testkit::certs::Certs;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::stack::Stack;
+
+fn pem(certs: &Certs, name: &str) -> Vec<u8> {
+    std::fs::read(certs.path(name)).unwrap()
+}
+
+/// Asks txn-server one question over `endpoint`; Ok if it answered.
+async fn ask(endpoint: Endpoint) -> Result<u64, String> {
+    let channel = endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut client = TransactionServiceClient::new(channel);
+    let request = DurableSequenceRequest {
+        writer_id: "probe".into(),
+    };
+    client
+        .durable_sequence(request)
+        .await
+        .map(|r| r.into_inner().durable_sequence)
+        .map_err(|e| e.to_string())
+}
+
+fn tls(stack: &Stack, config: ClientTlsConfig) -> Endpoint {
+    Endpoint::from_shared(format!("https://{}", stack.txn_addr()))
+        .unwrap()
+        .tls_config(config)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_a_client_certificate_from_the_configured_ca_is_accepted() {
+    let stack = Stack::file().await;
+    let ca = Certificate::from_pem(pem(&stack.certs, "ca.crt"));
+    let own = Identity::from_pem(
+        pem(&stack.certs, "client.crt"),
+        pem(&stack.certs, "client.key"),
+    );
+    let right = ClientTlsConfig::new()
+        .ca_certificate(ca.clone())
+        .identity(own)
+        .domain_name("localhost");
+    assert_eq!(ask(tls(&stack, right)).await, Ok(0));
+
+    let no_cert = ClientTlsConfig::new()
+        .ca_certificate(ca.clone())
+        .domain_name("localhost");
+    assert!(
+        ask(tls(&stack, no_cert)).await.is_err(),
+        "a client without a certificate got in"
+    );
+
+    let stranger = Certs::new();
+    let foreign = Identity::from_pem(pem(&stranger, "client.crt"), pem(&stranger, "client.key"));
+    let other_ca = ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .identity(foreign)
+        .domain_name("localhost");
+    assert!(
+        ask(tls(&stack, other_ca)).await.is_err(),
+        "a certificate from another CA got in"
+    );
+
+    let plaintext = Endpoint::from_shared(format!("http://{}", stack.txn_addr())).unwrap();
+    assert!(ask(plaintext).await.is_err(), "a plaintext client got in");
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_with_the_wrong_name_or_an_unknown_ca() {
+    let stack = Stack::file().await;
+    let own = || {
+        Identity::from_pem(
+            pem(&stack.certs, "client.crt"),
+            pem(&stack.certs, "client.key"),
+        )
+    };
+    let ca = Certificate::from_pem(pem(&stack.certs, "ca.crt"));
+    let wrong_name = ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .identity(own())
+        .domain_name("txn.example");
+    assert!(
+        ask(tls(&stack, wrong_name)).await.is_err(),
+        "accepted a server certificate for another name"
+    );
+
+    let stranger = Certs::new();
+    let unknown_ca = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pem(&stranger, "ca.crt")))
+        .identity(own())
+        .domain_name("localhost");
+    assert!(
+        ask(tls(&stack, unknown_ca)).await.is_err(),
+        "trusted a server signed by an unknown CA"
+    );
+}

@@ -1,0 +1,185 @@
+//! PostgreSQL (or a file), txn-server and kvs-server, started for one test,
+//! and the requests the tests make of them.
+
+use kvs_testkit::certs::Certs;
+use kvs_testkit::pg::PgCluster;
+use kvs_testkit::process::{KvsProcess, ServerProcess};
+use reqwest::StatusCode;
+use std::collections::BTreeMap;
+
+pub enum Store {
+    Postgres(PgCluster),
+    File(tempfile::TempDir),
+}
+
+pub struct Stack {
+    pub store: Store,
+    pub certs: Certs,
+    pub txn: Option<ServerProcess>,
+    pub kvs: Option<KvsProcess>,
+    /// txn-server keeps its port across restarts, so kvs-server finds it again.
+    txn_port: u16,
+}
+
+pub const TYPES: [&str; 6] = ["int", "uint", "float", "str", "map", "set"];
+
+impl Stack {
+    /// PostgreSQL, txn-server and kvs-server, all ready.
+    pub async fn postgres() -> Stack {
+        Stack::with(Store::Postgres(PgCluster::start().await)).await
+    }
+
+    /// txn-server on its file backend, and kvs-server.
+    pub async fn file() -> Stack {
+        Stack::with(Store::File(tempfile::tempdir().unwrap())).await
+    }
+
+    /// The database only: the test sets it up, then calls `start_txn` and
+    /// `start_kvs`.
+    pub async fn database_only() -> Stack {
+        Stack::bare(Store::Postgres(PgCluster::start().await))
+    }
+
+    fn bare(store: Store) -> Stack {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Stack {
+            store,
+            certs: Certs::new(),
+            txn: None,
+            kvs: None,
+            txn_port: port,
+        }
+    }
+
+    async fn with(store: Store) -> Stack {
+        let mut stack = Stack::bare(store);
+        stack.start_txn();
+        stack.start_kvs(&[]).await;
+        stack
+    }
+
+    pub fn pg(&self) -> &PgCluster {
+        match &self.store {
+            Store::Postgres(pg) => pg,
+            Store::File(_) => panic!("this stack keeps its log in a file"),
+        }
+    }
+
+    pub fn txn_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.txn_port)
+    }
+
+    pub fn start_txn(&mut self) {
+        let mut args = self.certs.server_args();
+        match &self.store {
+            Store::Postgres(pg) => args.extend(["--database-url".into(), pg.url().into()]),
+            Store::File(dir) => args.extend([
+                "--backend".into(),
+                "file".into(),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
+            ]),
+        }
+        args.extend(["--listen".into(), self.txn_addr()]);
+        self.txn = Some(ServerProcess::start(
+            &kvs_testkit::binary("txn-server"),
+            &args,
+        ));
+    }
+
+    pub async fn start_kvs(&mut self, extra: &[&str]) {
+        let data = tempfile::tempdir().unwrap().keep();
+        let mut args = self.certs.client_args();
+        args.extend([
+            "--txn-addr".into(),
+            format!("https://{}", self.txn_addr()),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.kvs = Some(KvsProcess::start(&kvs_testkit::binary("kvs-server"), &args).await);
+    }
+
+    pub fn base(&self) -> String {
+        self.kvs
+            .as_ref()
+            .expect("kvs-server is running")
+            .base
+            .clone()
+    }
+}
+
+pub async fn put(base: &str, path: &str, body: &str) -> StatusCode {
+    reqwest::Client::new()
+        .put(format!("{base}{path}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+pub async fn get(base: &str, path: &str) -> (StatusCode, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+/// Every key of every type with its value, as the server answers them.
+pub async fn dump(base: &str) -> BTreeMap<(String, String), String> {
+    let mut all = BTreeMap::new();
+    for ty in TYPES {
+        let (status, body) = get(base, &format!("/keys/{ty}?limit=10000")).await;
+        assert_eq!(status, StatusCode::OK);
+        let keys: Vec<String> = serde_json::from_str(&body).unwrap();
+        for key in keys {
+            let (status, value) = get(base, &format!("/{ty}/{key}")).await;
+            assert_eq!(status, StatusCode::OK, "{ty}/{key}");
+            all.insert((ty.to_owned(), key), value);
+        }
+    }
+    all
+}
+
+/// One value of each type (resource path, body, what GET answers).
+pub const MIX: [(&str, &str, &str); 6] = [
+    ("/int/i", "-7", "-7"),
+    ("/uint/u", "4000000000", "4000000000"),
+    ("/float/f", "0.1", "0.1"),
+    ("/str/s", "hello\nworld", "hello\nworld"),
+    ("/map/m", r#"{"k":"v","a":""}"#, r#"{"a":"","k":"v"}"#),
+    ("/set/t", r#"["y","x","y"]"#, r#"["x","y"]"#),
+];
+
+pub async fn write_mix(base: &str) {
+    for (path, body, _) in MIX {
+        assert_eq!(put(base, path, body).await, StatusCode::OK, "{path}");
+    }
+    assert_eq!(put(base, "/int/gone", "1").await, StatusCode::OK);
+    let resp = reqwest::Client::new()
+        .delete(format!("{base}/del/gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["deleted"], "true");
+    assert_eq!(put(base, "/int-incr/i", "").await, StatusCode::OK);
+}
+
+pub async fn assert_mix(base: &str) {
+    for (path, _, expected) in MIX {
+        let expected = if path == "/int/i" { "-6" } else { expected };
+        assert_eq!(
+            get(base, path).await,
+            (StatusCode::OK, expected.to_owned()),
+            "{path}"
+        );
+    }
+    assert_eq!(get(base, "/int/gone").await.0, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,147 @@
+//! The PostgreSQL tables: a database the original service wrote replays,
+//! and the tables stay near the live set.
+
+use reqwest::StatusCode;
+
+use crate::stack::{Stack, get, put};
+
+/// The original service's tables, exactly as its README creates them
+/// (note `timestamp`, not `insert_time`, in map_transactions).
+const ORIGINAL_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS "int_keys" ("id" SERIAL, "key" TEXT NOT NULL UNIQUE, PRIMARY KEY("id"));
+CREATE TABLE IF NOT EXISTS "int_transactions" (
+    "id" SERIAL, "transaction_type" CHARACTER VARYING(32) NOT NULL, "key_id" SERIAL, "value" INTEGER,
+    "insert_time" TIMESTAMP NOT NULL DEFAULT NOW(), PRIMARY KEY("id"),
+    FOREIGN KEY("key_id") REFERENCES "int_keys"("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "uint_keys" ("id" SERIAL, "key" TEXT NOT NULL UNIQUE, PRIMARY KEY("id"));
+CREATE TABLE IF NOT EXISTS "uint_transactions" (
+    "id" SERIAL, "transaction_type" CHARACTER VARYING(32) NOT NULL, "key_id" SERIAL, "value" BIGINT,
+    "insert_time" TIMESTAMP NOT NULL DEFAULT NOW(), PRIMARY KEY("id"),
+    FOREIGN KEY("key_id") REFERENCES "uint_keys"("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "float_keys" ("id" SERIAL, "key" TEXT NOT NULL UNIQUE, PRIMARY KEY("id"));
+CREATE TABLE IF NOT EXISTS "float_transactions" (
+    "id" SERIAL, "transaction_type" CHARACTER VARYING(32) NOT NULL, "key_id" SERIAL, "value" REAL,
+    "insert_time" TIMESTAMP NOT NULL DEFAULT NOW(), PRIMARY KEY("id"),
+    FOREIGN KEY("key_id") REFERENCES "float_keys"("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "string_keys" ("id" SERIAL, "key" TEXT NOT NULL UNIQUE, PRIMARY KEY("id"));
+CREATE TABLE IF NOT EXISTS "string_transactions" (
+    "id" SERIAL, "transaction_type" CHARACTER VARYING(32) NOT NULL, "key_id" SERIAL, "value" TEXT,
+    "insert_time" TIMESTAMP NOT NULL DEFAULT NOW(), PRIMARY KEY("id"),
+    FOREIGN KEY("key_id") REFERENCES "string_keys"("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "map_keys" ("id" SERIAL, "key" TEXT NOT NULL UNIQUE, PRIMARY KEY("id"));
+CREATE TABLE IF NOT EXISTS "map_transactions" (
+    "id" SERIAL, "transaction_type" CHARACTER VARYING(32) NOT NULL, "key_id" SERIAL,
+    "timestamp" TIMESTAMP NOT NULL DEFAULT NOW(), PRIMARY KEY("id"),
+    FOREIGN KEY("key_id") REFERENCES "map_keys"("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "map_key_value_pairs" (
+    "transaction_id" SERIAL, "map_key_id" SERIAL, "key" TEXT NOT NULL, "value" TEXT NOT NULL,
+    FOREIGN KEY("map_key_id") REFERENCES "map_keys"("id"),
+    FOREIGN KEY("transaction_id") REFERENCES "map_transactions"("id"));
+"#;
+
+/// What the original service would have written: puts, increments, reads,
+/// and a delete that removed the transactions before it.
+const ORIGINAL_ROWS: &str = r#"
+INSERT INTO int_keys (key) VALUES ('counter'), ('hits'), ('gone');
+INSERT INTO int_transactions (transaction_type, key_id, value) VALUES
+    ('TransactionPut', 1, 10), ('TransactionIncr', 1, NULL), ('TransactionIncrBy', 1, 5),
+    ('TransactionGet', 1, NULL), ('TransactionIncr', 2, NULL), ('TransactionIncr', 2, NULL),
+    ('TransactionDel', 3, NULL);
+INSERT INTO uint_keys (key) VALUES ('big');
+INSERT INTO uint_transactions (transaction_type, key_id, value) VALUES ('TransactionPut', 1, 4294967295);
+INSERT INTO float_keys (key) VALUES ('pi');
+INSERT INTO float_transactions (transaction_type, key_id, value) VALUES ('TransactionPut', 1, 3.25);
+INSERT INTO string_keys (key) VALUES ('name');
+INSERT INTO string_transactions (transaction_type, key_id, value) VALUES
+    ('TransactionPut', 1, 'first'), ('TransactionPut', 1, 'second');
+INSERT INTO map_keys (key) VALUES ('user');
+INSERT INTO map_transactions (transaction_type, key_id) VALUES ('TransactionPut', 1), ('TransactionPut', 1);
+INSERT INTO map_key_value_pairs (transaction_id, map_key_id, key, value) VALUES
+    (1, 1, 'name', 'old'), (2, 1, 'name', 'ada'), (2, 1, 'lang', 'en');
+"#;
+
+#[tokio::test]
+async fn a_database_written_by_the_original_service_replays() {
+    let mut stack = Stack::database_only().await;
+    stack.pg().sql(ORIGINAL_SCHEMA).await;
+    stack.pg().sql(ORIGINAL_ROWS).await;
+    stack.start_txn();
+    stack.start_kvs(&[]).await;
+    let base = stack.base();
+    for (path, expected) in [
+        ("/int/counter", "16"),
+        ("/int/hits", "2"),
+        ("/uint/big", "4294967295"),
+        ("/float/pi", "3.25"),
+        ("/str/name", "second"),
+        ("/map/user", r#"{"lang":"en","name":"ada"}"#),
+    ] {
+        assert_eq!(
+            get(&base, path).await,
+            (StatusCode::OK, expected.to_owned()),
+            "{path}"
+        );
+    }
+    assert_eq!(get(&base, "/int/gone").await.0, StatusCode::NOT_FOUND);
+    // And it takes new writes, in the same tables.
+    assert_eq!(put(&base, "/map/user/lang", "fr").await, StatusCode::OK);
+    assert_eq!(put(&base, "/set/tags", r#"["a"]"#).await, StatusCode::OK);
+    stack.start_kvs(&[]).await;
+    assert_eq!(
+        get(&stack.base(), "/map/user").await.1,
+        r#"{"lang":"fr","name":"ada"}"#
+    );
+    assert_eq!(get(&stack.base(), "/set/tags").await.1, r#"["a"]"#);
+}
+
+#[tokio::test]
+async fn the_tables_hold_about_the_live_set_after_many_overwrites_and_deletes() {
+    let stack = Stack::postgres().await;
+    let base = stack.base();
+    for round in 0..50 {
+        for k in 0..10 {
+            assert_eq!(
+                put(&base, &format!("/str/s{k}"), &format!("v{round}")).await,
+                StatusCode::OK
+            );
+            assert_eq!(
+                put(
+                    &base,
+                    &format!("/map/m{k}"),
+                    &format!(r#"{{"r":"{round}","k":"{k}"}}"#)
+                )
+                .await,
+                StatusCode::OK
+            );
+            assert_eq!(
+                put(&base, &format!("/set/t{k}"), &format!(r#"["{round}","x"]"#)).await,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            put(&base, &format!("/int/tmp{round}"), "1").await,
+            StatusCode::OK
+        );
+        let resp = reqwest::Client::new()
+            .delete(format!("{base}/int/tmp{round}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let pg = stack.pg();
+    assert_eq!(
+        pg.count("SELECT count(*) FROM string_transactions").await,
+        10
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM map_transactions").await, 10);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM map_key_value_pairs").await,
+        20
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM set_transactions").await, 10);
+    assert_eq!(pg.count("SELECT count(*) FROM set_members").await, 20);
+    assert_eq!(pg.count("SELECT count(*) FROM int_transactions").await, 0);
+    assert_eq!(pg.count("SELECT count(*) FROM int_keys").await, 0);
+    assert_eq!(get(&base, "/map/m3").await.1, r#"{"k":"3","r":"49"}"#);
+}
