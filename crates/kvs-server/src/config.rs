@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "KVS_TXN_TIMEOUT_MS", default_value_t = 2000)]
     pub txn_timeout_ms: u64,
 
+    /// A file holding the bearer token (a JWT) to send to a txn-server that
+    /// checks tokens.
+    #[arg(long, env = "KVS_TXN_TOKEN_FILE")]
+    pub txn_token_file: Option<PathBuf>,
+
     /// Keep no log at all: every value is lost when the server stops. For
     /// caches and measurements.
     #[arg(long, env = "KVS_MEMORY_ONLY")]
@@ -114,7 +119,15 @@ impl Config {
         else {
             return Some(Err("--txn-addr needs --tls-ca, --tls-cert and --tls-key (KVS_TLS_CA, KVS_TLS_CERT, KVS_TLS_KEY)".into()));
         };
+        let token = match &self.txn_token_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(token) => Some(token),
+                Err(e) => return Some(Err(format!("--txn-token-file {}: {e}", path.display()))),
+            },
+            None => None,
+        };
         Some(Ok(RemoteOptions {
+            token,
             addr,
             ca: ca.clone(),
             cert: cert.clone(),

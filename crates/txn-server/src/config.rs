@@ -51,6 +51,11 @@ pub struct Config {
     #[arg(long, env = "TXN_TLS_KEY")]
     pub tls_key: PathBuf,
 
+    /// Also require an RS256 JWT bearer token on every call, checked against
+    /// this RSA public key (PEM), as the original service could.
+    #[arg(long, env = "TXN_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
     /// Database connections kept open.
     #[arg(long, env = "TXN_POOL_SIZE", default_value_t = 8,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]

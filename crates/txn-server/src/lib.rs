@@ -2,11 +2,13 @@
 //!
 //! - [`config`]: flags and environment variables.
 //! - [`tls`]: mutual TLS 1.3 in front of the gRPC server.
+//! - [`auth`]: the optional bearer-token check.
 //! - [`service`]: where a transaction enters (the gRPC methods).
 //! - [`committer`]: where it becomes durable (group commit to the backend).
 //!
 //! The backends themselves (PostgreSQL and the file) live in `kvs-log`.
 
+pub mod auth;
 pub mod committer;
 pub mod config;
 pub mod service;
@@ -30,6 +32,8 @@ pub enum TxnError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    Jwt(#[from] auth::KeyError),
     #[error("--database-url (TXN_DATABASE_URL) is required with --backend postgres")]
     MissingDatabaseUrl,
     #[error("gRPC server failed: {0}")]
@@ -44,6 +48,7 @@ const QUEUE: usize = 4096;
 /// Checks the settings and certificates without serving.
 pub fn check(config: &Config) -> Result<(), TxnError> {
     tls::server_config(&config.tls_ca, &config.tls_cert, &config.tls_key)?;
+    bearer_check(config)?;
     if config.backend == Backend::Postgres && config.database_url.is_none() {
         return Err(TxnError::MissingDatabaseUrl);
     }
@@ -58,6 +63,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TxnError> {
     let tls = tls::server_config(&config.tls_ca, &config.tls_cert, &config.tls_key)?;
+    let bearer = bearer_check(&config)?;
     match config.backend {
         Backend::Postgres => {
             let url = config
@@ -71,7 +77,7 @@ pub async fn run(
             };
             let log = connect_postgres(&opts).await?;
             let reader = Reader::Postgres(log.reader());
-            serve(listener, tls, log, reader, shutdown).await
+            serve(listener, tls, bearer, log, reader, shutdown).await
         }
         Backend::File => {
             let opts = FileOptions {
@@ -82,7 +88,7 @@ pub async fn run(
             let stats = log.replay(|_| {}).await?;
             tracing::info!(log = %config.log_path().display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
             let reader = Reader::File(log.reader());
-            serve(listener, tls, log, reader, shutdown).await
+            serve(listener, tls, bearer, log, reader, shutdown).await
         }
     }
 }
@@ -109,16 +115,28 @@ async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
     }
 }
 
+fn bearer_check(config: &Config) -> Result<auth::BearerCheck, TxnError> {
+    match &config.jwt_public_key {
+        Some(path) => {
+            let check = auth::BearerCheck::from_pem_file(path)?;
+            tracing::info!(key = %path.display(), "every call needs an RS256 bearer token");
+            Ok(check)
+        }
+        None => Ok(auth::BearerCheck::default()),
+    }
+}
+
 async fn serve<L: Log>(
     listener: TcpListener,
     tls: std::sync::Arc<rustls::ServerConfig>,
+    bearer: auth::BearerCheck,
     log: L,
     reader: Reader,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TxnError> {
     let (queue, rx) = mpsc::channel(QUEUE);
     let committer = tokio::spawn(committer::run(log, rx));
-    let service = TransactionServiceServer::new(TxnService { queue, reader });
+    let service = TransactionServiceServer::with_interceptor(TxnService { queue, reader }, bearer);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let served = tonic::transport::Server::builder()

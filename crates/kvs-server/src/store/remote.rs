@@ -10,6 +10,9 @@ use kvs_core::{Key, Txn};
 use kvs_log::{Log, LogError, ReplayStats, WriterMark};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Where the txn-server is and how to prove who we are to it.
@@ -23,10 +26,27 @@ pub struct RemoteOptions {
     pub server_name: String,
     /// How long one append may take before its writes are answered 503.
     pub timeout: Duration,
+    /// A bearer token for a txn-server that asks for one.
+    pub token: Option<String>,
 }
 
+/// Adds the bearer token, when there is one, to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Client = TransactionServiceClient<InterceptedService<Channel, Bearer>>;
+
 pub struct RemoteLog {
-    client: TransactionServiceClient<Channel>,
+    client: Client,
     writer: Key,
     sequence: u64,
     /// The last batch sent whose answer never came.
@@ -59,6 +79,12 @@ impl RemoteLog {
             .map_err(bad)?
             .connect_timeout(opts.timeout)
             .connect_lazy();
+        let bearer = match &opts.token {
+            Some(token) => Some(format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                LogError::Unavailable("the txn-server token is not printable ASCII".into())
+            })?),
+            None => None,
+        };
         // A fresh id per start: sequences begin at 1 again after a restart.
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -66,7 +92,7 @@ impl RemoteLog {
         let writer = Key::parse(&format!("kvs_{:x}_{nanos:x}", std::process::id()))
             .expect("hex and '_' form a key");
         Ok(RemoteLog {
-            client: TransactionServiceClient::new(channel),
+            client: TransactionServiceClient::with_interceptor(channel, Bearer(bearer)),
             writer,
             sequence: 0,
             in_doubt: None,

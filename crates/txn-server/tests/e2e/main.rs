@@ -1,6 +1,7 @@
 //! txn-server end to end: the real binaries as processes, a real
 //! PostgreSQL, real certificates. One test binary, a module per feature.
 
+mod auth;
 mod faults;
 mod full_loop;
 mod mtls;

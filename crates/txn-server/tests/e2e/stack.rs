@@ -19,6 +19,8 @@ pub struct Stack {
     pub kvs: Option<KvsProcess>,
     /// txn-server keeps its port across restarts, so kvs-server finds it again.
     txn_port: u16,
+    /// More flags for txn-server.
+    pub txn_args: Vec<String>,
 }
 
 pub const TYPES: [&str; 6] = ["int", "uint", "float", "str", "map", "set"];
@@ -52,7 +54,18 @@ impl Stack {
             txn: None,
             kvs: None,
             txn_port: port,
+            txn_args: Vec::new(),
         }
+    }
+
+    /// txn-server on its file backend with `txn_args`, and kvs-server with
+    /// `kvs_args`.
+    pub async fn file_with(txn_args: &[String], kvs_args: &[&str]) -> Stack {
+        let mut stack = Stack::bare(Store::File(tempfile::tempdir().unwrap()));
+        stack.txn_args = txn_args.to_vec();
+        stack.start_txn();
+        stack.start_kvs(kvs_args).await;
+        stack
     }
 
     async fn with(store: Store) -> Stack {
@@ -85,6 +98,7 @@ impl Stack {
             ]),
         }
         args.extend(["--listen".into(), self.txn_addr()]);
+        args.extend(self.txn_args.iter().cloned());
         self.txn = Some(ServerProcess::start(
             &kvs_testkit::binary("txn-server"),
             &args,
