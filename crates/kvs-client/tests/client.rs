@@ -10,7 +10,6 @@ use kvs_client::{Client, Error, MapValue, SetValue, Value, ValueType};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 // ----- servers ---------------------------------------------------------------
@@ -19,38 +18,31 @@ use tokio::task::JoinHandle;
 struct Server {
     client: Client,
     _dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    _server: kvs_server::Running,
 }
 
 impl Server {
-    /// Starts a server with the default settings plus `args`.
+    /// Starts a server on an ephemeral port with the default settings plus
+    /// `args`.
     async fn start(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut argv = vec!["kvs-server", "--data-dir", dir.path().to_str().unwrap()];
+        let mut argv = vec![
+            "kvs-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ];
         argv.extend_from_slice(args);
-        let config = kvs_server::Config::parse_from(argv);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            kvs_server::run(listener, config, async {
-                let _ = stopped.await;
-            })
+        let server = kvs_server::spawn(kvs_server::Config::parse_from(argv))
             .await
-            .expect("server failed");
-        });
-        let client = Client::new(&format!("http://{addr}")).expect("client");
-        for _ in 0..500 {
-            if let Ok(true) = client.readyz().await {
-                return Server {
-                    client,
-                    _dir: dir,
-                    _stop: stop,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            .expect("server failed to start");
+        let client = Client::new(&server.url()).expect("client");
+        Server {
+            client,
+            _dir: dir,
+            _server: server,
         }
-        panic!("server at {addr} did not become ready within 10 s");
     }
 }
 
@@ -818,17 +810,17 @@ async fn values_written_through_the_client_survive_a_restart_of_a_durable_server
     // Same data directory, two servers one after the other.
     let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let argv = ["kvs-server", "--data-dir", dir.path().to_str().unwrap()];
-        let config = kvs_server::Config::parse_from(argv);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let c = Client::new(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(kvs_server::run(listener, config, async {
-            let _ = stopped.await;
-        }));
-        while !c.readyz().await.unwrap_or(false) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let argv = [
+            "kvs-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ];
+        let server = kvs_server::spawn(kvs_server::Config::parse_from(argv))
+            .await
+            .unwrap();
+        let c = Client::new(&server.url()).unwrap();
         if round == 0 {
             c.map_put("m", &BTreeMap::from([("a".into(), "1".into())]))
                 .await
@@ -838,7 +830,6 @@ async fn values_written_through_the_client_survive_a_restart_of_a_durable_server
             assert_eq!(c.map_get("m").await.unwrap(), Some(map(&[("a", "1")])));
             assert_eq!(c.int_get("n").await.unwrap(), Some(5));
         }
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
+        server.stop().await.unwrap();
     }
 }

@@ -16,4 +16,4 @@ pub mod startup;
 pub mod store;
 
 pub use config::Config;
-pub use startup::run;
+pub use startup::{Running, run, spawn};

@@ -3,6 +3,7 @@
 //! journal (everything accepted is flushed).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,20 +31,84 @@ pub enum StartupError {
 /// How often replay reports its progress, in records.
 const PROGRESS_EVERY: u64 = 1_000_000;
 
+/// A kvs-server running inside this process, for tests and for programs
+/// that embed it; dropping the handle shuts the server down.
+pub struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), StartupError>>,
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its root URL (the API is under `/kvs/v1-0-0`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down gracefully and waits until the log is flushed.
+    pub async fn stop(self) -> Result<(), StartupError> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| StartupError::Http(std::io::Error::other(e)))?
+    }
+}
+
+/// Binds `config.listen` (port 0 picks a free port), serves in a task of
+/// its own, and returns once the log is replayed and writes are taken.
+pub async fn spawn(config: Config) -> Result<Running, StartupError> {
+    let listener = TcpListener::bind(&config.listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (ready, is_ready) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        start(listener, config, shutdown, Some(ready)).await
+    });
+    match is_ready.await {
+        Ok(()) => Ok(Running { addr, stop, task }),
+        // It stopped before it was ready: say why.
+        Err(_) => match task.await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => Err(StartupError::Config(
+                "the server stopped during start-up".into(),
+            )),
+            Err(e) => Err(StartupError::Http(std::io::Error::other(e))),
+        },
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
+    start(listener, config, shutdown, None).await
+}
+
+/// [`run`], telling `ready` once the log is replayed.
+async fn start(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<(), StartupError> {
     if let Some(remote) = config.remote() {
         let remote = remote.map_err(StartupError::Config)?;
         tracing::info!(addr = %remote.addr, server_name = %remote.server_name, "keeping the log in txn-server");
         let log = RemoteLog::new(&remote)?;
-        serve(listener, &config, log, shutdown).await
+        serve(listener, &config, log, shutdown, ready).await
     } else if config.memory_only {
         tracing::warn!("memory-only mode: nothing is logged and every value is lost at shutdown");
-        serve(listener, &config, MemoryLog, shutdown).await
+        serve(listener, &config, MemoryLog, shutdown, ready).await
     } else {
         let opts = FileOptions {
             truncate_corrupt: config.truncate_corrupt,
@@ -51,7 +116,7 @@ pub async fn run(
         };
         let log = FileLog::open(config.log_path(), opts)?;
         tracing::info!(log = %config.log_path().display(), "opened the embedded transaction log");
-        serve(listener, &config, log, shutdown).await
+        serve(listener, &config, log, shutdown, ready).await
     }
 }
 
@@ -60,6 +125,7 @@ async fn serve<L: Log>(
     config: &Config,
     mut log: L,
     shutdown: impl Future<Output = ()>,
+    ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
     let metrics = Arc::new(Metrics::default());
     let (journal, queue) = Journal::new(
@@ -121,6 +187,9 @@ async fn serve<L: Log>(
         "replayed the transaction log; ready"
     );
     store.journal.open();
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     let committer = {
         let store = store.clone();
         tokio::spawn(async move { store.commit(log, queue).await })

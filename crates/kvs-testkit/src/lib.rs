@@ -4,8 +4,10 @@
 //! - [`pg`]: a throwaway PostgreSQL cluster (or a database in the one that
 //!   `KVS_TEST_DATABASE_URL` names).
 //! - [`certs`]: a fresh CA with server and client certificates.
+//! - [`http`]: the requests tests make of a kvs-server.
 
 pub mod certs;
+pub mod http;
 pub mod pg;
 pub mod process;
 

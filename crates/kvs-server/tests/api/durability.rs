@@ -6,11 +6,11 @@ use std::fs;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-
 use std::path::Path;
 
+use kvs_testkit::http::{delete, get, put};
 use kvs_testkit::process::{KvsProcess, run_to_exit};
+use reqwest::StatusCode;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kvs-server"))
@@ -49,56 +49,28 @@ const MIX: [(&str, &str, &str, &str); 7] = [
     ),
 ];
 
-async fn put(client: &reqwest::Client, base: &str, path: &str, body: &str) -> StatusCode {
-    client
-        .put(format!("{base}{path}"))
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
-async fn get(client: &reqwest::Client, base: &str, path: &str) -> (StatusCode, String) {
-    let resp = client.get(format!("{base}{path}")).send().await.unwrap();
-    (resp.status(), resp.text().await.unwrap())
-}
-
 async fn write_mix(base: &str) {
-    let client = reqwest::Client::new();
     for (put_path, _, body, _) in MIX {
         assert_eq!(
-            put(&client, base, put_path, body).await,
+            put(base, put_path, body).await,
             StatusCode::OK,
             "{put_path}"
         );
     }
     // Overwritten and deleted values must stay that way after a restart.
-    assert_eq!(
-        put(&client, base, "/int-put/gone", "1").await,
-        StatusCode::OK
-    );
-    let resp = client
-        .delete(format!("{base}/del/gone"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["deleted"], "true");
+    assert_eq!(put(base, "/int-put/gone", "1").await, StatusCode::OK);
+    assert!(delete(base, "/del/gone").await);
 }
 
 async fn assert_mix(base: &str) {
-    let client = reqwest::Client::new();
     for (_, get_path, _, expected) in MIX {
         assert_eq!(
-            get(&client, base, get_path).await,
+            get(base, get_path).await,
             (StatusCode::OK, expected.to_owned()),
             "{get_path}"
         );
     }
-    assert_eq!(
-        get(&client, base, "/int-get/gone").await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(get(base, "/int-get/gone").await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -123,10 +95,9 @@ async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &["--durability", "async"]).await;
     write_mix(&server.base).await;
-    let client = reqwest::Client::new();
     for i in 0..500 {
         assert_eq!(
-            put(&client, &server.base, &format!("/int/n{i}"), &i.to_string()).await,
+            put(&server.base, &format!("/int/n{i}"), &i.to_string()).await,
             StatusCode::OK
         );
     }
@@ -135,7 +106,7 @@ async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
     assert_mix(&server.base).await;
     for i in 0..500 {
         assert_eq!(
-            get(&client, &server.base, &format!("/int/n{i}")).await.1,
+            get(&server.base, &format!("/int/n{i}")).await.1,
             i.to_string()
         );
     }
@@ -189,9 +160,8 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
     );
 
     let server = start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
     for (key, value) in &acked {
-        let (status, body) = get(&client, &server.base, &format!("/str/{key}")).await;
+        let (status, body) = get(&server.base, &format!("/str/{key}")).await;
         assert_eq!(status, StatusCode::OK, "{key} lost");
         // A later write may have reached the log without its answer.
         let (w, i) = value.split_once('-').unwrap();
@@ -208,9 +178,8 @@ async fn a_torn_last_record_is_dropped_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
     write_mix(&server.base).await;
-    let client = reqwest::Client::new();
     assert_eq!(
-        put(&client, &server.base, "/str/last", "the last write").await,
+        put(&server.base, "/str/last", "the last write").await,
         StatusCode::OK
     );
     assert!(server.terminate().success());
@@ -226,7 +195,7 @@ async fn a_torn_last_record_is_dropped_at_start_up() {
     let server = start(dir.path(), &[]).await;
     assert_mix(&server.base).await;
     assert_eq!(
-        get(&client, &server.base, "/str/last").await.0,
+        get(&server.base, "/str/last").await.0,
         StatusCode::NOT_FOUND
     );
     assert!(server.output().contains("torn"), "{}", server.output());
@@ -254,11 +223,10 @@ async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
     );
 
     let server = start(dir.path(), &["--truncate-corrupt"]).await;
-    let client = reqwest::Client::new();
-    assert_eq!(get(&client, &server.base, "/int-get/i").await.1, "-7");
-    assert_eq!(get(&client, &server.base, "/uint/get/u").await.1, "7");
+    assert_eq!(get(&server.base, "/int-get/i").await.1, "-7");
+    assert_eq!(get(&server.base, "/uint/get/u").await.1, "7");
     assert_eq!(
-        get(&client, &server.base, "/float-get/f").await.0,
+        get(&server.base, "/float-get/f").await.0,
         StatusCode::NOT_FOUND
     );
 }
@@ -268,14 +236,13 @@ async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state()
     let dir = tempfile::tempdir().unwrap();
     let args = ["--compact-min-bytes", "65536"];
     let server = start(dir.path(), &args).await;
-    let client = reqwest::Client::new();
     let value = "v".repeat(100);
     // 20 live keys overwritten 300 times each: about 800 KiB of history.
     for round in 0..300 {
         for k in 0..20 {
             let body = format!("{round}:{value}");
             assert_eq!(
-                put(&client, &server.base, &format!("/str/k{k}"), &body).await,
+                put(&server.base, &format!("/str/k{k}"), &body).await,
                 StatusCode::OK
             );
         }
@@ -289,7 +256,7 @@ async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state()
     let server = start(dir.path(), &args).await;
     for k in 0..20 {
         assert_eq!(
-            get(&client, &server.base, &format!("/str/k{k}")).await.1,
+            get(&server.base, &format!("/str/k{k}")).await.1,
             format!("299:{value}")
         );
     }

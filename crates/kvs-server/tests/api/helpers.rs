@@ -1,47 +1,40 @@
 //! An in-process server on an ephemeral port, with its own data directory,
 //! and request helpers named for what they do.
 
-use std::time::Duration;
-
 use clap::Parser;
 use kvs_server::Config;
 use reqwest::{Response, StatusCode};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
     /// Dropping it shuts the server down.
-    _stop: oneshot::Sender<()>,
+    _server: kvs_server::Running,
 }
 
 impl TestApp {
-    /// A ready server with the default settings plus `args`.
+    /// A ready server on an ephemeral port with the default settings plus
+    /// `args`.
     pub async fn spawn(args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut argv = vec!["kvs-server", "--data-dir", dir.path().to_str().unwrap()];
+        let mut argv = vec![
+            "kvs-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ];
         argv.extend_from_slice(args);
-        let config = Config::parse_from(argv);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            kvs_server::run(listener, config, async {
-                let _ = stopped.await;
-            })
+        let server = kvs_server::spawn(Config::parse_from(argv))
             .await
-            .expect("server failed");
-        });
-        let app = TestApp {
-            base: format!("http://{addr}/kvs/v1-0-0"),
+            .expect("server failed to start");
+        TestApp {
+            base: format!("{}/kvs/v1-0-0", server.url()),
             client: reqwest::Client::new(),
             _dir: dir,
-            _stop: stop,
-        };
-        wait_ready(&app.client, &app.base).await;
-        app
+            _server: server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -96,19 +89,6 @@ impl TestApp {
             resp.text().await.unwrap()
         );
     }
-}
-
-/// Polls `/readyz` until it answers 200 (replay done).
-pub async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..500 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server at {base} did not become ready within 10 s");
 }
 
 /// Asserts an error answer: its status, the problem+json format, and a

@@ -11,7 +11,9 @@ use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use reqwest::StatusCode;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
-use crate::stack::{Stack, get, put};
+use kvs_testkit::http::{get, put};
+
+use crate::stack::Stack;
 
 /// An RSA key pair made with openssl: (private PEM path, public PEM path).
 fn rsa_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::stack::{Stack, dump, get};
+use kvs_testkit::http::{dump, get};
+
+use crate::stack::Stack;
 
 /// What concurrent writers saw: the last acknowledged value of each key,
 /// how many writes were refused with 503, and the slowest answer.

@@ -2,10 +2,10 @@
 //! and the requests the tests make of them.
 
 use kvs_testkit::certs::Certs;
+use kvs_testkit::http::{delete, get, put};
 use kvs_testkit::pg::PgCluster;
 use kvs_testkit::process::{KvsProcess, ServerProcess};
 use reqwest::StatusCode;
-use std::collections::BTreeMap;
 
 pub enum Store {
     Postgres(PgCluster),
@@ -22,8 +22,6 @@ pub struct Stack {
     /// More flags for txn-server.
     pub txn_args: Vec<String>,
 }
-
-pub const TYPES: [&str; 6] = ["int", "uint", "float", "str", "map", "set"];
 
 impl Stack {
     /// PostgreSQL, txn-server and kvs-server, all ready.
@@ -127,41 +125,6 @@ impl Stack {
     }
 }
 
-pub async fn put(base: &str, path: &str, body: &str) -> StatusCode {
-    reqwest::Client::new()
-        .put(format!("{base}{path}"))
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
-pub async fn get(base: &str, path: &str) -> (StatusCode, String) {
-    let resp = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap();
-    (resp.status(), resp.text().await.unwrap())
-}
-
-/// Every key of every type with its value, as the server answers them.
-pub async fn dump(base: &str) -> BTreeMap<(String, String), String> {
-    let mut all = BTreeMap::new();
-    for ty in TYPES {
-        let (status, body) = get(base, &format!("/keys/{ty}?limit=10000")).await;
-        assert_eq!(status, StatusCode::OK);
-        let keys: Vec<String> = serde_json::from_str(&body).unwrap();
-        for key in keys {
-            let (status, value) = get(base, &format!("/{ty}/{key}")).await;
-            assert_eq!(status, StatusCode::OK, "{ty}/{key}");
-            all.insert((ty.to_owned(), key), value);
-        }
-    }
-    all
-}
-
 /// One value of each type (resource path, body, what GET answers).
 pub const MIX: [(&str, &str, &str); 6] = [
     ("/int/i", "-7", "-7"),
@@ -177,12 +140,7 @@ pub async fn write_mix(base: &str) {
         assert_eq!(put(base, path, body).await, StatusCode::OK, "{path}");
     }
     assert_eq!(put(base, "/int/gone", "1").await, StatusCode::OK);
-    let resp = reqwest::Client::new()
-        .delete(format!("{base}/del/gone"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["deleted"], "true");
+    assert!(delete(base, "/del/gone").await);
     assert_eq!(put(base, "/int-incr/i", "").await, StatusCode::OK);
 }
 

@@ -3,7 +3,9 @@
 
 use reqwest::StatusCode;
 
-use crate::stack::{Stack, get, put};
+use kvs_testkit::http::{delete, get, put};
+
+use crate::stack::Stack;
 
 /// The original service's tables, exactly as its README creates them
 /// (note `timestamp`, not `insert_time`, in map_transactions).
@@ -122,12 +124,7 @@ async fn the_tables_hold_about_the_live_set_after_many_overwrites_and_deletes() 
             put(&base, &format!("/int/tmp{round}"), "1").await,
             StatusCode::OK
         );
-        let resp = reqwest::Client::new()
-            .delete(format!("{base}/int/tmp{round}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(delete(&base, &format!("/int/tmp{round}")).await);
     }
     let pg = stack.pg();
     assert_eq!(
