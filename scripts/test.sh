@@ -49,3 +49,12 @@ fi
 
 step "Python client: pytest"
 KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$venv/bin/python" -m pytest -q clients/python/tests
+
+step "Deployment: Dockerfiles and docker-compose.yaml (no Docker engine needed)"
+deploy_venv=target/deploy-venv
+if [ ! -x "$deploy_venv/bin/python" ]; then
+    python3 -m venv "$deploy_venv"
+fi
+"$deploy_venv/bin/python" -m pip install --quiet --upgrade pip
+"$deploy_venv/bin/python" -m pip install --quiet -r deploy/requirements.txt
+KVS_BIN_DIR="$PWD/target/debug" "$deploy_venv/bin/python" -m pytest -q deploy/tests

@@ -67,8 +67,16 @@ fn entries(ty: ValueType) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(format!("postgres: {e}"))
+/// A database error with its causes: tokio-postgres says only "db error"
+/// at the top and keeps the server's message (a wrong password, say) below.
+fn unavailable(e: impl std::error::Error) -> LogError {
+    let mut text = format!("postgres: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    LogError::Unavailable(text)
 }
 
 #[derive(Debug, Clone)]
@@ -337,7 +345,7 @@ async fn write_type(
     let id = |k: &Key| {
         ids.get(k.as_str())
             .copied()
-            .ok_or_else(|| unavailable(format!("no id for key {k}")))
+            .ok_or_else(|| LogError::Unavailable(format!("postgres: no id for key {k}")))
     };
 
     let puts: Vec<(&Key, &Value)> = nets
