@@ -193,6 +193,18 @@ impl FileLog {
     }
 }
 
+impl Drop for FileLog {
+    /// A compaction still running would write its file after a new
+    /// `FileLog` on the same path has started, and could be swapped in by
+    /// it: wait for the thread and throw its result away.
+    fn drop(&mut self) {
+        if let Some(handle) = self.inner.as_mut().and_then(|i| i.compaction.take()) {
+            let _ = handle.join();
+            let _ = fs::remove_file(tmp_path(&self.path));
+        }
+    }
+}
+
 impl Log for FileLog {
     async fn replay(
         &mut self,

@@ -1,0 +1,769 @@
+//! The REST API against a simple model: any sequence of requests (whole
+//! values of every type by resource and compatibility routes, deletes,
+//! increments, map fields, set members, key listings, and requests that
+//! must be refused) gets the answers the model predicts, and the state
+//! survives graceful stops and restarts on the same data directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use clap::Parser;
+use kvs_server::Config;
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use reqwest::{Client, Method, StatusCode};
+
+/// Keys the requests use; the last one breaks the key rules.
+const KEYS: [&str; 4] = ["a", "b", "K_1", "bad-key"];
+const BAD_KEY: usize = 3;
+/// Map fields and set members: path segments, percent-encoded on the way.
+const NAMES: [&str; 5] = ["f", "g h", "\u{e9}", "x.y", "%"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ty {
+    Int,
+    Uint,
+    Float,
+    Str,
+    Map,
+    Set,
+}
+
+const TYPES: [Ty; 6] = [Ty::Int, Ty::Uint, Ty::Float, Ty::Str, Ty::Map, Ty::Set];
+
+impl Ty {
+    fn name(self) -> &'static str {
+        ["int", "uint", "float", "str", "map", "set"][self as usize]
+    }
+
+    /// The original service's put, get and delete paths.
+    fn compat(self) -> [&'static str; 3] {
+        match self {
+            Ty::Int => ["/int-put/", "/int-get/", "/int-del/"],
+            Ty::Uint => ["/uint/put/", "/uint/get/", "/uint/del/"],
+            Ty::Float => ["/float-put/", "/float-get/", "/float-del/"],
+            Ty::Str => ["/str-put/", "/str-get/", "/str-del/"],
+            Ty::Map => ["/map-put/", "/map-get/", "/map-del/"],
+            Ty::Set => ["/set-put/", "/set-get/", "/set-del/"],
+        }
+    }
+}
+
+/// A stored value, as the model keeps it.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Int(i32),
+    Uint(u32),
+    Float(f32),
+    Str(String),
+    Map(BTreeMap<String, String>),
+    Set(BTreeSet<String>),
+}
+
+impl Val {
+    fn ty(&self) -> Ty {
+        match self {
+            Val::Int(_) => Ty::Int,
+            Val::Uint(_) => Ty::Uint,
+            Val::Float(_) => Ty::Float,
+            Val::Str(_) => Ty::Str,
+            Val::Map(_) => Ty::Map,
+            Val::Set(_) => Ty::Set,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// PUT of a whole value; `value` is `None` for a body the type refuses.
+    Put {
+        ty: Ty,
+        key: usize,
+        body: Vec<u8>,
+        value: Option<Val>,
+        compat: bool,
+    },
+    Get {
+        ty: Ty,
+        key: usize,
+        compat: bool,
+    },
+    Delete {
+        ty: Ty,
+        key: usize,
+        compat: bool,
+    },
+    /// The original's `/del/{key}`: every type at once.
+    DeleteEverywhere {
+        key: usize,
+    },
+    /// `POST /int/{key}/incr`, answering the value after; `None` sends no body.
+    Incr {
+        key: usize,
+        by: Option<i32>,
+    },
+    /// The original's `/int-incrby/{key}` (or `/int-incr/{key}` for `None`),
+    /// answering the value before.
+    IncrBy {
+        key: usize,
+        by: Option<i32>,
+    },
+    MapPut {
+        key: usize,
+        field: usize,
+        value: String,
+    },
+    MapGet {
+        key: usize,
+        field: usize,
+    },
+    MapDelete {
+        key: usize,
+        field: usize,
+    },
+    SetAdd {
+        key: usize,
+        member: usize,
+    },
+    SetContains {
+        key: usize,
+        member: usize,
+    },
+    SetRemove {
+        key: usize,
+        member: usize,
+    },
+    ListKeys {
+        ty: Ty,
+    },
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![Just(String::new()), "[a-z]{1,4}", "\\PC{0,6}"]
+}
+
+fn ty() -> impl Strategy<Value = Ty> {
+    (0..TYPES.len()).prop_map(|i| TYPES[i])
+}
+
+fn key() -> impl Strategy<Value = usize> {
+    prop_oneof![12 => 0..BAD_KEY, 1 => Just(BAD_KEY)]
+}
+
+fn name() -> impl Strategy<Value = usize> {
+    0..NAMES.len()
+}
+
+fn amount() -> impl Strategy<Value = i32> {
+    prop_oneof![-5..5i32, any::<i32>(), Just(i32::MAX), Just(i32::MIN)]
+}
+
+/// A value of `ty` and a request body that says it.
+fn valid_body(ty: Ty) -> BoxedStrategy<(Vec<u8>, Val)> {
+    match ty {
+        Ty::Int => (amount(), any::<bool>())
+            .prop_map(|(v, pad)| {
+                let body = if pad {
+                    format!(" {v}\n")
+                } else {
+                    v.to_string()
+                };
+                (body.into_bytes(), Val::Int(v))
+            })
+            .boxed(),
+        Ty::Uint => any::<u32>()
+            .prop_map(|v| (v.to_string().into_bytes(), Val::Uint(v)))
+            .boxed(),
+        Ty::Float => (any::<u32>(), any::<bool>())
+            .prop_filter_map("finite", |(bits, sci)| {
+                let f = f32::from_bits(bits);
+                f.is_finite().then(|| {
+                    let body = if sci { format!("{f:e}") } else { f.to_string() };
+                    (body.into_bytes(), Val::Float(f))
+                })
+            })
+            .boxed(),
+        Ty::Str => text()
+            .prop_map(|s| (s.clone().into_bytes(), Val::Str(s)))
+            .boxed(),
+        Ty::Map => btree_map(text(), text(), 0..4)
+            .prop_map(|m| (serde_json::to_vec(&m).unwrap(), Val::Map(m)))
+            .boxed(),
+        Ty::Set => vec(text(), 0..5)
+            .prop_map(|members| {
+                // Duplicates and any order: the set collapses and sorts them.
+                let body = serde_json::to_vec(&members).unwrap();
+                (body, Val::Set(members.into_iter().collect()))
+            })
+            .boxed(),
+    }
+}
+
+/// Bodies each type must refuse.
+fn invalid_body(ty: Ty) -> BoxedStrategy<Vec<u8>> {
+    let bad: &[&[u8]] = match ty {
+        Ty::Int => &[b"", b"abc", b"2147483648", b"1.5"],
+        Ty::Uint => &[b"-1", b"4294967296", b"x"],
+        Ty::Float => &[b"NaN", b"inf", b"1e39", b"one"],
+        Ty::Str => &[b"\xff", b"a\xc3"],
+        Ty::Map => &[b"[]", br#"{"a":1}"#, b"{", b""],
+        Ty::Set => &[b"{}", br#"["a",1]"#, b"["],
+    };
+    let bad: Vec<Vec<u8>> = bad.iter().map(|b| b.to_vec()).collect();
+    proptest::sample::select(bad).boxed()
+}
+
+fn put() -> impl Strategy<Value = Op> {
+    (ty(), key(), any::<bool>(), prop::bool::weighted(0.15)).prop_flat_map(
+        |(ty, key, compat, refused)| {
+            if refused {
+                invalid_body(ty)
+                    .prop_map(move |body| Op::Put {
+                        ty,
+                        key,
+                        body,
+                        value: None,
+                        compat,
+                    })
+                    .boxed()
+            } else {
+                valid_body(ty)
+                    .prop_map(move |(body, value)| Op::Put {
+                        ty,
+                        key,
+                        body,
+                        value: Some(value),
+                        compat,
+                    })
+                    .boxed()
+            }
+        },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => put(),
+        3 => (ty(), key(), any::<bool>()).prop_map(|(ty, key, compat)| Op::Get { ty, key, compat }),
+        2 => (ty(), key(), any::<bool>()).prop_map(|(ty, key, compat)| Op::Delete { ty, key, compat }),
+        1 => key().prop_map(|key| Op::DeleteEverywhere { key }),
+        2 => (key(), prop::option::of(amount())).prop_map(|(key, by)| Op::Incr { key, by }),
+        1 => (key(), prop::option::of(amount())).prop_map(|(key, by)| Op::IncrBy { key, by }),
+        2 => (key(), name(), text()).prop_map(|(key, field, value)| Op::MapPut { key, field, value }),
+        1 => (key(), name()).prop_map(|(key, field)| Op::MapGet { key, field }),
+        1 => (key(), name()).prop_map(|(key, field)| Op::MapDelete { key, field }),
+        2 => (key(), name()).prop_map(|(key, member)| Op::SetAdd { key, member }),
+        1 => (key(), name()).prop_map(|(key, member)| Op::SetContains { key, member }),
+        1 => (key(), name()).prop_map(|(key, member)| Op::SetRemove { key, member }),
+        1 => ty().prop_map(|ty| Op::ListKeys { ty }),
+    ]
+}
+
+/// The body an answer must carry.
+#[derive(Debug)]
+enum Body {
+    /// Not checked (empty on a plain 200, a problem document on an error).
+    Any,
+    Text(String),
+    Value(Val),
+    Keys(Vec<String>),
+}
+
+#[derive(Debug)]
+struct Expect {
+    status: StatusCode,
+    body: Body,
+    /// A header that must be `true`, or absent.
+    flag: Option<(&'static str, bool)>,
+}
+
+impl Expect {
+    fn status(status: StatusCode) -> Expect {
+        Expect {
+            status,
+            body: Body::Any,
+            flag: None,
+        }
+    }
+    fn ok() -> Expect {
+        Expect::status(StatusCode::OK)
+    }
+    fn body(body: Body) -> Expect {
+        Expect {
+            body,
+            ..Expect::ok()
+        }
+    }
+    fn flag(name: &'static str, set: bool) -> Expect {
+        Expect {
+            flag: Some((name, set)),
+            ..Expect::ok()
+        }
+    }
+}
+
+/// The model: what the API promises, in a few lines per operation.
+#[derive(Debug, Default, Clone)]
+struct Model(BTreeMap<(Ty, String), Val>);
+
+impl Model {
+    fn get(&self, ty: Ty, key: &str) -> Option<&Val> {
+        self.0.get(&(ty, key.to_owned()))
+    }
+
+    fn int(&self, key: &str) -> i32 {
+        match self.get(Ty::Int, key) {
+            Some(Val::Int(v)) => *v,
+            _ => 0,
+        }
+    }
+
+    fn map(&mut self, key: &str) -> &mut BTreeMap<String, String> {
+        let v = self
+            .0
+            .entry((Ty::Map, key.to_owned()))
+            .or_insert_with(|| Val::Map(BTreeMap::new()));
+        match v {
+            Val::Map(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn set(&mut self, key: &str) -> &mut BTreeSet<String> {
+        let v = self
+            .0
+            .entry((Ty::Set, key.to_owned()))
+            .or_insert_with(|| Val::Set(BTreeSet::new()));
+        match v {
+            Val::Set(s) => s,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Applies `op` and says what the server must answer.
+    fn apply(&mut self, op: &Op) -> Expect {
+        let key_of = |k: usize| KEYS[k].to_owned();
+        let bad = |k: usize| k == BAD_KEY;
+        match op {
+            Op::Put { key, .. }
+            | Op::Get { key, .. }
+            | Op::Delete { key, .. }
+            | Op::DeleteEverywhere { key }
+            | Op::Incr { key, .. }
+            | Op::IncrBy { key, .. }
+            | Op::MapPut { key, .. }
+            | Op::MapGet { key, .. }
+            | Op::MapDelete { key, .. }
+            | Op::SetAdd { key, .. }
+            | Op::SetContains { key, .. }
+            | Op::SetRemove { key, .. }
+                if bad(*key) =>
+            {
+                return Expect::status(StatusCode::BAD_REQUEST);
+            }
+            _ => {}
+        }
+        match op {
+            Op::Put { value: None, .. } => Expect::status(StatusCode::BAD_REQUEST),
+            Op::Put {
+                ty,
+                key,
+                value: Some(v),
+                ..
+            } => {
+                self.0.insert((*ty, key_of(*key)), v.clone());
+                Expect::ok()
+            }
+            Op::Get { ty, key, .. } => match self.get(*ty, &key_of(*key)) {
+                Some(v) => Expect::body(Body::Value(v.clone())),
+                None => Expect::status(StatusCode::NOT_FOUND),
+            },
+            Op::Delete { ty, key, .. } => {
+                let removed = self.0.remove(&(*ty, key_of(*key))).is_some();
+                Expect::flag("deleted", removed)
+            }
+            Op::DeleteEverywhere { key } => {
+                let mut removed = false;
+                for ty in TYPES {
+                    removed |= self.0.remove(&(ty, key_of(*key))).is_some();
+                }
+                Expect::flag("deleted", removed)
+            }
+            Op::Incr { key, by } | Op::IncrBy { key, by } => {
+                let before = self.int(&key_of(*key));
+                match before.checked_add(by.unwrap_or(1)) {
+                    None => Expect::status(StatusCode::CONFLICT),
+                    Some(after) => {
+                        self.0.insert((Ty::Int, key_of(*key)), Val::Int(after));
+                        let answer = if matches!(op, Op::Incr { .. }) {
+                            after
+                        } else {
+                            before
+                        };
+                        Expect::body(Body::Text(answer.to_string()))
+                    }
+                }
+            }
+            Op::MapPut { key, field, value } => {
+                self.map(&key_of(*key))
+                    .insert(NAMES[*field].to_owned(), value.clone());
+                Expect::ok()
+            }
+            Op::MapGet { key, field } => match self.get(Ty::Map, &key_of(*key)) {
+                Some(Val::Map(m)) if m.contains_key(NAMES[*field]) => {
+                    Expect::body(Body::Text(m[NAMES[*field]].clone()))
+                }
+                _ => Expect::status(StatusCode::NOT_FOUND),
+            },
+            Op::MapDelete { key, field } => {
+                let removed = match self.get(Ty::Map, &key_of(*key)) {
+                    Some(Val::Map(m)) => m.contains_key(NAMES[*field]),
+                    _ => false,
+                };
+                if removed {
+                    self.map(&key_of(*key)).remove(NAMES[*field]);
+                }
+                Expect::flag("deleted", removed)
+            }
+            Op::SetAdd { key, member } => {
+                let added = self.set(&key_of(*key)).insert(NAMES[*member].to_owned());
+                Expect::flag("added", added)
+            }
+            Op::SetContains { key, member } => match self.get(Ty::Set, &key_of(*key)) {
+                Some(Val::Set(s)) if s.contains(NAMES[*member]) => {
+                    Expect::body(Body::Text("true".into()))
+                }
+                _ => Expect::status(StatusCode::NOT_FOUND),
+            },
+            Op::SetRemove { key, member } => {
+                let removed = match self.get(Ty::Set, &key_of(*key)) {
+                    Some(Val::Set(s)) => s.contains(NAMES[*member]),
+                    _ => false,
+                };
+                if removed {
+                    self.set(&key_of(*key)).remove(NAMES[*member]);
+                }
+                Expect::flag("deleted", removed)
+            }
+            Op::ListKeys { ty } => Expect::body(Body::Keys(self.keys(*ty))),
+        }
+    }
+
+    fn keys(&self, ty: Ty) -> Vec<String> {
+        self.0
+            .keys()
+            .filter(|(t, _)| *t == ty)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+}
+
+/// Percent-encodes a path segment.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"_.~-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The request for `op`: method, path under the base, body.
+fn request(op: &Op) -> (Method, String, Vec<u8>) {
+    let k = |k: &usize| KEYS[*k];
+    let n = |n: &usize| segment(NAMES[*n]);
+    match op {
+        Op::Put {
+            ty,
+            key,
+            body,
+            compat,
+            ..
+        } => {
+            let path = if *compat {
+                format!("{}{}", ty.compat()[0], k(key))
+            } else {
+                format!("/{}/{}", ty.name(), k(key))
+            };
+            (Method::PUT, path, body.clone())
+        }
+        Op::Get { ty, key, compat } => {
+            let path = if *compat {
+                format!("{}{}", ty.compat()[1], k(key))
+            } else {
+                format!("/{}/{}", ty.name(), k(key))
+            };
+            (Method::GET, path, Vec::new())
+        }
+        Op::Delete { ty, key, compat } => {
+            let path = if *compat {
+                format!("{}{}", ty.compat()[2], k(key))
+            } else {
+                format!("/{}/{}", ty.name(), k(key))
+            };
+            (Method::DELETE, path, Vec::new())
+        }
+        Op::DeleteEverywhere { key } => (Method::DELETE, format!("/del/{}", k(key)), Vec::new()),
+        Op::Incr { key, by } => (
+            Method::POST,
+            format!("/int/{}/incr", k(key)),
+            by.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        ),
+        Op::IncrBy { key, by: None } => (Method::PUT, format!("/int-incr/{}", k(key)), Vec::new()),
+        Op::IncrBy { key, by: Some(by) } => (
+            Method::PUT,
+            format!("/int-incrby/{}", k(key)),
+            by.to_string().into_bytes(),
+        ),
+        Op::MapPut { key, field, value } => (
+            Method::PUT,
+            format!("/map/{}/{}", k(key), n(field)),
+            value.clone().into_bytes(),
+        ),
+        Op::MapGet { key, field } => (
+            Method::GET,
+            format!("/map/{}/{}", k(key), n(field)),
+            Vec::new(),
+        ),
+        Op::MapDelete { key, field } => (
+            Method::DELETE,
+            format!("/map/{}/{}", k(key), n(field)),
+            Vec::new(),
+        ),
+        Op::SetAdd { key, member } => (
+            Method::PUT,
+            format!("/set/{}/{}", k(key), n(member)),
+            Vec::new(),
+        ),
+        Op::SetContains { key, member } => (
+            Method::GET,
+            format!("/set/{}/{}", k(key), n(member)),
+            Vec::new(),
+        ),
+        Op::SetRemove { key, member } => (
+            Method::DELETE,
+            format!("/set/{}/{}", k(key), n(member)),
+            Vec::new(),
+        ),
+        Op::ListKeys { ty } => (Method::GET, format!("/keys/{}", ty.name()), Vec::new()),
+    }
+}
+
+/// Whether `body`, answered for a value of `want`'s type, says `want`.
+fn says(want: &Val, body: &str) -> bool {
+    match want {
+        Val::Int(v) => body == v.to_string(),
+        Val::Uint(v) => body == v.to_string(),
+        // The shortest text that reads back as the same f32.
+        Val::Float(v) => body
+            .parse::<f32>()
+            .is_ok_and(|f| f.to_bits() == v.to_bits()),
+        Val::Str(s) => body == s,
+        // JSON, sorted: exactly what serializing the sorted model gives.
+        Val::Map(m) => body == serde_json::to_string(m).unwrap(),
+        Val::Set(s) => body == serde_json::to_string(s).unwrap(),
+    }
+}
+
+fn value_content_type(ty: Ty) -> &'static str {
+    match ty {
+        Ty::Map | Ty::Set => "application/json",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// Sends `op` and checks the answer against `expect`.
+async fn check(client: &Client, base: &str, op: &Op, expect: Expect) -> Result<(), TestCaseError> {
+    let (method, path, body) = request(op);
+    let what = format!("{method} {path} {:?}", String::from_utf8_lossy(&body));
+    let resp = client
+        .request(method, format!("{base}{path}"))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = resp.text().await.unwrap_or_default();
+    prop_assert_eq!(status, expect.status, "{}: answered {:?}", what, text);
+    if !status.is_success() {
+        prop_assert_eq!(
+            content_type.as_str(),
+            "application/problem+json",
+            "{}",
+            what
+        );
+    }
+    match &expect.body {
+        Body::Any => {}
+        Body::Text(t) => prop_assert_eq!(&text, t, "{}", what),
+        Body::Value(v) => {
+            prop_assert!(says(v, &text), "{}: answered {:?} for {:?}", what, text, v);
+            prop_assert_eq!(
+                content_type.as_str(),
+                value_content_type(v.ty()),
+                "{}",
+                what
+            );
+        }
+        Body::Keys(keys) => {
+            let got: Vec<String> = serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("{what}: {e}: {text:?}")))?;
+            prop_assert_eq!(&got, keys, "{}", what);
+        }
+    }
+    if let Some((name, set)) = expect.flag {
+        let got = headers.get(name).is_some_and(|v| v == "true");
+        prop_assert_eq!(got, set, "{}: header {}", what, name);
+    }
+    Ok(())
+}
+
+/// The server's whole state, listed and read back, equals the model's.
+async fn assert_state(
+    client: &Client,
+    base: &str,
+    model: &Model,
+    when: &str,
+) -> Result<(), TestCaseError> {
+    for ty in TYPES {
+        let listing = Op::ListKeys { ty };
+        check(
+            client,
+            base,
+            &listing,
+            Expect::body(Body::Keys(model.keys(ty))),
+        )
+        .await
+        .map_err(|e| TestCaseError::fail(format!("{when}: {e}")))?;
+        for key in model.keys(ty) {
+            let v = model.get(ty, &key).unwrap().clone();
+            let k = KEYS.iter().position(|k| *k == key).unwrap();
+            let get = Op::Get {
+                ty,
+                key: k,
+                compat: false,
+            };
+            check(client, base, &get, Expect::body(Body::Value(v)))
+                .await
+                .map_err(|e| TestCaseError::fail(format!("{when}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    before_restart: Vec<Op>,
+    after_restart: Vec<Op>,
+    durability: &'static str,
+    compact_min_bytes: Option<u64>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        vec(op(), 1..24),
+        vec(op(), 0..12),
+        prop::sample::select(vec!["sync", "async"]),
+        prop::option::of(64..1024u64),
+    )
+        .prop_map(
+            |(before_restart, after_restart, durability, compact_min_bytes)| Case {
+                before_restart,
+                after_restart,
+                durability,
+                compact_min_bytes,
+            },
+        )
+}
+
+async fn start(dir: &Path, case: &Case) -> kvs_server::Running {
+    let compact = case.compact_min_bytes.map(|b| b.to_string());
+    let mut argv = vec![
+        "kvs-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--durability",
+        case.durability,
+    ];
+    if let Some(c) = &compact {
+        argv.extend(["--compact-min-bytes", c]);
+    }
+    kvs_server::spawn(Config::parse_from(argv))
+        .await
+        .expect("server failed to start")
+}
+
+/// Stops gracefully: the log is flushed and closed when this returns.
+async fn stop(server: kvs_server::Running) {
+    server.stop().await.expect("graceful stop");
+}
+
+/// A temporary data directory, in memory where the machine has /dev/shm
+/// (sync durability fsyncs every batch).
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+#[test]
+fn requests_answer_as_the_model_says_and_the_state_survives_restarts() {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new();
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&case(), |case| {
+            rt.block_on(async {
+                let dir = scratch_dir();
+                let mut model = Model::default();
+                let server = start(dir.path(), &case).await;
+                let base = format!("{}/kvs/v1-0-0", server.url());
+                for op in &case.before_restart {
+                    let expect = model.apply(op);
+                    check(&client, &base, op, expect).await?;
+                }
+                assert_state(&client, &base, &model, "before the first restart").await?;
+                stop(server).await;
+
+                let server = start(dir.path(), &case).await;
+                let base = format!("{}/kvs/v1-0-0", server.url());
+                assert_state(&client, &base, &model, "after the first restart").await?;
+                for op in &case.after_restart {
+                    let expect = model.apply(op);
+                    check(&client, &base, op, expect).await?;
+                }
+                stop(server).await;
+
+                let server = start(dir.path(), &case).await;
+                let base = format!("{}/kvs/v1-0-0", server.url());
+                assert_state(&client, &base, &model, "after the second restart").await?;
+                stop(server).await;
+                Ok(())
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
