@@ -58,3 +58,12 @@ fi
 "$deploy_venv/bin/python" -m pip install --quiet --upgrade pip
 "$deploy_venv/bin/python" -m pip install --quiet -r deploy/requirements.txt
 KVS_BIN_DIR="$PWD/target/debug" "$deploy_venv/bin/python" -m pytest -q deploy/tests
+
+step "API fuzzing: schemathesis against the OpenAPI document"
+api_venv=target/api-fuzz-venv
+if [ ! -x "$api_venv/bin/python" ]; then
+    python3 -m venv "$api_venv"
+fi
+"$api_venv/bin/python" -m pip install --quiet --upgrade pip
+"$api_venv/bin/python" -m pip install --quiet -r clients/api-fuzz/requirements.txt
+KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$api_venv/bin/python" -m pytest -q -p no:cacheprovider clients/api-fuzz
