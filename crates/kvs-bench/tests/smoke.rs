@@ -9,7 +9,6 @@ use kvs_bench::client::{self, BenchConfig, Limit, Target};
 use kvs_bench::report::Report;
 use kvs_bench::stats::LatencySummary;
 use kvs_bench::workload::{KeyDist, ValueKind, WorkloadKind, WorkloadSpec};
-use kvs_server::Config;
 
 struct Server {
     addr: SocketAddr,
@@ -21,15 +20,7 @@ struct Server {
 /// A ready server on an ephemeral port with its own data directory.
 async fn server(args: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut argv = vec![
-        "kvs-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ];
-    argv.extend_from_slice(args);
-    let server = kvs_server::spawn(Config::parse_from(argv))
+    let server = kvs_server::spawn_with(dir.path(), args)
         .await
         .expect("server failed to start");
     Server {

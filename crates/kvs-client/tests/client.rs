@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use kvs_client::{Client, Error, MapValue, SetValue, Value, ValueType};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,15 +25,7 @@ impl Server {
     /// `args`.
     async fn start(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut argv = vec![
-            "kvs-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ];
-        argv.extend_from_slice(args);
-        let server = kvs_server::spawn(kvs_server::Config::parse_from(argv))
+        let server = kvs_server::spawn_with(dir.path(), args)
             .await
             .expect("server failed to start");
         let client = Client::new(&server.url()).expect("client");
@@ -810,16 +801,7 @@ async fn values_written_through_the_client_survive_a_restart_of_a_durable_server
     // Same data directory, two servers one after the other.
     let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let argv = [
-            "kvs-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ];
-        let server = kvs_server::spawn(kvs_server::Config::parse_from(argv))
-            .await
-            .unwrap();
+        let server = kvs_server::spawn_with(dir.path(), &[]).await.unwrap();
         let c = Client::new(&server.url()).unwrap();
         if round == 0 {
             c.map_put("m", &BTreeMap::from([("a".into(), "1".into())]))

@@ -16,4 +16,4 @@ pub mod startup;
 pub mod store;
 
 pub use config::Config;
-pub use startup::{Running, run, spawn};
+pub use startup::{Running, run, spawn, spawn_with};

@@ -4,10 +4,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use kvs_log::{FileLog, FileOptions, Log, LogError, MemoryLog, ReplayStats};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -83,6 +85,17 @@ pub async fn spawn(config: Config) -> Result<Running, StartupError> {
             Err(e) => Err(StartupError::Http(std::io::Error::other(e))),
         },
     }
+}
+
+/// [`spawn`] on an ephemeral loopback port with the log in `data_dir`, and
+/// otherwise the defaults changed by the command-line flags `args`.
+pub async fn spawn_with(data_dir: &Path, args: &[&str]) -> Result<Running, StartupError> {
+    let dir = data_dir.to_string_lossy();
+    let argv = ["kvs-server", "--listen", "127.0.0.1:0", "--data-dir", &dir]
+        .into_iter()
+        .chain(args.iter().copied());
+    let config = Config::try_parse_from(argv).map_err(|e| StartupError::Config(e.to_string()))?;
+    spawn(config).await
 }
 
 /// Serves on `listener` until `shutdown` resolves.

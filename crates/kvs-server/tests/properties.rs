@@ -7,8 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use clap::Parser;
-use kvs_server::Config;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -688,19 +686,11 @@ fn case() -> impl Strategy<Value = Case> {
 
 async fn start(dir: &Path, case: &Case) -> kvs_server::Running {
     let compact = case.compact_min_bytes.map(|b| b.to_string());
-    let mut argv = vec![
-        "kvs-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--durability",
-        case.durability,
-    ];
+    let mut args = vec!["--durability", case.durability];
     if let Some(c) = &compact {
-        argv.extend(["--compact-min-bytes", c]);
+        args.extend(["--compact-min-bytes", c]);
     }
-    kvs_server::spawn(Config::parse_from(argv))
+    kvs_server::spawn_with(dir, &args)
         .await
         .expect("server failed to start")
 }

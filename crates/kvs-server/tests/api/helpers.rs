@@ -1,8 +1,6 @@
 //! An in-process server on an ephemeral port, with its own data directory,
 //! and request helpers named for what they do.
 
-use clap::Parser;
-use kvs_server::Config;
 use reqwest::{Response, StatusCode};
 
 pub struct TestApp {
@@ -18,15 +16,7 @@ impl TestApp {
     /// `args`.
     pub async fn spawn(args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut argv = vec![
-            "kvs-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ];
-        argv.extend_from_slice(args);
-        let server = kvs_server::spawn(Config::parse_from(argv))
+        let server = kvs_server::spawn_with(dir.path(), args)
             .await
             .expect("server failed to start");
         TestApp {
