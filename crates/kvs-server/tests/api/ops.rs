@@ -106,3 +106,36 @@ async fn the_docs_page_is_self_contained_html() {
         "the page must not load anything from the network"
     );
 }
+
+async fn records_logged(app: &TestApp) -> u64 {
+    app.get_ok("/metrics")
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("kvs_log_records_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("kvs_log_records_total in /metrics")
+}
+
+/// The number of records logged once it has reached `at_least` (audit
+/// records are logged in the background) and stayed there for a moment.
+async fn settled_records(app: &TestApp, at_least: u64) -> u64 {
+    for _ in 0..50 {
+        if records_logged(app).await >= at_least {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    records_logged(app).await
+}
+
+#[tokio::test]
+async fn reads_are_logged_only_when_read_auditing_is_on() {
+    for (args, expected) in [(&[][..], 1), (&["--audit-reads"][..], 3)] {
+        let app = TestApp::spawn(args).await;
+        app.put_ok("/str/k", "v").await;
+        app.get_ok("/str/k").await;
+        app.get_ok("/str-get/k").await;
+        assert_eq!(settled_records(&app, expected).await, expected, "{args:?}");
+    }
+}
