@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use kvs_core::ValueType as Ty;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -18,33 +19,15 @@ const BAD_KEY: usize = 3;
 /// Map fields and set members: path segments, percent-encoded on the way.
 const NAMES: [&str; 5] = ["f", "g h", "\u{e9}", "x.y", "%"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Ty {
-    Int,
-    Uint,
-    Float,
-    Str,
-    Map,
-    Set,
-}
-
-const TYPES: [Ty; 6] = [Ty::Int, Ty::Uint, Ty::Float, Ty::Str, Ty::Map, Ty::Set];
-
-impl Ty {
-    fn name(self) -> &'static str {
-        ["int", "uint", "float", "str", "map", "set"][self as usize]
-    }
-
-    /// The original service's put, get and delete paths.
-    fn compat(self) -> [&'static str; 3] {
-        match self {
-            Ty::Int => ["/int-put/", "/int-get/", "/int-del/"],
-            Ty::Uint => ["/uint/put/", "/uint/get/", "/uint/del/"],
-            Ty::Float => ["/float-put/", "/float-get/", "/float-del/"],
-            Ty::Str => ["/str-put/", "/str-get/", "/str-del/"],
-            Ty::Map => ["/map-put/", "/map-get/", "/map-del/"],
-            Ty::Set => ["/set-put/", "/set-get/", "/set-del/"],
-        }
+/// The original service's put, get and delete paths.
+fn compat_paths(ty: Ty) -> [&'static str; 3] {
+    match ty {
+        Ty::Int => ["/int-put/", "/int-get/", "/int-del/"],
+        Ty::Uint => ["/uint/put/", "/uint/get/", "/uint/del/"],
+        Ty::Float => ["/float-put/", "/float-get/", "/float-del/"],
+        Ty::Str => ["/str-put/", "/str-get/", "/str-del/"],
+        Ty::Map => ["/map-put/", "/map-get/", "/map-del/"],
+        Ty::Set => ["/set-put/", "/set-get/", "/set-del/"],
     }
 }
 
@@ -142,7 +125,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn ty() -> impl Strategy<Value = Ty> {
-    (0..TYPES.len()).prop_map(|i| TYPES[i])
+    (0..Ty::ALL.len()).prop_map(|i| Ty::ALL[i])
 }
 
 fn key() -> impl Strategy<Value = usize> {
@@ -383,7 +366,7 @@ impl Model {
             }
             Op::DeleteEverywhere { key } => {
                 let mut removed = false;
-                for ty in TYPES {
+                for ty in Ty::ALL {
                     removed |= self.0.remove(&(ty, key_of(*key))).is_some();
                 }
                 Expect::flag("deleted", removed)
@@ -483,7 +466,7 @@ fn request(op: &Op) -> (Method, String, Vec<u8>) {
             ..
         } => {
             let path = if *compat {
-                format!("{}{}", ty.compat()[0], k(key))
+                format!("{}{}", compat_paths(*ty)[0], k(key))
             } else {
                 format!("/{}/{}", ty.name(), k(key))
             };
@@ -491,7 +474,7 @@ fn request(op: &Op) -> (Method, String, Vec<u8>) {
         }
         Op::Get { ty, key, compat } => {
             let path = if *compat {
-                format!("{}{}", ty.compat()[1], k(key))
+                format!("{}{}", compat_paths(*ty)[1], k(key))
             } else {
                 format!("/{}/{}", ty.name(), k(key))
             };
@@ -499,7 +482,7 @@ fn request(op: &Op) -> (Method, String, Vec<u8>) {
         }
         Op::Delete { ty, key, compat } => {
             let path = if *compat {
-                format!("{}{}", ty.compat()[2], k(key))
+                format!("{}{}", compat_paths(*ty)[2], k(key))
             } else {
                 format!("/{}/{}", ty.name(), k(key))
             };
@@ -633,7 +616,7 @@ async fn assert_state(
     model: &Model,
     when: &str,
 ) -> Result<(), TestCaseError> {
-    for ty in TYPES {
+    for ty in Ty::ALL {
         let listing = Op::ListKeys { ty };
         check(
             client,
