@@ -1,8 +1,10 @@
 //! Start and stop, the same for every KVS binary.
 //!
 //! - [`telemetry`]: logs as text or JSON lines, filtered by level.
+//! - [`pem`]: certificates and keys read from PEM files.
 //! - [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 
+pub mod pem;
 pub mod telemetry;
 
 pub use telemetry::LogFormat;

@@ -5,13 +5,12 @@
 //! handshake is done here with rustls and tonic serves the finished streams.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kvs_service::pem::{PemError, read_certs, read_key};
 use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -24,25 +23,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    #[error(transparent)]
+    File(#[from] PemError),
     #[error("TLS configuration: {0}")]
     Config(String),
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |reason: String| TlsError::File {
-        path: path.to_owned(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("no PEM certificate in the file".into()));
-    }
-    Ok(certs)
 }
 
 /// Builds the server's TLS settings from PEM files.
@@ -54,7 +38,7 @@ pub fn server_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in read_certs(ca)? {
-        roots.add(c).map_err(|e| TlsError::File {
+        roots.add(c).map_err(|e| PemError {
             path: ca.to_owned(),
             reason: e.to_string(),
         })?;
@@ -62,10 +46,7 @@ pub fn server_config(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
-        path: key.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let key = read_key(key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
