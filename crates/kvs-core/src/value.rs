@@ -185,6 +185,27 @@ impl Value {
         }
     }
 
+    /// The bytes of text the value holds: a string's length, the sum of a
+    /// map's field and value lengths, or of a set's members; 4 for numbers.
+    /// What the server's value-size limit counts.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Value::Int(_) | Value::Uint(_) | Value::Float(_) => 4,
+            Value::Str(s) => s.len(),
+            Value::Map(m) => m.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Value::Set(s) => s.iter().map(String::len).sum(),
+        }
+    }
+
+    /// Fields of a map or members of a set; 1 for any other value.
+    pub fn entries(&self) -> usize {
+        match self {
+            Value::Map(m) => m.len(),
+            Value::Set(s) => s.len(),
+            _ => 1,
+        }
+    }
+
     /// The media type of [`Value::render`]'s output.
     pub fn content_type(&self) -> &'static str {
         match self {
@@ -197,6 +218,20 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_len_and_entries_count_what_a_value_holds() {
+        let map = Value::parse(ValueType::Map, br#"{"ab":"cde","f":""}"#).unwrap();
+        assert_eq!((map.data_len(), map.entries()), (6, 2));
+        let set = Value::parse(ValueType::Set, br#"["x","yz","x"]"#).unwrap();
+        assert_eq!((set.data_len(), set.entries()), (3, 2));
+        let s = Value::Str("héllo".into());
+        assert_eq!((s.data_len(), s.entries()), (6, 1));
+        assert_eq!(
+            (Value::Int(-1).data_len(), Value::Int(-1).entries()),
+            (4, 1)
+        );
+    }
 
     #[test]
     fn numbers_parse_with_surrounding_whitespace_and_reject_out_of_range() {

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::store::Durability;
+use crate::auth::Tokens;
 use crate::store::remote::RemoteOptions;
+use crate::store::{Durability, Limits};
 
 /// The largest body limit: the file log refuses records over 64 MiB.
 const MAX_BODY_LIMIT: usize = 64 << 20;
@@ -76,6 +77,51 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_LIMIT as u64))]
     pub max_body_bytes: usize,
 
+    /// Largest value one key may hold, in bytes of text (a string's length,
+    /// a map's fields and values, a set's members); larger writes get 413.
+    #[arg(long, env = "KVS_MAX_VALUE_BYTES", default_value_t = 1 << 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_value_bytes: usize,
+
+    /// Most fields of one map or members of one set; writes that would
+    /// make more get 413.
+    #[arg(long, env = "KVS_MAX_ENTRIES", default_value_t = 100_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_entries: usize,
+
+    /// Seconds a request may take from its first byte to its answer (a
+    /// slow body gets 408); also how long a client may take to send the
+    /// headers and how long an idle connection is kept.
+    #[arg(long, env = "KVS_REQUEST_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub request_timeout: u64,
+
+    /// Connections served at once; one more is answered 503 and closed.
+    #[arg(long, env = "KVS_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
+    pub max_connections: usize,
+
+    /// Serve HTTPS with this certificate chain (PEM) instead of plain HTTP;
+    /// needs --http-tls-key.
+    #[arg(long, env = "KVS_HTTP_TLS_CERT", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --http-tls-cert.
+    #[arg(long, env = "KVS_HTTP_TLS_KEY", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
+
+    /// A file of bearer tokens that the API requires, one per line as
+    /// `read-write:TOKEN` or `read-only:TOKEN` (`#` starts a comment). With
+    /// tokens set, every request but GET /kvs/v1-0-0/healthz needs one.
+    #[arg(long, env = "KVS_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// Bearer tokens as comma-separated `read-write:TOKEN` or
+    /// `read-only:TOKEN` entries, added to --auth-tokens-file's. Prefer the
+    /// file or the environment: a flag is visible to every local user.
+    #[arg(long, env = "KVS_AUTH_TOKENS", hide_env_values = true, value_parser = Tokens::parse)]
+    pub auth_tokens: Option<Tokens>,
+
     /// Writes that may wait in the log queue; in `async` mode a full queue
     /// makes writers wait instead of growing memory.
     #[arg(long, env = "KVS_QUEUE_CAPACITY", default_value_t = 65_536,
@@ -135,6 +181,28 @@ impl Config {
             server_name: self.txn_server_name.clone(),
             timeout: std::time::Duration::from_millis(self.txn_timeout_ms.max(1)),
         }))
+    }
+
+    /// The bearer tokens of --auth-tokens-file and --auth-tokens; none
+    /// means the API is open. A file given but empty is an error, so that a
+    /// mistake cannot quietly leave the API open.
+    pub fn tokens(&self) -> Result<Option<Tokens>, String> {
+        let mut tokens = self.auth_tokens.clone().unwrap_or_default();
+        if let Some(path) = &self.auth_tokens_file {
+            let from_file = Tokens::read(path)?;
+            if from_file.is_empty() {
+                return Err(format!("{}: holds no token", path.display()));
+            }
+            tokens.extend(from_file);
+        }
+        Ok((!tokens.is_empty()).then_some(tokens))
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_value_bytes: self.max_value_bytes,
+            max_entries: self.max_entries,
+        }
     }
 
     /// Where the embedded log lives.

@@ -3,12 +3,13 @@
 //! Every error is the client's to act on (4xx) or a temporary refusal (503);
 //! nothing a request does ends in a 500.
 
+use axum::extract::Request;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kvs_core::{KeyError, ValueError};
 
-use crate::store::JournalError;
+use crate::store::{JournalError, LimitError};
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: &str = "1";
@@ -38,6 +39,24 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The answer to `req` given before its body was read. HTTP/1.1 cannot
+    /// reuse the connection then (the unread body is in the way), so the
+    /// answer says `Connection: close` rather than let a client send its
+    /// next request into a connection that is closing.
+    pub fn before_body(self, req: &Request) -> Response {
+        let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|len| len.as_bytes() != b"0");
+        let mut resp = self.into_response();
+        if has_body {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -54,12 +73,16 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
-        }
+        let (name, value) = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => (header::RETRY_AFTER, RETRY_AFTER_SECS),
+            StatusCode::UNAUTHORIZED => (header::WWW_AUTHENTICATE, r#"Bearer realm="kvs""#),
+            StatusCode::FORBIDDEN => (
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="kvs", error="insufficient_scope""#,
+            ),
+            _ => return resp,
+        };
+        headers.insert(name, HeaderValue::from_static(value));
         resp
     }
 }
@@ -79,6 +102,12 @@ impl From<ValueError> for ApiError {
 impl From<JournalError> for ApiError {
     fn from(e: JournalError) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
     }
 }
 

@@ -5,11 +5,15 @@
 //! - [`routes`]: where a request enters; one module per family of routes.
 //! - [`store`]: where a value is stored ([`store::db`]) and where a write
 //!   becomes durable ([`store::journal`]).
+//! - [`listener`]: connections: TLS, the connection cap, draining.
+//! - [`auth`]: bearer tokens, read-only and read-write.
 //! - [`config`], [`metrics`], [`error`]: flags, counters and the API's
 //!   error format.
 
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

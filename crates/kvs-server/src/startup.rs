@@ -15,8 +15,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::Config;
+use crate::listener::{self, Listener};
 use crate::metrics::Metrics;
-use crate::routes::{AppState, router};
+use crate::routes::{AppState, Guards, router};
 use crate::store::remote::RemoteLog;
 use crate::store::{Db, Journal, Store};
 
@@ -28,6 +29,8 @@ pub enum StartupError {
     Log(#[from] LogError),
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] listener::TlsConfigError),
 }
 
 /// How often replay reports its progress, in records.
@@ -37,6 +40,7 @@ const PROGRESS_EVERY: u64 = 1_000_000;
 /// that embed it; dropping the handle shuts the server down.
 pub struct Running {
     addr: SocketAddr,
+    tls: bool,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), StartupError>>,
 }
@@ -47,9 +51,11 @@ impl Running {
         self.addr
     }
 
-    /// Its root URL (the API is under `/kvs/v1-0-0`).
+    /// Its root URL, `https://` when it serves TLS (the API is under
+    /// `/kvs/v1-0-0`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Shuts down gracefully and waits until the log is flushed.
@@ -66,6 +72,7 @@ impl Running {
 pub async fn spawn(config: Config) -> Result<Running, StartupError> {
     let listener = TcpListener::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
+    let tls = config.http_tls_cert.is_some();
     let (stop, stopped) = oneshot::channel::<()>();
     let (ready, is_ready) = oneshot::channel();
     let task = tokio::spawn(async move {
@@ -75,7 +82,12 @@ pub async fn spawn(config: Config) -> Result<Running, StartupError> {
         start(listener, config, shutdown, Some(ready)).await
     });
     match is_ready.await {
-        Ok(()) => Ok(Running { addr, stop, task }),
+        Ok(()) => Ok(Running {
+            addr,
+            tls,
+            stop,
+            task,
+        }),
         // It stopped before it was ready: say why.
         Err(_) => match task.await {
             Ok(Err(e)) => Err(e),
@@ -140,6 +152,11 @@ async fn serve<L: Log>(
     shutdown: impl Future<Output = ()>,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
+    let tokens = config.tokens().map_err(StartupError::Config)?;
+    let tls = match (&config.http_tls_cert, &config.http_tls_key) {
+        (Some(cert), Some(key)) => Some(listener::tls_config(cert, key)?),
+        _ => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let (journal, queue) = Journal::new(
         config.durability,
@@ -150,26 +167,49 @@ async fn serve<L: Log>(
     let store = Arc::new(Store {
         db: Arc::new(Db::default()),
         journal,
+        limits: config.limits(),
     });
+    let request_timeout = Duration::from_secs(config.request_timeout);
+    tracing::info!(
+        tls = tls.is_some(),
+        bearer_tokens = tokens.as_ref().map_or(0, |t| t.len()),
+        max_connections = config.max_connections,
+        max_value_bytes = config.max_value_bytes,
+        max_entries = config.max_entries,
+        request_timeout_s = config.request_timeout,
+        "access control and limits"
+    );
+    if tokens.is_none() {
+        tracing::info!(
+            "no bearer tokens configured: anyone who can reach the port may read and write"
+        );
+    }
     let app = router(
         AppState {
             store: store.clone(),
             metrics: metrics.clone(),
         },
-        config.max_body_bytes,
+        Guards {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout,
+            tokens: tokens.map(Arc::new),
+        },
     );
 
     // Serve from the start, so that health and readiness answer during replay.
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = Listener {
+        tcp: listener,
+        tls,
+        max_connections: config.max_connections,
+        header_timeout: request_timeout,
+    };
     let (stop_http, http_stopped) = oneshot::channel::<()>();
-    let mut http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            })
-            .await
-    });
-    tracing::info!(%addr, durability = ?config.durability, "listening");
+    let mut http = tokio::spawn(listener.serve(app, async {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(%addr, scheme, durability = ?config.durability, "listening");
 
     let started = Instant::now();
     let mut shutdown = std::pin::pin!(shutdown);

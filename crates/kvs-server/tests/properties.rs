@@ -702,7 +702,7 @@ fn requests_answer_as_the_model_says_and_the_state_survives_restarts() {
         .enable_all()
         .build()
         .unwrap();
-    let client = Client::new();
+    let client = kvs_testkit::http::client();
     let mut runner = TestRunner::new(ProptestConfig {
         cases,
         failure_persistence: None,

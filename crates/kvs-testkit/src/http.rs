@@ -4,11 +4,25 @@ use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
 
+/// A reqwest client builder for tests. reqwest is built without a crypto
+/// provider of its own, so a process-wide one (ring, as everywhere in the
+/// project) is installed first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // Err only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// A plain reqwest client for tests.
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("building a reqwest client")
+}
+
 /// The six value types, as routes name them.
 pub const TYPES: [&str; 6] = ["int", "uint", "float", "str", "map", "set"];
 
 pub async fn put(base: &str, path: &str, body: &str) -> StatusCode {
-    reqwest::Client::new()
+    client()
         .put(format!("{base}{path}"))
         .body(body.to_owned())
         .send()
@@ -18,7 +32,7 @@ pub async fn put(base: &str, path: &str, body: &str) -> StatusCode {
 }
 
 pub async fn get(base: &str, path: &str) -> (StatusCode, String) {
-    let resp = reqwest::Client::new()
+    let resp = client()
         .get(format!("{base}{path}"))
         .send()
         .await
@@ -28,7 +42,7 @@ pub async fn get(base: &str, path: &str) -> (StatusCode, String) {
 
 /// A DELETE; true when it answered `Deleted: true`.
 pub async fn delete(base: &str, path: &str) -> bool {
-    let resp = reqwest::Client::new()
+    let resp = client()
         .delete(format!("{base}{path}"))
         .send()
         .await

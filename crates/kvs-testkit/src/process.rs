@@ -160,7 +160,7 @@ impl KvsProcess {
 
 /// Polls `/readyz` until it answers 200.
 async fn wait_ready(base: &str, server: &ServerProcess) {
-    let client = reqwest::Client::new();
+    let client = crate::http::client();
     for _ in 0..1500 {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await
             && r.status() == reqwest::StatusCode::OK

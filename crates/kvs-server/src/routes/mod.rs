@@ -13,14 +13,15 @@ mod resource;
 mod values;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::{Tokens, require_token};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -36,13 +37,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// What every request is held to before it reaches a route.
+pub struct Guards {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// `None`: the API is open.
+    pub tokens: Option<Arc<Tokens>>,
+}
+
 /// The whole HTTP API.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, guards: Guards) -> Router {
     let data = compat::routes()
         .merge(resource::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), replayed));
     let api = data.merge(ops::routes());
-    Router::new()
+    let api = Router::new()
         .nest(BASE_PATH, api)
         .fallback(|| async {
             ApiError::not_found("no such route; the API lives under /kvs/v1-0-0")
@@ -53,9 +62,42 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 "this route does not take that method; see /kvs/v1-0-0/docs",
             )
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(guards.max_body_bytes));
+    // Tokens are checked before any route reads a body; refusals are timed
+    // and counted like every other answer.
+    let api = match guards.tokens {
+        Some(tokens) => api.layer(middleware::from_fn_with_state(tokens, require_token)),
+        None => api,
+    };
+    api.layer(middleware::from_fn_with_state(
+        guards.request_timeout,
+        time_limit,
+    ))
+    .layer(middleware::from_fn_with_state(state.clone(), track))
+    .with_state(state)
+}
+
+/// Answers 408 for a request that is not done in time, most often because
+/// its body arrives too slowly. A write that was already applied stays
+/// applied (its answer is what is lost), as when a client gives up.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let mut resp = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request was not done within {} s (--request-timeout)",
+                    limit.as_secs()
+                ),
+            )
+            .into_response();
+            // Whatever is left of the body is still on its way: close.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
 }
 
 /// Data routes wait for the start-up replay; reads go on while the log is
@@ -64,7 +106,7 @@ async fn replayed(State(s): State<AppState>, req: Request, next: Next) -> Respon
     if s.store.journal.replayed() {
         next.run(req).await
     } else {
-        ApiError::from(crate::store::JournalError::Replaying).into_response()
+        ApiError::from(crate::store::JournalError::Replaying).before_body(&req)
     }
 }
 

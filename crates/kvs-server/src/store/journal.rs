@@ -192,7 +192,7 @@ impl Store {
         let _gate = j.gate();
         j.check()?;
         let mut shard = self.db.write(key.as_str());
-        let mut tx = WriteTx::new(&mut shard, key);
+        let mut tx = WriteTx::new(&mut shard, key, self.limits);
         let out = match op(&mut tx) {
             Ok(out) => out,
             Err(e) => {
@@ -368,7 +368,7 @@ mod tests {
     use kvs_log::{LogError, ReplayStats, WriterMark};
 
     use super::*;
-    use crate::store::Db;
+    use crate::store::{Db, Limits};
 
     /// A log whose appends fail while `failing` is set, as a full disk or an
     /// unreachable txn-server would; while `losing_answers` is set it keeps
@@ -416,6 +416,7 @@ mod tests {
         let store = Arc::new(Store {
             db: Arc::new(Db::default()),
             journal,
+            limits: Limits::NONE,
         });
         store.journal.open();
         let log = FlakyLog::default();
@@ -429,7 +430,7 @@ mod tests {
     async fn put(store: &Store, key: &str, v: i32) -> Result<(), JournalError> {
         store
             .write(&Key::parse(key).unwrap(), |tx| {
-                tx.put(Value::Int(v));
+                tx.put(Value::Int(v)).expect("the test store has no limits");
                 Ok(())
             })
             .await

@@ -1,14 +1,16 @@
 //! An in-process server on an ephemeral port, with its own data directory,
 //! and request helpers named for what they do.
 
+use std::sync::Arc;
+
 use reqwest::{Response, StatusCode};
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
-    /// Dropping it shuts the server down.
-    _server: kvs_server::Running,
+    _dir: Arc<tempfile::TempDir>,
+    /// Dropping the last handle shuts the server down.
+    _server: Arc<kvs_server::Running>,
 }
 
 impl TestApp {
@@ -21,9 +23,19 @@ impl TestApp {
             .expect("server failed to start");
         TestApp {
             base: format!("{}/kvs/v1-0-0", server.url()),
-            client: reqwest::Client::new(),
-            _dir: dir,
-            _server: server,
+            client: kvs_testkit::http::client(),
+            _dir: Arc::new(dir),
+            _server: Arc::new(server),
+        }
+    }
+
+    /// The same server, reached through `client` (another token, a CA).
+    pub fn with_client(&self, client: reqwest::Client) -> TestApp {
+        TestApp {
+            base: self.base.clone(),
+            client,
+            _dir: self._dir.clone(),
+            _server: self._server.clone(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! kvs-server over real HTTP. One test binary, a module per feature.
 
+mod access;
 mod compat;
 mod durability;
 mod helpers;
+mod limits;
 mod ops;
 mod resource;

@@ -32,7 +32,7 @@ fn writers(
         .map(|w| {
             let (base, tally, stop) = (base.to_owned(), tally.clone(), stop.clone());
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = kvs_testkit::http::client();
                 for i in 1u64.. {
                     if *stop.lock().unwrap() {
                         break;

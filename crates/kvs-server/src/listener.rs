@@ -1,0 +1,143 @@
+//! The HTTP listener: accepts connections, over TLS when configured, serves
+//! at most `max_connections` of them at once, and drains them at shutdown.
+//!
+//! A connection over the cap is not left waiting in the kernel's backlog,
+//! where a client cannot tell a busy server from a dead one: it is served a
+//! single 503 with `Retry-After` and closed.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use kvs_service::pem::{PemError, read_certs, read_key};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::ApiError;
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long
+    /// an idle keep-alive connection is kept.
+    pub header_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    #[error("HTTP TLS: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// TLS 1.2 and 1.3 settings for the HTTP listener from PEM files; ALPN
+/// offers HTTP/2 and HTTP/1.1.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(read_certs(cert)?, read_key(key)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+impl Listener {
+    /// Serves `app` until `shutdown` resolves, then waits for the open
+    /// connections to finish their requests and close.
+    pub async fn serve(self, app: Router, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout);
+        let busy_http = {
+            let mut b = http.clone();
+            b.http1().keep_alive(false);
+            b
+        };
+        let busy_app = Router::new().fallback(|| async {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is serving as many connections as it may (--max-connections); retry shortly",
+            )
+        });
+        let acceptor = self.tls.map(TlsAcceptor::from);
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors, most often: wait for some to close.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let slot = slots.clone().try_acquire_owned().ok();
+            if slot.is_none() {
+                tracing::warn!(%peer, max_connections = self.max_connections, "refused a connection: at the connection cap");
+            }
+            let (builder, app) = match slot {
+                Some(_) => (http.clone(), app.clone()),
+                None => (busy_http.clone(), busy_app.clone()),
+            };
+            let watcher = graceful.watcher();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    None => serve_connection(tcp, builder, app, watcher, slot).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => serve_connection(tls, builder, app, watcher, slot).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
+        }
+        drop(self.tcp);
+        graceful.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Serves one connection; its slot is given back when it closes.
+async fn serve_connection<S>(
+    stream: S,
+    builder: auto::Builder<TokioExecutor>,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    _slot: Option<OwnedSemaphorePermit>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    // Errors here are the client's: a reset, a malformed request, a timeout.
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}

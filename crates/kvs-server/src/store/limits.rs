@@ -1,0 +1,138 @@
+//! How large one value may grow: a cap on its bytes and on the entries of a
+//! map or set, so that no single key can take the server's memory or make
+//! every read of it slow.
+
+use kvs_core::{Key, Value, ValueType};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of text in one value ([`Value::data_len`]).
+    pub max_value_bytes: usize,
+    /// Fields of one map or members of one set.
+    pub max_entries: usize,
+}
+
+impl Limits {
+    /// No limit at all, for tests of other things.
+    pub const NONE: Limits = Limits {
+        max_value_bytes: usize::MAX,
+        max_entries: usize::MAX,
+    };
+
+    /// Refuses `new` when it is over a limit and larger than `old` in that
+    /// measure: a value stored under a higher limit can still shrink.
+    pub fn check(&self, key: &Key, new: &Value, old: Option<&Value>) -> Result<(), LimitError> {
+        let over = |measure: fn(&Value) -> usize, max: usize| {
+            let n = measure(new);
+            (n > max && old.is_none_or(|o| n > measure(o))).then_some(n)
+        };
+        let ty = new.value_type();
+        if let Some(bytes) = over(Value::data_len, self.max_value_bytes) {
+            return Err(LimitError::Bytes {
+                ty,
+                key: key.clone(),
+                bytes,
+                max: self.max_value_bytes,
+            });
+        }
+        if let Some(entries) = over(Value::entries, self.max_entries) {
+            return Err(LimitError::Entries {
+                ty,
+                key: key.clone(),
+                entries,
+                max: self.max_entries,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error(
+        "{ty} key {key} would hold {bytes} bytes; one value may hold at most {max} (--max-value-bytes)"
+    )]
+    Bytes {
+        ty: ValueType,
+        key: Key,
+        bytes: usize,
+        max: usize,
+    },
+    #[error(
+        "{ty} key {key} would hold {entries} entries; one map or set may hold at most {max} (--max-entries)"
+    )]
+    Entries {
+        ty: ValueType,
+        key: Key,
+        entries: usize,
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(members: &[&str]) -> Value {
+        Value::Set(members.iter().map(|m| m.to_string()).collect())
+    }
+
+    #[test]
+    fn refuses_values_over_either_limit() {
+        let limits = Limits {
+            max_value_bytes: 4,
+            max_entries: 2,
+        };
+        let key = Key::parse("k").unwrap();
+        assert!(limits.check(&key, &Value::Str("abcd".into()), None).is_ok());
+        let e = limits
+            .check(&key, &Value::Str("abcde".into()), None)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LimitError::Bytes {
+                    bytes: 5,
+                    max: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = limits
+            .check(&key, &set(&["a", "b", "c"]), None)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LimitError::Entries {
+                    entries: 3,
+                    max: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--max-entries"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_value_may_shrink_but_not_grow() {
+        let limits = Limits {
+            max_value_bytes: 100,
+            max_entries: 2,
+        };
+        let key = Key::parse("k").unwrap();
+        let old = set(&["a", "b", "c", "d"]);
+        assert!(
+            limits
+                .check(&key, &set(&["a", "b", "c"]), Some(&old))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .check(&key, &set(&["a", "b", "c", "d", "e"]), Some(&old))
+                .is_err()
+        );
+    }
+}
