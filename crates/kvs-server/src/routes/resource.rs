@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kvs_core::value::parse_int;
+use kvs_core::value::{MapValue, SetValue, parse_int};
 use kvs_core::{Key, Value, ValueType};
 use serde::Deserialize;
 
@@ -15,6 +15,7 @@ use super::AppState;
 use super::extract::{ApiPath, ApiQuery, Body};
 use super::values::{self, DELETED, absent, flagged, text};
 use crate::error::ApiError;
+use crate::store::ValueRef;
 
 /// Set on a set-member PUT that added a new member.
 static ADDED: HeaderName = HeaderName::from_static("added");
@@ -80,16 +81,16 @@ async fn incr(
     Ok(text(after.to_string()))
 }
 
-fn map_of(value: Option<&Value>) -> Option<&kvs_core::value::MapValue> {
+fn map_of(value: Option<ValueRef<'_>>) -> Option<&MapValue> {
     match value {
-        Some(Value::Map(m)) => Some(m),
+        Some(ValueRef::Map(m)) => Some(m),
         _ => None,
     }
 }
 
-fn set_of(value: Option<&Value>) -> Option<&kvs_core::value::SetValue> {
+fn set_of(value: Option<ValueRef<'_>>) -> Option<&SetValue> {
     match value {
-        Some(Value::Set(m)) => Some(m),
+        Some(ValueRef::Set(s)) => Some(s),
         _ => None,
     }
 }
@@ -123,7 +124,7 @@ async fn map_put(
         .write(&key, |tx| {
             let mut map = map_of(tx.get(ValueType::Map)).cloned().unwrap_or_default();
             map.insert(field, value);
-            tx.put(Value::Map(map));
+            tx.put(Value::Map(map))?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -144,7 +145,7 @@ async fn map_delete(
             };
             let mut map = map.clone();
             map.remove(&field);
-            tx.put(Value::Map(map));
+            tx.put(Value::Map(map))?;
             Ok(true)
         })
         .await?;
@@ -185,7 +186,7 @@ async fn set_add(
             }
             let mut set = current.cloned().unwrap_or_default();
             set.insert(member);
-            tx.put(Value::Set(set));
+            tx.put(Value::Set(set))?;
             Ok(true)
         })
         .await?;
@@ -206,7 +207,7 @@ async fn set_remove(
             };
             let mut set = set.clone();
             set.remove(&member);
-            tx.put(Value::Set(set));
+            tx.put(Value::Set(set))?;
             Ok(true)
         })
         .await?;

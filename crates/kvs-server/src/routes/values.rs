@@ -6,6 +6,7 @@ use kvs_core::{Key, Value, ValueType};
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::store::ValueRef;
 
 /// The header the original clients read to learn that a DELETE removed
 /// something.
@@ -37,11 +38,15 @@ pub async fn get(state: AppState, ty: ValueType, key: String) -> Result<Response
         .get(ty, key.as_str())
         .ok_or_else(|| absent(ty, &key))?;
     state.store.audit_read(ty, &key);
-    Ok((
-        [(header::CONTENT_TYPE, value.content_type())],
-        value.render(),
-    )
-        .into_response())
+    Ok(match value {
+        // The copy out of the table is the body: a string is not copied again.
+        Value::Str(s) => text(s),
+        value => (
+            [(header::CONTENT_TYPE, value.content_type())],
+            value.render(),
+        )
+            .into_response(),
+    })
 }
 
 pub async fn put(
@@ -55,7 +60,7 @@ pub async fn put(
     state
         .store
         .write(&key, |tx| {
-            tx.put(value);
+            tx.put(value)?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -78,7 +83,7 @@ pub async fn increment(state: &AppState, key: &Key, by: i32) -> Result<(i32, i32
         .store
         .write(key, |tx| {
             let before = match tx.get(ValueType::Int) {
-                Some(Value::Int(v)) => *v,
+                Some(ValueRef::Int(v)) => v,
                 _ => 0,
             };
             let after = before.checked_add(by).ok_or_else(|| {
@@ -87,7 +92,7 @@ pub async fn increment(state: &AppState, key: &Key, by: i32) -> Result<(i32, i32
                     format!("adding {by} to int key {key} (now {before}) would overflow a 32-bit integer"),
                 )
             })?;
-            tx.put(Value::Int(after));
+            tx.put(Value::Int(after))?;
             Ok((before, after))
         })
         .await

@@ -3,33 +3,161 @@
 //! A key's six types live in the same shard, so `/del/{key}` changes them
 //! under one lock. Shards use std's `RwLock`: critical sections are a hash
 //! lookup and a clone, never an await, so an async lock would only add cost.
+//!
+//! Each table holds its type in the smallest form it has, not as a
+//! [`Value`]: a table's buckets are most of what a key costs, and a `Value`
+//! is as large as its largest variant (32 bytes), where a string needs 16 and
+//! a number 4. Reads get a [`ValueRef`] borrowed from the table.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, State, Value, ValueType};
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
 const SHARDS: usize = 64;
 
+/// A stored value, borrowed from its table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Int(i32),
+    Uint(u32),
+    Float(f32),
+    Str(&'a str),
+    Map(&'a MapValue),
+    Set(&'a SetValue),
+}
+
+impl ValueRef<'_> {
+    /// A copy of the value.
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Int(v) => Value::Int(v),
+            ValueRef::Uint(v) => Value::Uint(v),
+            ValueRef::Float(v) => Value::Float(v),
+            ValueRef::Str(s) => Value::Str(s.to_owned()),
+            ValueRef::Map(m) => Value::Map(m.clone()),
+            ValueRef::Set(s) => Value::Set(s.clone()),
+        }
+    }
+}
+
+/// How a type's values sit in its table.
+trait Stored {
+    fn view(&self) -> ValueRef<'_>;
+    /// The value, moved out of the table without a copy.
+    fn into_value(self) -> Value;
+}
+
+/// Implements [`Stored`] for each type's table form: what its `Value`
+/// variant holds, except that a string is a `Box<str>` (16 bytes; `String`
+/// adds a capacity word). `|v| view` borrows it.
+macro_rules! stored {
+    ($($variant:ident($form:ty) => |$v:ident| $view:expr;)*) => {$(
+        impl Stored for $form {
+            fn view(&self) -> ValueRef<'_> {
+                let $v = self;
+                ValueRef::$variant($view)
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(self.into())
+            }
+        }
+    )*};
+}
+
+stored! {
+    Int(i32) => |v| *v;
+    Uint(u32) => |v| *v;
+    Float(f32) => |v| *v;
+    Str(Box<str>) => |v| v;
+    Map(MapValue) => |v| v;
+    Set(SetValue) => |v| v;
+}
+
+/// A table seen without its value type, so that one `match` on a
+/// [`ValueType`] picks it for any operation that needs no typed value.
+trait Table {
+    fn view(&self, key: &str) -> Option<ValueRef<'_>>;
+    fn take(&mut self, key: &str) -> Option<Value>;
+    fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_>;
+    fn len(&self) -> usize;
+}
+
+impl<T: Stored> Table for HashMap<Key, T> {
+    fn view(&self, key: &str) -> Option<ValueRef<'_>> {
+        self.get(key).map(T::view)
+    }
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.remove(key).map(T::into_value)
+    }
+    fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_> {
+        Box::new(HashMap::keys(self))
+    }
+    fn len(&self) -> usize {
+        HashMap::len(self)
+    }
+}
+
+/// Stores `value` under `key`; returns what was there.
+fn swap<T: Stored>(table: &mut HashMap<Key, T>, key: Key, value: T) -> Option<Value> {
+    table.insert(key, value).map(T::into_value)
+}
+
 #[derive(Default)]
 pub struct Shard {
-    tables: [HashMap<Key, Value>; ValueType::ALL.len()],
+    int: HashMap<Key, i32>,
+    uint: HashMap<Key, u32>,
+    float: HashMap<Key, f32>,
+    str: HashMap<Key, Box<str>>,
+    map: HashMap<Key, MapValue>,
+    set: HashMap<Key, SetValue>,
 }
 
 impl Shard {
-    pub fn get(&self, ty: ValueType, key: &str) -> Option<&Value> {
-        self.tables[ty.index()].get(key)
+    fn table(&self, ty: ValueType) -> &dyn Table {
+        match ty {
+            ValueType::Int => &self.int,
+            ValueType::Uint => &self.uint,
+            ValueType::Float => &self.float,
+            ValueType::Str => &self.str,
+            ValueType::Map => &self.map,
+            ValueType::Set => &self.set,
+        }
+    }
+
+    fn table_mut(&mut self, ty: ValueType) -> &mut dyn Table {
+        match ty {
+            ValueType::Int => &mut self.int,
+            ValueType::Uint => &mut self.uint,
+            ValueType::Float => &mut self.float,
+            ValueType::Str => &mut self.str,
+            ValueType::Map => &mut self.map,
+            ValueType::Set => &mut self.set,
+        }
+    }
+
+    pub fn get(&self, ty: ValueType, key: &str) -> Option<ValueRef<'_>> {
+        self.table(ty).view(key)
     }
 
     /// Stores `value` under `key` in its type's table; returns what was there.
     pub fn put(&mut self, key: Key, value: Value) -> Option<Value> {
-        self.tables[value.value_type().index()].insert(key, value)
+        match value {
+            Value::Int(v) => swap(&mut self.int, key, v),
+            Value::Uint(v) => swap(&mut self.uint, key, v),
+            Value::Float(v) => swap(&mut self.float, key, v),
+            // Sheds any spare capacity; parsed strings have none.
+            Value::Str(s) => swap(&mut self.str, key, s.into_boxed_str()),
+            Value::Map(m) => swap(&mut self.map, key, m),
+            Value::Set(s) => swap(&mut self.set, key, s),
+        }
     }
 
     pub fn remove(&mut self, ty: ValueType, key: &str) -> Option<Value> {
-        self.tables[ty.index()].remove(key)
+        self.table_mut(ty).take(key)
     }
 
     /// Puts back what a key held before: `None` removes it.
@@ -85,7 +213,7 @@ impl Db {
 
     /// A copy of one value.
     pub fn get(&self, ty: ValueType, key: &str) -> Option<Value> {
-        self.read(key).get(ty, key).cloned()
+        self.read(key).get(ty, key).map(ValueRef::to_value)
     }
 
     /// Keys of type `ty` that start with `prefix` and sort after `after`,
@@ -94,7 +222,8 @@ impl Db {
         let mut found = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-            let mut keys: Vec<&Key> = shard.tables[ty.index()]
+            let mut keys: Vec<&Key> = shard
+                .table(ty)
                 .keys()
                 .filter(|k| k.as_str().starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
                 .collect();
@@ -115,8 +244,8 @@ impl Db {
         let mut counts = [0; ValueType::ALL.len()];
         for shard in self.shards.iter() {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-            for (c, t) in counts.iter_mut().zip(&shard.tables) {
-                *c += t.len();
+            for (c, ty) in counts.iter_mut().zip(ValueType::ALL) {
+                *c += shard.table(ty).len();
             }
         }
         counts
@@ -135,7 +264,7 @@ impl State for &Db {
 
     fn int(&self, key: &Key) -> Option<i32> {
         match self.read(key.as_str()).get(ValueType::Int, key.as_str()) {
-            Some(Value::Int(v)) => Some(*v),
+            Some(ValueRef::Int(v)) => Some(v),
             _ => None,
         }
     }
@@ -144,6 +273,30 @@ impl State for &Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_type_comes_back_as_it_was_put() {
+        let key = Key::parse("k").unwrap();
+        let values = [
+            Value::Int(-1),
+            Value::Uint(u32::MAX),
+            Value::Float(0.5),
+            Value::Str("s".into()),
+            Value::Map([("f".into(), "v".into())].into()),
+            Value::Set(["m".into()].into()),
+        ];
+        let mut shard = Shard::default();
+        for v in &values {
+            assert_eq!(shard.put(key.clone(), v.clone()), None);
+        }
+        for v in &values {
+            let ty = v.value_type();
+            assert_eq!(shard.get(ty, "k").map(ValueRef::to_value).as_ref(), Some(v));
+            assert_eq!(shard.put(key.clone(), v.clone()).as_ref(), Some(v));
+            assert_eq!(shard.remove(ty, "k").as_ref(), Some(v));
+            assert_eq!(shard.get(ty, "k"), None);
+        }
+    }
 
     #[test]
     fn keys_are_listed_sorted_by_prefix_after_a_cursor_and_limited() {
