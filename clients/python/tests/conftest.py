@@ -1,9 +1,12 @@
-"""Fixtures: one real kvs-server for the whole session, and clients of it.
+"""Fixtures: one real kvs-server for the whole session, and clients of it;
+and another that serves HTTPS and wants tokens.
 
 The server binary is ``$KVS_SERVER_BIN`` when set, else
 ``<repo>/target/debug/kvs-server``, built with ``cargo build -p kvs-server``
-when missing. A server that cannot be found, built or started fails the
-session loudly: these tests are never skipped for want of a server.
+when missing; ``kvs-certs``, which makes the HTTPS server's certificates,
+is taken from beside it. A server that cannot be found, built or started
+fails the session loudly: these tests are never skipped for want of a
+server.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Deque, Iterator, NoReturn, Optional
+from typing import Any, Callable, Deque, Dict, Iterator, NoReturn, Optional, Sequence
 
 import pytest
 
@@ -33,31 +37,23 @@ START_TIMEOUT = 60.0
 """Seconds for the server to listen and be ready (an empty log replays fast)."""
 
 
-def _default_binary() -> Path:
-    name = "kvs-server.exe" if os.name == "nt" else "kvs-server"
-    return REPO_ROOT / "target" / "debug" / name
+def _executable(name: str) -> str:
+    return name + ".exe" if os.name == "nt" else name
 
 
-def find_server_binary() -> Path:
-    configured = os.environ.get("KVS_SERVER_BIN")
-    if configured:
-        path = Path(configured)
-        if not path.is_file():
-            pytest.fail(f"KVS_SERVER_BIN={configured!r} is not a file", pytrace=False)
-        return path
-
-    path = _default_binary()
+def _built(package: str, path: Path) -> Path:
+    """``path``, built with ``cargo build -p <package>`` when missing."""
     if path.is_file():
         return path
 
     cargo = shutil.which("cargo")
     if cargo is None:
         pytest.fail(
-            f"{path} does not exist and cargo is not on PATH to build it; build kvs-server or set KVS_SERVER_BIN",
+            f"{path} does not exist and cargo is not on PATH to build it; build {package} or set KVS_SERVER_BIN",
             pytrace=False,
         )
     build = subprocess.run(
-        [cargo, "build", "-p", "kvs-server"],
+        [cargo, "build", "-p", package],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -67,17 +63,33 @@ def find_server_binary() -> Path:
     if build.returncode != 0 or not path.is_file():
         tail = "\n".join(build.stdout.splitlines()[-40:])
         pytest.fail(
-            f"`cargo build -p kvs-server` in {REPO_ROOT} did not produce {path} (exit {build.returncode}):\n{tail}",
+            f"`cargo build -p {package}` in {REPO_ROOT} did not produce {path} (exit {build.returncode}):\n{tail}",
             pytrace=False,
         )
     return path
 
 
-def listening_address(line: str) -> Optional[str]:
-    """The address in a tracing JSON ``listening`` event, else None.
+def find_server_binary() -> Path:
+    configured = os.environ.get("KVS_SERVER_BIN")
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            pytest.fail(f"KVS_SERVER_BIN={configured!r} is not a file", pytrace=False)
+        return path
+    return _built("kvs-server", REPO_ROOT / "target" / "debug" / _executable("kvs-server"))
+
+
+def find_certs_binary(server_binary: Path) -> Path:
+    """kvs-certs, from the same build as the server."""
+    return _built("kvs-certs", server_binary.with_name(_executable("kvs-certs")))
+
+
+def listening_url(line: str) -> Optional[str]:
+    """The URL in a tracing JSON ``listening`` event, else None.
 
     tracing-subscriber puts the message and fields under ``fields``; accept
-    them at the top level too.
+    them at the top level too. The scheme is the ``scheme`` field, ``http``
+    when there is none.
     """
     try:
         record = json.loads(line)
@@ -91,15 +103,31 @@ def listening_address(line: str) -> Optional[str]:
     if fields.get("message", record.get("message")) != "listening":
         return None
     address = fields.get("addr", record.get("addr"))
-    return address if isinstance(address, str) and address else None
+    if not isinstance(address, str) or not address:
+        return None
+    if "://" in address:
+        return address
+    scheme = fields.get("scheme", record.get("scheme"))
+    return f"{scheme if isinstance(scheme, str) and scheme else 'http'}://{address}"
 
 
 class KvsServer:
-    """A kvs-server child process on an ephemeral port."""
+    """A kvs-server child process on an ephemeral port, started with
+    ``args`` besides the port, data directory and log format.
+    ``client_options`` (a token, a CA file) are what a client needs to ask
+    it whether it is ready."""
 
-    def __init__(self, binary: Path, data_dir: Path) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        args: Sequence[str] = (),
+        client_options: Optional[Dict[str, Any]] = None,
+    ) -> None:
         self.binary = binary
         self.data_dir = data_dir
+        self.args = list(args)
+        self.client_options = client_options or {}
         self.url = ""
         self.output: Deque[str] = deque(maxlen=200)
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
@@ -114,6 +142,7 @@ class KvsServer:
             str(self.data_dir),
             "--log-format",
             "json",
+            *self.args,
         ]
         self._process = subprocess.Popen(
             command,
@@ -141,16 +170,16 @@ class KvsServer:
             if line is None:
                 code = self._process.wait()
                 self._fail(f"exited with status {code} before listening")
-            address = listening_address(line)
-            if address is not None:
-                self.url = address if "://" in address else f"http://{address}"
+            url = listening_url(line)
+            if url is not None:
+                self.url = url
                 break
         self._wait_until_ready(deadline)
 
     def _wait_until_ready(self, deadline: float) -> None:
         """It listens before its log is replayed; writes get 503 until then."""
         last: Optional[KvsError] = None
-        with Client(self.url, timeout=5) as kvs:
+        with Client(self.url, timeout=5, **self.client_options) as kvs:
             while True:
                 try:
                     if kvs.readyz():
@@ -197,6 +226,64 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KvsServer]:
         kvs.stop()
 
 
+@dataclass(frozen=True)
+class SecureServer:
+    """A kvs-server that serves HTTPS and wants a token."""
+
+    url: str
+    ca_file: Path
+    """The CA that signed its certificate."""
+    other_ca_file: Path
+    """A CA that did not."""
+    rw_token: str
+    ro_token: str
+
+
+def make_certificates(certs_binary: Path, out: Path) -> None:
+    done = subprocess.run(
+        [str(certs_binary), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{certs_binary} --out {out} failed (exit {done.returncode}):\n{done.stdout}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def secure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureServer]:
+    binary = find_server_binary()
+    certs, other_certs = tmp_path_factory.mktemp("certs"), tmp_path_factory.mktemp("other-certs")
+    for out in (certs, other_certs):
+        make_certificates(find_certs_binary(binary), out)
+    rw_token, ro_token = f"rw-{uuid.uuid4().hex}", f"ro-{uuid.uuid4().hex}"
+    tokens_file = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens_file.write_text(f"# who may do what\nread-write:{rw_token}\n\nread-only:{ro_token}\n", encoding="utf-8")
+    args = [
+        "--http-tls-cert",
+        str(certs / "server.crt"),
+        "--http-tls-key",
+        str(certs / "server.key"),
+        "--auth-tokens-file",
+        str(tokens_file),
+    ]
+    ca_file = certs / "ca.crt"
+    kvs = KvsServer(
+        binary,
+        tmp_path_factory.mktemp("kvs-secure-data"),
+        args,
+        client_options={"token": ro_token, "ca_file": ca_file},
+    )
+    kvs.start()
+    try:
+        if not kvs.url.startswith("https://"):
+            pytest.fail(f"kvs-server started with {args} listens on {kvs.url}, not https", pytrace=False)
+        yield SecureServer(kvs.url, ca_file, other_certs / "ca.crt", rw_token, ro_token)
+    finally:
+        kvs.stop()
+
+
 @pytest.fixture(scope="session")
 def base_url(server: KvsServer) -> str:
     """The server's URL, without the base path: what users pass to clients."""
@@ -219,9 +306,9 @@ class AsyncAsSync:
     """Drives an :class:`AsyncClient` from synchronous test code, so that one
     test body checks both clients. Each call must return a coroutine."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = AsyncClient(base_url)
+        self._client = AsyncClient(base_url, **options)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._client, name)
@@ -250,3 +337,26 @@ def kvs(request: pytest.FixtureRequest, base_url: str) -> Iterator[Any]:
             yield async_client
         finally:
             async_client.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def secure_client(request: pytest.FixtureRequest, secure_server: SecureServer) -> Iterator[Callable[..., Any]]:
+    """Makes clients of :func:`secure_server` with the given options
+    (``ca_file`` defaults to its CA): :class:`Client`, then
+    :class:`AsyncClient` behind a sync facade. They are closed afterwards."""
+    opened: list = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("ca_file", secure_server.ca_file)
+        if request.param == "sync":
+            made: Any = Client(secure_server.url, **options)
+        else:
+            made = AsyncAsSync(secure_server.url, **options)
+        opened.append(made)
+        return made
+
+    try:
+        yield make
+    finally:
+        for made in opened:
+            made.close()

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from kvs_client import Conflict, InvalidValue, KvsError, PayloadTooLarge, Unavailable, protocol
+from kvs_client import Conflict, Forbidden, InvalidValue, KvsError, PayloadTooLarge, Unauthorized, Unavailable, protocol
 
 
 def problem(status: int, detail: str, **headers: str) -> httpx.Response:
@@ -25,6 +25,8 @@ def problem(status: int, detail: str, **headers: str) -> httpx.Response:
     "status, kind",
     [
         (400, InvalidValue),
+        (401, Unauthorized),
+        (403, Forbidden),
         (409, Conflict),
         (413, PayloadTooLarge),
         (503, Unavailable),

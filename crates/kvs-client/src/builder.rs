@@ -1,9 +1,16 @@
 //! [`ClientBuilder`]: where the server is and how to reach it.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
-use reqwest::header::HeaderMap;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::{BASE_PATH, Client, Error, Result};
 
@@ -28,6 +35,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// assert_eq!(client.base_url().as_str(), "http://127.0.0.1:8080/kvs/v1-0-0");
 /// # Ok::<(), kvs_client::Error>(())
 /// ```
+///
+/// A server that serves HTTPS with a certificate from its own CA (such as
+/// one made by `kvs-certs`) and wants a bearer token:
+///
+/// ```no_run
+/// let client = kvs_client::Client::builder()
+///     .base_url("https://kvs.internal:8080")
+///     .ca_file("certs/ca.crt")
+///     .token(std::env::var("KVS_TOKEN").unwrap_or_default())
+///     .build()?;
+/// # Ok::<(), kvs_client::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     base_url: String,
@@ -36,6 +55,25 @@ pub struct ClientBuilder {
     pool_idle_timeout: Option<Option<Duration>>,
     pool_max_idle_per_host: Option<usize>,
     default_headers: HeaderMap,
+    token: Option<Token>,
+    ca: Option<Ca>,
+}
+
+/// A bearer token, which `Debug` does not show.
+#[derive(Clone)]
+struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The CA that https servers must have a certificate from.
+#[derive(Debug, Clone)]
+enum Ca {
+    File(PathBuf),
+    Pem(Vec<u8>),
 }
 
 impl Default for ClientBuilder {
@@ -47,6 +85,8 @@ impl Default for ClientBuilder {
             pool_idle_timeout: None,
             pool_max_idle_per_host: None,
             default_headers: HeaderMap::new(),
+            token: None,
+            ca: None,
         }
     }
 }
@@ -109,16 +149,60 @@ impl ClientBuilder {
         self
     }
 
+    /// A bearer token for a server started with `--auth-tokens` or
+    /// `--auth-tokens-file`: every request carries
+    /// `Authorization: Bearer TOKEN`, marked sensitive so that `Debug`
+    /// output of the builder, the client and its requests does not show it.
+    /// It replaces an `Authorization` header given to
+    /// [`ClientBuilder::default_headers`].
+    ///
+    /// Without a token such a server answers 401
+    /// ([`Error::is_unauthorized`]) to everything but `healthz`; with a
+    /// read-only token it answers writes 403 ([`Error::is_forbidden`]).
+    /// Use an `https` base URL to keep the token from being read on the way.
+    pub fn token(mut self, token: impl Into<String>) -> ClientBuilder {
+        self.token = Some(Token(token.into()));
+        self
+    }
+
+    /// Trusts only the CA certificates in the PEM file at `path` for
+    /// `https` servers (the `ca.crt` that `kvs-certs` writes, for example),
+    /// instead of the usual public CAs. The file is read when the client is
+    /// built. Replaces an earlier [`ClientBuilder::ca_file`] or
+    /// [`ClientBuilder::ca_pem`].
+    ///
+    /// A server whose certificate is not from that CA, or not for the base
+    /// URL's host, fails every call with a TLS error ([`Error::is_tls`]).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> ClientBuilder {
+        self.ca = Some(Ca::File(path.into()));
+        self
+    }
+
+    /// Like [`ClientBuilder::ca_file`], with the PEM text itself (one or more
+    /// certificates), for a CA built into the program.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> ClientBuilder {
+        self.ca = Some(Ca::Pem(pem.into()));
+        self
+    }
+
     /// Makes the client.
     ///
     /// Fails with [`Error::InvalidArgument`] when the base URL is not an
-    /// absolute `http` or `https` URL without query or fragment, and with
-    /// [`Error::Transport`] when reqwest cannot set up its client.
+    /// absolute `http` or `https` URL without query or fragment, when the
+    /// token is empty or holds anything but printable ASCII other than
+    /// spaces, or when the CA file cannot be read or holds no valid PEM
+    /// certificate; and with [`Error::Transport`] when reqwest cannot set up
+    /// its client.
     pub fn build(self) -> Result<Client> {
         let base = base_url_of(&self.base_url)?;
+        let mut headers = self.default_headers;
+        if let Some(token) = &self.token {
+            headers.insert(AUTHORIZATION, token.header()?);
+        }
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("kvs-client/", env!("CARGO_PKG_VERSION")))
-            .default_headers(self.default_headers);
+            .default_headers(headers)
+            .tls_backend_preconfigured(tls_config(self.ca.as_ref())?);
         if let Some(t) = self.timeout {
             http = http.timeout(t);
         }
@@ -133,6 +217,64 @@ impl ClientBuilder {
         }
         Ok(Client::from_parts(http.build()?, base))
     }
+}
+
+impl Token {
+    /// `Bearer TOKEN`, marked sensitive. The token must be printable ASCII
+    /// without spaces; the error does not quote it.
+    fn header(&self) -> Result<HeaderValue> {
+        if self.0.is_empty() || !self.0.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::InvalidArgument(
+                "the token must be non-empty printable ASCII without spaces".to_owned(),
+            ));
+        }
+        let mut value = HeaderValue::try_from(format!("Bearer {}", self.0))
+            .expect("printable ASCII is a valid header value");
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl Ca {
+    /// The certificates, each a trust anchor.
+    fn roots(&self) -> Result<RootCertStore> {
+        let (pem, source) = match self {
+            Ca::File(path) => {
+                let source = format!("CA file {path:?}");
+                let pem = std::fs::read(path)
+                    .map_err(|e| Error::InvalidArgument(format!("{source} cannot be read: {e}")))?;
+                (Cow::Owned(pem), source)
+            }
+            Ca::Pem(pem) => (Cow::Borrowed(pem), "CA PEM".to_owned()),
+        };
+        let bad = |why: String| Error::InvalidArgument(format!("{source} {why}"));
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(format!("is not valid PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("holds a certificate that cannot be a CA: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("holds no PEM certificate".to_owned()));
+        }
+        Ok(roots)
+    }
+}
+
+/// rustls with the ring provider, trusting `ca` or else the public CAs
+/// that Mozilla includes.
+fn tls_config(ca: Option<&Ca>) -> Result<rustls::ClientConfig> {
+    let roots = match ca {
+        Some(ca) => ca.roots()?,
+        None => webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The server's root URL with the API's base path appended.

@@ -43,7 +43,7 @@ impl Client {
     }
 
     /// Settings to make a client with: base URL, timeouts, connection pool,
-    /// default headers.
+    /// default headers, token, CA.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
     }

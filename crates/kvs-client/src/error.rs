@@ -1,5 +1,6 @@
 //! The one error type of every client method.
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 use kvs_core::{KeyError, ValueError};
@@ -25,20 +26,23 @@ pub enum Error {
     InvalidValue(ValueError),
 
     /// Another argument the API cannot carry: a base URL that is not an
-    /// `http` or `https` URL, or a map field or set member that cannot be a
-    /// path segment (`""`, `"."` or `".."`). No request was sent.
+    /// `http` or `https` URL, a token that cannot be a header value, a CA
+    /// file that cannot be read or holds no certificate, or a map field or
+    /// set member that cannot be a path segment (`""`, `"."` or `".."`). No
+    /// request was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
     /// The request could not be made or its answer not read: connection
-    /// refused or reset, timeout, and the like.
+    /// refused or reset, timeout, a server certificate that does not verify
+    /// ([`Error::is_tls`]), and the like.
     #[error("request failed: {0}")]
     Transport(#[from] reqwest::Error),
 
     /// The server answered with an error status.
     #[error("server answered {status}: {detail}")]
     Status {
-        /// The HTTP status code (400, 404, 409, 413, 503, ...).
+        /// The HTTP status code (400, 401, 403, 404, 409, 413, 503, ...).
         status: u16,
         /// The server's explanation: the `detail` of its
         /// `application/problem+json` answer, or the start of the body when
@@ -87,6 +91,17 @@ impl Error {
         self.status() == Some(400)
     }
 
+    /// 401: the server wants a token and got none, or one it does not know
+    /// (see [`crate::ClientBuilder::token`]).
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(401)
+    }
+
+    /// 403: the token is read-only and the call writes; nothing was changed.
+    pub fn is_forbidden(&self) -> bool {
+        self.status() == Some(403)
+    }
+
     /// 404 where the operation does not treat it as "absent" (for example a
     /// base URL that does not lead to a KVS server).
     pub fn is_not_found(&self) -> bool {
@@ -114,12 +129,32 @@ impl Error {
         matches!(self, Error::Transport(e) if e.is_timeout())
     }
 
+    /// A failed TLS handshake: the server's certificate is not from a
+    /// trusted CA ([`crate::ClientBuilder::ca_file`]) or not for its host,
+    /// or the server does not speak TLS.
+    pub fn is_tls(&self) -> bool {
+        let Error::Transport(e) = self else {
+            return false;
+        };
+        std::iter::successors(Some(e as &(dyn StdError + 'static)), |&e| cause(e))
+            .any(|e| e.is::<rustls::Error>())
+    }
+
     /// Whether the client refused the call itself, before sending anything.
     pub fn is_client_side(&self) -> bool {
         matches!(
             self,
             Error::InvalidKey(_) | Error::InvalidValue(_) | Error::InvalidArgument(_)
         )
+    }
+}
+
+/// What caused `e`. rustls's errors reach reqwest wrapped in `io::Error`s,
+/// whose `source` skips what they wrap, so this looks inside them instead.
+fn cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => e.source(),
     }
 }
 

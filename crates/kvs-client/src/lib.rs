@@ -53,13 +53,44 @@
 //!
 //! Every method returns [`Error`]: a client-side refusal
 //! ([`Error::InvalidKey`], [`Error::InvalidValue`], [`Error::InvalidArgument`]),
-//! a failed exchange ([`Error::Transport`], timeouts included), an error
+//! a failed exchange ([`Error::Transport`], timeouts and TLS failures
+//! ([`Error::is_tls`]) included), an error
 //! answer ([`Error::Status`], classified by [`Error::is_bad_request`],
+//! [`Error::is_unauthorized`], [`Error::is_forbidden`],
 //! [`Error::is_conflict`], [`Error::is_payload_too_large`],
 //! [`Error::is_unavailable`] with [`Error::retry_after`], ...), or an answer
 //! that does not parse ([`Error::Decode`]). An absent key, map field or set
 //! member is not an error: getters return `None`, `set_contains` `false`,
 //! deletes `false`.
+//!
+//! # Tokens and TLS
+//!
+//! A server started with `--http-tls-cert` and `--http-tls-key` serves
+//! HTTPS; one started with `--auth-tokens` or `--auth-tokens-file` wants
+//! `Authorization: Bearer TOKEN` on everything but `healthz`. Give the
+//! client the CA that signed the server's certificate and a token:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), kvs_client::Error> {
+//! let kvs = kvs_client::Client::builder()
+//!     .base_url("https://kvs.internal:8080")
+//!     .ca_file("certs/ca.crt") // without it: the public CAs Mozilla includes
+//!     .token("s3cr3t")
+//!     .build()?; // a CA file that cannot be read fails here
+//!
+//! match kvs.int_put("counter", 1).await {
+//!     Ok(()) => {}
+//!     Err(e) if e.is_unauthorized() => eprintln!("401: no token, or an unknown one"),
+//!     Err(e) if e.is_forbidden() => eprintln!("403: a read-only token cannot write"),
+//!     Err(e) if e.is_tls() => eprintln!("the server's certificate does not verify"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! TLS is rustls with the ring provider; the client brings its own
+//! configuration and needs no process-wide crypto provider.
 //!
 //! The client needs a Tokio runtime, as reqwest does.
 

@@ -1,11 +1,12 @@
 //! The client against a real kvs-server started in-process on an ephemeral
 //! port, and against tiny scripted servers for what a healthy KVS server
-//! never answers (503, foreign 404s, garbage) or to see the request itself.
+//! never answers (503, foreign 404s, garbage) or to see the request itself,
+//! and against a server that serves HTTPS and wants tokens.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kvs_client::{Client, Error, MapValue, SetValue, Value, ValueType};
+use kvs_client::{Client, ClientBuilder, Error, MapValue, SetValue, Value, ValueType};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -813,5 +814,235 @@ async fn values_written_through_the_client_survive_a_restart_of_a_durable_server
             assert_eq!(c.int_get("n").await.unwrap(), Some(5));
         }
         server.stop().await.unwrap();
+    }
+}
+
+// ----- tokens and TLS -------------------------------------------------------------------------
+
+const RW_TOKEN: &str = "rw-token-0123456789abcdef";
+const RO_TOKEN: &str = "ro-token-0123456789abcdef";
+
+/// A ready kvs-server that serves HTTPS with a certificate from a CA of its
+/// own and wants a token: [`RW_TOKEN`] may write, [`RO_TOKEN`] only read.
+struct SecureServer {
+    url: String,
+    certs: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    _server: kvs_server::Running,
+}
+
+impl SecureServer {
+    async fn start() -> SecureServer {
+        let certs = tempfile::tempdir().expect("temp dir");
+        kvs_certs::write(certs.path(), &kvs_certs::Options::default()).expect("certificates");
+        let file = |name: &str| certs.path().join(name).display().to_string();
+        let (cert, key) = (file("server.crt"), file("server.key"));
+        let tokens = format!("read-write:{RW_TOKEN},read-only:{RO_TOKEN}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = [
+            "--auth-tokens",
+            &tokens,
+            "--http-tls-cert",
+            &cert,
+            "--http-tls-key",
+            &key,
+        ];
+        let server = kvs_server::spawn_with(dir.path(), &args)
+            .await
+            .expect("server failed to start");
+        let url = server.url();
+        assert!(url.starts_with("https://"), "{url}");
+        SecureServer {
+            url,
+            certs,
+            _dir: dir,
+            _server: server,
+        }
+    }
+
+    /// Settings for this server, trusting its CA, without a token.
+    fn builder(&self) -> ClientBuilder {
+        Client::builder()
+            .base_url(&self.url)
+            .ca_file(self.certs.path().join("ca.crt"))
+    }
+
+    fn client(&self, token: &str) -> Client {
+        self.builder().token(token).build().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn without_a_token_only_healthz_answers_and_everything_else_is_unauthorized() {
+    let s = SecureServer::start().await;
+    let c = s.builder().build().unwrap();
+    c.healthz().await.unwrap();
+    for err in [
+        c.int_get("n").await.unwrap_err(),
+        c.int_put("n", 1).await.unwrap_err(),
+        c.readyz().await.unwrap_err(),
+    ] {
+        assert!(err.is_unauthorized(), "{err:?}");
+        assert!(!err.is_forbidden() && !err.is_tls(), "{err:?}");
+    }
+    assert_eq!(s.client(RW_TOKEN).int_get("n").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unknown_token_is_unauthorized() {
+    let s = SecureServer::start().await;
+    let err = s.client("not-a-token").int_get("n").await.unwrap_err();
+    assert!(err.is_unauthorized(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_read_only_token_reads_but_its_writes_are_forbidden_and_change_nothing() {
+    let s = SecureServer::start().await;
+    let (rw, ro) = (s.client(RW_TOKEN), s.client(RO_TOKEN));
+    rw.int_put("n", 5).await.unwrap();
+    assert_eq!(ro.int_get("n").await.unwrap(), Some(5));
+    assert_eq!(
+        ro.keys(ValueType::Int, None, None, None).await.unwrap(),
+        ["n"]
+    );
+    assert!(ro.readyz().await.unwrap());
+    for err in [
+        ro.int_put("n", 6).await.unwrap_err(),
+        ro.int_incr("n", 1).await.unwrap_err(),
+        ro.int_delete("n").await.unwrap_err(),
+    ] {
+        assert!(err.is_forbidden(), "{err:?}");
+        assert!(!err.is_unauthorized(), "{err:?}");
+    }
+    assert_eq!(rw.int_get("n").await.unwrap(), Some(5));
+}
+
+#[tokio::test]
+async fn a_read_write_token_reads_and_writes() {
+    let s = SecureServer::start().await;
+    let c = s.client(RW_TOKEN);
+    assert!(c.readyz().await.unwrap());
+    c.str_put("s", "over TLS").await.unwrap();
+    assert_eq!(c.str_get("s").await.unwrap().as_deref(), Some("over TLS"));
+    assert_eq!(c.int_incr("n", 2).await.unwrap(), 2);
+    assert!(c.delete_everywhere("s").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_server_certificate_from_another_ca_is_a_tls_error() {
+    let s = SecureServer::start().await;
+    let other = kvs_certs::generate(&kvs_certs::Options::default()).unwrap();
+    let c = Client::builder()
+        .base_url(&s.url)
+        .ca_pem(other.ca.cert)
+        .token(RW_TOKEN)
+        .build()
+        .unwrap();
+    let err = c.healthz().await.unwrap_err();
+    assert!(err.is_tls(), "{err:?}");
+    assert_eq!(err.status(), None);
+}
+
+#[tokio::test]
+async fn without_a_ca_a_certificate_from_a_private_ca_is_not_trusted() {
+    let s = SecureServer::start().await;
+    let c = Client::builder().base_url(&s.url).build().unwrap();
+    let err = c.healthz().await.unwrap_err();
+    assert!(err.is_tls(), "{err:?}");
+}
+
+#[tokio::test]
+async fn https_to_a_server_that_speaks_plain_http_is_a_tls_error() {
+    let s = Server::start(&[]).await;
+    let url = s.client.base_url().origin().ascii_serialization();
+    let c = Client::new(&url.replacen("http://", "https://", 1)).unwrap();
+    let err = c.healthz().await.unwrap_err();
+    assert!(err.is_tls(), "{err:?}");
+}
+
+#[tokio::test]
+async fn errors_that_are_not_about_tls_are_not_tls_errors() {
+    let s = Server::start(&[]).await;
+    let err = s.client.fibo(94).await.unwrap_err();
+    assert!(!err.is_tls(), "{err:?}");
+    let (listener, c) = silent_listener().await;
+    drop(listener);
+    let err = c.healthz().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(_)) && !err.is_tls(),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_ca_that_cannot_be_read_or_holds_no_certificate_fails_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.crt");
+    let key_only = dir.path().join("server.key");
+    let bundle = kvs_certs::generate(&kvs_certs::Options::default()).unwrap();
+    std::fs::write(&key_only, &bundle.server.key).unwrap();
+    let cases = [
+        (Client::builder().ca_file(&missing), "cannot be read"),
+        (
+            Client::builder().ca_file(&key_only),
+            "holds no PEM certificate",
+        ),
+        (
+            Client::builder().ca_pem("not PEM at all"),
+            "holds no PEM certificate",
+        ),
+        (
+            Client::builder()
+                .ca_pem("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"),
+            "is not valid PEM",
+        ),
+        (
+            Client::builder()
+                .ca_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            "cannot be a CA",
+        ),
+    ];
+    for (builder, why) in cases {
+        let err = builder.build().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
+    let err = Client::builder().ca_file(&missing).build().unwrap_err();
+    assert!(err.to_string().contains("missing.crt"), "{err}");
+    // A bundle of several certificates is taken whole.
+    let two = format!("{}{}", bundle.ca.cert, bundle.server.cert);
+    Client::builder().ca_pem(two).build().unwrap();
+}
+
+#[tokio::test]
+async fn the_token_is_sent_as_a_bearer_header_and_kept_out_of_debug_output() {
+    let (root, head) = scripted_server(answer("200 OK", &[], "ok")).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_static("Basic replaced"));
+    let builder = Client::builder()
+        .base_url(root)
+        .default_headers(headers)
+        .token(RW_TOKEN);
+    assert!(!format!("{builder:?}").contains(RW_TOKEN), "{builder:?}");
+    let c = builder.build().unwrap();
+    assert!(!format!("{c:?}").contains(RW_TOKEN), "{c:?}");
+    c.healthz().await.unwrap();
+    let head = head.await.unwrap();
+    let want = format!("\r\nauthorization: Bearer {RW_TOKEN}\r\n");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&want.to_ascii_lowercase()),
+        "{head}"
+    );
+    assert!(!head.contains("Basic replaced"), "{head}");
+}
+
+#[test]
+fn a_token_that_cannot_be_a_header_value_is_refused_without_being_quoted() {
+    for bad in ["", "line\nbreak-secret", "space secret", "é-secret"] {
+        let err = Client::builder().token(bad).build().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(!format!("{err:?}").contains("secret"), "{err:?}");
     }
 }

@@ -14,10 +14,12 @@ from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, AsyncClient, Client
 from .errors import (
     Conflict,
+    Forbidden,
     InvalidValue,
     KvsConnectionError,
     KvsError,
     PayloadTooLarge,
+    Unauthorized,
     Unavailable,
 )
 from .protocol import VALUE_TYPES, ValueType
@@ -30,6 +32,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "KvsError",
     "InvalidValue",
+    "Unauthorized",
+    "Forbidden",
     "Conflict",
     "PayloadTooLarge",
     "Unavailable",

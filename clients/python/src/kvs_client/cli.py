@@ -48,12 +48,18 @@ exit codes:
   0  success
   1  not found: a get of an absent key or map field (stdout empty, or
      null under --json)
-  2  usage error
-  3  invalid value or other client error (HTTP 4xx): nothing was changed
-  4  server unavailable (HTTP 503 or another 5xx), not ready, or unreachable
+  2  usage error, or a token or CA file that cannot be used
+  3  invalid value or other client error (HTTP 4xx, such as 401 for a
+     missing or unknown token, 403 for a write with a read-only token):
+     nothing was changed
+  4  server unavailable (HTTP 503 or another 5xx), not ready, or
+     unreachable (a server certificate that does not verify included)
 
 environment:
-  KVS_URL  server URL when --url is not given (default %(default_url)s)
+  KVS_URL         server URL when --url is not given (default %(default_url)s)
+  KVS_TOKEN       token when neither --token nor --token-file is given
+  KVS_TOKEN_FILE  file holding the token, likewise (not with KVS_TOKEN)
+  KVS_CA_FILE     CA file when --ca-file is not given
 """
 
 
@@ -172,7 +178,8 @@ Handler = Callable[[Client, argparse.Namespace], _Outcome]
 
 
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """--url, --timeout and --json, accepted before or after the command.
+    """--url, --timeout, --token, --token-file, --ca-file and --json,
+    accepted before or after the command.
 
     On sub-commands they default to SUPPRESS so that an option given before
     the command is not overwritten by the sub-command's default.
@@ -193,6 +200,24 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         metavar="SECONDS",
         default=default(DEFAULT_TIMEOUT),
         help="request timeout in seconds (default %s)" % DEFAULT_TIMEOUT,
+    )
+    group.add_argument(
+        "--token",
+        default=default(None),
+        help="bearer token for a server that wants one (env KVS_TOKEN; "
+        "--token-file keeps it out of the process list)",
+    )
+    group.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=default(None),
+        help="file holding the token (env KVS_TOKEN_FILE)",
+    )
+    group.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        default=default(os.environ.get("KVS_CA_FILE") or None),
+        help="PEM file of the CA to trust for an https URL (env KVS_CA_FILE; default: the public CAs)",
     )
     group.add_argument(
         "--json",
@@ -374,6 +399,50 @@ def build_parser() -> argparse.ArgumentParser:
 # Running
 
 
+class _ConfigError(Exception):
+    """A token or CA setting that cannot be used (a usage error, exit 2)."""
+
+
+def _read_token(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()
+    except (OSError, ValueError) as error:
+        raise _ConfigError(f"cannot read the token file: {error}") from None
+    if not token:
+        raise _ConfigError(f"the token file {path!r} is empty")
+    return token
+
+
+def _token(args: argparse.Namespace) -> Optional[str]:
+    """The token: from --token or --token-file, else from KVS_TOKEN or
+    KVS_TOKEN_FILE; at most one of each pair."""
+    sources = [
+        ("--token", args.token, "--token-file", args.token_file),
+        ("KVS_TOKEN", os.environ.get("KVS_TOKEN") or None, "KVS_TOKEN_FILE", os.environ.get("KVS_TOKEN_FILE") or None),
+    ]
+    for token_name, token, file_name, token_file in sources:
+        if token is not None and token_file is not None:
+            raise _ConfigError(f"give {token_name} or {file_name}, not both")
+        if token is not None:
+            return token
+        if token_file is not None:
+            return _read_token(token_file)
+    return None
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """The client the options ask for; :class:`_ConfigError` when the token
+    or the CA file cannot be used. Messages never quote the token."""
+    token = _token(args)
+    try:
+        return Client(args.url, timeout=args.timeout, token=token, ca_file=args.ca_file)
+    except ValueError as error:
+        raise _ConfigError(str(error)) from None
+    except OSError as error:
+        raise _ConfigError(f"cannot use the CA file {args.ca_file!r}: {error}") from None
+
+
 def _error_code(error: KvsError) -> int:
     if isinstance(error, KvsConnectionError) or error.status is None:
         return EXIT_UNAVAILABLE
@@ -397,10 +466,15 @@ def _report_error(error: Exception, as_json: bool, stderr: TextIO) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; return its exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     stdout, stderr = sys.stdout, sys.stderr
     try:
-        with Client(args.url, timeout=args.timeout) as client:
+        client = _client(args)
+    except _ConfigError as error:
+        parser.error(str(error))
+    try:
+        with client:
             outcome: _Outcome = args.handler(client, args)
     except KvsError as error:
         _report_error(error, args.json, stderr)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import re
+import ssl
 import sys
 from types import TracebackType
-from typing import Any, Callable, Coroutine, Dict, Generic, Mapping, Optional, Type, TypeVar, overload
+from typing import Any, Callable, Coroutine, Dict, Generic, Mapping, Optional, Type, TypeVar, Union, overload
 
 import httpx
 
@@ -123,14 +126,39 @@ class _Operations:
     readyz = _Op(protocol.readyz)
 
 
-def _httpx_options(base_url: str, timeout: Optional[float], headers: Optional[Mapping[str, str]]) -> Dict[str, Any]:
-    all_headers = {"User-Agent": f"kvs-client-python/{__version__}"}
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+"""What a token may be: printable ASCII without spaces (so that it fits in
+a header)."""
+
+
+def _bearer(token: str) -> str:
+    """The ``Authorization`` value; the error does not quote the token."""
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    if not _TOKEN.fullmatch(token):
+        raise ValueError("the token must be non-empty printable ASCII without spaces")
+    return f"Bearer {token}"
+
+
+def _httpx_options(
+    base_url: str,
+    timeout: Optional[float],
+    headers: Optional[Mapping[str, str]],
+    token: Optional[str],
+    ca_file: Optional[Union[str, os.PathLike[str]]],
+) -> Dict[str, Any]:
+    all_headers = httpx.Headers({"User-Agent": f"kvs-client-python/{__version__}"})
     all_headers.update(headers or {})
-    return {
+    if token is not None:
+        all_headers["Authorization"] = _bearer(token)
+    options: Dict[str, Any] = {
         "base_url": base_url.rstrip("/") + BASE_PATH,
         "timeout": timeout,
         "headers": all_headers,
     }
+    if ca_file is not None:
+        options["verify"] = ssl.create_default_context(cafile=os.fspath(ca_file))
+    return options
 
 
 def _send_options(op: Operation[Any]) -> Dict[str, Any]:
@@ -160,6 +188,19 @@ class Client(_Operations):
     ``base_url`` is the server's address without the base path
     (``/kvs/v1-0-0`` is appended). ``timeout`` is in seconds (``None`` for
     none); ``headers`` are sent with every request.
+
+    ``token`` is sent as ``Authorization: Bearer <token>`` with every request
+    (replacing one in ``headers``), for a server started with
+    ``--auth-tokens``: without it such a server raises :class:`Unauthorized`
+    for everything but ``healthz``, and a read-only token raises
+    :class:`Forbidden` for writes. ``ca_file`` is a PEM file of the CA that
+    an ``https`` server's certificate must come from (the ``ca.crt`` of
+    ``kvs-certs``); without it, the public CAs that httpx trusts (certifi)
+    are used. A CA file that cannot be read or holds no certificate raises
+    :class:`OSError` (:class:`ssl.SSLError` for the latter) here; a token
+    that cannot be a header value raises :class:`ValueError`.
+
+    >>> Client("https://kvs.internal:8080", token="s3cret", ca_file="certs/ca.crt")  # doctest: +SKIP
     """
 
     def __init__(
@@ -168,8 +209,10 @@ class Client(_Operations):
         *,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         headers: Optional[Mapping[str, str]] = None,
+        token: Optional[str] = None,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> None:
-        self._http = httpx.Client(**_httpx_options(base_url, timeout, headers))
+        self._http = httpx.Client(**_httpx_options(base_url, timeout, headers, token, ca_file))
 
     @property
     def base_url(self) -> str:
@@ -215,6 +258,8 @@ class AsyncClient(_Operations):
     >>> async with AsyncClient() as kvs:  # doctest: +SKIP
     ...     await kvs.int_incr("counter")
     0
+
+    It takes the same arguments as :class:`Client`.
     """
 
     def __init__(
@@ -223,8 +268,10 @@ class AsyncClient(_Operations):
         *,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         headers: Optional[Mapping[str, str]] = None,
+        token: Optional[str] = None,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> None:
-        self._http = httpx.AsyncClient(**_httpx_options(base_url, timeout, headers))
+        self._http = httpx.AsyncClient(**_httpx_options(base_url, timeout, headers, token, ca_file))
 
     @property
     def base_url(self) -> str:

@@ -5,10 +5,13 @@ anything the client raises on purpose. Server errors map by HTTP status::
 
     KvsError                 any other error answer (e.g. 500), and the base
     ├── InvalidValue         400: bad value, bad key, bad query parameter
+    ├── Unauthorized         401: no token, or one the server does not know
+    ├── Forbidden            403: a read-only token tried to write
     ├── Conflict             409: an increment would overflow i32
     ├── PayloadTooLarge      413: body over the server's size limit
     ├── Unavailable          503: not ready yet, or the write is not durable
-    └── KvsConnectionError   no answer at all (refused, reset, timed out)
+    └── KvsConnectionError   no answer at all (refused, reset, timed out, or
+                             a server certificate that does not verify)
 
 An absent key is not an error: getters return ``None`` instead.
 """
@@ -20,6 +23,8 @@ from typing import Optional
 __all__ = [
     "KvsError",
     "InvalidValue",
+    "Unauthorized",
+    "Forbidden",
     "Conflict",
     "PayloadTooLarge",
     "Unavailable",
@@ -53,6 +58,16 @@ class InvalidValue(KvsError):
     """400: the value, key or parameter was rejected; nothing was changed."""
 
 
+class Unauthorized(KvsError):
+    """401: the server wants a token (``token=``) and got none, or one it
+    does not know."""
+
+
+class Forbidden(KvsError):
+    """403: the token is read-only and the operation writes; nothing was
+    changed."""
+
+
 class Conflict(KvsError):
     """409: the increment would overflow a 32-bit signed integer.
 
@@ -84,7 +99,9 @@ class Unavailable(KvsError):
 
 
 class KvsConnectionError(KvsError, ConnectionError):
-    """The server could not be reached or did not answer in time.
+    """The server could not be reached or did not answer in time, or the TLS
+    handshake failed (its certificate is not from the trusted CA, see
+    ``ca_file=``; the message then says ``CERTIFICATE_VERIFY_FAILED``).
 
     Also a builtin :class:`ConnectionError`, so generic network handling
     catches it too. ``status`` is always ``None``.

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import Conflict, InvalidValue, KvsError, PayloadTooLarge, Unavailable
+from .errors import Conflict, Forbidden, InvalidValue, KvsError, PayloadTooLarge, Unauthorized, Unavailable
 
 BASE_PATH = "/kvs/v1-0-0"
 
@@ -171,6 +171,10 @@ def error_for(response: httpx.Response) -> KvsError:
     detail = _detail(response)
     if status == 400:
         return InvalidValue(detail, status)
+    if status == 401:
+        return Unauthorized(detail, status)
+    if status == 403:
+        return Forbidden(detail, status)
     if status == 409:
         return Conflict(detail, status)
     if status == 413:
