@@ -21,24 +21,31 @@ pub enum Command {
         mark: Option<WriterMark>,
         done: Option<Ack>,
     },
-    /// Report a writer's durable sequence.
-    Sequence { writer: Key, reply: Ack },
+    /// Report a writer's durable sequence, counting every append received
+    /// before; with a `fence`, refuse the writer's later appends up to it.
+    Sequence { writer: Key, fence: u64, reply: Ack },
 }
 
 /// Runs until every sender is gone, then returns: all accepted work done.
 pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
     // Writers' durable sequences, as far as known; filled from the log.
     let mut durable: HashMap<Key, u64> = HashMap::new();
+    // Per writer, the batches it gave up: never to be logged.
+    let mut fences: HashMap<Key, u64> = HashMap::new();
     let mut commands = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
         let mut txns = Vec::new();
         let mut marks: HashMap<Key, u64> = HashMap::new();
         let mut waiting: Vec<(Option<Key>, Option<Ack>)> = Vec::new();
+        // Answered once the appends received before them are settled.
+        let mut queries = Vec::new();
         for command in commands.drain(..) {
             match command {
-                Command::Sequence { writer, reply } => {
-                    let _ = reply.send(known(&mut log, &mut durable, &writer).await);
-                }
+                Command::Sequence {
+                    writer,
+                    fence,
+                    reply,
+                } => queries.push((writer, fence, reply)),
                 Command::Append {
                     txns: t,
                     mark: None,
@@ -59,12 +66,28 @@ pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
                             continue;
                         }
                     };
-                    if m.sequence <= seen || marks.get(&m.writer).is_some_and(|s| m.sequence <= *s)
-                    {
-                        // A resend of a batch that is already durable (or
-                        // queued): acknowledge it without applying it twice.
+                    if m.sequence <= seen {
+                        // A resend of a batch that is already durable:
+                        // acknowledge it without applying it twice.
                         tracing::debug!(writer = %m.writer, sequence = m.sequence, "duplicate batch skipped");
-                        answer(done, Ok(seen.max(m.sequence)));
+                        answer(done, Ok(seen));
+                        continue;
+                    }
+                    if fences.get(&m.writer).is_some_and(|f| m.sequence <= *f) {
+                        tracing::warn!(writer = %m.writer, sequence = m.sequence, "refused a batch its writer gave up");
+                        answer(
+                            done,
+                            Err(LogError::Unavailable(format!(
+                                "batch {} was given up by its writer",
+                                m.sequence
+                            ))),
+                        );
+                        continue;
+                    }
+                    if marks.get(&m.writer).is_some_and(|s| m.sequence <= *s) {
+                        // A resend of a batch queued in this round: answered
+                        // with it, once it is durable.
+                        waiting.push((Some(m.writer), done));
                         continue;
                     }
                     txns.extend(t);
@@ -73,44 +96,64 @@ pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
                 }
             }
         }
-        if waiting.is_empty() {
-            continue;
+        if !waiting.is_empty() {
+            commit(&mut log, &mut durable, txns, marks, waiting).await;
         }
-        let mark_list: Vec<WriterMark> = marks
-            .iter()
-            .map(|(writer, sequence)| WriterMark {
-                writer: writer.clone(),
-                sequence: *sequence,
-            })
-            .collect();
-        let result = if txns.is_empty() && mark_list.is_empty() {
-            Ok(())
-        } else {
-            log.append(&txns, &mark_list).await
-        };
-        match result {
-            Ok(()) => {
-                durable.extend(marks);
-                for (writer, done) in waiting {
-                    let seq = writer.and_then(|w| durable.get(&w).copied()).unwrap_or(0);
-                    answer(done, Ok(seq));
-                }
+        for (writer, fence, reply) in queries {
+            let seq = known(&mut log, &mut durable, &writer).await;
+            if let Ok(seq) = seq
+                && fence > seq
+            {
+                let f = fences.entry(writer).or_default();
+                *f = (*f).max(fence);
             }
-            Err(e) => {
-                tracing::error!(error = %e, records = txns.len(), "batch failed; its writers are told to retry");
-                let reason = e.to_string();
-                for (_, done) in waiting {
-                    answer(done, Err(LogError::Unavailable(reason.clone())));
-                }
-                // Whether the failed COMMIT landed is for the log to say.
-                durable.clear();
-                if let Err(e) = log.recover().await {
-                    tracing::warn!(error = %e, "transaction log still unavailable");
-                }
-            }
+            let _ = reply.send(seq);
         }
     }
     tracing::info!("all accepted transactions are committed; committer stopped");
+}
+
+/// Appends one round's batches as one, and answers their writers.
+async fn commit<L: Log>(
+    log: &mut L,
+    durable: &mut HashMap<Key, u64>,
+    txns: Vec<Txn>,
+    marks: HashMap<Key, u64>,
+    waiting: Vec<(Option<Key>, Option<Ack>)>,
+) {
+    let mark_list: Vec<WriterMark> = marks
+        .iter()
+        .map(|(writer, sequence)| WriterMark {
+            writer: writer.clone(),
+            sequence: *sequence,
+        })
+        .collect();
+    let result = if txns.is_empty() && mark_list.is_empty() {
+        Ok(())
+    } else {
+        log.append(&txns, &mark_list).await
+    };
+    match result {
+        Ok(()) => {
+            durable.extend(marks);
+            for (writer, done) in waiting {
+                let seq = writer.and_then(|w| durable.get(&w).copied()).unwrap_or(0);
+                answer(done, Ok(seq));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, records = txns.len(), "batch failed; its writers are told to retry");
+            let reason = e.to_string();
+            for (_, done) in waiting {
+                answer(done, Err(LogError::Unavailable(reason.clone())));
+            }
+            // Whether the failed COMMIT landed is for the log to say.
+            durable.clear();
+            if let Err(e) = log.recover().await {
+                tracing::warn!(error = %e, "transaction log still unavailable");
+            }
+        }
+    }
 }
 
 async fn known<L: Log>(

@@ -119,10 +119,15 @@ impl TransactionService for TxnService {
         &self,
         req: Request<DurableSequenceRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
-        let writer = Key::parse(&req.into_inner().writer_id)
-            .map_err(|e| invalid(format!("writer id: {e}")))?;
+        let req = req.into_inner();
+        let writer = Key::parse(&req.writer_id).map_err(|e| invalid(format!("writer id: {e}")))?;
         let (reply, wait) = oneshot::channel();
-        self.submit(Command::Sequence { writer, reply }).await?;
+        self.submit(Command::Sequence {
+            writer,
+            fence: req.fence,
+            reply,
+        })
+        .await?;
         let durable = wait.await.map_err(shutting_down)?.map_err(unavailable)?;
         Ok(Response::new(AppendResponse {
             durable_sequence: durable,

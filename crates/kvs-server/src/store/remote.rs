@@ -158,8 +158,12 @@ impl Log for RemoteLog {
 
     async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
         let mut client = self.client.clone();
+        // The fence makes the answer final: a batch of ours still on its way
+        // (a frozen txn-server, a slow network) is refused when it arrives
+        // instead of landing after we undid it.
         let request = DurableSequenceRequest {
             writer_id: self.writer.to_string(),
+            fence: self.sequence,
         };
         let durable = self
             .timed(client.durable_sequence(request))
@@ -176,6 +180,7 @@ impl Log for RemoteLog {
         let mut client = self.client.clone();
         let request = DurableSequenceRequest {
             writer_id: writer.to_string(),
+            fence: 0,
         };
         Ok(self
             .timed(client.durable_sequence(request))

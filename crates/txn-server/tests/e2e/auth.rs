@@ -3,13 +3,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kvs_proto::api::DurableSequenceRequest;
-use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use reqwest::StatusCode;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use kvs_testkit::http::{get, put};
 
@@ -53,28 +51,18 @@ fn token(private: &Path, expires_in: i64) -> String {
 }
 
 async fn ask(stack: &Stack, bearer: Option<String>) -> Result<u64, tonic::Code> {
-    let read = |n: &str| std::fs::read(stack.certs.path(n)).unwrap();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.crt")))
-        .identity(Identity::from_pem(read("client.crt"), read("client.key")))
-        .domain_name("localhost");
-    let channel = Endpoint::from_shared(format!("https://{}", stack.txn_addr()))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
     let mut request = tonic::Request::new(DurableSequenceRequest {
         writer_id: "probe".into(),
+        fence: 0,
     });
     if let Some(b) = bearer {
         request
             .metadata_mut()
             .insert("authorization", format!("Bearer {b}").parse().unwrap());
     }
-    TransactionServiceClient::new(channel)
+    stack
+        .grpc_client()
+        .await
         .durable_sequence(request)
         .await
         .map(|r| r.into_inner().durable_sequence)

@@ -3,6 +3,7 @@
 
 mod auth;
 mod faults;
+mod fence;
 mod full_loop;
 mod mtls;
 mod stack;

@@ -25,6 +25,7 @@ async fn ask(endpoint: Endpoint) -> Result<u64, String> {
     let mut client = TransactionServiceClient::new(channel);
     let request = DurableSequenceRequest {
         writer_id: "probe".into(),
+        fence: 0,
     };
     client
         .durable_sequence(request)

@@ -1,11 +1,15 @@
 //! PostgreSQL (or a file), txn-server and kvs-server, started for one test,
 //! and the requests the tests make of them.
 
+use std::time::Duration;
+
+use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_testkit::certs::Certs;
 use kvs_testkit::http::{delete, get, put};
 use kvs_testkit::pg::PgCluster;
 use kvs_testkit::process::{KvsProcess, ServerProcess};
 use reqwest::StatusCode;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub enum Store {
     Postgres(PgCluster),
@@ -82,6 +86,25 @@ impl Stack {
 
     pub fn txn_addr(&self) -> String {
         format!("127.0.0.1:{}", self.txn_port)
+    }
+
+    /// A gRPC client of txn-server with the client certificate, as
+    /// kvs-server connects.
+    pub async fn grpc_client(&self) -> TransactionServiceClient<Channel> {
+        let read = |n: &str| std::fs::read(self.certs.path(n)).unwrap();
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("ca.crt")))
+            .identity(Identity::from_pem(read("client.crt"), read("client.key")))
+            .domain_name("localhost");
+        let channel = Endpoint::from_shared(format!("https://{}", self.txn_addr()))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        TransactionServiceClient::new(channel)
     }
 
     pub fn start_txn(&mut self) {
