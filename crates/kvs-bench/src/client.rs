@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::stats::{ErrorKind, Stats};
-use crate::workload::{Generator, Op, Workload};
+use crate::workload::{Generator, Op, OpClass, Workload};
 
 /// Where the load goes: the server's address and the `Host` header for it.
 #[derive(Debug, Clone)]
@@ -118,6 +118,33 @@ impl Conn {
         body: Bytes,
         timeout: Option<Duration>,
     ) -> Result<u16, ErrorKind> {
+        self.request(target, method, path, body, timeout, false)
+            .await
+            .map(|(status, _)| status)
+    }
+
+    /// A GET of `path`; returns the status and the response body.
+    pub async fn get(
+        &mut self,
+        target: &Target,
+        path: String,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Vec<u8>), ErrorKind> {
+        self.request(target, Method::GET, path, Bytes::new(), timeout, true)
+            .await
+    }
+
+    /// Sends one request and reads the whole response; its body is kept
+    /// only when `keep_body`.
+    async fn request(
+        &mut self,
+        target: &Target,
+        method: Method,
+        path: String,
+        body: Bytes,
+        timeout: Option<Duration>,
+        keep_body: bool,
+    ) -> Result<(u16, Vec<u8>), ErrorKind> {
         let uri = Uri::try_from(path).map_err(|_| ErrorKind::Request)?;
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
@@ -132,7 +159,7 @@ impl Conn {
         let exchange = async {
             tokio::select! {
                 biased;
-                r = exchange(sender, req) => r,
+                r = exchange(sender, req, keep_body) => r,
                 // The connection ended before the answer was complete.
                 _ = driver.as_mut() => {
                     *broken = true;
@@ -168,7 +195,8 @@ impl Conn {
 async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     req: Request<Full<Bytes>>,
-) -> Result<u16, ErrorKind> {
+    keep_body: bool,
+) -> Result<(u16, Vec<u8>), ErrorKind> {
     sender.ready().await.map_err(|_| ErrorKind::Request)?;
     let resp = sender
         .send_request(req)
@@ -176,10 +204,14 @@ async fn exchange(
         .map_err(|_| ErrorKind::Request)?;
     let status = resp.status().as_u16();
     let mut body = resp.into_body();
+    let mut kept = Vec::new();
     while let Some(frame) = body.frame().await {
-        frame.map_err(|_| ErrorKind::Body)?;
+        let frame = frame.map_err(|_| ErrorKind::Body)?;
+        if keep_body && let Some(data) = frame.data_ref() {
+            kept.extend_from_slice(data);
+        }
     }
-    Ok(status)
+    Ok((status, kept))
 }
 
 /// When the measured part of a run ends.
@@ -189,6 +221,15 @@ pub enum Limit {
     Duration(Duration),
     /// After this many requests in all (responses and transport errors).
     Requests(u64),
+}
+
+/// Told of every measured request as it ends, while the run goes on (the
+/// soak's progress line and its accounting of outages, which need to know
+/// *when* each answer came, not only how many there were). A connection that
+/// cannot be made is no request it is told of; the run's [`Stats`] count it.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// A request of `class` ended at `at` with `outcome`.
+    fn observe(&self, at: Instant, class: OpClass, outcome: Result<u16, ErrorKind>);
 }
 
 /// Everything about a run but the workload's own parameters.
@@ -211,6 +252,8 @@ pub struct BenchConfig {
     pub progress: bool,
     /// Set it to end the run early (Ctrl-C); what was measured is reported.
     pub stop: Arc<AtomicBool>,
+    /// Told of every measured request as it ends.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl BenchConfig {
@@ -227,6 +270,7 @@ impl BenchConfig {
             timeout: Some(Duration::from_secs(10)),
             progress: false,
             stop: Arc::default(),
+            observer: None,
         }
     }
 }
@@ -357,6 +401,7 @@ async fn run_phases(cfg: &BenchConfig, shared: &Arc<Shared>) -> Result<RunResult
                 conn,
                 shared: shared.clone(),
                 stop: cfg.stop.clone(),
+                observer: cfg.observer.clone(),
                 timeout: cfg.timeout,
                 start,
                 measure_start,
@@ -498,6 +543,7 @@ struct MainTask {
     conn: Option<Conn>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    observer: Option<Arc<dyn Observer>>,
     timeout: Option<Duration>,
     start: Instant,
     measure_start: Instant,
@@ -569,6 +615,9 @@ impl MainTask {
             let t0 = intended.unwrap_or_else(Instant::now);
             let result = conn.send_op(&self.target, op, self.timeout).await;
             let t1 = Instant::now();
+            if measured && let Some(o) = &self.observer {
+                o.observe(t1, class, result);
+            }
             match result {
                 Ok(status) if measured => {
                     stats.record(class, t1 - t0, status);

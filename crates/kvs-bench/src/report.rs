@@ -44,7 +44,8 @@ impl WorkloadReport {
         }
     }
 
-    fn describe(&self) -> String {
+    /// One line: the workload, its type, key space, distribution and sizes.
+    pub fn describe(&self) -> String {
         let dist = match self.distribution {
             KeyDist::Uniform => "uniform".to_owned(),
             KeyDist::Zipf { theta } => format!("zipfian (theta {theta})"),

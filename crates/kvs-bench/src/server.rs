@@ -1,12 +1,13 @@
-//! A kvs-server child process for the replay and memory measurements: its
-//! JSON log lines are read as they come, its address taken from the
-//! "listening" line, its readiness polled over HTTP.
+//! A server child process (kvs-server for the replay, memory and soak
+//! measurements, txn-server for the soak): its JSON log lines are read as
+//! they come, its address taken from the "listening" line, kvs-server's
+//! readiness polled over HTTP.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,16 +39,28 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot signal {name} (pid {pid}): {reason}")]
+    Signal {
+        name: String,
+        pid: u32,
+        reason: String,
+    },
 }
 
 /// The kvs-server next to this program when there is one, or the one on
 /// the PATH.
 pub fn default_server_bin() -> PathBuf {
+    default_bin("kvs-server")
+}
+
+/// The program `name` next to this one when there is one, or the one on the
+/// PATH.
+pub fn default_bin(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()
-        .map(|exe| exe.with_file_name("kvs-server"))
+        .map(|exe| exe.with_file_name(name))
         .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("kvs-server"))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// What the output reader collected.
@@ -63,9 +76,11 @@ struct Output {
 
 const TAIL_LINES: usize = 30;
 
-/// A running kvs-server, killed when dropped.
+/// A running server, killed when dropped.
 pub struct ServerProcess {
     child: Child,
+    /// The program's file name, for messages.
+    pub name: String,
     pub pid: u32,
     pub addr: SocketAddr,
     /// Just before the process was spawned.
@@ -77,15 +92,19 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bin` with `--listen 127.0.0.1:0 --log-format json` followed by
-    /// `args`, and waits for it to listen.
+    /// Starts `bin` with `--log-format json`, `--listen 127.0.0.1:0` unless
+    /// `args` choose an address themselves, then `args`; waits for it to
+    /// listen.
     pub async fn start(
         bin: &Path,
         args: &[OsString],
         timeout: Duration,
     ) -> Result<ServerProcess, ServerError> {
         let mut cmd = Command::new(bin);
-        cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        if !args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(["--log-format", "json"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -105,8 +124,13 @@ impl ServerProcess {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(read_lines(err, output.clone(), news.clone()));
         }
+        let name = bin.file_name().map_or_else(
+            || bin.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let mut server = ServerProcess {
             child,
+            name,
             pid,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             spawned_at,
@@ -143,23 +167,52 @@ impl ServerProcess {
                 if out.closed >= 2 {
                     drop(out);
                     return Err(
-                        self.failed(&format!("kvs-server exited before logging {message:?}"))
+                        self.failed(&format!("{} exited before logging {message:?}", self.name))
                     );
                 }
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(self.failed(&format!(
-                    "kvs-server did not log {message:?} within {timeout:?}"
+                    "{} did not log {message:?} within {timeout:?}",
+                    self.name
                 )));
             }
             let _ = tokio::time::timeout(deadline - now, notified).await;
         }
     }
 
-    /// Polls `/readyz` every millisecond over one keep-alive connection
-    /// until it answers 200; returns when that answer came.
+    /// How many log events so far had the message `message`.
+    pub fn count_events(&self, message: &str) -> usize {
+        let out = lock(&self.output);
+        out.events
+            .iter()
+            .filter(|e| e["fields"]["message"].as_str() == Some(message))
+            .count()
+    }
+
+    /// An error with the process's last output when it has exited (both its
+    /// output streams ended).
+    pub fn check_running(&self) -> Result<(), ServerError> {
+        if lock(&self.output).closed >= 2 {
+            return Err(self.failed(&format!("{} exited", self.name)));
+        }
+        Ok(())
+    }
+
+    /// Polls kvs-server's `/readyz` every millisecond over one keep-alive
+    /// connection until it answers 200; returns when that answer came.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<Instant, ServerError> {
+        self.wait_readyz(true, timeout).await
+    }
+
+    /// As [`ServerProcess::wait_ready`], until `/readyz` answers anything
+    /// but 200 (kvs-server noticed that its log is down).
+    pub async fn wait_not_ready(&self, timeout: Duration) -> Result<Instant, ServerError> {
+        self.wait_readyz(false, timeout).await
+    }
+
+    async fn wait_readyz(&self, ready: bool, timeout: Duration) -> Result<Instant, ServerError> {
         let target = Target::addr(self.addr);
         let deadline = Instant::now() + timeout;
         let mut conn: Option<Conn> = None;
@@ -177,33 +230,66 @@ impl ServerProcess {
                         Some(Duration::from_secs(5)),
                     )
                     .await;
-                if answer == Ok(200) {
+                if let Ok(status) = answer
+                    && (status == 200) == ready
+                {
                     return Ok(Instant::now());
                 }
             }
-            if lock(&self.output).closed >= 2 {
-                return Err(self.failed("kvs-server exited before it was ready"));
-            }
+            self.check_running()?;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        Err(self.failed(&format!("kvs-server was not ready within {timeout:?}")))
+        let what = if ready { "ready" } else { "not ready" };
+        Err(self.failed(&format!("{} was not {what} within {timeout:?}", self.name)))
     }
 
     /// The server's resident set size and its peak, from /proc.
     pub fn memory(&self) -> Result<ProcMemory, ServerError> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).map_err(|source| {
-                ServerError::Proc {
-                    pid: self.pid,
-                    source,
-                }
-            })?;
-        Ok(ProcMemory::parse(&status))
+        ProcMemory::of(self.pid)
     }
 
-    /// Kills the server and waits for it to exit.
+    /// Kills the server (SIGKILL: no chance to flush anything) and waits for
+    /// it to exit.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Sends the signal `name` (`TERM`, `STOP`, `CONT`...).
+    pub async fn signal(&self, name: &str) -> Result<(), ServerError> {
+        // tokio offers SIGKILL only; kill(1) sends the rest.
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid.to_string()])
+            .status()
+            .await
+            .map_err(|e| self.signal_error(e.to_string()))?;
+        if !sent.success() {
+            return Err(self.signal_error(format!("kill -{name} exited with {sent}")));
+        }
+        Ok(())
+    }
+
+    fn signal_error(&self, reason: String) -> ServerError {
+        ServerError::Signal {
+            name: self.name.clone(),
+            pid: self.pid,
+            reason,
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the server to exit by itself;
+    /// past that it is killed and the wait is an error.
+    pub async fn terminate(mut self, timeout: Duration) -> Result<ExitStatus, ServerError> {
+        self.signal("TERM").await?;
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.map_err(|e| self.signal_error(e.to_string())),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                Err(self.failed(&format!(
+                    "{} did not stop within {timeout:?} of SIGTERM",
+                    self.name
+                )))
+            }
+        }
     }
 
     fn failed(&self, what: &str) -> ServerError {
@@ -225,6 +311,13 @@ pub struct ProcMemory {
 }
 
 impl ProcMemory {
+    /// The figures of process `pid`.
+    pub fn of(pid: u32) -> Result<ProcMemory, ServerError> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|source| ServerError::Proc { pid, source })?;
+        Ok(ProcMemory::parse(&status))
+    }
+
     /// Reads `VmRSS` and `VmHWM` out of a /proc/PID/status text.
     pub fn parse(status: &str) -> ProcMemory {
         let field = |name: &str| {
