@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust workspace
-# (unit, integration and end-to-end tests against the real binaries), and
-# the Python client's tests against a real kvs-server. Sets up what it needs
-# (a Python virtual environment with the client and its test dependencies).
+# (unit, integration, property and end-to-end tests against the real
+# binaries, the soak's short versions), the Python client's tests against a
+# real kvs-server, the deployment checks, schemathesis against the OpenAPI
+# document, and a bounded run of every fuzz target. Sets up what it needs
+# (PostgreSQL's binaries, Python virtual environments, cargo-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,3 +69,8 @@ fi
 "$api_venv/bin/python" -m pip install --quiet --upgrade pip
 "$api_venv/bin/python" -m pip install --quiet -r clients/api-fuzz/requirements.txt
 KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$api_venv/bin/python" -m pytest -q -p no:cacheprovider clients/api-fuzz
+
+step "Fuzzing: every target's saved regressions, then 10 s of fuzzing each"
+# A bounded run (builds cargo-fuzz once, then the targets with AddressSanitizer);
+# longer runs: fuzz/run.sh SECONDS, see fuzz/README.md.
+fuzz/run.sh 10

@@ -117,13 +117,15 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
     let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    let deadline = Instant::now() + Duration::from_millis(1500);
+    // The writers run until the kill cuts them off (the deadline only
+    // bounds a test whose kill never came).
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut writers = Vec::new();
     for w in 0..16 {
         let base = server.base.clone();
         let acked = acked.clone();
         writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = kvs_testkit::http::client();
             for i in 0.. {
                 if Instant::now() > deadline {
                     break;
@@ -147,7 +149,12 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill once the writers are well under way, however slow the machine.
+    let under_way = Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 40 && Instant::now() < under_way {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     server.kill();
     for w in writers {
         w.await.unwrap();
