@@ -2,17 +2,56 @@
 //!
 //! A batch is one database transaction with one COMMIT, however many
 //! requests it carries. Within it, each key's transactions are folded into
-//! their net effect first, then written a few set-based statements per
-//! value type (arrays and `unnest`, never a row at a time). A put deletes
-//! the key's earlier transactions and a delete removes the key with all of
-//! them, so the tables hold about the live set: replay time follows the
-//! number of live keys, not the history.
+//! their net effect first. A put deletes the key's earlier transactions and
+//! a delete removes the key with all of them, so the tables hold about the
+//! live set: replay time follows the number of live keys, not the history.
+//!
+//! # The write path: one round trip per batch
+//!
+//! The committer has one batch in flight at a time, so the time a batch
+//! takes bounds the log's throughput, and unless the database is on the
+//! same machine that time is mostly network round trips. A batch is
+//! therefore sent whole and answered in one round trip: `BEGIN`, one
+//! statement per value type it touches, one for the writer marks, `COMMIT`
+//! (plus, on a connection's first use of a statement, one round trip that
+//! prepares all those it lacks).
+//!
+//! - A type's statement (`type_sql`) does all of that type's work with
+//!   data-modifying CTEs over arrays (`unnest`, never a row at a time):
+//!   delete the deleted keys (and their map or set entries; their
+//!   transactions go by `ON DELETE CASCADE`), create the missing keys,
+//!   delete the rows that a put supersedes (and their entries), insert the
+//!   new rows (and entries). It names keys by text, so nothing waits for
+//!   ids to come back to the client.
+//! - Every part of one statement sees the same snapshot, taken before the
+//!   statement, and none sees another's changes; that is what keeps it
+//!   correct. The DELETE of superseded rows cannot see, so cannot remove,
+//!   the rows the same statement inserts. The ids of keys the statement
+//!   creates come from the INSERT's `RETURNING`, those of existing keys
+//!   from the table (two disjoint sets, as the INSERT skips existing keys).
+//!   The keys deleted and the keys written are disjoint too: a batch folds
+//!   each key to one effect. Foreign keys are checked, and cascades run, at
+//!   the end of the statement, when all of it is visible.
+//! - tokio-postgres sends a request when its future is first polled, and
+//!   the server runs requests in the order they arrive. `transaction` polls
+//!   `BEGIN` and each statement once, in order, before awaiting any answer,
+//!   then sends `COMMIT`, or `ROLLBACK` if a request failed before it could
+//!   be sent. A statement the server rejects aborts the transaction, and
+//!   the `COMMIT` behind it then rolls back.
+//! - Statements are prepared once per connection (`prepare_cached`); a
+//!   batch only binds and executes them.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::TryStreamExt;
+use futures_util::future::{
+    BoxFuture, FutureExt, MaybeDone, TryFutureExt, join_all, maybe_done, try_join_all,
+};
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
 use tokio::sync::mpsc;
@@ -231,33 +270,15 @@ impl Log for PgLog {
 
     async fn append(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
         let folded = fold(batch);
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
-        for ty in ValueType::ALL {
-            write_type(&tx, ty, &folded.nets[ty.index()], &folded.gets[ty.index()]).await?;
-        }
+        let mut writes: Vec<Write> = ValueType::ALL
+            .into_iter()
+            .filter_map(|ty| write_type(ty, &folded.nets[ty.index()], &folded.gets[ty.index()]))
+            .collect();
         if !marks.is_empty() {
-            let mut latest: HashMap<&str, i64> = HashMap::new();
-            for m in marks {
-                let seq = i64::try_from(m.sequence).unwrap_or(i64::MAX);
-                let e = latest.entry(m.writer.as_str()).or_insert(seq);
-                *e = (*e).max(seq);
-            }
-            let (writers, seqs): (Vec<&str>, Vec<i64>) = latest.into_iter().unzip();
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO kvs_writers (writer_id, sequence)
-                     SELECT * FROM unnest($1::text[], $2::int8[])
-                     ON CONFLICT (writer_id) DO UPDATE
-                     SET sequence = GREATEST(kvs_writers.sequence, EXCLUDED.sequence), updated_at = NOW()",
-                )
-                .await
-                .map_err(unavailable)?;
-            tx.execute(&stmt, &[&writers, &seqs])
-                .await
-                .map_err(unavailable)?;
+            writes.push(write_marks(marks));
         }
-        tx.commit().await.map_err(unavailable)
+        let client = self.pool.get().await.map_err(unavailable)?;
+        transaction(&client, &writes).await
     }
 
     async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
@@ -281,261 +302,266 @@ impl Log for PgLog {
     }
 }
 
-/// Writes one value type's part of a folded batch.
-async fn write_type(
-    tx: &deadpool_postgres::Transaction<'_>,
-    ty: ValueType,
-    nets: &HashMap<Key, Net>,
-    gets: &[Key],
-) -> Result<(), LogError> {
-    if nets.is_empty() && gets.is_empty() {
-        return Ok(());
-    }
-    let p = prefix(ty);
+/// A row that a batch adds to a value type's transactions table.
+enum Row<'a> {
+    Put(&'a Value),
+    IncrBy(i32),
+    Get,
+}
 
+impl Row<'_> {
+    /// Its `transaction_type`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Row::Put(_) => PUT,
+            Row::IncrBy(_) => INCR_BY,
+            Row::Get => GET,
+        }
+    }
+}
+
+type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
+
+/// One statement of a batch, with its parameters.
+struct Write<'a> {
+    sql: String,
+    params: Vec<Param<'a>>,
+}
+
+/// One value type's part of a folded batch, as one `type_sql` statement;
+/// `None` when the batch does not touch the type.
+fn write_type<'a>(
+    ty: ValueType,
+    nets: &'a HashMap<Key, Net>,
+    gets: &'a [Key],
+) -> Option<Write<'a>> {
+    if nets.is_empty() && gets.is_empty() {
+        return None;
+    }
     let deleted: Vec<&str> = nets
         .iter()
         .filter(|(_, n)| matches!(n, Net::Delete))
         .map(|(k, _)| k.as_str())
         .collect();
-    if !deleted.is_empty() {
-        if let Some((table, key_col)) = entries(ty) {
-            exec(tx, &format!("DELETE FROM {table} WHERE {key_col} IN (SELECT id FROM {p}_keys WHERE key = ANY($1))"),
-                &[&deleted],
-            )
-            .await?;
-        }
-        exec(
-            tx,
-            &format!("DELETE FROM {p}_keys WHERE key = ANY($1)"),
-            &[&deleted],
-        )
-        .await?;
-    }
-
-    // Ids of every key that gets a row, created where missing.
-    let live: Vec<&str> = nets
+    // Every key that is not deleted gets a row: its put or increment, and
+    // one per read.
+    let rows: Vec<(&str, Row)> = nets
         .iter()
-        .filter(|(_, n)| !matches!(n, Net::Delete))
-        .map(|(k, _)| k.as_str())
+        .filter_map(|(k, n)| match n {
+            Net::Put(v) => Some((k.as_str(), Row::Put(v))),
+            Net::Incr(by) => Some((k.as_str(), Row::IncrBy(*by))),
+            Net::Delete => None,
+        })
         .chain(
             gets.iter()
                 .filter(|k| !matches!(nets.get(*k), Some(Net::Delete)))
-                .map(Key::as_str),
+                .map(|k| (k.as_str(), Row::Get)),
         )
         .collect();
-    if live.is_empty() {
-        return Ok(());
-    }
-    let stmt = tx
-        .prepare_cached(&format!(
-            "WITH created AS (
-                 INSERT INTO {p}_keys (key) SELECT unnest($1::text[]) ON CONFLICT (key) DO NOTHING RETURNING id, key)
-             SELECT id, key FROM created UNION ALL SELECT id, key FROM {p}_keys WHERE key = ANY($1)"
-        ))
-        .await
-        .map_err(unavailable)?;
-    let ids: HashMap<String, i32> = tx
-        .query(&stmt, &[&live])
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .map(|r| (r.get(1), r.get(0)))
-        .collect();
-    let id = |k: &Key| {
-        ids.get(k.as_str())
-            .copied()
-            .ok_or_else(|| LogError::Unavailable(format!("postgres: no id for key {k}")))
-    };
-
-    let puts: Vec<(&Key, &Value)> = nets
-        .iter()
-        .filter_map(|(k, n)| match n {
-            Net::Put(v) => Some((k, v)),
-            _ => None,
-        })
-        .collect();
-    if !puts.is_empty() {
-        let put_ids = puts
-            .iter()
-            .map(|(k, _)| id(k))
-            .collect::<Result<Vec<i32>, _>>()?;
-        if let Some((table, key_col)) = entries(ty) {
-            exec(
-                tx,
-                &format!("DELETE FROM {table} WHERE {key_col} = ANY($1)"),
-                &[&put_ids],
-            )
-            .await?;
-        }
-        exec(
-            tx,
-            &format!("DELETE FROM {p}_transactions WHERE key_id = ANY($1)"),
-            &[&put_ids],
-        )
-        .await?;
-        insert_puts(tx, ty, &put_ids, &puts).await?;
-    }
-
-    let incrs: Vec<(i32, i32)> = nets
-        .iter()
-        .filter_map(|(k, n)| match n {
-            Net::Incr(by) => Some(id(k).map(|id| (id, *by))),
-            _ => None,
-        })
-        .collect::<Result<_, _>>()?;
-    if !incrs.is_empty() {
-        let (kids, bys): (Vec<i32>, Vec<i32>) = incrs.into_iter().unzip();
-        exec(
-            tx,
-            &format!(
-                "INSERT INTO {p}_transactions (transaction_type, key_id, value)
-                 SELECT '{INCR_BY}', k, v FROM unnest($1::int4[], $2::int4[]) AS u(k, v)"
-            ),
-            &[&kids, &bys],
-        )
-        .await?;
-    }
-
-    let get_ids = gets
-        .iter()
-        .filter(|k| !matches!(nets.get(*k), Some(Net::Delete)))
-        .map(id)
-        .collect::<Result<Vec<i32>, _>>()?;
-    if !get_ids.is_empty() {
-        exec(
-            tx,
-            &format!(
-                "INSERT INTO {p}_transactions (transaction_type, key_id)
-                 SELECT '{GET}', k FROM unnest($1::int4[]) AS u(k)"
-            ),
-            &[&get_ids],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Runs one prepared (and cached) statement.
-async fn exec(
-    tx: &deadpool_postgres::Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, LogError> {
-    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
-    tx.execute(&stmt, params).await.map_err(unavailable)
-}
-
-/// Inserts one put row per key (and, for maps and sets, their entries).
-async fn insert_puts(
-    tx: &deadpool_postgres::Transaction<'_>,
-    ty: ValueType,
-    ids: &[i32],
-    puts: &[(&Key, &Value)],
-) -> Result<(), LogError> {
-    let p = prefix(ty);
-    let scalar = |array: &str| {
-        format!(
-            "INSERT INTO {p}_transactions (transaction_type, key_id, value)
-             SELECT '{PUT}', k, v FROM unnest($1::int4[], $2::{array}) AS u(k, v)"
-        )
-    };
-    let values = puts.iter().map(|(_, v)| *v);
+    let mut params: Vec<Param<'a>> = vec![
+        Box::new(deleted),
+        Box::new(rows.iter().map(|(k, _)| *k).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|(_, r)| r.kind()).collect::<Vec<_>>()),
+    ];
     match ty {
-        ValueType::Int => {
-            let v: Vec<i32> = values
-                .map(|v| if let Value::Int(x) = v { *x } else { 0 })
-                .collect();
-            exec(tx, &scalar("int4[]"), &[&ids, &v]).await?;
-        }
-        ValueType::Uint => {
-            let v: Vec<i64> = values
-                .map(|v| {
-                    if let Value::Uint(x) = v {
-                        i64::from(*x)
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            exec(tx, &scalar("int8[]"), &[&ids, &v]).await?;
-        }
-        ValueType::Float => {
-            let v: Vec<f32> = values
-                .map(|v| if let Value::Float(x) = v { *x } else { 0.0 })
-                .collect();
-            exec(tx, &scalar("float4[]"), &[&ids, &v]).await?;
-        }
-        ValueType::Str => {
-            let v: Vec<&str> = values
-                .map(|v| {
-                    if let Value::Str(s) = v {
-                        s.as_str()
-                    } else {
-                        ""
-                    }
-                })
-                .collect();
-            exec(tx, &scalar("text[]"), &[&ids, &v]).await?;
-        }
+        ValueType::Int => params.push(column(&rows, |r| match r {
+            Row::Put(Value::Int(v)) => Some(*v),
+            Row::IncrBy(by) => Some(*by),
+            _ => None,
+        })),
+        ValueType::Uint => params.push(column(&rows, |r| match r {
+            Row::Put(Value::Uint(v)) => Some(i64::from(*v)),
+            _ => None,
+        })),
+        ValueType::Float => params.push(column(&rows, |r| match r {
+            Row::Put(Value::Float(v)) => Some(*v),
+            _ => None,
+        })),
+        ValueType::Str => params.push(column(&rows, |r| match r {
+            Row::Put(Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        })),
         ValueType::Map | ValueType::Set => {
-            let stmt = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO {p}_transactions (transaction_type, key_id)
-                     SELECT '{PUT}', k FROM unnest($1::int4[]) AS u(k) RETURNING id, key_id"
-                ))
-                .await
-                .map_err(unavailable)?;
-            let txn_of: HashMap<i32, i32> = tx
-                .query(&stmt, &[&ids])
-                .await
-                .map_err(unavailable)?
-                .into_iter()
-                .map(|r| (r.get(1), r.get(0)))
-                .collect();
-            let (mut txn_ids, mut key_ids, mut firsts, mut seconds) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for (key_id, value) in ids.iter().zip(values) {
-                let txn_id = txn_of[key_id];
-                match value {
-                    Value::Map(m) => {
-                        for (field, v) in m {
-                            txn_ids.push(txn_id);
-                            key_ids.push(*key_id);
+            // One entry per field or member of each put, named by its key.
+            let (mut owners, mut firsts, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
+            for (key, row) in &rows {
+                match row {
+                    Row::Put(Value::Map(m)) => {
+                        for (field, v) in m.iter() {
+                            owners.push(*key);
                             firsts.push(field.as_str());
                             seconds.push(v.as_str());
                         }
                     }
-                    Value::Set(s) => {
-                        for member in s {
-                            txn_ids.push(txn_id);
-                            key_ids.push(*key_id);
+                    Row::Put(Value::Set(s)) => {
+                        for member in s.iter() {
+                            owners.push(*key);
                             firsts.push(member.as_str());
                         }
                     }
                     _ => {}
                 }
             }
+            params.push(Box::new(owners));
+            params.push(Box::new(firsts));
             if ty == ValueType::Map {
-                exec(
-                    tx,
-                    "INSERT INTO map_key_value_pairs (transaction_id, map_key_id, key, value)
-                     SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[], $4::text[])",
-                    &[&txn_ids, &key_ids, &firsts, &seconds],
-                )
-                .await?;
-            } else {
-                exec(
-                    tx,
-                    "INSERT INTO set_members (transaction_id, set_key_id, member)
-                     SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[])",
-                    &[&txn_ids, &key_ids, &firsts],
-                )
-                .await?;
+                params.push(Box::new(seconds));
             }
         }
     }
-    Ok(())
+    Some(Write {
+        sql: type_sql(ty),
+        params,
+    })
+}
+
+/// The value column of a scalar type's rows (NULL where a row has none).
+fn column<'a, T: ToSql + Sync + Send + 'a>(
+    rows: &[(&str, Row<'a>)],
+    value: impl Fn(&Row<'a>) -> Option<T>,
+) -> Param<'a> {
+    Box::new(rows.iter().map(|(_, r)| value(r)).collect::<Vec<_>>())
+}
+
+/// The statement that writes one value type's part of a batch; see the
+/// module documentation. Parameters: `$1` the keys to delete; `$2` and `$3`
+/// the key and `transaction_type` of each row to insert; then for a scalar
+/// type `$4` each row's value, for maps and sets `$4` the key of each entry
+/// and `$5` (and `$6`) its field and value, or its member.
+fn type_sql(ty: ValueType) -> String {
+    let p = prefix(ty);
+    // `ids`: the id of every key that gets a row, created where missing.
+    let keys = format!(
+        "gone AS (
+             DELETE FROM {p}_keys WHERE key = ANY($1::text[]) RETURNING id),
+         created AS (
+             INSERT INTO {p}_keys (key) SELECT unnest($2::text[])
+             ON CONFLICT (key) DO NOTHING RETURNING id, key),
+         ids AS (
+             SELECT id, key FROM created
+             UNION ALL SELECT id, key FROM {p}_keys WHERE key = ANY($2::text[]))"
+    );
+    let superseded = format!(
+        "superseded AS (
+             DELETE FROM {p}_transactions
+             WHERE key_id IN (SELECT key_id FROM batch WHERE kind = '{PUT}'))"
+    );
+    let Some((table, key_col)) = entries(ty) else {
+        let array = match ty {
+            ValueType::Int => "int4[]",
+            ValueType::Uint => "int8[]",
+            ValueType::Float => "float4[]",
+            _ => "text[]",
+        };
+        return format!(
+            "WITH {keys},
+             batch AS (
+                 SELECT ids.id AS key_id, b.kind, b.value
+                 FROM unnest($2::text[], $3::text[], $4::{array}) AS b(key, kind, value)
+                 JOIN ids USING (key)),
+             {superseded}
+             INSERT INTO {p}_transactions (transaction_type, key_id, value)
+             SELECT kind, key_id, value FROM batch"
+        );
+    };
+    let (cols, picked, arrays) = if ty == ValueType::Map {
+        ("key, value", "e.key, e.value", "$5::text[], $6::text[]")
+    } else {
+        ("member", "e.member", "$5::text[]")
+    };
+    format!(
+        "WITH {keys},
+         batch AS (
+             SELECT ids.id AS key_id, b.kind
+             FROM unnest($2::text[], $3::text[]) AS b(key, kind) JOIN ids USING (key)),
+         stale_entries AS (
+             DELETE FROM {table} WHERE {key_col} IN (
+                 SELECT id FROM gone
+                 UNION ALL SELECT key_id FROM batch WHERE kind = '{PUT}')),
+         {superseded},
+         txns AS (
+             INSERT INTO {p}_transactions (transaction_type, key_id)
+             SELECT kind, key_id FROM batch RETURNING id, key_id, transaction_type)
+         INSERT INTO {table} (transaction_id, {key_col}, {cols})
+         SELECT t.id, t.key_id, {picked}
+         FROM txns t JOIN ids ON ids.id = t.key_id
+         JOIN unnest($4::text[], {arrays}) AS e(owner, {cols}) ON e.owner = ids.key
+         WHERE t.transaction_type = '{PUT}'"
+    )
+}
+
+/// Each writer's latest mark, as one statement.
+fn write_marks(marks: &[WriterMark]) -> Write<'_> {
+    let mut latest: HashMap<&str, i64> = HashMap::new();
+    for m in marks {
+        let seq = i64::try_from(m.sequence).unwrap_or(i64::MAX);
+        let e = latest.entry(m.writer.as_str()).or_insert(seq);
+        *e = (*e).max(seq);
+    }
+    let (writers, seqs): (Vec<&str>, Vec<i64>) = latest.into_iter().unzip();
+    Write {
+        sql: "INSERT INTO kvs_writers (writer_id, sequence)
+              SELECT * FROM unnest($1::text[], $2::int8[])
+              ON CONFLICT (writer_id) DO UPDATE
+              SET sequence = GREATEST(kvs_writers.sequence, EXCLUDED.sequence), updated_at = NOW()"
+            .to_owned(),
+        params: vec![Box::new(writers), Box::new(seqs)],
+    }
+}
+
+type Request<'a> = MaybeDone<BoxFuture<'a, Result<(), tokio_postgres::Error>>>;
+
+/// Runs `writes` as one database transaction, in one round trip once the
+/// connection has prepared them; see the module documentation.
+async fn transaction(
+    client: &deadpool_postgres::Client,
+    writes: &[Write<'_>],
+) -> Result<(), LogError> {
+    // Only a connection's first use of a statement prepares it, and those
+    // that do are prepared together.
+    let statements = try_join_all(writes.iter().map(|w| client.prepare_cached(&w.sql)))
+        .await
+        .map_err(unavailable)?;
+    let mut requests: Vec<Request> = vec![maybe_done(client.batch_execute("BEGIN").boxed())];
+    for (statement, write) in statements.iter().zip(writes) {
+        let params = write.params.iter().map(|p| &**p as &(dyn ToSql + Sync));
+        requests.push(maybe_done(
+            client.execute_raw(statement, params).map_ok(drop).boxed(),
+        ));
+    }
+    start(&mut requests).await;
+    // A request already answered with an error was not sent (it could not
+    // be encoded, or the connection is gone), or at least was refused: a
+    // COMMIT would commit the batch without it.
+    let unsent = requests
+        .iter()
+        .any(|r| matches!(r, MaybeDone::Done(Err(_))));
+    let end = if unsent { "ROLLBACK" } else { "COMMIT" };
+    let sent = requests.len();
+    requests.push(maybe_done(client.batch_execute(end).boxed()));
+    // Still in the same poll as the rest: a caller that stops waiting leaves
+    // either nothing sent or the whole transaction.
+    start(&mut requests[sent..]).await;
+    join_all(requests.iter_mut()).await;
+    // The first error is the cause; those after it say the transaction was
+    // aborted.
+    requests.into_iter().try_for_each(|r| match r {
+        MaybeDone::Done(Err(e)) => Err(unavailable(e)),
+        _ => Ok(()),
+    })
+}
+
+/// Polls each request once, in order, without waiting: tokio-postgres sends
+/// a request when its future is first polled, and the server runs requests
+/// in the order they were sent.
+async fn start(requests: &mut [Request<'_>]) {
+    poll_fn(|cx| {
+        for request in requests.iter_mut() {
+            let _ = Pin::new(request).poll(cx);
+        }
+        Poll::Ready(())
+    })
+    .await;
 }
 
 /// Streams the PostgreSQL log; see [`PgLog::reader`].
