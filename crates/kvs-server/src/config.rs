@@ -184,9 +184,12 @@ impl Config {
     }
 
     /// The bearer tokens of --auth-tokens-file and --auth-tokens; none
-    /// means the API is open. A file given but empty is an error, so that a
+    /// means the API is open. Either given but empty is an error, so that a
     /// mistake cannot quietly leave the API open.
     pub fn tokens(&self) -> Result<Option<Tokens>, String> {
+        if self.auth_tokens.as_ref().is_some_and(Tokens::is_empty) {
+            return Err("--auth-tokens (KVS_AUTH_TOKENS) is set but holds no token".into());
+        }
         let mut tokens = self.auth_tokens.clone().unwrap_or_default();
         if let Some(path) = &self.auth_tokens_file {
             let from_file = Tokens::read(path)?;

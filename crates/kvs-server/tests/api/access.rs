@@ -111,6 +111,13 @@ async fn tokens_come_from_a_file_and_a_bad_file_stops_the_start() {
         StatusCode::FORBIDDEN
     );
 
+    let data = tempfile::tempdir().unwrap();
+    let err = kvs_server::spawn_with(data.path(), &["--auth-tokens", " , "])
+        .await
+        .err()
+        .expect("tokens set but empty must stop the start");
+    assert!(err.to_string().contains("holds no token"), "{err}");
+
     for (text, says) in [
         ("# nothing here\n\n", "holds no token"),
         ("read-write:short\n", "shorter than 16"),
