@@ -100,6 +100,17 @@ pub enum ValueError {
     BadMap(String),
     #[error("set value must be a JSON array of strings: {0}")]
     BadSet(String),
+    #[error("{0} may not contain the NUL character (U+0000): PostgreSQL text cannot hold it")]
+    Nul(&'static str),
+}
+
+/// Refuses text that a log backend cannot keep: PostgreSQL's `text` refuses
+/// U+0000, and one such value would fail the whole batch it is committed in.
+pub fn check_text(what: &'static str, text: &str) -> Result<(), ValueError> {
+    if text.contains('\0') {
+        return Err(ValueError::Nul(what));
+    }
+    Ok(())
 }
 
 /// The longest piece of a rejected body quoted back in an error message.
@@ -146,19 +157,34 @@ impl Value {
 
     /// Parses a request body as a value of type `ty`.
     pub fn parse(ty: ValueType, body: &[u8]) -> Result<Value, ValueError> {
+        let value = Value::parse_unchecked(ty, body)?;
+        value.validate()?;
+        Ok(value)
+    }
+
+    /// Whether every log backend can keep the value: floats are finite, and
+    /// no text holds U+0000. What a writer sends is checked; what a log
+    /// already holds is replayed as it is.
+    pub fn validate(&self) -> Result<(), ValueError> {
+        match self {
+            Value::Float(f) if !f.is_finite() => Err(ValueError::NotFinite(quote(&f.to_string()))),
+            Value::Str(s) => check_text("a string value", s),
+            Value::Map(m) => m.iter().try_for_each(|(k, v)| {
+                check_text("a map field", k)?;
+                check_text("a map value", v)
+            }),
+            Value::Set(s) => s.iter().try_for_each(|m| check_text("a set member", m)),
+            _ => Ok(()),
+        }
+    }
+
+    fn parse_unchecked(ty: ValueType, body: &[u8]) -> Result<Value, ValueError> {
         match ty {
             ValueType::Int => parse_int(body).map(Value::Int),
             ValueType::Uint => {
                 parse_number(ty, "a decimal 32-bit unsigned integer", body).map(Value::Uint)
             }
-            ValueType::Float => {
-                let f: f32 = parse_number(ty, "a decimal 32-bit float", body)?;
-                if f.is_finite() {
-                    Ok(Value::Float(f))
-                } else {
-                    Err(ValueError::NotFinite(quote(&String::from_utf8_lossy(body))))
-                }
-            }
+            ValueType::Float => parse_number(ty, "a decimal 32-bit float", body).map(Value::Float),
             ValueType::Str => String::from_utf8(body.to_vec())
                 .map(Value::Str)
                 .map_err(|_| ValueError::NotUtf8),
@@ -218,6 +244,23 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_with_nul_and_non_finite_floats_are_refused() {
+        for (ty, body, says) in [
+            (ValueType::Str, "a\0b", "a string value"),
+            (ValueType::Map, r#"{"f\u0000":"v"}"#, "a map field"),
+            (ValueType::Map, r#"{"f":"\u0000"}"#, "a map value"),
+            (ValueType::Set, r#"["ok","\u0000"]"#, "a set member"),
+            (ValueType::Float, "1e39", "finite"),
+            (ValueType::Float, "NaN", "finite"),
+        ] {
+            let e = Value::parse(ty, body.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(says), "{body:?}: {e}");
+        }
+        assert!(Value::Float(f32::NAN).validate().is_err());
+        assert!(Value::Str("a\u{1}b".into()).validate().is_ok());
+    }
 
     #[test]
     fn data_len_and_entries_count_what_a_value_holds() {

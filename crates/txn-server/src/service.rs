@@ -72,7 +72,7 @@ impl TransactionService for TxnService {
     ) -> Result<Response<()>, Status> {
         let mut stream = req.into_inner();
         while let Some(t) = stream.message().await? {
-            let txn = Txn::try_from(t).map_err(invalid)?;
+            let txn = accepted(t)?;
             self.submit(Command::Append {
                 txns: vec![txn],
                 mark: None,
@@ -95,9 +95,8 @@ impl TransactionService for TxnService {
         let txns = req
             .transactions
             .into_iter()
-            .map(Txn::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid)?;
+            .map(accepted)
+            .collect::<Result<Vec<_>, _>>()?;
         let (done, wait) = oneshot::channel();
         let mark = WriterMark {
             writer,
@@ -133,4 +132,17 @@ impl TransactionService for TxnService {
             durable_sequence: durable,
         }))
     }
+}
+
+/// A writer's transaction, if every backend can keep it: refused here, a
+/// NUL in a text or a NaN fails this request alone instead of the batch it
+/// would be committed with.
+fn accepted(t: Transaction) -> Result<Txn, Status> {
+    let txn = Txn::try_from(t).map_err(invalid)?;
+    if let Txn::Put { key, value } = &txn {
+        value
+            .validate()
+            .map_err(|e| invalid(format!("{} key {key}: {e}", value.value_type())))?;
+    }
+    Ok(txn)
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kvs_core::value::{MapValue, SetValue, parse_int};
+use kvs_core::value::{MapValue, SetValue, check_text, parse_int};
 use kvs_core::{Key, Value, ValueType};
 use serde::Deserialize;
 
@@ -120,6 +120,8 @@ async fn map_put(
     let key = Key::parse(&key)?;
     let value = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("map field value is not valid UTF-8"))?;
+    check_text("a map field", &field)?;
+    check_text("a map value", &value)?;
     s.store
         .write(&key, |tx| {
             let mut map = map_of(tx.get(ValueType::Map)).cloned().unwrap_or_default();
@@ -177,6 +179,7 @@ async fn set_add(
     ApiPath((key, member)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
+    check_text("a set member", &member)?;
     let added = s
         .store
         .write(&key, |tx| {

@@ -160,3 +160,29 @@ async fn keys_are_listed_by_type_prefix_cursor_and_limit() {
     .await;
     assert_problem(app.get("/keys/bool").await, StatusCode::NOT_FOUND, "bool").await;
 }
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_everywhere_it_can_enter() {
+    let app = TestApp::spawn(&[]).await;
+    for (path, body, says) in [
+        ("/str/k", "a\0b", "a string value"),
+        ("/str-put/k", "\0", "a string value"),
+        ("/map/m", r#"{"f":"\u0000"}"#, "a map value"),
+        ("/set/s", r#"["\u0000"]"#, "a set member"),
+        ("/map/m/f", "x\0", "a map value"),
+        ("/map/m/f%00", "x", "a map field"),
+        ("/set/s/m%00", "", "a set member"),
+    ] {
+        assert_problem(app.put(path, body).await, StatusCode::BAD_REQUEST, says).await;
+    }
+    for path in ["/str/k", "/map/m", "/set/s"] {
+        assert_eq!(
+            app.get(path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    // Other control characters are text like any other.
+    app.put_ok("/str/k", "a\u{1}b").await;
+    assert_eq!(app.get_ok("/str/k").await, "a\u{1}b");
+}

@@ -6,5 +6,6 @@ mod faults;
 mod fence;
 mod full_loop;
 mod mtls;
+mod refused;
 mod stack;
 mod tables;
