@@ -1,0 +1,163 @@
+//! The PostgreSQL log against a real, throwaway PostgreSQL: batches of every
+//! kind of transaction replay to what a simple model holds, and a batch the
+//! server refuses leaves nothing behind and the log goes on.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kvs_core::value::{MapValue, SetValue};
+use kvs_core::{Key, PlainState, Txn, Value, ValueType};
+use kvs_log::postgres::{PgLog, PgOptions};
+use kvs_log::{Log, WriterMark};
+use kvs_testkit::pg::PgCluster;
+
+async fn connect(pg: &PgCluster) -> PgLog {
+    PgLog::connect(&PgOptions {
+        url: pg.url().to_owned(),
+        // One connection: a refused batch must not leave it unusable.
+        pool_size: 1,
+        timeout: Duration::from_secs(10),
+    })
+    .await
+    .expect("connecting to the test cluster")
+}
+
+async fn replayed(log: &mut PgLog) -> PlainState {
+    let txns = Arc::new(Mutex::new(Vec::new()));
+    let sink = txns.clone();
+    log.replay(move |t| sink.lock().unwrap().push(t))
+        .await
+        .expect("replay");
+    let mut state = PlainState::new();
+    // The log replays type by type; types are independent namespaces.
+    for t in txns.lock().unwrap().drain(..) {
+        t.apply_to(&mut state);
+    }
+    state
+}
+
+fn mark(sequence: u64) -> WriterMark {
+    WriterMark {
+        writer: Key::parse("writer").unwrap(),
+        sequence,
+    }
+}
+
+/// A small xorshift generator: the same batches on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn text(&mut self) -> String {
+        ["", "a", "é", "ключ", "x y", "'quote'", "tab\there"][self.below(7) as usize].to_owned()
+    }
+    fn value(&mut self, ty: ValueType) -> Value {
+        match ty {
+            ValueType::Int => Value::Int(self.next() as i32),
+            ValueType::Uint => Value::Uint(self.next() as u32),
+            ValueType::Float => Value::Float((self.next() as i32) as f32 / 7.0),
+            ValueType::Str => Value::Str(self.text()),
+            ValueType::Map => Value::Map(
+                (0..self.below(4))
+                    .map(|_| (self.text(), self.text()))
+                    .collect::<MapValue>(),
+            ),
+            ValueType::Set => Value::Set(
+                (0..self.below(4))
+                    .map(|_| self.text())
+                    .collect::<SetValue>(),
+            ),
+        }
+    }
+    fn txn(&mut self) -> Txn {
+        let key = Key::parse(&format!("k{}", self.below(6))).unwrap();
+        let ty = ValueType::ALL[self.below(6) as usize];
+        match self.below(10) {
+            0..=5 => Txn::Put {
+                value: self.value(ty),
+                key,
+            },
+            6 | 7 => Txn::Delete { ty, key },
+            8 => Txn::IncrBy {
+                key,
+                by: self.below(2001) as i32 - 1000,
+            },
+            _ => Txn::Get { ty, key },
+        }
+    }
+}
+
+#[tokio::test]
+async fn batches_of_every_kind_replay_to_the_model() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut model = PlainState::new();
+    for sequence in 1..=200 {
+        let batch: Vec<Txn> = (0..1 + rng.below(8)).map(|_| rng.txn()).collect();
+        log.append(&batch, &[mark(sequence)])
+            .await
+            .unwrap_or_else(|e| panic!("batch {sequence} {batch:?}: {e}"));
+        for t in batch {
+            t.apply_to(&mut model);
+        }
+        // Now and then the whole log, so a wrong batch is found near its cause.
+        if sequence % 50 == 0 {
+            assert_eq!(replayed(&mut log).await, model, "after batch {sequence}");
+        }
+    }
+    let writer = Key::parse("writer").unwrap();
+    assert_eq!(log.writer_sequence(&writer).await.unwrap(), 200);
+
+    // A second connection sees the same.
+    let mut again = connect(&pg).await;
+    assert_eq!(replayed(&mut again).await, model);
+}
+
+#[tokio::test]
+async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let put = |key: &str, text: &str| Txn::Put {
+        key: Key::parse(key).unwrap(),
+        value: Value::Str(text.to_owned()),
+    };
+    log.append(&[put("before", "kept")], &[mark(1)])
+        .await
+        .unwrap();
+    // PostgreSQL's text refuses U+0000 (the servers refuse it before it
+    // gets here; this batch stands for any statement the server rejects).
+    let refused = log
+        .append(
+            &[
+                put("a", "would be lost"),
+                Txn::Put {
+                    key: Key::parse("m").unwrap(),
+                    value: Value::Map([("f".to_owned(), "v".to_owned())].into()),
+                },
+                put("b", "nul\0here"),
+            ],
+            &[mark(2)],
+        )
+        .await;
+    assert!(refused.is_err(), "the batch must fail: {refused:?}");
+    let writer = Key::parse("writer").unwrap();
+    assert_eq!(log.writer_sequence(&writer).await.unwrap(), 1);
+    let mut expected = PlainState::new();
+    put("before", "kept").apply_to(&mut expected);
+    assert_eq!(replayed(&mut log).await, expected);
+
+    // The same (only) connection takes the next batch.
+    log.append(&[put("a", "after")], &[mark(2)]).await.unwrap();
+    put("a", "after").apply_to(&mut expected);
+    assert_eq!(replayed(&mut log).await, expected);
+    assert_eq!(log.writer_sequence(&writer).await.unwrap(), 2);
+}
