@@ -3,13 +3,14 @@
 //!
 //! A connection over the cap is not left waiting in the kernel's backlog,
 //! where a client cannot tell a busy server from a dead one: it is served a
-//! single 503 with `Retry-After` and closed.
+//! single 503 with `Retry-After` and closed. Those refusals are capped too
+//! (a flood of connections is closed at once), and logged once a second.
 
 use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -27,6 +28,9 @@ use crate::error::ApiError;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections over the cap being answered 503 at once; beyond them a
+/// connection is closed without an answer.
+const REFUSALS_IN_FLIGHT: usize = 64;
 
 pub struct Listener {
     pub tcp: TcpListener,
@@ -78,6 +82,9 @@ impl Listener {
         });
         let acceptor = self.tls.map(TlsAcceptor::from);
         let slots = Arc::new(Semaphore::new(self.max_connections));
+        let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+        let mut refused = 0u64;
+        let mut last_warning: Option<Instant> = None;
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -95,8 +102,19 @@ impl Listener {
             };
             let _ = tcp.set_nodelay(true);
             let slot = slots.clone().try_acquire_owned().ok();
+            // Held by a connection being refused; never both.
+            let mut refusal = None;
             if slot.is_none() {
-                tracing::warn!(%peer, max_connections = self.max_connections, "refused a connection: at the connection cap");
+                refused += 1;
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(%peer, refused, max_connections = self.max_connections, "refusing connections: at the connection cap");
+                    last_warning = Some(Instant::now());
+                    refused = 0;
+                }
+                match refusals.clone().try_acquire_owned() {
+                    Ok(permit) => refusal = Some(permit),
+                    Err(_) => continue,
+                }
             }
             let (builder, app) = match slot {
                 Some(_) => (http.clone(), app.clone()),
@@ -105,6 +123,7 @@ impl Listener {
             let watcher = graceful.watcher();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
+                let _refusal = refusal;
                 match acceptor {
                     None => serve_connection(tcp, builder, app, watcher, slot).await,
                     Some(acceptor) => {
