@@ -35,18 +35,19 @@ use crate::report::Report;
 use crate::server::ServerError;
 use crate::workload::WorkloadError;
 
+// What a report holds is public; how it is worked out stays inside.
 pub use checks::Check;
-pub use compare::{Comparison, Fetched, compare};
-pub use config::{Fault, SoakConfig, split_connections};
-pub use memory::{MemoryReport, RssSample, live_bytes, payload_bytes, rss_bound, third_means};
-pub use outage::{Outage, TickCounts, Unavailable, unavailable_by_window};
+pub use compare::{Comparison, Fetched};
+pub use config::{Fault, SoakConfig};
+pub use memory::{MemoryReport, RssSample};
+pub use outage::{Outage, Unavailable};
 pub use report::{LogReport, SoakReport};
 
 use checks::checks;
-use compare::{dump, read_log};
+use compare::{compare, dump, read_log};
 use load::{merged, run_parts};
-use memory::sample;
-use outage::Timeline;
+use memory::{live_bytes, rss_bound, sample, third_means};
+use outage::{Timeline, unavailable_by_window};
 use stack::Stack;
 
 /// After kvs-server says it is ready again, writes refused a little later
