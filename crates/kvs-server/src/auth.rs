@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ring::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 
@@ -184,7 +184,7 @@ pub async fn require_token(
             Some(_) => return next.run(req).await,
         },
     };
-    refusal.before_body(&req)
+    refusal.into_response()
 }
 
 #[cfg(test)]

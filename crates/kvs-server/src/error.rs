@@ -3,7 +3,6 @@
 //! Every error is the client's to act on (4xx) or a temporary refusal (503);
 //! nothing a request does ends in a 500.
 
-use axum::extract::Request;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,24 +37,6 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         self.status
-    }
-
-    /// The answer to `req` given before its body was read. HTTP/1.1 cannot
-    /// reuse the connection then (the unread body is in the way), so the
-    /// answer says `Connection: close` rather than let a client send its
-    /// next request into a connection that is closing.
-    pub fn before_body(self, req: &Request) -> Response {
-        let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
-            || req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .is_some_and(|len| len.as_bytes() != b"0");
-        let mut resp = self.into_response();
-        if has_body {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
     }
 }
 

@@ -5,11 +5,13 @@
 //! - [`ops`]: health, readiness, metrics, OpenAPI document and docs page.
 //! - [`values`]: the operations both route families share.
 //! - [`extract`]: extractors that answer in the API's error format.
+//! - [`unread`]: `Connection: close` on answers given before the body was read.
 
 mod compat;
 mod extract;
 mod ops;
 mod resource;
+mod unread;
 mod values;
 
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
 
 use crate::auth::{Tokens, require_token};
 use crate::error::ApiError;
@@ -28,8 +31,11 @@ use crate::store::Store;
 
 /// Every route lives under this path: service `kvs`, API version `v1.0.0`.
 pub const BASE_PATH: &str = "/kvs/v1-0-0";
-/// How the service names itself in greetings and logs.
-pub const NAME_AND_VERSION: &str = "kvs v1.0.0";
+/// The version of the API, the original service's; the binaries have a
+/// version of their own (`--version`, the workspace's).
+pub const API_VERSION: &str = "v1.0.0";
+/// The docs page, where `/` and the base path itself lead.
+const DOCS_PATH: &str = "/kvs/v1-0-0/docs";
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,10 +57,15 @@ pub fn router(state: AppState, guards: Guards) -> Router {
         .merge(resource::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), replayed));
     let api = data.merge(ops::routes());
+    // Where a person lands first: the docs page.
+    let to_docs = get(|| async { Redirect::to(DOCS_PATH) });
     let api = Router::new()
         .nest(BASE_PATH, api)
+        .route("/", to_docs.clone())
+        .route("/kvs/v1-0-0", to_docs.clone())
+        .route("/kvs/v1-0-0/", to_docs)
         .fallback(|| async {
-            ApiError::not_found("no such route; the API lives under /kvs/v1-0-0")
+            ApiError::not_found("no such route; the API lives under /kvs/v1-0-0, its routes are listed at /kvs/v1-0-0/docs")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -83,20 +94,14 @@ pub fn router(state: AppState, guards: Guards) -> Router {
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => {
-            let mut resp = ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request was not done within {} s (--request-timeout)",
-                    limit.as_secs()
-                ),
-            )
-            .into_response();
-            // Whatever is left of the body is still on its way: close.
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            resp
-        }
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not done within {} s (--request-timeout)",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
     }
 }
 
@@ -106,16 +111,19 @@ async fn replayed(State(s): State<AppState>, req: Request, next: Next) -> Respon
     if s.store.journal.replayed() {
         next.run(req).await
     } else {
-        ApiError::from(crate::store::JournalError::Replaying).before_body(&req)
+        ApiError::from(crate::store::JournalError::Replaying).into_response()
     }
 }
 
-/// Counts every request by route pattern and status.
+/// Counts every request by route pattern and status; closes the
+/// connection after an answer that left the body unread.
 async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let resp = next.run(req).await;
+    let (req, body_read) = unread::watch(req);
+    let mut resp = next.run(req).await;
+    unread::close_if_unread(&mut resp, body_read);
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     s.metrics
         .request(&method, route, resp.status().as_u16(), started.elapsed());

@@ -76,19 +76,35 @@ async fn maps_and_sets_over_the_entry_limit_get_413_and_may_still_shrink() {
 }
 
 /// A raw HTTP/1.1 exchange: sends `request`, returns what the server sent
-/// until it closed the connection or `wait` passed.
+/// until one whole answer came, the server closed the connection, or
+/// `wait` passed.
 async fn exchange(stream: &mut TcpStream, request: &str, wait: Duration) -> String {
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-        if n == 0 {
-            break;
+    while !is_whole_answer(&got) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
         }
-        got.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Whether `got` holds an answer's head and the `Content-Length` bytes
+/// after it.
+fn is_whole_answer(got: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(got);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|n| body.len() >= n)
 }
 
 fn addr_of(app: &TestApp) -> String {
@@ -144,12 +160,12 @@ async fn a_connection_over_the_cap_gets_503_and_a_freed_slot_is_reused() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        let answer = exchange(&mut s, request, Duration::from_millis(500)).await;
+        let answer = exchange(&mut s, request, Duration::from_secs(10)).await;
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
         held.push(s);
     }
     let mut third = TcpStream::connect(&addr).await.unwrap();
-    let answer = exchange(&mut third, request, Duration::from_secs(5)).await;
+    let answer = exchange(&mut third, request, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
     let lower = answer.to_ascii_lowercase();
     assert!(
@@ -159,15 +175,43 @@ async fn a_connection_over_the_cap_gets_503_and_a_freed_slot_is_reused() {
     assert!(answer.contains("--max-connections"), "{answer}");
 
     drop(held.pop());
-    // The server notices the close on its next read; give it a moment.
-    let mut last = String::new();
-    for _ in 0..50 {
+    // The server frees the slot when it notices the close: until then a new
+    // connection is refused, each refusal a whole answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        last = exchange(&mut s, request, Duration::from_millis(300)).await;
-        if last.starts_with("HTTP/1.1 200 ") {
+        let answer = exchange(&mut s, request, Duration::from_secs(10)).await;
+        if answer.starts_with("HTTP/1.1 200 ") {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no slot was freed by closing a connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no slot was freed by closing a connection; last answer: {last:?}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_closes_the_connection_instead_of_breaking_the_next_request() {
+    let app = TestApp::spawn(&["--max-body-bytes", "1024"]).await;
+    app.put_ok("/str/k", "v").await;
+    // Answered before the body was read: the connection cannot be reused,
+    // and the answer must say so, or the next request on it fails.
+    for round in 0..200 {
+        let resp = app.put("/str/big", "x".repeat(64 * 1024)).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}"
+        );
+        assert_eq!(resp.headers()["connection"], "close", "round {round}");
+        let resp = app.get("/str/k").await;
+        assert_eq!(resp.status(), StatusCode::OK, "round {round}");
+    }
+    // A body that was read, then refused, leaves the connection open.
+    let resp = app.put("/int/n", "not a number").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(!resp.headers().contains_key("connection"));
 }
