@@ -130,10 +130,10 @@ async fn start(
         let remote = remote.map_err(StartupError::Config)?;
         tracing::info!(addr = %remote.addr, server_name = %remote.server_name, "keeping the log in txn-server");
         let log = RemoteLog::new(&remote)?;
-        serve(listener, &config, log, shutdown, ready).await
+        serve(listener, &config, log, false, shutdown, ready).await
     } else if config.memory_only {
         tracing::warn!("memory-only mode: nothing is logged and every value is lost at shutdown");
-        serve(listener, &config, MemoryLog, shutdown, ready).await
+        serve(listener, &config, MemoryLog, false, shutdown, ready).await
     } else {
         let opts = FileOptions {
             truncate_corrupt: config.truncate_corrupt,
@@ -141,14 +141,17 @@ async fn start(
         };
         let log = FileLog::open(config.log_path(), opts)?;
         tracing::info!(log = %config.log_path().display(), "opened the embedded transaction log");
-        serve(listener, &config, log, shutdown, ready).await
+        serve(listener, &config, log, true, shutdown, ready).await
     }
 }
 
+/// `file`: the log is the embedded file, whose replay reports bytes read
+/// and dropped (other backends have no such thing).
 async fn serve<L: Log>(
     listener: TcpListener,
     config: &Config,
     mut log: L,
+    file: bool,
     shutdown: impl Future<Output = ()>,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
@@ -209,7 +212,14 @@ async fn serve<L: Log>(
     let mut http = tokio::spawn(listener.serve(app, async {
         let _ = http_stopped.await;
     }));
-    tracing::info!(%addr, scheme, durability = ?config.durability, "listening");
+    tracing::info!(
+        %addr,
+        scheme,
+        durability = ?config.durability,
+        version = env!("CARGO_PKG_VERSION"),
+        api_version = crate::routes::API_VERSION,
+        "listening"
+    );
 
     let started = Instant::now();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -233,9 +243,9 @@ async fn serve<L: Log>(
     tracing::info!(
         records = stats.records,
         keys = store.db.counts().iter().sum::<usize>(),
-        bytes = stats.bytes,
-        torn_bytes = stats.torn_bytes,
-        corrupt_bytes = stats.corrupt_bytes,
+        bytes = file.then_some(stats.bytes),
+        torn_bytes = file.then_some(stats.torn_bytes),
+        corrupt_bytes = file.then_some(stats.corrupt_bytes),
         took_ms = took.as_millis() as u64,
         "replayed the transaction log; ready"
     );

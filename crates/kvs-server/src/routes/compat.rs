@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::extract::{ApiPath, ApiQuery, Body};
 use super::values::{self, DELETED, flagged, text};
-use super::{AppState, NAME_AND_VERSION};
+use super::{API_VERSION, AppState};
 use crate::error::ApiError;
 
 /// The original's path for each type's put, get and delete.
@@ -112,7 +112,7 @@ async fn echo(Body(body): Body) -> Result<Response, ApiError> {
 }
 
 async fn hello() -> Response {
-    text(format!("Hello from {NAME_AND_VERSION}!"))
+    text(format!("Hello from kvs {API_VERSION}!"))
 }
 
 #[derive(Deserialize)]

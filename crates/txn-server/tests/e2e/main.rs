@@ -2,6 +2,7 @@
 //! PostgreSQL, real certificates. One test binary, a module per feature.
 
 mod auth;
+mod binaries;
 mod faults;
 mod fence;
 mod full_loop;
