@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use kvs_core::error::cause;
 use kvs_core::{KeyError, ValueError};
 
 /// What went wrong with a call.
@@ -35,9 +36,9 @@ pub enum Error {
 
     /// The request could not be made or its answer not read: connection
     /// refused or reset, timeout, a server certificate that does not verify
-    /// ([`Error::is_tls`]), and the like.
-    #[error("request failed: {0}")]
-    Transport(#[from] reqwest::Error),
+    /// ([`Error::is_tls`]), and the like. Its text says every cause (`connection refused`, the TLS alert).
+    #[error("request failed: {}", kvs_core::error::chain(.0))]
+    Transport(reqwest::Error),
 
     /// The server answered with an error status.
     #[error("server answered {status}: {detail}")]
@@ -136,6 +137,7 @@ impl Error {
         let Error::Transport(e) = self else {
             return false;
         };
+        // rustls's errors reach reqwest wrapped in `io::Error`s.
         std::iter::successors(Some(e as &(dyn StdError + 'static)), |&e| cause(e))
             .any(|e| e.is::<rustls::Error>())
     }
@@ -149,12 +151,9 @@ impl Error {
     }
 }
 
-/// What caused `e`. rustls's errors reach reqwest wrapped in `io::Error`s,
-/// whose `source` skips what they wrap, so this looks inside them instead.
-fn cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    match e.downcast_ref::<std::io::Error>() {
-        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
-        None => e.source(),
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Error {
+        Error::Transport(e)
     }
 }
 

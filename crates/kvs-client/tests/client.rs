@@ -702,20 +702,22 @@ async fn an_answer_that_does_not_parse_is_a_decode_error() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_a_transport_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // The listener is dropped: nothing listens on the port any more.
-    let err = Client::new(&format!("http://127.0.0.1:{port}"))
+async fn a_refused_connection_is_a_transport_error_that_names_its_cause() {
+    // Bound but not listening: the port stays ours, and connecting to it is
+    // refused.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let err = Client::new(&format!("http://{addr}"))
         .unwrap()
         .healthz()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert_eq!(err.status(), None);
+    let text = err.to_string();
+    assert!(text.contains("Connection refused"), "{text}");
+    assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
 }
 
 // ----- the builder --------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 //! - [`key`]: the key rules (`[0-9A-Za-z_]+`, 1 to 256 bytes), as a newtype.
 //! - [`value`]: the six value types and their text and JSON forms.
 //! - [`txn`]: the transactions that the log records and replay applies.
+//! - [`error`]: an error and its causes as one sentence.
 
+pub mod error;
 pub mod key;
 pub mod txn;
 pub mod value;

@@ -55,7 +55,9 @@ pub enum LogError {
     },
     #[error("transaction too large for the log: {0} bytes")]
     TooLarge(usize),
-    #[error("transaction log unavailable: {0}")]
+    /// The log cannot be reached now; the text says where and why (those
+    /// who show it say "unavailable" once, in their own words).
+    #[error("{0}")]
     Unavailable(String),
 }
 

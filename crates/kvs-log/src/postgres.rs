@@ -108,14 +108,8 @@ fn entries(ty: ValueType) -> Option<(&'static str, &'static str)> {
 
 /// A database error with its causes: tokio-postgres says only "db error"
 /// at the top and keeps the server's message (a wrong password, say) below.
-fn unavailable(e: impl std::error::Error) -> LogError {
-    let mut text = format!("postgres: {e}");
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    LogError::Unavailable(text)
+fn unavailable(e: impl std::error::Error + 'static) -> LogError {
+    LogError::Unavailable(format!("postgres: {}", kvs_core::error::chain(&e)))
 }
 
 #[derive(Debug, Clone)]
