@@ -178,14 +178,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `cases` cases, or as many as PROPTEST_CASES says (for a longer search).
-fn runner(cases: u32) -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
+/// `default`, or as many as PROPTEST_CASES says (for a longer search).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
+        .unwrap_or(default)
+}
+
+fn runner(default: u32) -> TestRunner {
     TestRunner::new(Config {
-        cases,
+        cases: cases(default),
         failure_persistence: None,
         ..Config::default()
     })
@@ -376,8 +379,9 @@ fn the_model_itself_applies_increments_on_ints_only() {
 /// tests and embedders do) met it; a process that exits did not.
 ///
 /// Timing-dependent, so it tries many times with the CPUs kept busy (which
-/// makes the old thread late). Dropping a `FileLog` now waits for its
-/// compaction and discards it.
+/// makes the old thread late): 300 times in the test command, as many as
+/// PROPTEST_CASES says for a longer search. Dropping a `FileLog` now waits
+/// for its compaction and discards it.
 #[test]
 fn a_reopened_log_keeps_its_writes_while_the_old_logs_compaction_finishes() {
     use std::sync::atomic::AtomicBool;
@@ -407,7 +411,7 @@ fn a_reopened_log_keeps_its_writes_while_the_old_logs_compaction_finishes() {
         compact_min_bytes: 0,
     };
     let lost = rt.block_on(async {
-        for attempt in 0..2000 {
+        for attempt in 0..cases(300) {
             // On disk, not in memory: fsyncs widen the window.
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("kvs.log");

@@ -12,6 +12,7 @@ pub mod pg;
 pub mod process;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// A binary of this workspace, from the target directory the running test
 /// was built into. Panics, saying how to build it, when it is missing.
@@ -29,4 +30,15 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Waits until `done` says yes, checking every 20 ms; panics, naming
+/// `what`, after `limit`. A test waits for what it needs, never for a
+/// fixed time.
+pub async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -139,18 +139,30 @@ impl PgCluster {
             .status()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", initdb.display()));
         assert!(status.success(), "initdb failed ({status})");
-        let port = free_port();
-        let cluster = PgCluster {
-            url: format!("postgres://kvs@127.0.0.1:{port}/postgres"),
+        let mut cluster = PgCluster {
+            url: String::new(),
             kind: Kind::Own {
                 dir,
                 bin,
                 user,
-                port,
+                port: 0,
             },
         };
-        cluster.start_again();
-        cluster
+        // PostgreSQL cannot pick a port itself: a free one is picked for it,
+        // and picked again if another process took it before PostgreSQL bound it.
+        for _ in 0..10 {
+            let port = free_port();
+            if let Kind::Own { port: p, .. } = &mut cluster.kind {
+                *p = port;
+            }
+            cluster.url = format!("postgres://kvs@127.0.0.1:{port}/postgres");
+            match cluster.try_start() {
+                Ok(()) => return cluster,
+                Err(log) if log.contains("could not bind") => continue,
+                Err(log) => panic!("PostgreSQL did not start; server log:\n{log}"),
+            }
+        }
+        panic!("PostgreSQL found no free port in 10 tries");
     }
 
     /// The URL of the test's database.
@@ -165,6 +177,13 @@ impl PgCluster {
 
     /// Starts the server (again) and waits until it takes connections.
     pub fn start_again(&self) {
+        if let Err(log) = self.try_start() {
+            panic!("PostgreSQL did not start again; server log:\n{log}");
+        }
+    }
+
+    /// Starts the server; on failure, the server log.
+    fn try_start(&self) -> Result<(), String> {
         let Kind::Own { dir, port, .. } = &self.kind else {
             panic!(
                 "only a cluster of the test's own can be restarted; unset KVS_TEST_DATABASE_URL"
@@ -175,7 +194,9 @@ impl PgCluster {
             dir.path().display()
         );
         let log = dir.path().join("server.log");
-        self.pg_ctl(&[
+        // A new log for each start, so that a failure shows only its own.
+        let _ = std::fs::remove_file(&log);
+        self.try_pg_ctl(&[
             "start",
             "-w",
             "-t",
@@ -184,10 +205,17 @@ impl PgCluster {
             &options,
             "-l",
             log.to_str().unwrap(),
-        ]);
+        ])
     }
 
     fn pg_ctl(&self, args: &[&str]) {
+        if let Err(log) = self.try_pg_ctl(args) {
+            panic!("pg_ctl {args:?} failed; server log:\n{log}");
+        }
+    }
+
+    /// Runs pg_ctl; on failure, the server log.
+    fn try_pg_ctl(&self, args: &[&str]) -> Result<(), String> {
         let Kind::Own { dir, bin, user, .. } = &self.kind else {
             panic!("only a cluster of the test's own can be started or stopped");
         };
@@ -198,10 +226,11 @@ impl PgCluster {
             .stdout(std::process::Stdio::null())
             .status()
             .expect("cannot run pg_ctl");
-        if !status.success() {
-            let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-            panic!("pg_ctl {args:?} failed ({status}); server log:\n{log}");
+        if status.success() {
+            return Ok(());
         }
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        Err(format!("({status})\n{log}"))
     }
 
     /// Runs SQL in the test's database (for setting up and inspecting it).

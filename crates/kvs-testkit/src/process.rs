@@ -8,6 +8,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::http::Api;
+
 pub struct ServerProcess {
     child: Child,
     /// The `host:port` it listens on.
@@ -130,19 +132,19 @@ pub fn run_to_exit(binary: &Path, args: &[String]) -> (ExitStatus, String) {
     (out.status, text)
 }
 
-/// A kvs-server process and the base URL of its API.
+/// A kvs-server process and its API.
 pub struct KvsProcess {
     pub server: ServerProcess,
-    pub base: String,
+    pub api: Api,
 }
 
 impl KvsProcess {
     /// Starts kvs-server with `args` and waits until `/readyz` says ready.
     pub async fn start(binary: &Path, args: &[String]) -> KvsProcess {
         let server = ServerProcess::start(binary, args);
-        let base = format!("http://{}/kvs/v1-0-0", server.addr);
-        wait_ready(&base, &server).await;
-        KvsProcess { server, base }
+        let api = Api::new(format!("http://{}/kvs/v1-0-0", server.addr));
+        wait_ready(&api, &server).await;
+        KvsProcess { server, api }
     }
 
     pub fn output(&self) -> String {
@@ -159,10 +161,9 @@ impl KvsProcess {
 }
 
 /// Polls `/readyz` until it answers 200.
-async fn wait_ready(base: &str, server: &ServerProcess) {
-    let client = crate::http::client();
+async fn wait_ready(api: &Api, server: &ServerProcess) {
     for _ in 0..1500 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = api.client.get(api.url("/readyz")).send().await
             && r.status() == reqwest::StatusCode::OK
         {
             return;
@@ -170,7 +171,8 @@ async fn wait_ready(base: &str, server: &ServerProcess) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!(
-        "kvs-server at {base} did not become ready within 30 s; output:\n{}",
+        "kvs-server at {} did not become ready within 30 s; output:\n{}",
+        api.base,
         server.output()
     );
 }

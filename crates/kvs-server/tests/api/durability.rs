@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
-use kvs_testkit::http::{delete, get, put};
+use kvs_testkit::http::Api;
 use kvs_testkit::process::{KvsProcess, run_to_exit};
 use reqwest::StatusCode;
 
@@ -49,40 +49,36 @@ const MIX: [(&str, &str, &str, &str); 7] = [
     ),
 ];
 
-async fn write_mix(base: &str) {
+async fn write_mix(base: &Api) {
     for (put_path, _, body, _) in MIX {
-        assert_eq!(
-            put(base, put_path, body).await,
-            StatusCode::OK,
-            "{put_path}"
-        );
+        assert_eq!(base.put(put_path, body).await, StatusCode::OK, "{put_path}");
     }
     // Overwritten and deleted values must stay that way after a restart.
-    assert_eq!(put(base, "/int-put/gone", "1").await, StatusCode::OK);
-    assert!(delete(base, "/del/gone").await);
+    assert_eq!(base.put("/int-put/gone", "1").await, StatusCode::OK);
+    assert!(base.delete("/del/gone").await);
 }
 
-async fn assert_mix(base: &str) {
+async fn assert_mix(base: &Api) {
     for (_, get_path, _, expected) in MIX {
         assert_eq!(
-            get(base, get_path).await,
+            base.get(get_path).await,
             (StatusCode::OK, expected.to_owned()),
             "{get_path}"
         );
     }
-    assert_eq!(get(base, "/int-get/gone").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(base.get("/int-get/gone").await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn every_value_is_back_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
-    write_mix(&server.base).await;
+    write_mix(&server.api).await;
     let status = server.terminate();
     assert!(status.success(), "graceful stop exits 0, got {status}");
 
     let server = start(dir.path(), &[]).await;
-    assert_mix(&server.base).await;
+    assert_mix(&server.api).await;
     assert!(
         server.output().contains("replayed the transaction log"),
         "{}",
@@ -94,21 +90,18 @@ async fn every_value_is_back_after_a_restart() {
 async fn async_mode_flushes_everything_accepted_at_a_graceful_stop() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &["--durability", "async"]).await;
-    write_mix(&server.base).await;
+    write_mix(&server.api).await;
     for i in 0..500 {
         assert_eq!(
-            put(&server.base, &format!("/int/n{i}"), &i.to_string()).await,
+            server.api.put(&format!("/int/n{i}"), &i.to_string()).await,
             StatusCode::OK
         );
     }
     assert!(server.terminate().success());
     let server = start(dir.path(), &[]).await;
-    assert_mix(&server.base).await;
+    assert_mix(&server.api).await;
     for i in 0..500 {
-        assert_eq!(
-            get(&server.base, &format!("/int/n{i}")).await.1,
-            i.to_string()
-        );
+        assert_eq!(server.api.get(&format!("/int/n{i}")).await.1, i.to_string());
     }
 }
 
@@ -122,10 +115,9 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut writers = Vec::new();
     for w in 0..16 {
-        let base = server.base.clone();
+        let api = server.api.clone();
         let acked = acked.clone();
         writers.push(tokio::spawn(async move {
-            let client = kvs_testkit::http::client();
             for i in 0.. {
                 if Instant::now() > deadline {
                     break;
@@ -134,8 +126,9 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
                 // value of each key is what must survive.
                 let key = format!("w{w}_{}", i % 5);
                 let value = format!("{w}-{i}");
-                match client
-                    .put(format!("{base}/str/{key}"))
+                match api
+                    .client
+                    .put(api.url(&format!("/str/{key}")))
                     .body(value.clone())
                     .send()
                     .await
@@ -168,7 +161,7 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
 
     let server = start(dir.path(), &[]).await;
     for (key, value) in &acked {
-        let (status, body) = get(&server.base, &format!("/str/{key}")).await;
+        let (status, body) = server.api.get(&format!("/str/{key}")).await;
         assert_eq!(status, StatusCode::OK, "{key} lost");
         // A later write may have reached the log without its answer.
         let (w, i) = value.split_once('-').unwrap();
@@ -184,9 +177,9 @@ async fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
 async fn a_torn_last_record_is_dropped_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
-    write_mix(&server.base).await;
+    write_mix(&server.api).await;
     assert_eq!(
-        put(&server.base, "/str/last", "the last write").await,
+        server.api.put("/str/last", "the last write").await,
         StatusCode::OK
     );
     assert!(server.terminate().success());
@@ -200,11 +193,8 @@ async fn a_torn_last_record_is_dropped_at_start_up() {
         .unwrap();
 
     let server = start(dir.path(), &[]).await;
-    assert_mix(&server.base).await;
-    assert_eq!(
-        get(&server.base, "/str/last").await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_mix(&server.api).await;
+    assert_eq!(server.api.get("/str/last").await.0, StatusCode::NOT_FOUND);
     assert!(server.output().contains("torn"), "{}", server.output());
 }
 
@@ -212,7 +202,7 @@ async fn a_torn_last_record_is_dropped_at_start_up() {
 async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
-    write_mix(&server.base).await;
+    write_mix(&server.api).await;
     assert!(server.terminate().success());
     let log = dir.path().join("kvs.log");
     let mut bytes = fs::read(&log).unwrap();
@@ -230,10 +220,10 @@ async fn corruption_in_the_middle_stops_start_up_unless_told_to_truncate() {
     );
 
     let server = start(dir.path(), &["--truncate-corrupt"]).await;
-    assert_eq!(get(&server.base, "/int-get/i").await.1, "-7");
-    assert_eq!(get(&server.base, "/uint/get/u").await.1, "7");
+    assert_eq!(server.api.get("/int-get/i").await.1, "-7");
+    assert_eq!(server.api.get("/uint/get/u").await.1, "7");
     assert_eq!(
-        get(&server.base, "/float-get/f").await.0,
+        server.api.get("/float-get/f").await.0,
         StatusCode::NOT_FOUND
     );
 }
@@ -249,7 +239,7 @@ async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state()
         for k in 0..20 {
             let body = format!("{round}:{value}");
             assert_eq!(
-                put(&server.base, &format!("/str/k{k}"), &body).await,
+                server.api.put(&format!("/str/k{k}"), &body).await,
                 StatusCode::OK
             );
         }
@@ -263,7 +253,7 @@ async fn compaction_keeps_the_log_near_the_live_set_and_replays_the_same_state()
     let server = start(dir.path(), &args).await;
     for k in 0..20 {
         assert_eq!(
-            get(&server.base, &format!("/str/k{k}")).await.1,
+            server.api.get(&format!("/str/k{k}")).await.1,
             format!("299:{value}")
         );
     }

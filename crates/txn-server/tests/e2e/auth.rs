@@ -9,8 +9,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kvs_proto::api::DurableSequenceRequest;
 use reqwest::StatusCode;
 
-use kvs_testkit::http::{get, put};
-
 use crate::stack::Stack;
 
 /// An RSA key pair made with openssl: (private PEM path, public PEM path).
@@ -99,7 +97,7 @@ async fn with_a_public_key_only_valid_tokens_get_through() {
     );
 
     // kvs-server, given a valid token, replays and writes as usual.
-    let base = stack.base();
-    assert_eq!(put(&base, "/str/k", "v").await, StatusCode::OK);
-    assert_eq!(get(&base, "/str/k").await, (StatusCode::OK, "v".to_owned()));
+    let base = stack.api();
+    assert_eq!(base.put("/str/k", "v").await, StatusCode::OK);
+    assert_eq!(base.get("/str/k").await, (StatusCode::OK, "v".to_owned()));
 }

@@ -7,9 +7,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use kvs_testkit::http::{dump, get};
+use kvs_testkit::http::Api;
+use kvs_testkit::wait_until;
 
 use crate::stack::Stack;
+
+/// How long a test waits for what it needs before it fails.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// What concurrent writers saw: the last acknowledged value of each key,
 /// how many writes were refused with 503, and the slowest answer.
@@ -23,24 +27,24 @@ struct Tally {
 /// Writers that each overwrite a few int keys with a rising counter until
 /// `stop` is set; a connection error ends a writer (its server was killed).
 fn writers(
-    base: &str,
+    api: &Api,
     count: usize,
     tally: &Arc<Mutex<Tally>>,
     stop: &Arc<Mutex<bool>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..count)
         .map(|w| {
-            let (base, tally, stop) = (base.to_owned(), tally.clone(), stop.clone());
+            let (api, tally, stop) = (api.clone(), tally.clone(), stop.clone());
             tokio::spawn(async move {
-                let client = kvs_testkit::http::client();
                 for i in 1u64.. {
                     if *stop.lock().unwrap() {
                         break;
                     }
                     let key = format!("w{w}_{}", i % 4);
                     let started = Instant::now();
-                    let sent = client
-                        .put(format!("{base}/int/{key}"))
+                    let sent = api
+                        .client
+                        .put(api.url(&format!("/int/{key}")))
                         .body(i.to_string())
                         .send()
                         .await;
@@ -74,9 +78,9 @@ fn writers(
 }
 
 /// Every acknowledged write is there (or a later write of the same writer).
-async fn assert_acked_present(base: &str, acked: &HashMap<String, u64>) {
+async fn assert_acked_present(base: &Api, acked: &HashMap<String, u64>) {
     for (key, value) in acked {
-        let (status, body) = get(base, &format!("/int/{key}")).await;
+        let (status, body) = base.get(&format!("/int/{key}")).await;
         assert_eq!(status, StatusCode::OK, "{key} lost");
         assert!(
             body.parse::<u64>().unwrap() >= *value,
@@ -88,10 +92,10 @@ async fn assert_acked_present(base: &str, acked: &HashMap<String, u64>) {
 /// A fresh kvs-server replays the log; what it holds is what the running
 /// one holds.
 async fn assert_memory_equals_log(stack: &mut Stack) {
-    let running = dump(&stack.base()).await;
+    let running = stack.api().dump().await;
     let old = stack.kvs.take();
     stack.start_kvs(&[]).await;
-    let replayed = dump(&stack.base()).await;
+    let replayed = stack.api().dump().await;
     drop(old);
     assert_eq!(
         running, replayed,
@@ -106,8 +110,11 @@ async fn no_acknowledged_write_is_lost_when_kvs_server_is_killed() {
         Arc::new(Mutex::new(Tally::default())),
         Arc::new(Mutex::new(false)),
     );
-    let tasks = writers(&stack.base(), 16, &tally, &stop);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tasks = writers(&stack.api(), 16, &tally, &stop);
+    wait_until("40 writes answered", LIMIT, || {
+        tally.lock().unwrap().acked.len() >= 40
+    })
+    .await;
     stack.kvs.take().unwrap().kill();
     for t in tasks {
         t.await.unwrap();
@@ -119,7 +126,24 @@ async fn no_acknowledged_write_is_lost_when_kvs_server_is_killed() {
         acked.len()
     );
     stack.start_kvs(&[]).await;
-    assert_acked_present(&stack.base(), &acked).await;
+    assert_acked_present(&stack.api(), &acked).await;
+}
+
+/// A write's status and the detail of its problem answer.
+async fn refusal(api: &Api) -> (StatusCode, String) {
+    let resp = api
+        .client
+        .put(api.url("/str/refused"))
+        .body("x")
+        .send()
+        .await;
+    let resp = resp.expect("an answer");
+    let status = resp.status();
+    let problem: serde_json::Value = resp.json().await.expect("a problem+json body");
+    (
+        status,
+        problem["detail"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 /// Writers run while `down` takes part of the stack away for a second and
@@ -135,13 +159,22 @@ async fn ride_out_an_outage(
         Arc::new(Mutex::new(Tally::default())),
         Arc::new(Mutex::new(false)),
     );
-    let tasks = writers(&stack.base(), 8, &tally, &stop);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let tasks = writers(&stack.api(), 8, &tally, &stop);
+    wait_until("writes answered before the outage", LIMIT, || {
+        tally.lock().unwrap().acked.len() >= 8
+    })
+    .await;
     down(&mut stack);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let refused_while_down = tally.lock().unwrap().refused;
+    wait_until("a write refused during the outage", LIMIT, || {
+        tally.lock().unwrap().refused > 0
+    })
+    .await;
+    // The refusal says why, each cause once.
+    let (status, detail) = refusal(&stack.api()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{detail}");
+    assert_eq!(detail.matches("unavailable").count(), 1, "{detail}");
     // Reads go on while the log is down.
-    assert_eq!(get(&stack.base(), "/int/w0_1").await.0, StatusCode::OK);
+    assert_eq!(stack.api().get("/int/w0_1").await.0, StatusCode::OK);
     up(&mut stack);
     let progress = || tally.lock().unwrap().acked.values().sum::<u64>();
     let recovered = async {
@@ -164,15 +197,13 @@ async fn ride_out_an_outage(
         let t = tally.lock().unwrap();
         (t.acked.clone(), t.slowest)
     };
+    // An answer within the txn-server timeout (2 s by default) and a wide
+    // margin for a busy machine: anything slower is a hang.
     assert!(
-        refused_while_down > 0,
-        "no write was refused during the outage"
-    );
-    assert!(
-        slowest < Duration::from_secs(5),
+        slowest < Duration::from_secs(15),
         "a write hung for {slowest:?}"
     );
-    assert_acked_present(&stack.base(), &acked).await;
+    assert_acked_present(&stack.api(), &acked).await;
     assert_memory_equals_log(&mut stack).await;
 }
 

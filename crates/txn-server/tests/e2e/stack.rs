@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_testkit::certs::Certs;
-use kvs_testkit::http::{delete, get, put};
+use kvs_testkit::http::Api;
 use kvs_testkit::pg::PgCluster;
 use kvs_testkit::process::{KvsProcess, ServerProcess};
 use reqwest::StatusCode;
@@ -21,8 +21,9 @@ pub struct Stack {
     pub certs: Certs,
     pub txn: Option<ServerProcess>,
     pub kvs: Option<KvsProcess>,
-    /// txn-server keeps its port across restarts, so kvs-server finds it again.
-    txn_port: u16,
+    /// The port txn-server picked at its first start; it keeps it across
+    /// restarts, so that kvs-server finds it again.
+    txn_port: Option<u16>,
     /// More flags for txn-server.
     pub txn_args: Vec<String>,
 }
@@ -45,17 +46,12 @@ impl Stack {
     }
 
     fn bare(store: Store) -> Stack {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         Stack {
             store,
             certs: Certs::new(),
             txn: None,
             kvs: None,
-            txn_port: port,
+            txn_port: None,
             txn_args: Vec::new(),
         }
     }
@@ -85,7 +81,8 @@ impl Stack {
     }
 
     pub fn txn_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.txn_port)
+        let port = self.txn_port.expect("txn-server was started");
+        format!("127.0.0.1:{port}")
     }
 
     /// A gRPC client of txn-server with the client certificate, as
@@ -118,12 +115,16 @@ impl Stack {
                 dir.path().display().to_string(),
             ]),
         }
-        args.extend(["--listen".into(), self.txn_addr()]);
+        let listen = match self.txn_port {
+            Some(_) => self.txn_addr(),
+            None => "127.0.0.1:0".to_owned(),
+        };
+        args.extend(["--listen".into(), listen]);
         args.extend(self.txn_args.iter().cloned());
-        self.txn = Some(ServerProcess::start(
-            &kvs_testkit::binary("txn-server"),
-            &args,
-        ));
+        let txn = ServerProcess::start(&kvs_testkit::binary("txn-server"), &args);
+        let port = txn.addr.rsplit(':').next().and_then(|p| p.parse().ok());
+        self.txn_port = Some(port.expect("txn-server's listening address has a port"));
+        self.txn = Some(txn);
     }
 
     pub async fn start_kvs(&mut self, extra: &[&str]) {
@@ -139,11 +140,11 @@ impl Stack {
         self.kvs = Some(KvsProcess::start(&kvs_testkit::binary("kvs-server"), &args).await);
     }
 
-    pub fn base(&self) -> String {
+    pub fn api(&self) -> Api {
         self.kvs
             .as_ref()
             .expect("kvs-server is running")
-            .base
+            .api
             .clone()
     }
 }
@@ -158,23 +159,23 @@ pub const MIX: [(&str, &str, &str); 6] = [
     ("/set/t", r#"["y","x","y"]"#, r#"["x","y"]"#),
 ];
 
-pub async fn write_mix(base: &str) {
+pub async fn write_mix(base: &Api) {
     for (path, body, _) in MIX {
-        assert_eq!(put(base, path, body).await, StatusCode::OK, "{path}");
+        assert_eq!(base.put(path, body).await, StatusCode::OK, "{path}");
     }
-    assert_eq!(put(base, "/int/gone", "1").await, StatusCode::OK);
-    assert!(delete(base, "/del/gone").await);
-    assert_eq!(put(base, "/int-incr/i", "").await, StatusCode::OK);
+    assert_eq!(base.put("/int/gone", "1").await, StatusCode::OK);
+    assert!(base.delete("/del/gone").await);
+    assert_eq!(base.put("/int-incr/i", "").await, StatusCode::OK);
 }
 
-pub async fn assert_mix(base: &str) {
+pub async fn assert_mix(base: &Api) {
     for (path, _, expected) in MIX {
         let expected = if path == "/int/i" { "-6" } else { expected };
         assert_eq!(
-            get(base, path).await,
+            base.get(path).await,
             (StatusCode::OK, expected.to_owned()),
             "{path}"
         );
     }
-    assert_eq!(get(base, "/int/gone").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(base.get("/int/gone").await.0, StatusCode::NOT_FOUND);
 }

@@ -3,8 +3,6 @@
 
 use reqwest::StatusCode;
 
-use kvs_testkit::http::{delete, get, put};
-
 use crate::stack::Stack;
 
 /// The original service's tables, exactly as its README creates them
@@ -69,7 +67,7 @@ async fn a_database_written_by_the_original_service_replays() {
     stack.pg().sql(ORIGINAL_ROWS).await;
     stack.start_txn();
     stack.start_kvs(&[]).await;
-    let base = stack.base();
+    let base = stack.api();
     for (path, expected) in [
         ("/int/counter", "16"),
         ("/int/hits", "2"),
@@ -79,36 +77,35 @@ async fn a_database_written_by_the_original_service_replays() {
         ("/map/user", r#"{"lang":"en","name":"ada"}"#),
     ] {
         assert_eq!(
-            get(&base, path).await,
+            base.get(path).await,
             (StatusCode::OK, expected.to_owned()),
             "{path}"
         );
     }
-    assert_eq!(get(&base, "/int/gone").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(base.get("/int/gone").await.0, StatusCode::NOT_FOUND);
     // And it takes new writes, in the same tables.
-    assert_eq!(put(&base, "/map/user/lang", "fr").await, StatusCode::OK);
-    assert_eq!(put(&base, "/set/tags", r#"["a"]"#).await, StatusCode::OK);
+    assert_eq!(base.put("/map/user/lang", "fr").await, StatusCode::OK);
+    assert_eq!(base.put("/set/tags", r#"["a"]"#).await, StatusCode::OK);
     stack.start_kvs(&[]).await;
     assert_eq!(
-        get(&stack.base(), "/map/user").await.1,
+        stack.api().get("/map/user").await.1,
         r#"{"lang":"fr","name":"ada"}"#
     );
-    assert_eq!(get(&stack.base(), "/set/tags").await.1, r#"["a"]"#);
+    assert_eq!(stack.api().get("/set/tags").await.1, r#"["a"]"#);
 }
 
 #[tokio::test]
 async fn the_tables_hold_about_the_live_set_after_many_overwrites_and_deletes() {
     let stack = Stack::postgres().await;
-    let base = stack.base();
+    let base = stack.api();
     for round in 0..50 {
         for k in 0..10 {
             assert_eq!(
-                put(&base, &format!("/str/s{k}"), &format!("v{round}")).await,
+                base.put(&format!("/str/s{k}"), &format!("v{round}")).await,
                 StatusCode::OK
             );
             assert_eq!(
-                put(
-                    &base,
+                base.put(
                     &format!("/map/m{k}"),
                     &format!(r#"{{"r":"{round}","k":"{k}"}}"#)
                 )
@@ -116,15 +113,16 @@ async fn the_tables_hold_about_the_live_set_after_many_overwrites_and_deletes() 
                 StatusCode::OK
             );
             assert_eq!(
-                put(&base, &format!("/set/t{k}"), &format!(r#"["{round}","x"]"#)).await,
+                base.put(&format!("/set/t{k}"), &format!(r#"["{round}","x"]"#))
+                    .await,
                 StatusCode::OK
             );
         }
         assert_eq!(
-            put(&base, &format!("/int/tmp{round}"), "1").await,
+            base.put(&format!("/int/tmp{round}"), "1").await,
             StatusCode::OK
         );
-        assert!(delete(&base, &format!("/int/tmp{round}")).await);
+        assert!(base.delete(&format!("/int/tmp{round}")).await);
     }
     let pg = stack.pg();
     assert_eq!(
@@ -140,5 +138,5 @@ async fn the_tables_hold_about_the_live_set_after_many_overwrites_and_deletes() 
     assert_eq!(pg.count("SELECT count(*) FROM set_members").await, 20);
     assert_eq!(pg.count("SELECT count(*) FROM int_transactions").await, 0);
     assert_eq!(pg.count("SELECT count(*) FROM int_keys").await, 0);
-    assert_eq!(get(&base, "/map/m3").await.1, r#"{"k":"3","r":"49"}"#);
+    assert_eq!(base.get("/map/m3").await.1, r#"{"k":"3","r":"49"}"#);
 }
