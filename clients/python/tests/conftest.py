@@ -1,5 +1,5 @@
 """Fixtures: one real kvs-server for the whole session, and clients of it;
-and another that serves HTTPS and wants tokens.
+another that serves HTTPS and wants tokens; and servers of a test's own.
 
 The server binary is ``$KVS_SERVER_BIN`` when set, else
 ``<repo>/target/debug/kvs-server``, built with ``cargo build -p kvs-server``
@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterator, NoReturn, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, Iterator, List, NoReturn, Optional, Sequence
 
 import pytest
 
@@ -224,6 +224,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KvsServer]:
         yield kvs
     finally:
         kvs.stop()
+
+
+@pytest.fixture
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., KvsServer]]:
+    """Starts kvs-servers of the test's own, each with an empty log and the
+    given extra arguments; they are stopped after the test."""
+    started: List[KvsServer] = []
+
+    def start(*args: str) -> KvsServer:
+        kvs = KvsServer(find_server_binary(), tmp_path_factory.mktemp("kvs-own-data"), args)
+        started.append(kvs)
+        kvs.start()
+        return kvs
+
+    try:
+        yield start
+    finally:
+        for kvs in started:
+            kvs.stop()
 
 
 @dataclass(frozen=True)

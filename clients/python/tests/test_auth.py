@@ -30,8 +30,8 @@ def test_a_read_write_token_reads_and_writes(secure_client: Connect, secure_serv
     assert kvs.readyz() is True
     kvs.str_put(key, "over TLS")
     assert kvs.str_get(key) == "over TLS"
-    assert kvs.int_incr(key, by=2) == 0
-    assert kvs.delete(key) is True
+    assert kvs.int_incr(key, by=2) == 2
+    assert kvs.delete_everywhere(key) is True
 
 
 def test_without_a_token_only_healthz_answers(secure_client: Connect, key: str) -> None:

@@ -94,12 +94,14 @@ def test_requests_use_the_documented_routes() -> None:
     assert protocol.int_put("k", 5).request == protocol.Request(
         "PUT", "/int/k", b"5", headers={"Content-Type": "text/plain; charset=utf-8"}
     )
-    assert protocol.int_incr("k").request.path == "/int-incr/k"
-    incrby = protocol.int_incr("k", by=-2).request
-    assert (incrby.method, incrby.path, incrby.content) == ("PUT", "/int-incrby/k", b"-2")
+    incr = protocol.int_incr("k").request
+    assert (incr.method, incr.path, incr.content) == ("POST", "/int/k/incr", b"1")
+    assert protocol.int_incr("k", by=-2).request.content == b"-2"
     assert protocol.map_field_get("m", "a/b c").request.path == "/map/m/a%2Fb%20c"
     assert protocol.set_put("s", ["b", "a", "b"]).request.content == b'["a", "b"]'
-    assert protocol.delete("k").request.path == "/del/k"
+    delete = protocol.delete("str", "k").request
+    assert (delete.method, delete.path) == ("DELETE", "/str/k")
+    assert protocol.delete_everywhere("k").request.path == "/del/k"
     assert protocol.fibo(10).request.params == {"n": "10"}
     keys = protocol.keys("int", prefix="a", limit=3).request
     assert (keys.path, dict(keys.params)) == ("/keys/int", {"prefix": "a", "limit": "3"})

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
+import struct
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client
 from .errors import KvsConnectionError, KvsError, Unavailable
-from .protocol import VALUE_TYPES
+from .protocol import VALUE_TYPES, ValueType
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -28,7 +32,7 @@ EXIT_UNAVAILABLE = 4
 EPILOG = """\
 examples:
   kvs int put counter 5
-  kvs int incr counter --by 10       prints the value before: 5
+  kvs int incr counter --by 10       prints the value after: 15
   kvs str put name "hello"
   kvs map put m '{"a": "b"}'
   kvs map field-get m a
@@ -37,21 +41,27 @@ examples:
   kvs keys int --prefix c --limit 10
   kvs --json map get m
   kvs del counter                    deletes "counter" from every type
+  kvs export dump.jsonl              every key of every type, to a file
+  kvs --url NEW_URL import dump.jsonl
   kvs str put note -- "-starts with a dash"   (-- before such values)
 
 output:
   gets print the value (maps and sets as JSON, keys one per line);
   deletes print "deleted" or "not found"; puts print "OK".
+  export writes one JSON object per line, {"type": ..., "key": ...,
+  "value": ...}, and import reads that; each prints how many keys it moved
+  (on stderr when export writes to stdout).
   --json prints the result as JSON instead (null for an absent key).
 
 exit codes:
   0  success
   1  not found: a get of an absent key or map field (stdout empty, or
      null under --json)
-  2  usage error, or a token or CA file that cannot be used
+  2  usage error, or a token, CA, import or export file that cannot be
+     used
   3  invalid value or other client error (HTTP 4xx, such as 401 for a
      missing or unknown token, 403 for a write with a read-only token):
-     nothing was changed
+     nothing was changed (import: nothing from the refused line on)
   4  server unavailable (HTTP 503 or another 5xx), not ready, or
      unreachable (a server certificate that does not verify included)
 
@@ -67,6 +77,11 @@ class _BadValue(Exception):
     """A command-line value that cannot be sent (exit code 3)."""
 
 
+class _ConfigError(Exception):
+    """A token or CA setting, or an import or export file, that cannot be
+    used (a usage error, exit 2)."""
+
+
 @dataclass
 class _Outcome:
     """What a command printed and how it ended."""
@@ -78,6 +93,8 @@ class _Outcome:
     code: int = EXIT_OK
     note: Optional[str] = None
     """A readable remark for stderr (e.g. "not found")."""
+    to_stderr: bool = False
+    """Print the result on stderr: stdout carries the command's data."""
 
 
 # --------------------------------------------------------------------------
@@ -285,8 +302,8 @@ def _add_type_commands(root: _Builder, type_: str) -> _Builder:
 
 
 def _int_incr(client: Client, args: argparse.Namespace) -> _Outcome:
-    before = client.int_incr(args.key, _parse_int(args.by))
-    return _Outcome(before, str(before))
+    after = client.int_incr(args.key, _parse_int(args.by))
+    return _Outcome(after, str(after))
 
 
 def _keys(client: Client, args: argparse.Namespace) -> _Outcome:
@@ -298,6 +315,172 @@ def _ready(client: Client, args: argparse.Namespace) -> _Outcome:
     if client.readyz():
         return _Outcome(True, "ready")
     return _Outcome(False, None, EXIT_UNAVAILABLE, "not ready")
+
+
+# --------------------------------------------------------------------------
+# Export and import: every key of every type, one JSON object per line
+
+
+EXPORT_PAGE = 1000
+"""Keys listed per request by export: the server's default page."""
+
+_KEY = re.compile(r"[0-9A-Za-z_]{1,256}")
+"""The API's key rule, checked by import so that a bad key writes nothing."""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _all_keys(client: Client, type_: ValueType) -> Iterator[str]:
+    after: Optional[str] = None
+    while True:
+        page = client.keys(type_, after=after, limit=EXPORT_PAGE)
+        yield from page
+        if len(page) < EXPORT_PAGE:
+            return
+        after = page[-1]
+
+
+@contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    """stdout for ``-``; else ``path``, which appears only once whole: a
+    partial export would import as if it were complete."""
+    if path == "-":
+        yield sys.stdout
+        return
+    fd, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".kvs-export-")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="\n") as file:
+            yield file
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
+
+
+def _export(client: Client, args: argparse.Namespace) -> _Outcome:
+    count = 0
+    try:
+        with _output(args.file) as out:
+            for type_ in VALUE_TYPES:
+                get = getattr(client, f"{type_}_get")
+                for key in _all_keys(client, type_):
+                    value = get(key)
+                    if value is None:  # deleted since it was listed
+                        continue
+                    if isinstance(value, dict):
+                        value = dict(sorted(value.items()))
+                    record = {"type": type_, "key": key, "value": _jsonable(value)}
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    count += 1
+    except KvsError:
+        raise  # KvsConnectionError is an OSError too, but not the file's
+    except OSError as error:
+        raise _ConfigError(f"cannot write {'stdout' if args.file == '-' else args.file}: {error}") from None
+    return _Outcome(count, f"exported {_count(count, 'key')}", to_stderr=args.file == "-")
+
+
+def _is_int_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _fits_f32(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:
+        return False
+
+
+def _is_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")  # JSON's "\ud800" is a lone surrogate, which UTF-8 cannot carry
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_IMPORTABLE: Dict[str, Tuple[Callable[[Any], bool], str]] = {
+    "int": (_is_int_in(-(2**31), 2**31 - 1), "an integer from -2147483648 to 2147483647"),
+    "uint": (_is_int_in(0, 2**32 - 1), "an integer from 0 to 4294967295"),
+    "float": (_fits_f32, "a number that fits a 32-bit float"),
+    "str": (_is_text, "a string"),
+    "map": (lambda v: isinstance(v, dict) and all(map(_is_text, [*v, *v.values()])), "an object of strings"),
+    "set": (lambda v: isinstance(v, list) and all(map(_is_text, v)), "an array of strings"),
+}
+
+
+def _record(line: str) -> Tuple[str, str, Any]:
+    """One exported line as (type, key, value); :class:`_BadValue` says
+    what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise _BadValue(f"not JSON: {error}") from None
+    if not isinstance(record, dict) or set(record) != {"type", "key", "value"}:
+        raise _BadValue('not an object of exactly "type", "key" and "value"')
+    type_, key, value = record["type"], record["key"], record["value"]
+    if type_ not in VALUE_TYPES:
+        raise _BadValue(f"type must be one of {', '.join(VALUE_TYPES)}, not {json.dumps(type_)}")
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise _BadValue(f"key must be 1 to 256 letters, digits or underscores, not {json.dumps(key)}")
+    valid, expected = _IMPORTABLE[type_]
+    if not valid(value):
+        raise _BadValue(f"{type_} value must be {expected}")
+    return type_, key, value
+
+
+_BAD_LINES_SHOWN = 10
+
+
+def _records(path: str) -> List[Tuple[int, str, str, Any]]:
+    """Every record of ``path`` (stdin for ``-``) with its line number, or
+    :class:`_BadValue` naming the bad lines; blank lines are skipped."""
+    name = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as file:
+                data = file.read()
+    except OSError as error:
+        raise _ConfigError(f"cannot read {name}: {error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _BadValue(f"{name} is not UTF-8: {error}") from None
+    records: List[Tuple[int, str, str, Any]] = []
+    bad: List[str] = []
+    # Only \n ends a line: str.splitlines would also split at U+2028 and
+    # the like, which JSON strings may hold unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip(" \t\r"):
+            continue
+        try:
+            records.append((number, *_record(line)))
+        except _BadValue as error:
+            bad.append(f"line {number}: {error}")
+    if bad:
+        shown = bad[:_BAD_LINES_SHOWN]
+        if len(bad) > len(shown):
+            shown.append(f"and {len(bad) - len(shown)} more")
+        raise _BadValue(f"{name} has {_count(len(bad), 'bad line')}; nothing was imported:\n  " + "\n  ".join(shown))
+    return records
+
+
+def _import(client: Client, args: argparse.Namespace) -> _Outcome:
+    records = _records(args.file)
+    for done, (number, type_, key, value) in enumerate(records):
+        try:
+            getattr(client, f"{type_}_put")(key, value)
+        except KvsError as error:
+            error.detail = f"line {number}: {error.detail} (imported before it: {_count(done, 'key')})"
+            raise
+    return _Outcome(len(records), f"imported {_count(len(records), 'key')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         group = _add_type_commands(root, type_)
 
         if type_ == "int":
-            incr = group.command("incr", "add to the value (absent counts as 0) and print the value BEFORE", _int_incr)
+            incr = group.command("incr", "add to the value (absent counts as 0) and print the value after", _int_incr)
             incr.add_argument("key")
             incr.add_argument("--by", default="1", metavar="N", help="amount, may be negative (default 1)")
 
@@ -371,10 +554,23 @@ def build_parser() -> argparse.ArgumentParser:
     delete = root.command(
         "del",
         "delete a key from every type that holds it",
-        lambda c, a: _deleted(c.delete(a.key)),
+        lambda c, a: _deleted(c.delete_everywhere(a.key)),
         aliases=["delete"],
     )
     delete.add_argument("key")
+
+    export = root.command(
+        "export",
+        "write every key of every type as JSON lines (not a snapshot: stop writers first)",
+        _export,
+    )
+    export.add_argument("file", nargs="?", default="-", metavar="FILE", help="where to write (default -, stdout)")
+    import_ = root.command(
+        "import",
+        "store every key of a file written by export; a file with a bad line writes nothing",
+        _import,
+    )
+    import_.add_argument("file", nargs="?", default="-", metavar="FILE", help="what to read (default -, stdin)")
 
     echo = root.command(
         "echo", "print the text with the case of each letter swapped", lambda c, a: _got(c.echo(a.text))
@@ -397,10 +593,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------
 # Running
-
-
-class _ConfigError(Exception):
-    """A token or CA setting that cannot be used (a usage error, exit 2)."""
 
 
 def _read_token(path: str) -> str:
@@ -482,12 +674,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (_BadValue, ValueError) as error:
         _report_error(error, args.json, stderr)
         return EXIT_CLIENT_ERROR
+    except _ConfigError as error:
+        _report_error(error, args.json, stderr)
+        return EXIT_USAGE
 
+    result = stderr if outcome.to_stderr else stdout
     if args.json:
-        print(_dumps(outcome.value), file=stdout)
+        print(_dumps(outcome.value), file=result)
     else:
         if outcome.text is not None:
-            print(outcome.text, file=stdout)
+            print(outcome.text, file=result)
         if outcome.note is not None:
             print(outcome.note, file=stderr)
     return outcome.code

@@ -118,6 +118,7 @@ class _Operations:
 
     keys = _Op(protocol.keys)
     delete = _Op(protocol.delete)
+    delete_everywhere = _Op(protocol.delete_everywhere)
 
     echo = _Op(protocol.echo)
     hello = _Op(protocol.hello)
@@ -257,7 +258,7 @@ class AsyncClient(_Operations):
 
     >>> async with AsyncClient() as kvs:  # doctest: +SKIP
     ...     await kvs.int_incr("counter")
-    0
+    1
 
     It takes the same arguments as :class:`Client`.
     """

@@ -8,9 +8,9 @@ both behave identically by construction.
 
 Paths are relative to the base path ``/kvs/v1-0-0`` and already
 percent-encoded. The routes follow ``docs/api.md``: the resource routes
-``/{type}/{key}`` for values, map fields and set members; the compatibility
-routes ``/int-incr``, ``/int-incrby`` (which answer the value *before* the
-increment) and ``/del``.
+``/{type}/{key}`` for values, map fields and set members,
+``/int/{key}/incr`` for increments, ``/keys/{type}`` to list, and ``/del``
+to delete from every type. The names match the Rust client's.
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ class Operation(Generic[T]):
 def _segment(name: str, value: str) -> str:
     """Percent-encode one path segment.
 
-    An empty segment would silently address a different route, so it is
-    refused here rather than sent.
+    ``""``, ``"."`` and ``".."`` would silently address a different route
+    (URLs resolve dot segments), so they are refused here rather than sent,
+    as the Rust client refuses them.
     """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if value == "":
-        raise ValueError(f"{name} must not be empty")
+    if value in ("", ".", ".."):
+        raise ValueError(f"{name} cannot be {value!r}: it would address another route")
     return quote(value, safe="")
 
 
@@ -317,19 +318,16 @@ def int_delete(key: str) -> Operation[bool]:
 
 
 def int_incr(key: str, by: int = 1) -> Operation[int]:
-    """Add ``by`` (default 1) to int ``key`` and return the value BEFORE.
+    """Add ``by`` (default 1, may be negative) to int ``key`` and return the
+    value AFTER, as Redis ``INCRBY`` does.
 
-    An absent key counts as 0: the first increment returns 0 and stores
-    ``by``. Raises :class:`Conflict` when the result would overflow i32 (the
-    stored value is then unchanged). Uses the compatibility routes
-    ``/int-incr`` and ``/int-incrby``, whose answer is the previous value;
-    add ``by`` yourself for the new one.
+    An absent key counts as 0: the first increment returns ``by``. Raises
+    :class:`Conflict` when the result would overflow i32 (the stored value
+    is then unchanged).
     """
-    if _int_text(by) == "1":
-        return Operation(Request("PUT", "/int-incr" + _path(("key", key))), _value(_as_int))
     content, headers = _text_body(_int_text(by))
     return Operation(
-        Request("PUT", "/int-incrby" + _path(("key", key)), content, headers=headers),
+        Request("POST", _path(("type", "int"), ("key", key)) + "/incr", content, headers=headers),
         _value(_as_int),
     )
 
@@ -513,7 +511,13 @@ def keys(
     return Operation(Request("GET", "/keys/" + _value_type(type), params=params), _value(_as_str_list))
 
 
-def delete(key: str) -> Operation[bool]:
+def delete(type: ValueType, key: str) -> Operation[bool]:
+    """Delete ``key`` from the namespace of ``type`` only, as
+    ``<type>_delete(key)`` does; ``True`` if it existed there."""
+    return _delete(_value_type(type), key)
+
+
+def delete_everywhere(key: str) -> Operation[bool]:
     """Delete ``key`` from every type that holds it; ``True`` if any did."""
     return Operation(Request("DELETE", "/del" + _path(("key", key))), _deleted)
 
