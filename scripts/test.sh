@@ -3,8 +3,9 @@
 # (unit, integration, property and end-to-end tests against the real
 # binaries, the soak's short versions), the Python client's tests against a
 # real kvs-server, the deployment checks, schemathesis against the OpenAPI
-# document, and a bounded run of every fuzz target. Sets up what it needs
-# (PostgreSQL's binaries, Python virtual environments, cargo-fuzz).
+# document, the docs page in headless Chromium, and a bounded run of every
+# fuzz target. Sets up what it needs (PostgreSQL's binaries, Chromium,
+# Python virtual environments, cargo-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,22 @@ fi
 "$api_venv/bin/python" -m pip install --quiet --upgrade pip
 "$api_venv/bin/python" -m pip install --quiet -r clients/api-fuzz/requirements.txt
 KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$api_venv/bin/python" -m pytest -q -p no:cacheprovider clients/api-fuzz
+
+step "Docs page: headless Chromium against kvs-server's /docs"
+# Debian's Chromium and its matching chromedriver, installed as root when
+# missing; without them the test fails, naming what to install.
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+docs_venv=target/docs-page-venv
+if [ ! -x "$docs_venv/bin/python" ]; then
+    python3 -m venv "$docs_venv"
+fi
+"$docs_venv/bin/python" -m pip install --quiet --upgrade pip
+"$docs_venv/bin/python" -m pip install --quiet -r clients/docs-page/requirements.txt
+KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$docs_venv/bin/python" -m pytest -q -p no:cacheprovider clients/docs-page
 
 step "Fuzzing: every target's saved regressions, then 10 s of fuzzing each"
 # A bounded run (builds cargo-fuzz once, then the targets with AddressSanitizer);
