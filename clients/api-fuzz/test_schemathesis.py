@@ -1,8 +1,7 @@
 """API fuzzing: the real kvs-server against its own OpenAPI document.
 
-Starts the kvs-server binary (``$KVS_SERVER_BIN``, else
-``<repo>/target/debug/kvs-server``; a missing binary fails the run) on an
-ephemeral port with a temporary data directory, loads the document the
+Starts the kvs-server binary (see ``clients/testing/kvs_process.py``) on
+an ephemeral port with a temporary data directory, loads the document the
 running server serves at ``/kvs/v1-0-0/openapi.json``, and lets schemathesis
 generate requests for every operation, valid and invalid ones, a bounded
 number per operation. Every answer must:
@@ -26,15 +25,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
-import threading
-import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -48,10 +41,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_PATH = "/kvs/v1-0-0"
+from kvs_process import BASE_PATH, KvsServer
+
 EXAMPLES = int(os.environ.get("KVS_API_FUZZ_EXAMPLES", "50"))
-START_TIMEOUT = 30.0
 
 REQUESTS_TOTAL = re.compile(
     r'^kvs_http_requests_total\{method="([^"]*)",route="([^"]*)",status="([0-9]{3})"\} ([0-9]+)$'
@@ -69,97 +61,9 @@ CHECKS = [
 ]
 
 
-def server_binary() -> Path:
-    configured = os.environ.get("KVS_SERVER_BIN")
-    path = Path(configured) if configured else REPO_ROOT / "target" / "debug" / "kvs-server"
-    if not path.is_file():
-        pytest.fail(
-            f"kvs-server binary {path} is missing: build it (cargo build -p kvs-server) "
-            "or point KVS_SERVER_BIN at one",
-            pytrace=False,
-        )
-    return path
-
-
-class Server:
-    """kvs-server as a child process; its JSON log lines are kept."""
-
-    def __init__(self, binary: Path, data_dir: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(binary),
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data_dir,
-                "--log-format",
-                "json",
-                "--log-level",
-                "warn,kvs_server::startup=info",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.addr: str | None = None
-        self._found = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if self.addr is None:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                fields = event.get("fields", event)
-                if fields.get("message") == "listening" and fields.get("addr"):
-                    self.addr = fields["addr"]
-                    self._found.set()
-        self._found.set()
-
-    def url(self) -> str:
-        self._found.wait(START_TIMEOUT)
-        if self.addr is None:
-            self.stop()
-            pytest.fail(
-                "kvs-server did not start listening:\n" + "\n".join(self.lines[-30:]),
-                pytrace=False,
-            )
-        return f"http://{self.addr}"
-
-    def wait_ready(self, url: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}{BASE_PATH}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail("kvs-server did not become ready:\n" + "\n".join(self.lines[-30:]), pytrace=False)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def request_counts(url: str) -> Counter[tuple[str, str, str]]:
     """``kvs_http_requests_total`` from ``/metrics``, by (method, route, status)."""
-    with urllib.request.urlopen(f"{url}{BASE_PATH}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     counts: Counter[tuple[str, str, str]] = Counter()
     for line in text.splitlines():
@@ -181,29 +85,20 @@ class Running:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[Running]:
-    binary = server_binary()
-    data_dir = tempfile.mkdtemp(prefix="kvs-api-fuzz-")
-    process = Server(binary, data_dir)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    process = KvsServer(tmp_path_factory.mktemp("kvs-api-fuzz"))
     try:
-        url = process.url()
-        process.wait_ready(url)
+        url = process.start()
         yield Running(url, request_counts(url))
     finally:
         process.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
-    if process.proc.returncode not in (0, None):
-        pytest.fail(
-            f"kvs-server exited with {process.proc.returncode}:\n" + "\n".join(process.lines[-30:]),
-            pytrace=False,
-        )
 
 
 @pytest.fixture(scope="session")
 def api_schema(server: Running):
     # The document the running server serves, not the file in the tree.
-    schema = schemathesis.openapi.from_url(f"{server.url}{BASE_PATH}/openapi.json", timeout=10)
-    schema.config.update(base_url=f"{server.url}{BASE_PATH}", request_timeout=10)
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
+    schema.config.update(base_url=server.url, request_timeout=10)
     schema.config.generation.update(
         modes=["positive", "negative"],
         max_examples=EXAMPLES,
@@ -230,7 +125,7 @@ def test_every_operation_answers_as_documented(case) -> None:
 def test_the_document_itself_is_served_as_documented(server: Running) -> None:
     """GET /openapi.json is the one operation schemathesis leaves out (it is
     where the schema came from): 200, JSON, an OpenAPI 3.1 object."""
-    with urllib.request.urlopen(f"{server.url}{BASE_PATH}/openapi.json", timeout=10) as resp:
+    with urllib.request.urlopen(f"{server.url}/openapi.json", timeout=10) as resp:
         assert resp.status == 200
         assert resp.headers.get_content_type() == "application/json"
         doc = json.loads(resp.read())

@@ -1,8 +1,7 @@
 """The docs page at /kvs/v1-0-0/docs, in a real browser.
 
-Starts the kvs-server binary (``$KVS_SERVER_BIN``, else
-``<repo>/target/debug/kvs-server``) on an ephemeral port with a temporary
-data directory, and drives Debian's headless Chromium (``/usr/bin/chromium``
+Starts the kvs-server binary (see ``clients/testing/kvs_process.py``) on an
+ephemeral port with a temporary data directory, and drives Debian's headless Chromium (``/usr/bin/chromium``
 through ``/usr/bin/chromedriver``, from the ``chromium`` and
 ``chromium-driver`` packages) over the page. A missing binary, browser or
 driver fails the run. The page must show every operation of the document the
@@ -13,13 +12,9 @@ before the original service's), and its "Try it" forms must reach the server.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import threading
-import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import Iterator
 
 import pytest
 from selenium import webdriver
@@ -29,11 +24,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_PATH = "/kvs/v1-0-0"
+from kvs_process import BASE_PATH, KvsServer
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-START_TIMEOUT = 30.0
 # How long the page may take to react: it only talks to a local server.
 PAGE_TIMEOUT = 10.0
 # Every method a path item may hold, so that one the page leaves out shows up.
@@ -54,89 +48,9 @@ CHROMIUM_FLAGS = (
 )
 
 
-class Server:
-    """kvs-server as a child process, on a port of its choosing."""
-
-    def __init__(self, binary: Path, data_dir: Path) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(binary),
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(data_dir),
-                "--log-format",
-                "json",
-                "--log-level",
-                "warn,kvs_server::startup=info",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.addr: str | None = None
-        self._listening = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if self.addr is None:
-                try:
-                    fields = json.loads(line).get("fields", {})
-                except (ValueError, AttributeError):
-                    continue
-                if fields.get("message") == "listening" and fields.get("addr"):
-                    self.addr = fields["addr"]
-                    self._listening.set()
-        # The server exited: nobody should wait for the line any longer.
-        self._listening.set()
-
-    def start(self) -> str:
-        """Waits until the server listens and is ready; returns the API's base URL."""
-        self._listening.wait(START_TIMEOUT)
-        if self.addr is None:
-            self._fail("did not start listening")
-        url = f"http://{self.addr}{BASE_PATH}"
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return url
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self._fail("did not become ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def _fail(self, what: str) -> NoReturn:
-        self.stop()
-        pytest.fail(f"kvs-server {what}:\n" + "\n".join(self.lines[-30:]), pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("KVS_SERVER_BIN")
-    binary = Path(configured) if configured else REPO_ROOT / "target" / "debug" / "kvs-server"
-    if not binary.is_file():
-        pytest.fail(
-            f"kvs-server binary {binary} is missing: build it (cargo build -p kvs-server) "
-            "or point KVS_SERVER_BIN at one",
-            pytrace=False,
-        )
-    server = Server(binary, tmp_path_factory.mktemp("kvs-data"))
+    server = KvsServer(tmp_path_factory.mktemp("kvs-data"))
     try:
         yield server.start()
     finally:
