@@ -11,6 +11,19 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# venv DIR REQUIREMENT...: a virtual environment under target/ with the
+# requirements installed (pip's arguments); prints its python.
+venv() {
+    local dir=target/$1
+    shift
+    if [ ! -x "$dir/bin/python" ]; then
+        python3 -m venv "$dir"
+    fi
+    "$dir/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$dir/bin/python" -m pip install --quiet "$@" >&2
+    echo "$dir/bin/python"
+}
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -43,33 +56,18 @@ cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
 step "Python client: virtual environment"
-venv=target/python-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e 'clients/python[test]'
+python=$(venv python-venv -e 'clients/python[test]')
 
 step "Python client: pytest"
-KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$venv/bin/python" -m pytest -q clients/python/tests
+KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$python" -m pytest -q clients/python/tests
 
 step "Deployment: Dockerfiles and docker-compose.yaml (no Docker engine needed)"
-deploy_venv=target/deploy-venv
-if [ ! -x "$deploy_venv/bin/python" ]; then
-    python3 -m venv "$deploy_venv"
-fi
-"$deploy_venv/bin/python" -m pip install --quiet --upgrade pip
-"$deploy_venv/bin/python" -m pip install --quiet -r deploy/requirements.txt
-KVS_BIN_DIR="$PWD/target/debug" "$deploy_venv/bin/python" -m pytest -q deploy/tests
+python=$(venv deploy-venv -r deploy/requirements.txt)
+KVS_BIN_DIR="$PWD/target/debug" "$python" -m pytest -q deploy/tests
 
 step "API fuzzing: schemathesis against the OpenAPI document"
-api_venv=target/api-fuzz-venv
-if [ ! -x "$api_venv/bin/python" ]; then
-    python3 -m venv "$api_venv"
-fi
-"$api_venv/bin/python" -m pip install --quiet --upgrade pip
-"$api_venv/bin/python" -m pip install --quiet -r clients/api-fuzz/requirements.txt
-KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$api_venv/bin/python" -m pytest -q -p no:cacheprovider clients/api-fuzz
+python=$(venv api-fuzz-venv -r clients/api-fuzz/requirements.txt)
+KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$python" -m pytest -q -p no:cacheprovider clients/api-fuzz
 
 step "Docs page: headless Chromium against kvs-server's /docs"
 # Debian's Chromium and its matching chromedriver, installed as root when
@@ -79,13 +77,8 @@ if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } \
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-docs_venv=target/docs-page-venv
-if [ ! -x "$docs_venv/bin/python" ]; then
-    python3 -m venv "$docs_venv"
-fi
-"$docs_venv/bin/python" -m pip install --quiet --upgrade pip
-"$docs_venv/bin/python" -m pip install --quiet -r clients/docs-page/requirements.txt
-KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$docs_venv/bin/python" -m pytest -q -p no:cacheprovider clients/docs-page
+python=$(venv docs-page-venv -r clients/docs-page/requirements.txt)
+KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$python" -m pytest -q -p no:cacheprovider clients/docs-page
 
 step "Fuzzing: every target's saved regressions, then 10 s of fuzzing each"
 # A bounded run (builds cargo-fuzz once, then the targets with AddressSanitizer);
