@@ -36,7 +36,8 @@ pub enum Error {
 
     /// The request could not be made or its answer not read: connection
     /// refused or reset, timeout, a server certificate that does not verify
-    /// ([`Error::is_tls`]), and the like. Its text says every cause (`connection refused`, the TLS alert).
+    /// ([`Error::is_tls`]), and the like. Its text says every cause
+    /// (`Connection refused`, the TLS alert).
     #[error("request failed: {}", kvs_core::error::chain(.0))]
     Transport(reqwest::Error),
 

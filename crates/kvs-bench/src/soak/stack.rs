@@ -27,14 +27,11 @@ impl Stack {
         kvs_certs::write(&certs, &kvs_certs::Options::default())?;
         let cert = |name: &str| OsString::from(certs.join(name));
         let txn_dir = dir.join("txn");
-        // A port of its own, kept across restarts so that kvs-server finds
-        // txn-server again where it was.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let txn_args: Vec<OsString> = vec![
+        // A port of its choosing at the first start, kept across restarts
+        // so that kvs-server finds txn-server again where it was.
+        let mut txn_args: Vec<OsString> = vec![
             "--listen".into(),
-            format!("127.0.0.1:{port}").into(),
+            "127.0.0.1:0".into(),
             "--backend".into(),
             "file".into(),
             "--data-dir".into(),
@@ -49,9 +46,10 @@ impl Stack {
             cert("server.key"),
         ];
         let txn = ServerProcess::start(&cfg.txn_bin, &txn_args, PROCESS_TIMEOUT).await?;
+        txn_args[1] = txn.addr.to_string().into();
         let kvs_args: Vec<OsString> = vec![
             "--txn-addr".into(),
-            format!("https://127.0.0.1:{port}").into(),
+            format!("https://{}", txn.addr).into(),
             "--txn-server-name".into(),
             "localhost".into(),
             "--tls-ca".into(),
