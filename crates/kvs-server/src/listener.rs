@@ -5,12 +5,16 @@
 //! where a client cannot tell a busy server from a dead one: it is served a
 //! single 503 with `Retry-After` and closed. Those refusals are capped too
 //! (a flood of connections is closed at once), and logged once a second.
+//!
+//! - [`idle`]: a connection on which nothing moves for too long is closed.
+
+mod idle;
 
 use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -19,15 +23,20 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use kvs_service::pem::{PemError, read_certs, read_key};
+use kvs_service::throttle::Throttle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::ApiError;
+use idle::Idle;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer than the header timeout a connection may stay silent:
+/// a request that runs out of time is answered 408 rather than cut off.
+const IDLE_GRACE: Duration = Duration::from_secs(5);
 /// Connections over the cap being answered 503 at once; beyond them a
 /// connection is closed without an answer.
 const REFUSALS_IN_FLIGHT: usize = 64;
@@ -37,7 +46,8 @@ pub struct Listener {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long
-    /// an idle keep-alive connection is kept.
+    /// an idle keep-alive connection is kept; a connection on which no byte
+    /// moves for a little longer is closed, whatever state it is in.
     pub header_timeout: Duration,
 }
 
@@ -83,8 +93,7 @@ impl Listener {
         let acceptor = self.tls.map(TlsAcceptor::from);
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
-        let mut refused = 0u64;
-        let mut last_warning: Option<Instant> = None;
+        let warnings = Throttle::new(Duration::from_secs(1));
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -101,15 +110,13 @@ impl Listener {
                 _ = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
+            let tcp = Idle::new(tcp, self.header_timeout + IDLE_GRACE);
             let slot = slots.clone().try_acquire_owned().ok();
             // Held by a connection being refused; never both.
             let mut refusal = None;
             if slot.is_none() {
-                refused += 1;
-                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    tracing::warn!(%peer, refused, max_connections = self.max_connections, "refusing connections: at the connection cap");
-                    last_warning = Some(Instant::now());
-                    refused = 0;
+                if let Some(held_back) = warnings.admit() {
+                    tracing::warn!(%peer, held_back, max_connections = self.max_connections, "refusing connections: at the connection cap");
                 }
                 match refusals.clone().try_acquire_owned() {
                     Ok(permit) => refusal = Some(permit),

@@ -1,13 +1,11 @@
 //! Access control: bearer tokens (read-only, read-write) and HTTPS.
 
-use std::sync::Arc;
-
 use kvs_testkit::certs::Certs;
 use kvs_testkit::http::{client, client_builder};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Client, StatusCode};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, tls_trusting};
 
 const RW: &str = "rw-0123456789abcdef";
 const RO: &str = "ro-0123456789abcdef";
@@ -136,20 +134,10 @@ async fn tokens_come_from_a_file_and_a_bad_file_stops_the_start() {
 
 /// An HTTPS client that trusts only the CA in `ca`, or nothing at all.
 fn trusting(ca: Option<&std::path::Path>) -> Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in ca
-        .map(|ca| kvs_service::pem::read_certs(ca).unwrap())
-        .unwrap_or_default()
-    {
-        roots.add(cert).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    client_builder()
+        .use_preconfigured_tls(tls_trusting(ca))
+        .build()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client_builder().use_preconfigured_tls(tls).build().unwrap()
 }
 
 #[tokio::test]

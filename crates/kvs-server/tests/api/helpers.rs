@@ -113,3 +113,20 @@ pub fn deleted(resp: &Response) -> bool {
     assert_eq!(resp.status(), StatusCode::OK);
     resp.headers().get("deleted").is_some_and(|v| v == "true")
 }
+
+/// TLS settings that trust only the CA in `ca`, or nothing at all.
+pub fn tls_trusting(ca: Option<&std::path::Path>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca
+        .map(|ca| kvs_service::pem::read_certs(ca).unwrap())
+        .unwrap_or_default()
+    {
+        roots.add(cert).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}

@@ -4,6 +4,7 @@ mod access;
 mod compat;
 mod durability;
 mod helpers;
+mod idle;
 mod limits;
 mod ops;
 mod resource;
