@@ -31,6 +31,8 @@ pub enum StartupError {
     Http(#[from] std::io::Error),
     #[error(transparent)]
     Tls(#[from] listener::TlsConfigError),
+    #[error("{0}: writes could no longer become durable")]
+    Halted(String),
 }
 
 /// How often replay reports its progress, in records.
@@ -253,18 +255,33 @@ async fn serve<L: Log>(
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
-    let committer = {
+    let mut committer = {
         let store = store.clone();
         tokio::spawn(async move { store.commit(log, queue).await })
     };
 
-    let http_result = tokio::select! {
-        r = &mut http => Some(r),
-        _ = &mut shutdown => None,
+    let ended = tokio::select! {
+        r = &mut http => Ended::Http(r),
+        _ = &mut shutdown => Ended::Asked,
+        r = &mut committer => Ended::Committer(r),
     };
-    let http_result = match http_result {
-        Some(r) => r,
-        None => {
+    // A committer that stopped by itself left writes applied in memory that
+    // will never be durable: the server says why and stops.
+    let halted = match &ended {
+        Ended::Committer(r) => {
+            store.journal.halt();
+            let reason = match r {
+                Err(e) if e.is_panic() => "the committer panicked",
+                _ => "the committer stopped",
+            };
+            tracing::error!(reason, "no write can become durable; stopping");
+            Some(reason)
+        }
+        _ => None,
+    };
+    let http_result = match ended {
+        Ended::Http(r) => r,
+        Ended::Asked | Ended::Committer(_) => {
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop_http.send(());
             let grace = Duration::from_secs(config.shutdown_timeout);
@@ -282,12 +299,24 @@ async fn serve<L: Log>(
         }
     };
     store.journal.close();
-    let _ = committer.await;
+    if halted.is_none() {
+        let _ = committer.await;
+    }
     tracing::info!("stopped");
+    if let Some(reason) = halted {
+        return Err(StartupError::Halted(reason.to_owned()));
+    }
     match http_result {
         Ok(r) => r.map_err(StartupError::from),
         Err(join) => Err(StartupError::Http(std::io::Error::other(join))),
     }
+}
+
+/// What ended serving.
+enum Ended {
+    Http(Result<std::io::Result<()>, tokio::task::JoinError>),
+    Asked,
+    Committer(Result<(), tokio::task::JoinError>),
 }
 
 /// Replays the whole log into `db`. A log that is unreachable (a txn-server
@@ -316,5 +345,68 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kvs_core::{Key, Txn};
+    use kvs_log::WriterMark;
+
+    use super::*;
+
+    /// A log whose first append panics, as a bug in a backend would.
+    struct PanickingLog;
+
+    impl Log for PanickingLog {
+        async fn replay(
+            &mut self,
+            _visit: impl FnMut(Txn) + Send + 'static,
+        ) -> Result<ReplayStats, LogError> {
+            Ok(ReplayStats::default())
+        }
+        async fn append(&mut self, _batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
+            panic!("a bug in the backend");
+        }
+        async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+            Ok(Vec::new())
+        }
+        async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
+            Ok(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_committer_that_panics_is_reported_and_stops_the_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/kvs/v1-0-0", listener.local_addr().unwrap());
+        let config = Config::try_parse_from(["kvs-server", "--memory-only"]).unwrap();
+        let (ready, is_ready) = oneshot::channel();
+        let server = tokio::spawn(async move {
+            let forever = std::future::pending::<()>();
+            serve(listener, &config, PanickingLog, false, forever, Some(ready)).await
+        });
+        is_ready.await.unwrap();
+
+        let client = kvs_testkit::http::client();
+        let resp = client
+            .put(format!("{base}/str/k"))
+            .body("v")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503);
+        let detail = resp.text().await.unwrap();
+        assert!(detail.contains("the committer stopped"), "{detail}");
+
+        let stopped = tokio::time::timeout(Duration::from_secs(60), server)
+            .await
+            .expect("the server stops by itself")
+            .unwrap();
+        let err = stopped.expect_err("serving ends with an error");
+        assert!(
+            matches!(&err, StartupError::Halted(r) if r.contains("panicked")),
+            "{err}"
+        );
     }
 }

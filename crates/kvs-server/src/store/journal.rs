@@ -39,6 +39,10 @@ pub enum JournalError {
     Unavailable(String),
     #[error("the server is shutting down")]
     Closed,
+    #[error(
+        "the committer stopped, so no write can become durable; the server is stopping (restart it to replay the log)"
+    )]
+    Halted,
 }
 
 /// The most transactions in one append.
@@ -48,6 +52,7 @@ const REPLAYING: u8 = 0;
 const UP: u8 = 1;
 const DOWN: u8 = 2;
 const CLOSED: u8 = 3;
+const HALTED: u8 = 4;
 
 type Undo = Vec<(ValueType, Option<Value>)>;
 /// What a `sync` writer waits on: its batch's outcome.
@@ -132,7 +137,8 @@ impl Journal {
                     .unwrap_or_else(|e| e.into_inner())
                     .clone(),
             )),
-            _ => Err(JournalError::Closed),
+            CLOSED => Err(JournalError::Closed),
+            _ => Err(JournalError::Halted),
         }
     }
 
@@ -145,11 +151,30 @@ impl Journal {
         self.state.store(UP, Ordering::Release);
     }
 
+    /// The committer is gone: nothing can become durable any more, and
+    /// every write and `/readyz` say so.
+    pub fn halt(&self) {
+        let _excl = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.state.store(HALTED, Ordering::Release);
+    }
+
+    /// Why a write's batch got no answer, or its queue is gone: the
+    /// committer ended, after a close or by itself.
+    fn gone(&self) -> JournalError {
+        match self.state.load(Ordering::Acquire) {
+            CLOSED => JournalError::Closed,
+            _ => JournalError::Halted,
+        }
+    }
+
     /// Stops taking writes and tells the committer to flush what is queued
     /// and stop.
     pub fn close(&self) {
         let _excl = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.state.store(CLOSED, Ordering::Release);
+        // A halted journal stays halted: that is the reason to give.
+        if self.state.load(Ordering::Acquire) != HALTED {
+            self.state.store(CLOSED, Ordering::Release);
+        }
         self.finish.notify_one();
     }
 }
@@ -168,13 +193,13 @@ impl Store {
         let j = &self.journal;
         j.check()?;
         // Wait for queue space before taking any lock.
-        let permit = j.tx.reserve().await.map_err(|_| JournalError::Closed)?;
+        let permit = j.tx.reserve().await.map_err(|_| j.gone())?;
         let (out, wait) = self.apply(key, op, permit)?;
         if let Some(wait) = wait {
             match wait.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e.into()),
-                Err(_) => return Err(JournalError::Closed.into()),
+                Err(_) => return Err(j.gone().into()),
             }
         }
         Ok(out)
