@@ -38,6 +38,14 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// A request body over `--max-body-bytes`, declared or found so.
+    pub fn body_too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than the server's limit (--max-body-bytes)",
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -97,11 +105,10 @@ macro_rules! from_rejection {
     ($($t:ty),*) => {$(
         impl From<$t> for ApiError {
             fn from(r: $t) -> ApiError {
-                let detail = match r.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than the server's limit (--max-body-bytes)".to_owned(),
-                    _ => r.body_text(),
-                };
-                ApiError::new(r.status(), detail)
+                match r.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
+                    _ => ApiError::new(r.status(), r.body_text()),
+                }
             }
         }
     )*};

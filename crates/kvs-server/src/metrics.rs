@@ -34,7 +34,27 @@ struct RouteStats {
 }
 
 /// Per route pattern: (method, status) to its totals.
-type RouteTable = HashMap<String, HashMap<(Method, u16), RouteStats>>;
+type RouteTable = HashMap<String, HashMap<(&'static str, u16), RouteStats>>;
+
+/// The method as a label: HTTP's own methods by name, any other token as
+/// `OTHER`, so that clients cannot grow the table with names of their own.
+fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -57,7 +77,7 @@ impl Metrics {
             Some(m) => m,
             None => http.entry(route.to_owned()).or_default(),
         };
-        let stats = by_route.entry((method.clone(), status)).or_default();
+        let stats = by_route.entry((method_label(method), status)).or_default();
         stats.count += 1;
         stats.nanos += took.as_nanos() as u64;
     }
@@ -88,9 +108,8 @@ impl Metrics {
         let mut rows: Vec<_> = http
             .iter()
             .flat_map(|(route, m)| {
-                m.iter().map(move |((method, status), s)| {
-                    ((method.as_str(), route.as_str(), *status), s)
-                })
+                m.iter()
+                    .map(move |((method, status), s)| ((*method, route.as_str(), *status), s))
             })
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -73,7 +73,11 @@ pub fn router(state: AppState, guards: Guards) -> Router {
                 "this route does not take that method; see /kvs/v1-0-0/docs",
             )
         })
-        .layer(DefaultBodyLimit::max(guards.max_body_bytes));
+        .layer(DefaultBodyLimit::max(guards.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            guards.max_body_bytes,
+            declared_size,
+        ));
     // Tokens are checked before any route reads a body; refusals are timed
     // and counted like every other answer.
     let api = match guards.tokens {
@@ -103,6 +107,21 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
         )
         .into_response(),
     }
+}
+
+/// Answers 413 at once to a body declared larger than the limit, before
+/// anything reads it: a client that sent `Expect: 100-continue` is told
+/// not to send it rather than asked for it. Bodies of unknown length are
+/// held to the limit as they are read.
+async fn declared_size(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return ApiError::body_too_large().into_response();
+    }
+    next.run(req).await
 }
 
 /// Data routes wait for the start-up replay; reads go on while the log is

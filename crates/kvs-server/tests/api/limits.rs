@@ -215,3 +215,49 @@ async fn a_body_over_the_limit_closes_the_connection_instead_of_breaking_the_nex
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(!resp.headers().contains_key("connection"));
 }
+
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_the_client_sends_it() {
+    let app = TestApp::spawn(&["--max-body-bytes", "1024"]).await;
+    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let answer = exchange(
+        &mut stream,
+        "PUT /kvs/v1-0-0/str/big HTTP/1.1\r\nHost: kvs\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    // 413 straight away: no "100 Continue" inviting the body first.
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer:?}");
+    assert!(answer.contains("--max-body-bytes"), "{answer:?}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn method_names_of_the_clients_own_add_no_metrics_series() {
+    let app = TestApp::spawn(&[]).await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("NOSUCH{i}").as_bytes()).unwrap();
+        let resp = app
+            .client
+            .request(method, app.url("/str/k"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let metrics = app.get_ok("/metrics").await;
+    let rows: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("kvs_http_requests_total{") && l.contains("status=\"405\""))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            r#"kvs_http_requests_total{method="OTHER",route="/kvs/v1-0-0/{type}/{key}",status="405"} 50"#
+        ],
+        "{metrics}"
+    );
+}
