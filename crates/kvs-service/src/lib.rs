@@ -2,10 +2,12 @@
 //!
 //! - [`telemetry`]: logs as text or JSON lines, filtered by level.
 //! - [`pem`]: certificates and keys read from PEM files.
+//! - [`throttle`]: warnings a flood cannot multiply.
 //! - [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 
 pub mod pem;
 pub mod telemetry;
+pub mod throttle;
 
 pub use telemetry::LogFormat;
 
