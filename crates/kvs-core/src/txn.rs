@@ -29,6 +29,16 @@ impl Txn {
         }
     }
 
+    /// About how many bytes it takes in a log record or a message: the
+    /// key, the value's text and a few bytes a field or member.
+    pub fn size(&self) -> usize {
+        let value = match self {
+            Txn::Put { value, .. } => value.data_len() + 8 * value.entries(),
+            _ => 4,
+        };
+        16 + self.key().as_str().len() + value
+    }
+
     pub fn value_type(&self) -> ValueType {
         match self {
             Txn::Put { value, .. } => value.value_type(),

@@ -10,6 +10,7 @@
 //! undoes it newest first, answers each writer with an error, and retries the
 //! log until it recovers. Memory then again equals the log.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -47,6 +48,10 @@ pub enum JournalError {
 
 /// The most transactions in one append.
 const MAX_BATCH: usize = 4096;
+/// About the most bytes in one append (see `Txn::size`): a batch is one
+/// message to txn-server, which must take it whole. A transaction larger
+/// than this goes in a batch of its own.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
 const REPLAYING: u8 = 0;
 const UP: u8 = 1;
@@ -275,17 +280,33 @@ impl Store {
         let Queue(mut rx) = queue;
         let j = &self.journal;
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Received but left for a later batch, oldest first.
+        let mut waiting = VecDeque::new();
         let mut txns = Vec::new();
+        let mut closing = false;
         loop {
-            let closing = tokio::select! {
-                n = rx.recv_many(&mut batch, MAX_BATCH) => n == 0,
-                _ = j.finish.notified() => true,
-            };
+            if waiting.is_empty() && !closing {
+                closing = tokio::select! {
+                    n = rx.recv_many(&mut batch, MAX_BATCH) => n == 0,
+                    _ = j.finish.notified() => true,
+                };
+                waiting.extend(batch.drain(..));
+            }
             if closing {
                 // The gate is shut: whatever is queued now is all there is.
                 while let Ok(p) = rx.try_recv() {
-                    batch.push(p);
+                    waiting.push_back(p);
                 }
+            }
+            let mut bytes = 0;
+            while let Some(p) = waiting.front() {
+                let size: usize = p.txns.iter().map(Txn::size).sum();
+                if !batch.is_empty() && (bytes + size > MAX_BATCH_BYTES || batch.len() == MAX_BATCH)
+                {
+                    break;
+                }
+                bytes += size;
+                batch.extend(waiting.pop_front());
             }
             txns.extend(batch.iter_mut().flat_map(|p| p.txns.drain(..)));
             let started = Instant::now();
@@ -306,6 +327,7 @@ impl Store {
                 Err(e) => {
                     tracing::error!(error = %e, records = txns.len(), "log append failed; undoing the batch");
                     j.metrics.log_failures.inc();
+                    batch.extend(waiting.drain(..));
                     self.fail(&mut batch, &mut rx, e.to_string());
                     if !closing && !self.recover(&mut log).await {
                         break;
@@ -313,7 +335,7 @@ impl Store {
                 }
             }
             txns.clear();
-            if closing {
+            if closing && waiting.is_empty() {
                 break;
             }
         }
@@ -404,6 +426,8 @@ mod tests {
         losing_answers: Arc<AtomicBool>,
         accepted: Arc<Mutex<Vec<Txn>>>,
         in_doubt: Arc<Mutex<Vec<Txn>>>,
+        /// The size of each batch appended.
+        batch_bytes: Arc<Mutex<Vec<usize>>>,
     }
 
     impl Log for FlakyLog {
@@ -419,6 +443,8 @@ mod tests {
                 return Err(LogError::Unavailable("disk on fire".into()));
             }
             self.accepted.lock().unwrap().extend_from_slice(batch);
+            let bytes = batch.iter().map(Txn::size).sum();
+            self.batch_bytes.lock().unwrap().push(bytes);
             if self.losing_answers.load(Ordering::SeqCst) {
                 *self.in_doubt.lock().unwrap() = batch.to_vec();
                 return Err(LogError::Unavailable("answer lost".into()));
@@ -450,6 +476,36 @@ mod tests {
             tokio::spawn(async move { store.commit(log, queue).await })
         };
         (store, log, committer)
+    }
+
+    #[tokio::test]
+    async fn batches_stay_under_the_byte_cap_and_keep_their_order() {
+        let (store, log, committer) = store(Durability::Async);
+        let big = "x".repeat(1 << 20);
+        // Queued all at once: the committer runs only when this task waits.
+        for i in 0..12 {
+            store
+                .write(&Key::parse(&format!("k{i}")).unwrap(), |tx| {
+                    tx.put(Value::Str(big.clone())).expect("no limits");
+                    Ok::<_, JournalError>(())
+                })
+                .await
+                .unwrap();
+        }
+        store.journal.close();
+        committer.await.unwrap();
+        let sizes = log.batch_bytes.lock().unwrap().clone();
+        assert!(sizes.len() >= 3, "{sizes:?}");
+        assert!(sizes.iter().all(|&b| b <= MAX_BATCH_BYTES), "{sizes:?}");
+        let keys: Vec<String> = log
+            .accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.key().to_string())
+            .collect();
+        let expected: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+        assert_eq!(keys, expected);
     }
 
     async fn put(store: &Store, key: &str, v: i32) -> Result<(), JournalError> {
