@@ -5,7 +5,8 @@
 //! - [`ops`]: health, readiness, metrics, OpenAPI document and docs page.
 //! - [`values`]: the operations both route families share.
 //! - [`extract`]: extractors that answer in the API's error format.
-//! - [`unread`]: `Connection: close` on answers given before the body was read.
+//! - [`unread`]: bodies declared too large, and `Connection: close` on
+//!   answers given before the body was read.
 
 mod compat;
 mod extract;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -73,22 +74,22 @@ pub fn router(state: AppState, guards: Guards) -> Router {
                 "this route does not take that method; see /kvs/v1-0-0/docs",
             )
         })
-        .layer(DefaultBodyLimit::max(guards.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            guards.max_body_bytes,
-            declared_size,
-        ));
+        .layer(DefaultBodyLimit::max(guards.max_body_bytes));
     // Tokens are checked before any route reads a body; refusals are timed
     // and counted like every other answer.
     let api = match guards.tokens {
         Some(tokens) => api.layer(middleware::from_fn_with_state(tokens, require_token)),
         None => api,
     };
+    let max_body = guards.max_body_bytes;
     api.layer(middleware::from_fn_with_state(
         guards.request_timeout,
         time_limit,
     ))
-    .layer(middleware::from_fn_with_state(state.clone(), track))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        move |s, req, next| track(s, max_body, req, next),
+    ))
     .with_state(state)
 }
 
@@ -109,21 +110,6 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
     }
 }
 
-/// Answers 413 at once to a body declared larger than the limit, before
-/// anything reads it: a client that sent `Expect: 100-continue` is told
-/// not to send it rather than asked for it. Bodies of unknown length are
-/// held to the limit as they are read.
-async fn declared_size(State(max): State<usize>, req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return ApiError::body_too_large().into_response();
-    }
-    next.run(req).await
-}
-
 /// Data routes wait for the start-up replay; reads go on while the log is
 /// down, writes find out for themselves.
 async fn replayed(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -135,13 +121,19 @@ async fn replayed(State(s): State<AppState>, req: Request, next: Next) -> Respon
 }
 
 /// Counts every request by route pattern and status; closes the
-/// connection after an answer that left the body unread.
-async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+/// connection after an answer that left the body unread. A body declared
+/// larger than `max_body` is refused before anything reads it, so that
+/// `Expect: 100-continue` gets the 413 rather than an invitation to send.
+async fn track(State(s): State<AppState>, max_body: usize, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let (req, body_read) = unread::watch(req);
-    let mut resp = next.run(req).await;
+    let mut resp = if unread::declared_over(&req, max_body) {
+        ApiError::body_too_large().into_response()
+    } else {
+        next.run(req).await
+    };
     unread::close_if_unread(&mut resp, body_read);
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     s.metrics

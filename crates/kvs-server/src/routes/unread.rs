@@ -61,6 +61,14 @@ fn has_body(req: &Request) -> bool {
                 .is_some_and(|len| len.as_bytes() != b"0"))
 }
 
+/// Whether `req` declares a body longer than `max` bytes.
+pub fn declared_over(req: &Request, max: usize) -> bool {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
+}
+
 /// Watches the body of `req`, when it has one; hand the result to
 /// [`close_if_unread`] with the answer.
 pub fn watch(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
