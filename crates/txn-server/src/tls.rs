@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kvs_service::pem::{PemError, read_certs, read_key};
+use kvs_service::throttle::Throttle;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
@@ -17,6 +18,10 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+
+/// Refused handshakes are logged at most once a second (`held_back` counts
+/// the rest): anyone who can reach the port can cause them.
+static REFUSALS: Throttle = Throttle::new(Duration::from_secs(1));
 
 /// A handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,9 +93,15 @@ pub fn incoming(
                         let _ = tx.send(Ok(tls)).await;
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(%peer, error = %e, "refused a client: TLS handshake failed")
+                        if let Some(held_back) = REFUSALS.admit() {
+                            tracing::warn!(%peer, error = %e, held_back, "refused a client: TLS handshake failed");
+                        }
                     }
-                    Err(_) => tracing::warn!(%peer, "refused a client: TLS handshake timed out"),
+                    Err(_) => {
+                        if let Some(held_back) = REFUSALS.admit() {
+                            tracing::warn!(%peer, held_back, "refused a client: TLS handshake timed out");
+                        }
+                    }
                 }
             });
         }

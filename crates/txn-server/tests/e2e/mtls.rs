@@ -107,3 +107,32 @@ async fn the_client_refuses_a_server_with_the_wrong_name_or_an_unknown_ca() {
         "trusted a server signed by an unknown CA"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_failed_handshakes_is_logged_at_most_once_a_second() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let stack = Stack::file().await;
+    let started = std::time::Instant::now();
+    for _ in 0..40 {
+        let mut tcp = tokio::net::TcpStream::connect(stack.txn_addr())
+            .await
+            .unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        // The server drops the connection once the handshake failed.
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest).await;
+    }
+    let took = started.elapsed();
+    let txn = stack.txn.as_ref().unwrap();
+    kvs_testkit::wait_until("a refusal logged", Duration::from_secs(30), || {
+        txn.output().contains("refused a client")
+    })
+    .await;
+    let output = txn.output();
+    let logged = output.matches("refused a client").count();
+    assert!(
+        logged as u64 <= took.as_secs() + 1,
+        "{logged} lines for 40 refusals in {took:?}:\n{output}"
+    );
+}
