@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use kvs_core::{Key, PlainState, Txn};
-use tokio::sync::mpsc;
 use tokio::task::spawn_blocking;
 
 use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
-use crate::{Log, LogError, ReplayStats, WriterMark};
+use crate::{Log, LogError, ReplayStats, ReplayStream, WriterMark};
 
 /// The first bytes of every log file: a name and a format version.
 pub const MAGIC: &[u8; 8] = b"KVSLOG\x00\x01";
@@ -609,55 +608,61 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    /// Every transaction, in order, through a channel that a blocking thread
-    /// fills; reading stops early when the receiver is dropped.
-    pub fn stream(&self) -> mpsc::Receiver<Result<Txn, LogError>> {
-        let (tx, rx) = mpsc::channel(1024);
+    /// Every transaction, in order, read by a blocking thread; reading stops
+    /// early when the stream is dropped. The stream's end says whether the
+    /// whole log was read.
+    pub fn stream(&self) -> ReplayStream {
         let (path, published) = (self.path.clone(), self.published.clone());
-        spawn_blocking(move || {
+        ReplayStream::spawn_blocking(move |mut sink| {
             let shown = path.display().to_string();
-            let opened = {
+            let (file, len) = {
                 let len = lock(&published);
                 match *len {
                     Some(len) => File::open(&path)
                         .map(|f| (f, len))
-                        .map_err(LogError::io(format!("opening {shown}"))),
-                    None => Err(LogError::Unavailable(format!(
-                        "{shown} has not been replayed yet"
-                    ))),
+                        .map_err(LogError::io(format!("opening {shown}")))?,
+                    None => {
+                        return Err(LogError::Unavailable(format!(
+                            "{shown} has not been replayed yet"
+                        )));
+                    }
                 }
             };
-            let (file, len) = match opened {
-                Ok(opened) => opened,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
+            let mut failed = None;
             let scanned = scan(&file, len, &mut |r| match r {
-                Record::Txn(t) => match tx.blocking_send(Ok(t)) {
+                Record::Txn(t) => match sink.blocking_send(t) {
                     Ok(()) => ControlFlow::Continue(()),
-                    Err(_) => ControlFlow::Break(()),
+                    Err(e) => {
+                        failed = Some(e);
+                        ControlFlow::Break(())
+                    }
                 },
                 Record::Mark(_) => ControlFlow::Continue(()),
             });
-            let failure = match scanned {
-                Ok((_, ScanEnd::Clean)) => return,
-                Ok((_, ScanEnd::Torn(offset))) => LogError::Corrupt {
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            match scanned {
+                Ok((_, ScanEnd::Clean)) => Ok(ReplayStats {
+                    records: sink.sent(),
+                    bytes: len,
+                    ..ReplayStats::default()
+                }),
+                // Up to `len` the log was durable when the read began: an
+                // end there is damage, not a crash mid-write.
+                Ok((_, ScanEnd::Torn(offset))) => Err(LogError::Corrupt {
                     path: shown,
                     offset,
                     reason: "record ends early".into(),
-                },
-                Ok((_, ScanEnd::Corrupt { offset, reason })) => LogError::Corrupt {
+                }),
+                Ok((_, ScanEnd::Corrupt { offset, reason })) => Err(LogError::Corrupt {
                     path: shown,
                     offset,
                     reason,
-                },
-                Err(e) => LogError::io(format!("reading {shown}"))(e),
-            };
-            let _ = tx.blocking_send(Err(failure));
-        });
-        rx
+                }),
+                Err(e) => Err(LogError::io(format!("reading {shown}"))(e)),
+            }
+        })
     }
 }
 

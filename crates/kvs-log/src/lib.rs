@@ -5,6 +5,7 @@
 //! - [`file`]: the append-only file backend, with torn-tail handling and
 //!   background compaction.
 //! - [`memory`]: a backend that keeps nothing, for caches and tests.
+//! - [`stream`]: a log read by a task of its own, and how that read ended.
 //! - `postgres` (feature `postgres`): the original service's per-type tables.
 
 pub mod codec;
@@ -12,6 +13,7 @@ pub mod file;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod stream;
 
 use std::future::Future;
 
@@ -19,6 +21,7 @@ use kvs_core::{Key, Txn};
 
 pub use file::{FileLog, FileOptions, FileReader};
 pub use memory::MemoryLog;
+pub use stream::ReplayStream;
 
 /// What a replay went through.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,6 +34,10 @@ pub struct ReplayStats {
     pub torn_bytes: u64,
     /// Bytes dropped at a corrupt record, when asked to truncate there.
     pub corrupt_bytes: u64,
+    /// Records left out because they cannot be replayed (a PostgreSQL row
+    /// whose value the original service never wrote, say); each is named in
+    /// the log of whoever skipped it.
+    pub skipped: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +60,10 @@ pub enum LogError {
         id: i64,
         reason: String,
     },
+    /// A table as a whole cannot be read (a column KVS needs has another
+    /// type than KVS reads).
+    #[error("table {table} cannot be replayed: {reason}")]
+    BadTable { table: String, reason: String },
     #[error("transaction too large for the log: {0} bytes")]
     TooLarge(usize),
     /// The log cannot be reached now; the text says where and why (those

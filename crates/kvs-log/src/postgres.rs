@@ -54,11 +54,11 @@ use futures_util::future::{
 };
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
-use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql, Type, WasNull};
 
-use crate::{Log, LogError, ReplayStats, WriterMark};
+use crate::stream::Sink;
+use crate::{Log, LogError, ReplayStats, ReplayStream, WriterMark};
 
 /// The migrations, applied in order at start-up.
 const MIGRATIONS: [(i32, &str, &str); 3] = [
@@ -168,13 +168,17 @@ impl PgLog {
         )
         .await
         .map_err(unavailable)?;
-        let applied: Vec<i32> = tx
+        let applied = tx
             .query("SELECT version FROM kvs_schema_migrations", &[])
             .await
             .map_err(unavailable)?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| r.try_get::<_, i32>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LogError::BadTable {
+                table: "kvs_schema_migrations".into(),
+                reason: format!("column version {}", explain(&e)),
+            })?;
         for (version, name, sql) in MIGRATIONS {
             if applied.contains(&version) {
                 continue;
@@ -197,6 +201,7 @@ impl PgLog {
     pub fn reader(&self) -> PgReader {
         PgReader {
             pool: self.pool.clone(),
+            strict: false,
         }
     }
 }
@@ -251,15 +256,9 @@ fn fold(batch: &[Txn]) -> Folded {
 impl Log for PgLog {
     async fn replay(
         &mut self,
-        mut visit: impl FnMut(Txn) + Send + 'static,
+        visit: impl FnMut(Txn) + Send + 'static,
     ) -> Result<ReplayStats, LogError> {
-        let mut rx = self.reader().stream();
-        let mut stats = ReplayStats::default();
-        while let Some(txn) = rx.recv().await {
-            visit(txn?);
-            stats.records += 1;
-        }
-        Ok(stats)
+        self.reader().stream().drain(visit).await
     }
 
     async fn append(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
@@ -292,7 +291,16 @@ impl Log for PgLog {
             )
             .await
             .map_err(unavailable)?;
-        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+        match row {
+            None => Ok(0),
+            Some(row) => row
+                .try_get::<_, i64>(0)
+                .map(|seq| seq.max(0) as u64)
+                .map_err(|e| LogError::BadTable {
+                    table: "kvs_writers".into(),
+                    reason: format!("column sequence {}", explain(&e)),
+                }),
+        }
     }
 }
 
@@ -562,154 +570,305 @@ async fn start(requests: &mut [Request<'_>]) {
 #[derive(Clone)]
 pub struct PgReader {
     pool: Pool,
+    strict: bool,
 }
 
 impl PgReader {
-    /// Every live transaction, type by type, each type in id order, through
-    /// a channel that a task fills as rows arrive: a large log is never held
-    /// in memory at once.
-    pub fn stream(&self) -> mpsc::Receiver<Result<Txn, LogError>> {
-        let (tx, rx) = mpsc::channel(1024);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            if let Err(e) = read_all(&pool, &tx).await {
-                let _ = tx.send(Err(e)).await;
+    /// With `strict`, a row that cannot be replayed (see [`PgReader::stream`])
+    /// ends the read with an error naming it, instead of being skipped.
+    pub fn strict(mut self, strict: bool) -> PgReader {
+        self.strict = strict;
+        self
+    }
+
+    /// Every live transaction, type by type, each type in id order, read by
+    /// a task as rows arrive: a large log is never held in memory at once.
+    ///
+    /// A row that cannot be replayed is skipped, logged at WARN with its
+    /// table, id and key, and counted in [`ReplayStats::skipped`]: a value
+    /// the transaction needs and the row lacks (the original service logged
+    /// `TransactionIncrBy` without its amount), a value out of its type's
+    /// range, a key that is not a KVS key, a transaction type KVS does not
+    /// know. A table KVS cannot read (a column of another type, a NULL where
+    /// the schema has none) ends the read with an error naming the table,
+    /// row and column, in every mode.
+    pub fn stream(&self) -> ReplayStream {
+        let (pool, strict) = (self.pool.clone(), self.strict);
+        ReplayStream::spawn(move |mut sink| async move {
+            let client = pool.get().await.map_err(unavailable)?;
+            let mut skipped = 0;
+            for ty in ValueType::ALL {
+                let mut table = Table::new(ty, strict);
+                table.read(&client, &mut sink).await?;
+                skipped += table.skipped;
             }
-        });
-        rx
+            Ok(ReplayStats {
+                records: sink.sent(),
+                skipped,
+                ..ReplayStats::default()
+            })
+        })
     }
 }
 
-type Sender = mpsc::Sender<Result<Txn, LogError>>;
-
-fn bad_row(table: String, id: i32, reason: impl Into<String>) -> LogError {
-    LogError::BadRow {
-        table,
-        id: i64::from(id),
-        reason: reason.into(),
-    }
+/// The reading of one value type's transactions table.
+struct Table {
+    ty: ValueType,
+    /// `{prefix}_transactions`.
+    name: String,
+    strict: bool,
+    skipped: u64,
 }
 
-async fn read_all(pool: &Pool, out: &Sender) -> Result<(), LogError> {
-    let client = pool.get().await.map_err(unavailable)?;
-    for ty in ValueType::ALL {
-        let p = prefix(ty);
-        let table = format!("{p}_transactions");
-        let sql = match entries(ty) {
-            None => format!(
-                "SELECT t.id, k.key, t.transaction_type, t.value
-                 FROM {p}_transactions t JOIN {p}_keys k ON k.id = t.key_id ORDER BY t.id"
-            ),
+/// What one row (the first row of a map's or set's put) says.
+enum Decoded {
+    Txn(Txn),
+    /// A map or set put, whose entries follow in the next rows.
+    Open(Key, Value),
+    /// A transaction that cannot be replayed, and why.
+    Lost {
+        key: String,
+        reason: String,
+    },
+}
+
+impl Table {
+    fn new(ty: ValueType, strict: bool) -> Table {
+        Table {
+            ty,
+            name: format!("{}_transactions", prefix(ty)),
+            strict,
+            skipped: 0,
+        }
+    }
+
+    /// Columns: `id`, the key, `transaction_type`, then the value, or a
+    /// map's field and value, or a set's member. Each is named after the
+    /// table it comes from, for the errors.
+    fn sql(&self) -> String {
+        let p = prefix(self.ty);
+        let from = format!("FROM {p}_transactions t JOIN {p}_keys k ON k.id = t.key_id");
+        let head = format!(r#"SELECT t.id, k.key AS "{p}_keys.key", t.transaction_type"#);
+        match entries(self.ty) {
+            None => format!("{head}, t.value {from} ORDER BY t.id"),
             Some((entries, _)) => {
-                let cols = if ty == ValueType::Map {
-                    "e.key, e.value"
+                let cols = if self.ty == ValueType::Map {
+                    format!(r#"e.key AS "{entries}.key", e.value AS "{entries}.value""#)
                 } else {
-                    "e.member, NULL::text"
+                    format!(r#"e.member AS "{entries}.member", NULL::text"#)
                 };
                 format!(
-                    "SELECT t.id, k.key, t.transaction_type, {cols}
-                     FROM {p}_transactions t JOIN {p}_keys k ON k.id = t.key_id
+                    "{head}, {cols} {from}
                      LEFT JOIN {entries} e ON e.transaction_id = t.id ORDER BY t.id"
                 )
             }
-        };
+        }
+    }
+
+    async fn read(
+        &mut self,
+        client: &deadpool_postgres::Client,
+        sink: &mut Sink,
+    ) -> Result<(), LogError> {
         let rows = client
-            .query_raw(&sql, std::iter::empty::<i32>())
+            .query_raw(&self.sql(), std::iter::empty::<i32>())
             .await
             .map_err(unavailable)?;
         let mut rows = std::pin::pin!(rows);
-        // Rows of one map or set put arrive together; gather them.
-        let mut open: Option<(i32, Key, Value)> = None;
+        // Rows of one map or set put arrive together, one per entry; gather
+        // them.
+        let mut open: Option<(i64, Key, Value)> = None;
+        // A transaction that was skipped: its other entries go with it.
+        let mut skipping = None;
         while let Some(row) = rows.try_next().await.map_err(unavailable)? {
-            let id: i32 = row.get(0);
-            let key: String = row.get(1);
-            let kind: String = row.get(2);
-            let key = Key::parse(&key)
-                .map_err(|e| bad_row(table.clone(), id, format!("bad key {key:?}: {e}")))?;
-            if entries(ty).is_some() {
-                if let Some((open_id, _, _)) = &open
-                    && *open_id != id
-                {
-                    let (_, k, v) = open.take().expect("checked");
-                    send(out, Txn::Put { key: k, value: v }).await?;
-                }
-                match kind.as_str() {
-                    PUT => {
-                        let first: Option<String> = row.get(3);
-                        let second: Option<String> = row.get(4);
-                        let (_, _, value) = open.get_or_insert_with(|| {
-                            let empty = if ty == ValueType::Map {
-                                Value::Map(MapValue::new())
-                            } else {
-                                Value::Set(SetValue::new())
-                            };
-                            (id, key.clone(), empty)
-                        });
-                        match (value, first) {
-                            (Value::Map(m), Some(f)) => {
-                                m.insert(f, second.unwrap_or_default());
-                            }
-                            (Value::Set(s), Some(m)) => {
-                                s.insert(m);
-                            }
-                            _ => {}
-                        }
-                    }
-                    other => send(out, plain(ty, key, other, None, &table, id)?).await?,
-                }
+            let id = self.id(&row)?;
+            if skipping == Some(id) {
                 continue;
             }
-            let value = match ty {
-                ValueType::Int => row.get::<_, Option<i32>>(3).map(Value::Int),
-                ValueType::Uint => match row.get::<_, Option<i64>>(3) {
-                    Some(v) => Some(Value::Uint(u32::try_from(v).map_err(|_| {
-                        bad_row(table.clone(), id, format!("uint value {v} out of range"))
-                    })?)),
-                    None => None,
-                },
-                ValueType::Float => row.get::<_, Option<f32>>(3).map(Value::Float),
-                _ => row.get::<_, Option<String>>(3).map(Value::Str),
-            };
-            send(out, plain(ty, key, &kind, value, &table, id)?).await?;
+            if let Some((open_id, _, value)) = &mut open {
+                if *open_id == id {
+                    self.add_entry(&row, id, value)?;
+                    continue;
+                }
+                let (_, key, value) = open.take().expect("checked");
+                sink.send(Txn::Put { key, value }).await?;
+            }
+            match self.decode(&row, id)? {
+                Decoded::Txn(txn) => sink.send(txn).await?,
+                Decoded::Open(key, value) => open = Some((id, key, value)),
+                Decoded::Lost { key, reason } => {
+                    self.skip(id, &key, reason)?;
+                    skipping = Some(id);
+                }
+            }
         }
-        if let Some((_, k, v)) = open.take() {
-            send(out, Txn::Put { key: k, value: v }).await?;
+        if let Some((_, key, value)) = open {
+            sink.send(Txn::Put { key, value }).await?;
         }
+        Ok(())
     }
-    Ok(())
-}
 
-/// A row as a transaction, by its `transaction_type`.
-fn plain(
-    ty: ValueType,
-    key: Key,
-    kind: &str,
-    value: Option<Value>,
-    table: &str,
-    id: i32,
-) -> Result<Txn, LogError> {
-    let bad = |reason: String| bad_row(table.to_owned(), id, reason);
-    Ok(match kind {
-        PUT => Txn::Put {
+    /// A row's id; SERIAL, or BIGSERIAL in a table that outgrew it.
+    fn id(&self, row: &tokio_postgres::Row) -> Result<i64, LogError> {
+        let bad = |reason: String| LogError::BadTable {
+            table: self.name.clone(),
+            reason: format!("column id {reason}"),
+        };
+        let read = match row.columns()[0].type_() {
+            &Type::INT2 => row.try_get::<_, i16>(0).map(i64::from),
+            &Type::INT4 => row.try_get::<_, i32>(0).map(i64::from),
+            &Type::INT8 => row.try_get::<_, i64>(0),
+            other => {
+                return Err(bad(format!(
+                    "is of type {other}, where KVS reads an integer"
+                )));
+            }
+        };
+        read.map_err(|e| bad(explain(&e)))
+    }
+
+    /// Column `idx` of row `id`, which KVS reads as `want`.
+    fn get<'r, T: FromSql<'r>>(
+        &self,
+        row: &'r tokio_postgres::Row,
+        idx: usize,
+        id: i64,
+        want: &str,
+    ) -> Result<T, LogError> {
+        let column = &row.columns()[idx];
+        let bad = |reason: String| LogError::BadRow {
+            table: self.name.clone(),
+            id,
+            reason: format!("column {} {reason}", column.name()),
+        };
+        if !T::accepts(column.type_()) {
+            return Err(bad(format!(
+                "is of type {}, where KVS reads {want}",
+                column.type_()
+            )));
+        }
+        row.try_get(idx).map_err(|e| bad(explain(&e)))
+    }
+
+    fn decode(&self, row: &tokio_postgres::Row, id: i64) -> Result<Decoded, LogError> {
+        let ty = self.ty;
+        let raw: String = self.get(row, 1, id, "text")?;
+        let kind: String = self.get(row, 2, id, "text")?;
+        let lost = |reason: String| {
+            Ok(Decoded::Lost {
+                key: raw.clone(),
+                reason,
+            })
+        };
+        let key = match Key::parse(&raw) {
+            Ok(key) => key,
+            Err(e) => return lost(format!("the key is not a KVS key: {e}")),
+        };
+        let unknown = || lost(format!("{kind:?} is not a transaction type of a {ty} key"));
+        if entries(ty).is_some() {
+            return match kind.as_str() {
+                PUT => {
+                    let mut value = if ty == ValueType::Map {
+                        Value::Map(MapValue::new())
+                    } else {
+                        Value::Set(SetValue::new())
+                    };
+                    self.add_entry(row, id, &mut value)?;
+                    Ok(Decoded::Open(key, value))
+                }
+                DEL => Ok(Decoded::Txn(Txn::Delete { ty, key })),
+                GET => Ok(Decoded::Txn(Txn::Get { ty, key })),
+                _ => unknown(),
+            };
+        }
+        let value = match ty {
+            ValueType::Int => self
+                .get::<Option<i32>>(row, 3, id, "integer")?
+                .map(Value::Int),
+            ValueType::Uint => match self.get::<Option<i64>>(row, 3, id, "bigint")? {
+                Some(v) => match u32::try_from(v) {
+                    Ok(v) => Some(Value::Uint(v)),
+                    Err(_) => return lost(format!("uint value {v} is out of range")),
+                },
+                None => None,
+            },
+            ValueType::Float => self
+                .get::<Option<f32>>(row, 3, id, "real")?
+                .map(Value::Float),
+            _ => self
+                .get::<Option<String>>(row, 3, id, "text")?
+                .map(Value::Str),
+        };
+        let txn = match (kind.as_str(), value) {
+            (PUT, Some(value)) => Txn::Put { key, value },
+            (PUT, None) => return lost(format!("{PUT} without a value")),
+            (DEL, _) => Txn::Delete { ty, key },
+            // A read carries no value.
+            (GET, _) => Txn::Get { ty, key },
+            // The original logged increments by one without a value.
+            (INCR, _) if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
+            (INCR_BY, Some(Value::Int(by))) => Txn::IncrBy { key, by },
+            (INCR_BY, None) if ty == ValueType::Int => {
+                return lost(format!(
+                    "{INCR_BY} without an amount (the original service did not log it): \
+                     the key's value misses this increment"
+                ));
+            }
+            _ => return unknown(),
+        };
+        Ok(Decoded::Txn(txn))
+    }
+
+    /// Adds the map field or set member of `row` (none, for an empty one).
+    fn add_entry(
+        &self,
+        row: &tokio_postgres::Row,
+        id: i64,
+        value: &mut Value,
+    ) -> Result<(), LogError> {
+        let first: Option<String> = self.get(row, 3, id, "text")?;
+        let second: Option<String> = self.get(row, 4, id, "text")?;
+        match (value, first) {
+            (Value::Map(m), Some(field)) => {
+                m.insert(field, second.unwrap_or_default());
+            }
+            (Value::Set(s), Some(member)) => {
+                s.insert(member);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Skips row `id`, saying so, or refuses it in strict mode.
+    fn skip(&mut self, id: i64, key: &str, reason: String) -> Result<(), LogError> {
+        if self.strict {
+            return Err(LogError::BadRow {
+                table: self.name.clone(),
+                id,
+                reason: format!("key {key:?}: {reason} (strict replay refuses such a row)"),
+            });
+        }
+        tracing::warn!(
+            table = %self.name,
+            row = id,
             key,
-            value: value.ok_or_else(|| bad("put without a value".into()))?,
-        },
-        DEL => Txn::Delete { ty, key },
-        GET => Txn::Get { ty, key },
-        INCR if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
-        INCR_BY if ty == ValueType::Int => match value {
-            Some(Value::Int(by)) => Txn::IncrBy { key, by },
-            _ => return Err(bad("increment without an amount".into())),
-        },
-        other => return Err(bad(format!("unknown transaction type {other:?}"))),
-    })
+            %reason,
+            "skipping a row of the log that cannot be replayed"
+        );
+        self.skipped += 1;
+        Ok(())
+    }
 }
 
-/// Sends one transaction; a receiver that went away ends the replay.
-async fn send(out: &Sender, txn: Txn) -> Result<(), LogError> {
-    out.send(Ok(txn))
-        .await
-        .map_err(|_| LogError::Unavailable("replay reader went away".into()))
+/// Why a column could not be read, in words: tokio-postgres says only
+/// "error deserializing column 3" at the top.
+fn explain(e: &tokio_postgres::Error) -> String {
+    if std::error::Error::source(e).is_some_and(|s| s.is::<WasNull>()) {
+        "is NULL".to_owned()
+    } else {
+        format!("cannot be read: {}", kvs_core::error::chain(e))
+    }
 }
 
 #[cfg(test)]

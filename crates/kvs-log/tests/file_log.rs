@@ -226,16 +226,39 @@ async fn a_reader_streams_what_is_durable_while_appends_go_on() {
     let mut stream = log.reader().stream();
     log.append(&[put("c", 3)], &[]).await.unwrap();
     let mut seen = Vec::new();
-    while let Some(t) = stream.recv().await {
-        seen.push(t.unwrap());
+    while let Some(t) = stream.next().await {
+        seen.push(t);
     }
+    assert_eq!(stream.finish().await.unwrap().records, seen.len() as u64);
     // The later append may or may not be in a stream opened before it;
     // what was durable when it opened always is, in order.
     assert!(seen.starts_with(&[put("a", 1), put("b", 2)]), "{seen:?}");
-    let mut again = log.reader().stream();
     let mut all = Vec::new();
-    while let Some(t) = again.recv().await {
-        all.push(t.unwrap());
-    }
+    let stats = log.reader().stream().drain(|t| all.push(t)).await.unwrap();
     assert_eq!(all, [put("a", 1), put("b", 2), put("c", 3)]);
+    assert_eq!((stats.records, stats.skipped), (3, 0));
+}
+
+#[tokio::test]
+async fn a_reader_that_meets_damage_ends_with_an_error_after_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
+    log.replay(|_| {}).await.unwrap();
+    log.append(&[put("a", 1)], &[]).await.unwrap();
+    let second = std::fs::metadata(&path).unwrap().len();
+    log.append(&[put("b", 2), put("c", 3)], &[]).await.unwrap();
+    // Damage the second record's payload (past its 8-byte frame header)
+    // behind the log's back.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[second as usize + 9] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+
+    let mut seen = Vec::new();
+    let end = log.reader().stream().drain(|t| seen.push(t)).await;
+    assert_eq!(seen, [put("a", 1)]);
+    match end {
+        Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset, second),
+        other => panic!("a damaged log read to its end: {other:?}"),
+    }
 }

@@ -161,3 +161,131 @@ async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
     assert_eq!(replayed(&mut log).await, expected);
     assert_eq!(log.writer_sequence(&writer).await.unwrap(), 2);
 }
+
+/// Rows as the original service's code writes them: a value for a put only,
+/// NULL for its reads and increments (so `TransactionIncrBy` lost its
+/// amount), in its own tables (`migrations/0001` is its DDL).
+const ORIGINAL_ROWS: &str = r#"
+INSERT INTO int_keys (key) VALUES ('counter'), ('hits');
+INSERT INTO int_transactions (transaction_type, key_id, value) VALUES
+    ('TransactionPut', 1, 10), ('TransactionIncr', 1, NULL), ('TransactionIncrBy', 1, NULL),
+    ('TransactionGet', 1, NULL), ('TransactionIncr', 2, NULL), ('TransactionIncrBy', 2, NULL);
+INSERT INTO string_keys (key) VALUES ('name');
+INSERT INTO string_transactions (transaction_type, key_id, value) VALUES
+    ('TransactionPut', 1, 'ada'), ('TransactionGet', 1, NULL);
+INSERT INTO map_keys (key) VALUES ('user');
+INSERT INTO map_transactions (transaction_type, key_id) VALUES ('TransactionPut', 1);
+INSERT INTO map_key_value_pairs (transaction_id, map_key_id, key, value) VALUES
+    (1, 1, 'name', 'ada'), (1, 1, 'lang', 'en');
+"#;
+
+/// A cluster holding the original's tables and `rows`, and the log on it.
+async fn original_database(rows: &str) -> (PgCluster, PgLog) {
+    let pg = PgCluster::start().await;
+    pg.sql(include_str!("../../../migrations/0001_original_tables.sql"))
+        .await;
+    pg.sql(rows).await;
+    let log = connect(&pg).await;
+    (pg, log)
+}
+
+/// Every transaction a reader streams, and how the stream ended.
+async fn read(
+    reader: kvs_log::postgres::PgReader,
+) -> (Vec<Txn>, Result<kvs_log::ReplayStats, kvs_log::LogError>) {
+    let mut txns = Vec::new();
+    let end = reader.stream().drain(|t| txns.push(t)).await;
+    (txns, end)
+}
+
+#[tokio::test]
+async fn increments_the_original_logged_without_an_amount_are_skipped_and_counted() {
+    let (_pg, log) = original_database(ORIGINAL_ROWS).await;
+    let (txns, end) = read(log.reader()).await;
+    let stats = end.expect("the rest of the log replays");
+    assert_eq!(stats.skipped, 2, "one amountless TransactionIncrBy per key");
+    assert_eq!(stats.records, txns.len() as u64);
+    let mut state = PlainState::new();
+    for t in txns {
+        t.apply_to(&mut state);
+    }
+    let get = |ty, k: &str| state.get(&(ty, Key::parse(k).unwrap())).cloned();
+    // A TransactionIncr is one, whatever its value column says.
+    assert_eq!(get(ValueType::Int, "counter"), Some(Value::Int(11)));
+    assert_eq!(get(ValueType::Int, "hits"), Some(Value::Int(1)));
+    assert_eq!(get(ValueType::Str, "name"), Some(Value::Str("ada".into())));
+    assert_eq!(
+        get(ValueType::Map, "user"),
+        Some(Value::Map(
+            [("name", "ada"), ("lang", "en")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn a_strict_reader_refuses_the_first_row_it_cannot_replay_and_names_it() {
+    let (_pg, log) = original_database(ORIGINAL_ROWS).await;
+    let (_, end) = read(log.reader().strict(true)).await;
+    match end {
+        Err(e @ kvs_log::LogError::BadRow { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("row 3 of table int_transactions cannot be replayed")
+                    && text.contains("\"counter\"")
+                    && text.contains("TransactionIncrBy without an amount"),
+                "{text}"
+            );
+        }
+        other => panic!("a strict reader took a row it cannot replay: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_column_of_another_type_fails_the_read_naming_table_row_and_column() {
+    // Types before float (int, uint) stream first: the failure comes mid-way.
+    let (pg, mut log) = original_database(
+        "INSERT INTO int_keys (key) VALUES ('a');
+         INSERT INTO int_transactions (transaction_type, key_id, value) VALUES ('TransactionPut', 1, 1);
+         INSERT INTO float_keys (key) VALUES ('pi');
+         INSERT INTO float_transactions (transaction_type, key_id, value) VALUES ('TransactionPut', 1, 3.25);",
+    )
+    .await;
+    pg.sql("ALTER TABLE float_transactions ALTER COLUMN value TYPE DOUBLE PRECISION")
+        .await;
+    let (txns, end) = read(log.reader()).await;
+    assert_eq!(txns.len(), 1, "{txns:?}");
+    let refused = end.expect_err("a partial read must not end as a complete one");
+    assert_eq!(
+        refused.to_string(),
+        "row 1 of table float_transactions cannot be replayed: \
+         column value is of type float8, where KVS reads real"
+    );
+    // The log's own replay fails the same way, instead of returning part.
+    assert!(log.replay(|_| {}).await.is_err());
+}
+
+#[tokio::test]
+async fn a_map_put_under_a_key_kvs_cannot_name_is_skipped_whole() {
+    let (_pg, log) = original_database(
+        "INSERT INTO map_keys (key) VALUES ('user-1'), ('ok');
+         INSERT INTO map_transactions (transaction_type, key_id) VALUES ('TransactionPut', 1), ('TransactionPut', 2);
+         INSERT INTO map_key_value_pairs (transaction_id, map_key_id, key, value) VALUES
+             (1, 1, 'a', '1'), (1, 1, 'b', '2'), (2, 2, 'c', '3');",
+    )
+    .await;
+    let (txns, end) = read(log.reader()).await;
+    assert_eq!(
+        end.unwrap().skipped,
+        1,
+        "one transaction, however many rows"
+    );
+    assert_eq!(
+        txns,
+        [Txn::Put {
+            key: Key::parse("ok").unwrap(),
+            value: Value::Map([("c".to_owned(), "3".to_owned())].into()),
+        }]
+    );
+}

@@ -3,11 +3,14 @@
 //!
 //! Conversions from the wire check everything a peer could get wrong (an
 //! unknown type, a bad key, data of the wrong kind) and say what it was.
+//! [`replay`]: the trailers that end a complete `ReadTransactions` stream.
 
 use std::time::SystemTime;
 
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
+
+pub mod replay;
 
 /// The generated messages, client and server.
 pub mod api {

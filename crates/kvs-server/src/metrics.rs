@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use kvs_core::ValueType;
+use kvs_log::ReplayStats;
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -67,6 +68,7 @@ pub struct Metrics {
     pub log_failures: Counter,
     pub audit_dropped: Counter,
     pub replay_records: Counter,
+    replay_skipped: Counter,
     replay_nanos: Counter,
 }
 
@@ -88,8 +90,9 @@ impl Metrics {
         self.log_append_nanos.add(took.as_nanos() as u64);
     }
 
-    pub fn replayed(&self, records: u64, took: Duration) {
-        self.replay_records.add(records);
+    pub fn replayed(&self, stats: &ReplayStats, took: Duration) {
+        self.replay_records.add(stats.records);
+        self.replay_skipped.add(stats.skipped);
         self.replay_nanos.add(took.as_nanos() as u64);
     }
 
@@ -138,7 +141,7 @@ impl Metrics {
         for (ty, n) in ValueType::ALL.iter().zip(keys) {
             let _ = writeln!(out, "kvs_keys{{type=\"{ty}\"}} {n}");
         }
-        let simple: [(&str, &str, &str, f64); 8] = [
+        let simple: [(&str, &str, &str, f64); 9] = [
             (
                 "kvs_ready",
                 "gauge",
@@ -180,6 +183,12 @@ impl Metrics {
                 "counter",
                 "Transactions replayed at start-up.",
                 self.replay_records.get() as f64,
+            ),
+            (
+                "kvs_replay_skipped_total",
+                "counter",
+                "Rows of the log that could not be replayed and were left out (txn-server's PostgreSQL backend, in its default, lenient mode).",
+                self.replay_skipped.get() as f64,
             ),
             (
                 "kvs_replay_seconds",

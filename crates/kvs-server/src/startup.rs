@@ -241,9 +241,10 @@ async fn serve<L: Log>(
         }
     };
     let took = started.elapsed();
-    metrics.replayed(stats.records, took);
+    metrics.replayed(&stats, took);
     tracing::info!(
         records = stats.records,
+        skipped = (!file).then_some(stats.skipped),
         keys = store.db.counts().iter().sum::<usize>(),
         bytes = file.then_some(stats.bytes),
         torn_bytes = file.then_some(stats.torn_bytes),

@@ -71,6 +71,13 @@ pub struct Config {
     #[arg(long, env = "TXN_COMPACT_MIN_BYTES", default_value_t = 64 << 20)]
     pub compact_min_bytes: u64,
 
+    /// Refuse to replay a PostgreSQL log with rows that cannot be replayed
+    /// (the original service's increments logged without their amount, say):
+    /// the replay ends with an error naming the first such row. By default
+    /// each is skipped, named in a warning and counted.
+    #[arg(long, env = "TXN_STRICT_REPLAY")]
+    pub strict_replay: bool,
+
     /// Check the settings and certificates, then exit without serving.
     #[arg(long)]
     pub check_config: bool,

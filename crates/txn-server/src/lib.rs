@@ -76,7 +76,10 @@ pub async fn run(
                 timeout: config.db_timeout(),
             };
             let log = connect_postgres(&opts).await?;
-            let reader = Reader::Postgres(log.reader());
+            let reader = Reader::Postgres(log.reader().strict(config.strict_replay));
+            if config.strict_replay {
+                tracing::info!("strict replay: a row that cannot be replayed fails the replay");
+            }
             serve(listener, tls, bearer, log, reader, shutdown).await
         }
         Backend::File => {

@@ -1,15 +1,17 @@
 //! The gRPC service: where a transaction enters txn-server.
 
 use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use kvs_core::{Key, Txn};
 use kvs_log::postgres::PgReader;
-use kvs_log::{FileReader, LogError, WriterMark};
+use kvs_log::{FileReader, LogError, ReplayStream, WriterMark};
 use kvs_proto::api::transaction_service_server::TransactionService;
 use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use kvs_proto::replay::ReplayEnd;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::committer::Command;
@@ -22,7 +24,7 @@ pub enum Reader {
 }
 
 impl Reader {
-    fn stream(&self) -> mpsc::Receiver<Result<Txn, LogError>> {
+    fn stream(&self) -> ReplayStream {
         match self {
             Reader::File(r) => r.stream(),
             Reader::Postgres(r) => r.stream(),
@@ -37,6 +39,17 @@ pub struct TxnService {
 
 fn unavailable(e: LogError) -> Status {
     Status::unavailable(e.to_string())
+}
+
+/// A replay that failed: DATA_LOSS when the log holds what cannot be read
+/// (it will not go away by itself), UNAVAILABLE otherwise.
+fn replay_failed(e: LogError) -> Status {
+    match e {
+        LogError::BadRow { .. } | LogError::BadTable { .. } | LogError::Corrupt { .. } => {
+            Status::data_loss(e.to_string())
+        }
+        e => unavailable(e),
+    }
 }
 
 fn shutting_down<T>(_: T) -> Status {
@@ -61,9 +74,10 @@ impl TransactionService for TxnService {
 
     async fn read_transactions(&self, _req: Request<()>) -> Result<Response<TxnStream>, Status> {
         tracing::info!("a client is replaying the log");
-        let stream = ReceiverStream::new(self.reader.stream())
-            .map(|r| r.map(|t| Transaction::from(&t)).map_err(unavailable));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(Replay {
+            stream: Some(self.reader.stream()),
+            started: Instant::now(),
+        })))
     }
 
     async fn write_transactions(
@@ -131,6 +145,62 @@ impl TransactionService for TxnService {
         Ok(Response::new(AppendResponse {
             durable_sequence: durable,
         }))
+    }
+}
+
+/// A `ReadTransactions` response: the log's transactions, then the status
+/// that ends it, with its trailers when the whole log was read (see
+/// [`kvs_proto::replay`]). Polled by tonic itself, so nothing is left running
+/// when the client goes away.
+struct Replay {
+    /// `None` once the end was sent.
+    stream: Option<ReplayStream>,
+    started: Instant,
+}
+
+impl Stream for Replay {
+    type Item = Result<Transaction, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Some(txn) = ready!(stream.poll_next(cx)) {
+            return Poll::Ready(Some(Ok(Transaction::from(&txn))));
+        }
+        let end = ready!(stream.poll_finish(cx));
+        self.stream = None;
+        let took_ms = self.started.elapsed().as_millis() as u64;
+        // tonic ends the response with the first status, OK or not.
+        Poll::Ready(Some(Err(match end {
+            Ok(stats) => {
+                if stats.skipped == 0 {
+                    tracing::info!(
+                        records = stats.records,
+                        skipped = 0,
+                        took_ms,
+                        "replayed the log to a client"
+                    );
+                } else {
+                    tracing::warn!(
+                        records = stats.records,
+                        skipped = stats.skipped,
+                        took_ms,
+                        "replayed the log to a client, leaving out rows that cannot be replayed \
+                         (each is named above; --strict-replay refuses them instead)"
+                    );
+                }
+                ReplayEnd {
+                    records: stats.records,
+                    skipped: stats.skipped,
+                }
+                .status()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, took_ms, "a client's replay failed");
+                replay_failed(e)
+            }
+        })))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The transaction log kept by a remote txn-server, over gRPC with mutual
 //! TLS. Each batch is one acknowledged append carrying this server's writer
 //! id and the next sequence number; when an answer is lost, the writer's
-//! durable sequence tells whether the batch made it.
+//! durable sequence tells whether the batch made it. A replay counts as
+//! complete only when txn-server's trailers say so (`kvs_proto::replay`).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +11,8 @@ use kvs_core::{Key, Txn};
 use kvs_log::{Log, LogError, ReplayStats, WriterMark};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
-use tonic::metadata::{Ascii, MetadataValue};
+use kvs_proto::replay::ReplayEnd;
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -56,6 +58,28 @@ pub struct RemoteLog {
 
 fn unavailable(status: tonic::Status) -> LogError {
     LogError::Unavailable(format!("txn-server: {}", status.message()))
+}
+
+/// The end of a replay stream that ended OK after `received` transactions,
+/// if txn-server vouches that it carried the whole log. Refused otherwise, as
+/// the log being unavailable: the caller replays again from the start
+/// rather than serve (and take writes on) a state that may be partial.
+fn checked_end(trailers: Option<&MetadataMap>, received: u64) -> Result<ReplayEnd, LogError> {
+    let refused = |why: String| {
+        LogError::Unavailable(format!(
+            "txn-server ended the replay after {received} transactions {why}; \
+             not serving what may be part of the log"
+        ))
+    };
+    let end = ReplayEnd::from_trailers(trailers).map_err(|e| {
+        refused(format!(
+            "without saying it reached the end of the log ({e})"
+        ))
+    })?;
+    if end.records != received {
+        return Err(refused(format!("but says it sent {}", end.records)));
+    }
+    Ok(end)
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, LogError> {
@@ -131,6 +155,15 @@ impl Log for RemoteLog {
             visit(txn);
             stats.records += 1;
         }
+        let trailers = stream.trailers().await.map_err(unavailable)?;
+        let end = checked_end(trailers.as_ref(), stats.records)?;
+        stats.skipped = end.skipped;
+        if end.skipped > 0 {
+            tracing::warn!(
+                skipped = end.skipped,
+                "txn-server left out rows of the log that cannot be replayed; its log names each"
+            );
+        }
         Ok(stats)
     }
 
@@ -187,5 +220,48 @@ impl Log for RemoteLog {
             .await?
             .into_inner()
             .durable_sequence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trailers(records: u64, skipped: u64) -> MetadataMap {
+        ReplayEnd { records, skipped }.status().metadata().clone()
+    }
+
+    #[test]
+    fn a_replay_is_complete_when_the_trailers_count_what_arrived() {
+        let end = checked_end(Some(&trailers(3, 2)), 3).unwrap();
+        assert_eq!((end.records, end.skipped), (3, 2));
+    }
+
+    #[test]
+    fn a_replay_that_ends_without_the_count_is_refused_as_unavailable() {
+        for ended in [None, Some(MetadataMap::new())] {
+            match checked_end(ended.as_ref(), 5) {
+                Err(LogError::Unavailable(why)) => assert!(
+                    why.contains("after 5 transactions")
+                        && why.contains("without saying it reached the end")
+                        && why.contains("kvs-replay-records"),
+                    "{why}"
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_replay_whose_count_differs_from_what_arrived_is_refused() {
+        match checked_end(Some(&trailers(4, 0)), 3) {
+            Err(LogError::Unavailable(why)) => {
+                assert!(
+                    why.contains("after 3 transactions but says it sent 4"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -8,5 +8,6 @@ mod fence;
 mod full_loop;
 mod mtls;
 mod refused;
+mod replay;
 mod stack;
 mod tables;

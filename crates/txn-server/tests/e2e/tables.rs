@@ -7,7 +7,7 @@ use crate::stack::Stack;
 
 /// The original service's tables, exactly as its README creates them
 /// (note `timestamp`, not `insert_time`, in map_transactions).
-const ORIGINAL_SCHEMA: &str = r#"
+pub const ORIGINAL_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS "int_keys" ("id" SERIAL, "key" TEXT NOT NULL UNIQUE, PRIMARY KEY("id"));
 CREATE TABLE IF NOT EXISTS "int_transactions" (
     "id" SERIAL, "transaction_type" CHARACTER VARYING(32) NOT NULL, "key_id" SERIAL, "value" INTEGER,

@@ -1,0 +1,274 @@
+//! A log read by a task of its own (txn-server's `ReadTransactions`): the
+//! transactions as the task reads them, then how the read ended.
+//!
+//! A channel alone cannot say whether a read is complete: it closes the same
+//! way when the reader has read everything, when it failed before it could
+//! send its error, and when it panicked. So the reader's task is kept, and
+//! its result is the end of the stream: [`ReplayStream::finish`] is `Ok`
+//! only when the reader returned its totals after reading the whole log.
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use kvs_core::Txn;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{LogError, ReplayStats};
+
+/// Transactions read so far by a reader task, and the task itself.
+pub struct ReplayStream {
+    rx: mpsc::Receiver<Txn>,
+    /// `None` once finished.
+    task: Option<JoinHandle<Result<ReplayStats, LogError>>>,
+    /// Transactions handed out by [`ReplayStream::next`].
+    received: u64,
+}
+
+/// A reader's side of a [`ReplayStream`].
+pub struct Sink {
+    tx: mpsc::Sender<Txn>,
+    sent: u64,
+}
+
+/// Transactions that may wait between the reader and its consumer.
+const BUFFER: usize = 1024;
+
+fn gone() -> LogError {
+    LogError::Unavailable("the replay's receiver went away".into())
+}
+
+impl Sink {
+    /// Hands one transaction on; fails when the consumer went away, which
+    /// ends the read.
+    pub async fn send(&mut self, txn: Txn) -> Result<(), LogError> {
+        self.tx.send(txn).await.map_err(|_| gone())?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// [`Sink::send`] from a blocking thread.
+    pub fn blocking_send(&mut self, txn: Txn) -> Result<(), LogError> {
+        self.tx.blocking_send(txn).map_err(|_| gone())?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Transactions handed on so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+}
+
+impl ReplayStream {
+    fn with(make: impl FnOnce(Sink) -> JoinHandle<Result<ReplayStats, LogError>>) -> Self {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        let task = make(Sink { tx, sent: 0 });
+        ReplayStream {
+            rx,
+            task: Some(task),
+            received: 0,
+        }
+    }
+
+    /// Runs `read` as a task; it returns its totals once it has read the
+    /// whole log (its `records` must be what it sent).
+    pub fn spawn<F>(read: impl FnOnce(Sink) -> F) -> ReplayStream
+    where
+        F: Future<Output = Result<ReplayStats, LogError>> + Send + 'static,
+    {
+        ReplayStream::with(|sink| tokio::spawn(read(sink)))
+    }
+
+    /// [`ReplayStream::spawn`] for a reader that blocks.
+    pub fn spawn_blocking(
+        read: impl FnOnce(Sink) -> Result<ReplayStats, LogError> + Send + 'static,
+    ) -> ReplayStream {
+        ReplayStream::with(|sink| tokio::task::spawn_blocking(move || read(sink)))
+    }
+
+    /// The next transaction; `None` once the reader has stopped sending, for
+    /// whatever reason: [`ReplayStream::finish`] says which.
+    pub async fn next(&mut self) -> Option<Txn> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`ReplayStream::next`] as a poll, for a hand-written `Stream`.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Txn>> {
+        let txn = ready!(self.rx.poll_recv(cx));
+        self.received += u64::from(txn.is_some());
+        Poll::Ready(txn)
+    }
+
+    /// How the read ended, once [`ReplayStream::next`] has said `None`: the
+    /// reader's totals if it read the whole log and every transaction it
+    /// sent was received; its error if it failed; an error too if it
+    /// panicked, or if the stream is left before its end.
+    pub async fn finish(mut self) -> Result<ReplayStats, LogError> {
+        poll_fn(|cx| self.poll_finish(cx)).await
+    }
+
+    /// [`ReplayStream::finish`] as a poll; after it was ready once, it
+    /// answers an error.
+    pub fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReplayStats, LogError>> {
+        // A reader still sending learns that nobody reads any more.
+        self.rx.close();
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(Err(LogError::Unavailable(
+                "the replay was finished already".into(),
+            )));
+        };
+        let joined = ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        Poll::Ready(match joined {
+            Ok(Ok(stats)) if stats.records == self.received => Ok(stats),
+            Ok(Ok(stats)) => Err(LogError::Unavailable(format!(
+                "the replay was left after {} of its {} transactions",
+                self.received, stats.records
+            ))),
+            Ok(Err(e)) => Err(e),
+            Err(e) if e.is_panic() => Err(LogError::Unavailable(format!(
+                "the log reader panicked after {} transactions: {}",
+                self.received,
+                panic_message(e.into_panic())
+            ))),
+            Err(e) => Err(LogError::Unavailable(format!(
+                "the log reader stopped after {} transactions: {e}",
+                self.received
+            ))),
+        })
+    }
+
+    /// Hands every transaction to `visit`, then finishes.
+    pub async fn drain(mut self, mut visit: impl FnMut(Txn)) -> Result<ReplayStats, LogError> {
+        while let Some(txn) = self.next().await {
+            visit(txn);
+        }
+        self.finish().await
+    }
+}
+
+impl Drop for ReplayStream {
+    /// Nobody waits for the rest: stop the reader (a blocking one stops at
+    /// its next send).
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(s) => *s,
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map_or_else(|| "no message".to_owned(), |s| (*s).to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kvs_core::{Key, Value};
+
+    use super::*;
+
+    fn put(n: i32) -> Txn {
+        Txn::Put {
+            key: Key::parse("k").unwrap(),
+            value: Value::Int(n),
+        }
+    }
+
+    async fn collect(stream: ReplayStream) -> (Vec<Txn>, Result<ReplayStats, LogError>) {
+        let mut got = Vec::new();
+        let end = stream.drain(|t| got.push(t)).await;
+        (got, end)
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_read_everything_ends_with_its_totals() {
+        let stream = ReplayStream::spawn(|mut sink| async move {
+            sink.send(put(1)).await?;
+            sink.send(put(2)).await?;
+            Ok(ReplayStats {
+                records: sink.sent(),
+                skipped: 3,
+                ..ReplayStats::default()
+            })
+        });
+        let (got, end) = collect(stream).await;
+        assert_eq!(got, [put(1), put(2)]);
+        let stats = end.unwrap();
+        assert_eq!((stats.records, stats.skipped), (2, 3));
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_panics_mid_way_ends_with_an_error() {
+        let stream = ReplayStream::spawn(|mut sink| async move {
+            sink.send(put(1)).await?;
+            panic!("column value has another type");
+        });
+        let (got, end) = collect(stream).await;
+        assert_eq!(got, [put(1)]);
+        let e = end.unwrap_err().to_string();
+        assert!(
+            e.contains("panicked after 1 transactions") && e.contains("column value"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_blocking_reader_that_panics_ends_with_an_error() {
+        let stream = ReplayStream::spawn_blocking(|mut sink| {
+            sink.blocking_send(put(1))?;
+            panic!("bad frame");
+        });
+        let (got, end) = collect(stream).await;
+        assert_eq!(got, [put(1)]);
+        assert!(end.unwrap_err().to_string().contains("bad frame"));
+    }
+
+    #[tokio::test]
+    async fn a_reader_error_is_the_end_of_the_stream() {
+        let stream = ReplayStream::spawn(|mut sink| async move {
+            sink.send(put(1)).await?;
+            Err(LogError::BadRow {
+                table: "int_transactions".into(),
+                id: 7,
+                reason: "column value is text, not integer".into(),
+            })
+        });
+        let (got, end) = collect(stream).await;
+        assert_eq!(got, [put(1)]);
+        assert!(matches!(end, Err(LogError::BadRow { id: 7, .. })));
+    }
+
+    #[tokio::test]
+    async fn totals_that_do_not_match_what_arrived_are_an_error() {
+        let stream = ReplayStream::spawn(|mut sink| async move {
+            sink.send(put(1)).await?;
+            Ok(ReplayStats {
+                records: 2,
+                ..ReplayStats::default()
+            })
+        });
+        let (_, end) = collect(stream).await;
+        assert!(end.unwrap_err().to_string().contains("1 of its 2"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_finished_before_its_end_is_an_error_and_stops_the_reader() {
+        let mut stream = ReplayStream::spawn(|mut sink| async move {
+            for n in 0.. {
+                sink.send(put(n)).await?;
+            }
+            unreachable!()
+        });
+        assert_eq!(stream.next().await, Some(put(0)));
+        let e = stream.finish().await.unwrap_err().to_string();
+        assert!(e.contains("receiver went away"), "{e}");
+    }
+}
