@@ -1,44 +1,157 @@
-//! Counters for `/metrics`, rendered in the Prometheus text format.
+//! What `/metrics` serves, in the OpenMetrics text format, through
+//! prometheus-client.
 //!
-//! Plain atomics and one small map: no metrics framework is needed for a
-//! dozen series, and the hot path pays one atomic add per counter.
+//! Every label is bounded, so that no client can grow the series: a route
+//! is its pattern (or `unmatched`), a method one of HTTP's own (or
+//! `OTHER`), a status its number, a value type one of six.
 
 use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::http::Method;
 use kvs_core::ValueType;
 use kvs_log::ReplayStats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
-#[derive(Default)]
-pub struct Counter(AtomicU64);
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
 }
 
-#[derive(Default)]
-struct RouteStats {
-    count: u64,
-    nanos: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
 }
 
-/// Per route pattern: (method, status) to its totals.
-type RouteTable = HashMap<String, HashMap<(&'static str, u16), RouteStats>>;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+/// Seconds, from 100 µs to about 13 s: a cached read to a slow commit.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(1e-4, 2.0, 18))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    log_batches: Counter,
+    log_records: Counter,
+    log_append: Histogram,
+    batch_records: Histogram,
+    pub log_failures: Counter,
+    pub audit_dropped: Counter,
+    replay_records: Counter,
+    replay_skipped: Counter,
+    replay_seconds: Gauge<f64, AtomicU64>,
+    keys: Family<TypeLabels, Gauge>,
+    ready: Gauge,
+    /// Route patterns as `'static` labels, each leaked once: there are as
+    /// many as the router has routes.
+    routes: RwLock<HashMap<Box<str>, &'static str>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(seconds),
+            log_batches: Counter::default(),
+            log_records: Counter::default(),
+            log_append: seconds(),
+            batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            log_failures: Counter::default(),
+            audit_dropped: Counter::default(),
+            replay_records: Counter::default(),
+            replay_skipped: Counter::default(),
+            replay_seconds: Gauge::default(),
+            keys: Family::default(),
+            ready: Gauge::default(),
+            routes: RwLock::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "kvs_http_requests",
+            "HTTP requests answered, by method, route and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "kvs_http_request_duration_seconds",
+            "Time spent answering HTTP requests, by route",
+            m.latency.clone(),
+        );
+        r.register("kvs_keys", "Keys stored, by value type", m.keys.clone());
+        r.register(
+            "kvs_ready",
+            "1 once the log is replayed and reachable",
+            m.ready.clone(),
+        );
+        r.register(
+            "kvs_log_batches",
+            "Batches appended to the transaction log",
+            m.log_batches.clone(),
+        );
+        r.register(
+            "kvs_log_records",
+            "Transactions appended to the transaction log",
+            m.log_records.clone(),
+        );
+        r.register(
+            "kvs_log_append_seconds",
+            "Time one batch took to append and make durable (write and fsync, or the round trip to txn-server)",
+            m.log_append.clone(),
+        );
+        r.register(
+            "kvs_log_batch_records",
+            "Transactions in one appended batch",
+            m.batch_records.clone(),
+        );
+        r.register(
+            "kvs_log_failures",
+            "Appends that failed; their writes were undone",
+            m.log_failures.clone(),
+        );
+        r.register(
+            "kvs_audit_dropped",
+            "Read-audit records dropped because the log queue was full",
+            m.audit_dropped.clone(),
+        );
+        r.register(
+            "kvs_replay_records",
+            "Transactions replayed at start-up",
+            m.replay_records.clone(),
+        );
+        r.register(
+            "kvs_replay_skipped",
+            "Rows of the log that could not be replayed and were left out (txn-server's PostgreSQL backend, in its default, lenient mode)",
+            m.replay_skipped.clone(),
+        );
+        r.register(
+            "kvs_replay_seconds",
+            "Time the start-up replay took",
+            m.replay_seconds.clone(),
+        );
+        m
+    }
+}
 
 /// The method as a label: HTTP's own methods by name, any other token as
-/// `OTHER`, so that clients cannot grow the table with names of their own.
+/// `OTHER`, so that clients cannot grow the series with names of their own.
 fn method_label(method: &Method) -> &'static str {
     static KNOWN: [Method; 9] = [
         Method::GET,
@@ -57,154 +170,63 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("OTHER", Method::as_str)
 }
 
-#[derive(Default)]
-pub struct Metrics {
-    /// Route pattern, then (method, status), to count and total time; keyed
-    /// by route first so that counting needs no allocation.
-    http: Mutex<RouteTable>,
-    pub log_batches: Counter,
-    pub log_records: Counter,
-    log_append_nanos: Counter,
-    pub log_failures: Counter,
-    pub audit_dropped: Counter,
-    pub replay_records: Counter,
-    replay_skipped: Counter,
-    replay_nanos: Counter,
-}
-
 impl Metrics {
+    /// Counts one answered request; `route` is a pattern of the router or
+    /// `unmatched`.
     pub fn request(&self, method: &Method, route: &str, status: u16, took: Duration) {
-        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        let by_route = match http.get_mut(route) {
-            Some(m) => m,
-            None => http.entry(route.to_owned()).or_default(),
-        };
-        let stats = by_route.entry((method_label(method), status)).or_default();
-        stats.count += 1;
-        stats.nanos += took.as_nanos() as u64;
+        let route = self.route_label(route);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method_label(method),
+                route,
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(took.as_secs_f64());
+    }
+
+    fn route_label(&self, route: &str) -> &'static str {
+        if let Some(known) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return known;
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        routes
+            .entry(route.into())
+            .or_insert_with(|| Box::leak(route.into()))
     }
 
     pub fn log_appended(&self, records: usize, took: Duration) {
         self.log_batches.inc();
-        self.log_records.add(records as u64);
-        self.log_append_nanos.add(took.as_nanos() as u64);
+        self.log_records.inc_by(records as u64);
+        self.log_append.observe(took.as_secs_f64());
+        self.batch_records.observe(records as f64);
     }
 
     pub fn replayed(&self, stats: &ReplayStats, took: Duration) {
-        self.replay_records.add(stats.records);
-        self.replay_skipped.add(stats.skipped);
-        self.replay_nanos.add(took.as_nanos() as u64);
+        self.replay_records.inc_by(stats.records);
+        self.replay_skipped.inc_by(stats.skipped);
+        self.replay_seconds.set(took.as_secs_f64());
     }
 
     /// The exposition text; `keys` holds the key count of each type, in
     /// [`ValueType::ALL`] order.
     pub fn render(&self, keys: [usize; ValueType::ALL.len()], ready: bool) -> String {
-        let mut out = String::with_capacity(4096);
-        let secs = |c: &Counter| c.get() as f64 / 1e9;
-        header(
-            &mut out,
-            "kvs_http_requests_total",
-            "counter",
-            "HTTP requests answered, by route and status.",
-        );
-        let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<_> = http
-            .iter()
-            .flat_map(|(route, m)| {
-                m.iter()
-                    .map(move |((method, status), s)| ((*method, route.as_str(), *status), s))
-            })
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((method, route, status), s) in &rows {
-            let _ = writeln!(
-                out,
-                "kvs_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
-                s.count
-            );
-        }
-        header(
-            &mut out,
-            "kvs_http_request_duration_seconds_sum",
-            "counter",
-            "Time spent answering HTTP requests, by route and status.",
-        );
-        for ((method, route, status), s) in &rows {
-            let _ = writeln!(
-                out,
-                "kvs_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
-                s.nanos as f64 / 1e9
-            );
-        }
-        drop(http);
-        header(&mut out, "kvs_keys", "gauge", "Keys stored, by value type.");
         for (ty, n) in ValueType::ALL.iter().zip(keys) {
-            let _ = writeln!(out, "kvs_keys{{type=\"{ty}\"}} {n}");
+            self.keys
+                .get_or_create(&TypeLabels { r#type: ty.name() })
+                .set(n as i64);
         }
-        let simple: [(&str, &str, &str, f64); 9] = [
-            (
-                "kvs_ready",
-                "gauge",
-                "1 once the log is replayed and reachable.",
-                f64::from(u8::from(ready)),
-            ),
-            (
-                "kvs_log_batches_total",
-                "counter",
-                "Batches appended to the transaction log.",
-                self.log_batches.get() as f64,
-            ),
-            (
-                "kvs_log_records_total",
-                "counter",
-                "Transactions appended to the transaction log.",
-                self.log_records.get() as f64,
-            ),
-            (
-                "kvs_log_append_seconds_total",
-                "counter",
-                "Time spent appending batches (write and sync).",
-                secs(&self.log_append_nanos),
-            ),
-            (
-                "kvs_log_failures_total",
-                "counter",
-                "Appends that failed; their writes were undone.",
-                self.log_failures.get() as f64,
-            ),
-            (
-                "kvs_audit_dropped_total",
-                "counter",
-                "Read-audit records dropped because the log queue was full.",
-                self.audit_dropped.get() as f64,
-            ),
-            (
-                "kvs_replay_records_total",
-                "counter",
-                "Transactions replayed at start-up.",
-                self.replay_records.get() as f64,
-            ),
-            (
-                "kvs_replay_skipped_total",
-                "counter",
-                "Rows of the log that could not be replayed and were left out (txn-server's PostgreSQL backend, in its default, lenient mode).",
-                self.replay_skipped.get() as f64,
-            ),
-            (
-                "kvs_replay_seconds",
-                "gauge",
-                "Time the start-up replay took.",
-                secs(&self.replay_nanos),
-            ),
-        ];
-        for (name, kind, help, value) in simple {
-            header(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
-        }
+        self.ready.set(i64::from(ready));
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -44,5 +44,5 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let body = s
         .metrics
         .render(s.store.db.counts(), s.store.journal.is_up());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }

@@ -25,14 +25,21 @@ async fn metrics_count_requests_by_route_and_keys_by_type() {
         resp.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text")
     );
     let text = resp.text().await.unwrap();
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
     for line in [
         r#"kvs_http_requests_total{method="PUT",route="/kvs/v1-0-0/{type}/{key}",status="200"} 1"#,
         r#"kvs_http_requests_total{method="GET",route="/kvs/v1-0-0/{type}/{key}",status="404"} 1"#,
+        // Latency by route: the PUT and the GET on the resource route.
+        r#"kvs_http_request_duration_seconds_count{route="/kvs/v1-0-0/{type}/{key}"} 2"#,
+        r#"kvs_http_request_duration_seconds_bucket{le="+Inf",route="/kvs/v1-0-0/{type}/{key}"} 2"#,
         r#"kvs_keys{type="int"} 2"#,
         "kvs_log_records_total 2",
+        "kvs_log_batches_total 2",
+        "kvs_log_append_seconds_count 2",
+        r#"kvs_log_batch_records_bucket{le="1.0"} 2"#,
         "kvs_ready 1",
     ] {
         assert!(
