@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kvs_log::{FileLog, FileOptions, Log, LogError, MemoryLog, ReplayStats};
+use kvs_service::backoff::Backoff;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -324,7 +325,7 @@ enum Ended {
 /// not up yet, or gone mid-way) is retried from the start on an empty
 /// store; any other failure, such as corruption, ends start-up.
 async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogError> {
-    let mut wait = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let applied = Arc::new(AtomicU64::new(0));
         let (counter, target) = (applied.clone(), db.clone());
@@ -339,10 +340,10 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
             .await;
         match result {
             Err(LogError::Unavailable(reason)) => {
+                let wait = backoff.next_wait();
                 tracing::warn!(%reason, retry_in = ?wait, "cannot replay the log yet");
                 db.clear();
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
             }
             other => return other,
         }

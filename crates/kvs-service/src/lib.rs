@@ -1,10 +1,12 @@
 //! Start and stop, the same for every KVS binary.
 //!
 //! - [`telemetry`]: logs as text or JSON lines, filtered by level.
+//! - [`backoff`]: waits before trying again.
 //! - [`pem`]: certificates and keys read from PEM files.
 //! - [`throttle`]: warnings a flood cannot multiply.
 //! - [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 
+pub mod backoff;
 pub mod pem;
 pub mod telemetry;
 pub mod throttle;

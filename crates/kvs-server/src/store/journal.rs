@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use kvs_core::{Key, Txn, Value, ValueType};
 use kvs_log::Log;
+use kvs_service::backoff::Backoff;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Store, WriteTx};
@@ -372,7 +373,8 @@ impl Store {
     /// was closed meanwhile.
     async fn recover<L: Log>(&self, log: &mut L) -> bool {
         let j = &self.journal;
-        let mut wait = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut wait = backoff.next_wait();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -398,8 +400,8 @@ impl Store {
                     return true;
                 }
                 Err(e) => {
+                    wait = backoff.next_wait();
                     tracing::warn!(error = %e, retry_in = ?wait, "transaction log still unavailable");
-                    wait = (wait * 2).min(Duration::from_secs(2));
                 }
             }
         }
