@@ -3,6 +3,11 @@
 //! A frame is `len: u32 LE | crc32: u32 LE | payload`, where the checksum
 //! covers the payload. Decoding trusts no length: every count is checked
 //! against the bytes that remain before anything is allocated for it.
+//!
+//! A payload is self-delimiting: its own fields say how long it is. Recovery
+//! leans on that ([`implied_len`]) to tell a frame cut short by a crash from
+//! one whose length field is damaged, so every payload added later must keep
+//! it (fixed-width fields, or a length before each variable one).
 
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
@@ -166,6 +171,95 @@ pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
     }
 }
 
+/// How long the payload that starts with `prefix` says it is, reading only
+/// its structure (op, type, and the lengths and counts of its fields):
+/// `Ok(Some(n))` once the prefix shows it, `Ok(None)` when the prefix ends
+/// first, an error when the bytes cannot begin any payload. `n` may be more
+/// than the prefix holds: a field's contents need not be there to be skipped.
+pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
+    let mut w = Walk {
+        bytes: prefix,
+        at: 0,
+    };
+    let Some(op) = w.u8() else { return Ok(None) };
+    if !(OP_PUT..=OP_MARK).contains(&op) {
+        return Err(DecodeError::BadOp(op));
+    }
+    let Some(ty_byte) = w.u8() else {
+        return Ok(None);
+    };
+    let ty = ValueType::from_index(ty_byte as usize).ok_or(DecodeError::BadType(ty_byte))?;
+    if op == OP_INCR_BY && ty != ValueType::Int {
+        return Err(DecodeError::IncrNotInt(ty));
+    }
+    let Some(key_len) = w.u16() else {
+        return Ok(None);
+    };
+    if key_len == 0 || key_len > kvs_core::key::MAX_KEY_LEN {
+        return Err(DecodeError::BadKey(format!("key length {key_len}")));
+    }
+    w.skip(key_len);
+    let body_done = match op {
+        OP_PUT => match ty {
+            ValueType::Int | ValueType::Uint | ValueType::Float => w.skip(4),
+            ValueType::Str => w.field(),
+            ValueType::Map => w.items(2),
+            ValueType::Set => w.items(1),
+        },
+        OP_INCR_BY => w.skip(4),
+        OP_MARK => w.skip(8),
+        _ => Some(()),
+    };
+    Ok(body_done.map(|()| w.at))
+}
+
+/// A walk over a payload's structure that may run past the bytes it has:
+/// each read answers `None` when its bytes are not there.
+struct Walk<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Walk<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let b = self.bytes.get(self.at..self.at.checked_add(N)?)?;
+        self.at += N;
+        Some(b.try_into().expect("N bytes"))
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+
+    fn u16(&mut self) -> Option<usize> {
+        self.take().map(|b| u16::from_le_bytes(b) as usize)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.at = self.at.saturating_add(n);
+        Some(())
+    }
+
+    /// A `len:u32` and that many bytes.
+    fn field(&mut self) -> Option<()> {
+        let len = u32::from_le_bytes(self.take()?) as usize;
+        self.skip(len)
+    }
+
+    /// A `count:u32` and that many items of `fields` fields each. Every item
+    /// reads at least one length that must be there, so a damaged count
+    /// ends the walk when the bytes do.
+    fn items(&mut self, fields: usize) -> Option<()> {
+        let count = u32::from_le_bytes(self.take()?);
+        for _ in 0..count {
+            for _ in 0..fields {
+                self.field()?;
+            }
+        }
+        Some(())
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -315,6 +409,39 @@ mod tests {
                 assert!(decode(&payload[..cut]).is_err(), "{txn:?} cut at {cut}");
             }
         }
+    }
+
+    #[test]
+    fn a_payload_says_its_own_length_from_its_first_bytes() {
+        let mut all = samples().into_iter().map(Record::Txn).collect::<Vec<_>>();
+        all.push(Record::Mark(WriterMark {
+            writer: Key::parse("w1").unwrap(),
+            sequence: 7,
+        }));
+        for record in all {
+            let mut buf = Vec::new();
+            match &record {
+                Record::Txn(t) => encode(t, &mut buf),
+                Record::Mark(m) => encode_mark(m, &mut buf),
+            }
+            .unwrap();
+            let payload = &buf[HEADER_LEN..];
+            assert_eq!(implied_len(payload), Ok(Some(payload.len())), "{record:?}");
+            let mut known = false;
+            for cut in 0..payload.len() {
+                match implied_len(&payload[..cut]) {
+                    Ok(Some(n)) => {
+                        assert_eq!(n, payload.len(), "{record:?} cut at {cut}");
+                        known = true;
+                    }
+                    Ok(None) => assert!(!known, "{record:?} forgot its length at {cut}"),
+                    Err(e) => panic!("{record:?} cut at {cut}: {e}"),
+                }
+            }
+        }
+        assert_eq!(implied_len(&[0]), Err(DecodeError::BadOp(0)));
+        assert_eq!(implied_len(&[1, 9]), Err(DecodeError::BadType(9)));
+        assert!(implied_len(&[1, 0, 0, 0]).is_err(), "an empty key");
     }
 
     #[test]

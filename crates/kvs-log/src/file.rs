@@ -517,25 +517,15 @@ fn scan(
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
         let frame_end = offset + (HEADER_LEN + len) as u64;
-        let bad = |reason: String, reaches_end: bool| -> io::Result<(u64, ScanEnd)> {
-            // A crash mid-write leaves a short record, or zeros where the
-            // file grew before its data landed; anything else is damage.
-            if reaches_end || zeros_from(file, offset, end)? {
-                Ok((records, ScanEnd::Torn(offset)))
-            } else {
-                Ok((records, ScanEnd::Corrupt { offset, reason }))
-            }
-        };
-        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&len) {
-            return bad(format!("record length {len} is out of range"), false);
-        }
-        if frame_end > end {
-            return Ok((records, ScanEnd::Torn(offset)));
+        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&len) || frame_end > end {
+            let end = torn_or_corrupt(file, offset, end, len, "record runs past the end")?;
+            return Ok((records, end));
         }
         payload.resize(len, 0);
         reader.read_exact(&mut payload)?;
         if codec::checksum(&payload) != crc {
-            return bad("checksum mismatch".to_owned(), frame_end == end);
+            let end = torn_or_corrupt(file, offset, end, len, "checksum mismatch")?;
+            return Ok((records, end));
         }
         match codec::decode(&payload) {
             Ok(record) => {
@@ -558,18 +548,80 @@ fn scan(
     }
 }
 
-/// Whether every byte of `file` from `offset` to `end` is zero.
-fn zeros_from(file: &File, mut offset: u64, end: u64) -> io::Result<bool> {
-    let mut chunk = vec![0u8; 1 << 16];
-    while offset < end {
-        let n = chunk.len().min((end - offset) as usize);
-        file.read_exact_at(&mut chunk[..n], offset)?;
-        if chunk[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-        offset += n as u64;
+/// Zeros a crash leaves in place of data that did not land start at a
+/// file-system block boundary (or at the old end of the file, a frame
+/// boundary): blocks are allocated and written whole, and every block size
+/// is a multiple of this.
+const ZERO_FILL_ALIGN: u64 = 512;
+
+/// Decides whether the bad frame at `offset`, whose length field reads
+/// `len`, is a torn tail (see "Reading it back" in `docs/file-log.md`);
+/// `whole_reason` is what is wrong with it if it is all in the file.
+///
+/// A crash leaves a prefix of the last batch, and possibly zeros from a
+/// block boundary to the end of the file. So the bytes that may have landed
+/// end where the trailing zeros could have begun (the first block boundary
+/// in the run of zeros that ends the file, or the end of the file); the frame
+/// is torn only if it reaches past that point and the bytes before it could
+/// begin this very frame: a length in range that its payload, by its own
+/// structure, agrees with. A damaged length fails that test wherever the
+/// frame is, because the real payload is there to disagree with it.
+fn torn_or_corrupt(
+    file: &File,
+    offset: u64,
+    end: u64,
+    len: usize,
+    whole_reason: &str,
+) -> io::Result<ScanEnd> {
+    let corrupt = |reason: String| Ok(ScanEnd::Corrupt { offset, reason });
+    let zeros = zeros_start(file, offset, end)?;
+    let landed = if zeros <= offset {
+        offset
+    } else {
+        zeros.next_multiple_of(ZERO_FILL_ALIGN).min(end)
+    };
+    let header_end = offset + HEADER_LEN as u64;
+    if landed < header_end {
+        // The header itself did not land whole: nothing to check it by.
+        return Ok(ScanEnd::Torn(offset));
     }
-    Ok(true)
+    if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&len) {
+        return corrupt(format!("record length {len} is out of range"));
+    }
+    let frame_end = header_end + len as u64;
+    if frame_end <= landed {
+        // All of it is there, and it is wrong.
+        return corrupt(whole_reason.to_owned());
+    }
+    // Shorter than `len`, so at most MAX_PAYLOAD_LEN.
+    let mut prefix = vec![0u8; (landed - header_end) as usize];
+    file.read_exact_at(&mut prefix, header_end)?;
+    match codec::implied_len(&prefix) {
+        Ok(None) => Ok(ScanEnd::Torn(offset)),
+        Ok(Some(n)) if n == len => Ok(ScanEnd::Torn(offset)),
+        Ok(Some(n)) => corrupt(format!(
+            "record length {len} disagrees with its payload, which is {n} bytes"
+        )),
+        Err(e) => corrupt(format!("record of length {len} is damaged: {e}")),
+    }
+}
+
+/// Where the run of zero bytes that ends the file before `end` begins
+/// (`end` if the byte before it is not zero), looking back no further than
+/// `from`.
+fn zeros_start(file: &File, from: u64, end: u64) -> io::Result<u64> {
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut at = end;
+    while at > from {
+        let n = chunk.len().min((at - from) as usize);
+        let start = at - n as u64;
+        file.read_exact_at(&mut chunk[..n], start)?;
+        match chunk[..n].iter().rposition(|&b| b != 0) {
+            Some(i) => return Ok(start + i as u64 + 1),
+            None => at = start,
+        }
+    }
+    Ok(from)
 }
 
 /// Reads from `offset` until `buf` is full or the file ends.

@@ -262,3 +262,270 @@ async fn a_reader_that_meets_damage_ends_with_an_error_after_what_came_before() 
         other => panic!("a damaged log read to its end: {other:?}"),
     }
 }
+
+// Damage against a crash, record by record: what a crash can leave of the
+// last write is dropped as a torn tail, anything else is refused at the
+// offset of the bad frame (and cut there with `truncate_corrupt`).
+
+/// Record `i`; its payload ends in a non-zero byte (see
+/// `zeros_that_do_not_start_at_a_block_boundary_are_damage`).
+fn record(i: usize) -> Txn {
+    Txn::Put {
+        key: key(&format!("k{i}")),
+        value: Value::Str(format!("value {i}")),
+    }
+}
+
+const N: usize = 9;
+
+/// Writes `records` in batches of four; answers the file's bytes and where
+/// each frame starts.
+async fn log_of(path: &Path, records: &[Txn]) -> (Vec<u8>, Vec<usize>) {
+    for batch in records.chunks(4) {
+        write(path, batch).await;
+    }
+    let bytes = fs::read(path).unwrap();
+    let mut starts = Vec::new();
+    let mut at = 8;
+    while at < bytes.len() {
+        starts.push(at);
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    assert_eq!((at, starts.len()), (bytes.len(), records.len()));
+    (bytes, starts)
+}
+
+/// How replaying `bytes` must end: the records before frame `kept` survive,
+/// and the file is cut at `at`, the offset of that frame.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Torn { kept: usize, at: usize },
+    Corrupt { kept: usize, at: usize },
+}
+
+async fn check(path: &Path, bytes: &[u8], records: &[Txn], expect: Expect, case: &str) {
+    fs::write(path, bytes).unwrap();
+    let end = bytes.len() as u64;
+    match expect {
+        Expect::Torn { kept, at } => {
+            let (seen, stats, _) = replay_all(path, FileOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{case}: a torn tail was refused: {e}"));
+            assert_eq!(seen, records[..kept], "{case}");
+            assert_eq!(
+                (stats.torn_bytes, stats.corrupt_bytes),
+                (end - at as u64, 0),
+                "{case}"
+            );
+            assert_eq!(fs::metadata(path).unwrap().len(), at as u64, "{case}");
+        }
+        Expect::Corrupt { kept, at } => {
+            match replay_all(path, FileOptions::default()).await {
+                Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset, at as u64, "{case}"),
+                Err(other) => panic!("{case}: expected corruption, got {other}"),
+                Ok((seen, stats, _)) => panic!(
+                    "{case}: expected corruption at {at}, replayed {} records with {stats:?}",
+                    seen.len()
+                ),
+            }
+            assert_eq!(
+                fs::read(path).unwrap(),
+                bytes,
+                "{case}: a refused log is left as it was"
+            );
+            let opts = FileOptions {
+                truncate_corrupt: true,
+                ..FileOptions::default()
+            };
+            let (seen, stats, _) = replay_all(path, opts).await.unwrap();
+            assert_eq!(seen, records[..kept], "{case}");
+            assert_eq!(
+                (stats.torn_bytes, stats.corrupt_bytes),
+                (0, end - at as u64),
+                "{case}"
+            );
+            assert_eq!(fs::metadata(path).unwrap().len(), at as u64, "{case}");
+        }
+    }
+}
+
+/// Every way of damaging frame `i`'s header or payload in place: a length
+/// made longer (past the end of the file, or not), out of range or shorter;
+/// a checksum; the first, a middle and the last payload byte.
+fn damages(bytes: &[u8], start: usize) -> Vec<(String, Vec<u8>)> {
+    let len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap()) as usize;
+    let payload = start + 8;
+    let flips = [
+        ("length +16 MiB (top byte, bit 0)", start + 3, 0x01),
+        ("length top byte 0xff", start + 3, 0xff),
+        ("length +1 MiB (third byte, bit 4)", start + 2, 0x10),
+        ("length low bit", start, 0x01),
+        ("length +64", start, 0x40),
+        ("checksum", start + 4, 0x01),
+        ("first payload byte", payload, 0x01),
+        ("middle payload byte", payload + len / 2, 0x01),
+        ("last payload byte", payload + len - 1, 0x01),
+    ];
+    flips
+        .into_iter()
+        .map(|(what, at, mask)| {
+            let mut damaged = bytes.to_vec();
+            damaged[at] ^= mask;
+            (what.to_owned(), damaged)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn damage_to_any_record_header_or_payload_is_refused_at_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let records: Vec<Txn> = (0..N).map(record).collect();
+    let (bytes, starts) = log_of(&path, &records).await;
+    let mut failed = Vec::new();
+    for (i, name) in [(0, "first"), (N / 2, "middle"), (N - 1, "last")] {
+        for (what, damaged) in damages(&bytes, starts[i]) {
+            let case = format!("{what} of the {name} record (at {})", starts[i]);
+            let expect = Expect::Corrupt {
+                kept: i,
+                at: starts[i],
+            };
+            // Every case is tried, and the failures listed together.
+            let (path, records, name) = (path.clone(), records.clone(), case.clone());
+            let run =
+                tokio::spawn(async move { check(&path, &damaged, &records, expect, &name).await });
+            if run.await.is_err() {
+                failed.push(case);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "not refused as corrupt: {failed:#?}");
+}
+
+#[tokio::test]
+async fn a_file_cut_anywhere_inside_the_last_record_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let records: Vec<Txn> = (0..N).map(record).collect();
+    let (bytes, starts) = log_of(&path, &records).await;
+    let last = starts[N - 1];
+    for cut in last..bytes.len() {
+        let case = format!("cut at {cut}, the last record is {last}..{}", bytes.len());
+        let expect = Expect::Torn {
+            kept: N - 1,
+            at: last,
+        };
+        check(&path, &bytes[..cut], &records, expect, &case).await;
+    }
+}
+
+/// A last record long enough to span file-system blocks, so that zeros can
+/// stand in for some of it.
+fn long_record() -> Txn {
+    Txn::Put {
+        key: key("long"),
+        value: Value::Str("x".repeat(3000)),
+    }
+}
+
+#[tokio::test]
+async fn zeros_from_a_block_boundary_to_the_end_are_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mut records: Vec<Txn> = (0..N).map(record).collect();
+    records.push(long_record());
+    let (bytes, starts) = log_of(&path, &records).await;
+    let last = starts[N];
+    let expect = Expect::Torn { kept: N, at: last };
+    // The file grew before the data landed: from the last record on, or from
+    // a block boundary inside it (its header too), possibly beyond its end.
+    let boundaries = (last.next_multiple_of(512)..bytes.len()).step_by(512);
+    for from in [last].into_iter().chain(boundaries) {
+        for grown in [0, 100] {
+            let mut damaged = bytes.clone();
+            damaged[from..].fill(0);
+            damaged.resize(bytes.len() + grown, 0);
+            let case = format!("zeros from {from}, {grown} bytes past the end; last at {last}");
+            check(&path, &damaged, &records, expect, &case).await;
+        }
+    }
+    // And with the file ending early too.
+    let boundary = (last + 9).next_multiple_of(512);
+    let mut damaged = bytes[..bytes.len() - 700].to_vec();
+    assert!(boundary < damaged.len());
+    damaged[boundary..].fill(0);
+    check(
+        &path,
+        &damaged,
+        &records,
+        expect,
+        "cut, zeros before the cut",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn zeros_that_do_not_start_at_a_block_boundary_are_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mut records: Vec<Txn> = (0..N).map(record).collect();
+    records.push(long_record());
+    let (bytes, starts) = log_of(&path, &records).await;
+    let last = starts[N];
+    // A crash cannot zero the last 100 bytes of a record that ends mid-block.
+    let end = bytes.len();
+    assert!(
+        (end - 100..end).all(|b| b % 512 != 0),
+        "the test needs another size"
+    );
+    let mut damaged = bytes.clone();
+    damaged[end - 100..].fill(0);
+    let expect = Expect::Corrupt { kept: N, at: last };
+    check(
+        &path,
+        &damaged,
+        &records,
+        expect,
+        "zeros over the last 100 bytes",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_log_laid_out_by_hand_as_documented_replays_and_takes_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    // put int key "a" = 7, then delete it, then put str key "b" = "hi":
+    // op, type, key length, key, value.
+    let payloads: [&[u8]; 3] = [
+        &[1, 0, 1, 0, b'a', 7, 0, 0, 0],
+        &[2, 0, 1, 0, b'a'],
+        &[1, 3, 1, 0, b'b', 2, 0, 0, 0, b'h', b'i'],
+    ];
+    let mut file = b"KVSLOG\x00\x01".to_vec();
+    for p in payloads {
+        file.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        file.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
+        file.extend_from_slice(p);
+    }
+    fs::write(&path, &file).unwrap();
+    let written = [
+        put("a", 7),
+        Txn::Delete {
+            ty: ValueType::Int,
+            key: key("a"),
+        },
+        Txn::Put {
+            key: key("b"),
+            value: Value::Str("hi".into()),
+        },
+    ];
+    let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
+    assert_eq!(seen, written);
+    assert_eq!((stats.torn_bytes, stats.corrupt_bytes), (0, 0));
+    log.append(&[put("c", 9)], &[]).await.unwrap();
+    drop(log);
+    let (seen, _, _) = replay_all(&path, FileOptions::default()).await.unwrap();
+    assert_eq!(seen, [&written[..], &[put("c", 9)]].concat());
+    assert!(fs::read(&path).unwrap().starts_with(&file));
+}
