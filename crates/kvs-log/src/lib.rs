@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod stream;
 
 use std::future::Future;
+use std::time::Duration;
 
 use kvs_core::{Key, Txn};
 
@@ -120,4 +121,16 @@ pub trait Log: Send + 'static {
         &mut self,
         writer: &Key,
     ) -> impl Future<Output = Result<u64, LogError>> + Send;
+
+    /// Forgets the marks of writers that have logged nothing for `idle`, and
+    /// returns how many. A writer forgotten is one never seen again: a batch
+    /// it sends later is taken only as its first (see txn-server's
+    /// committer). Backends that cannot tell a mark's age keep every mark.
+    fn forget_writers(
+        &mut self,
+        idle: Duration,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send {
+        let _ = idle;
+        async { Ok(0) }
+    }
 }

@@ -302,6 +302,17 @@ impl Log for PgLog {
                 }),
         }
     }
+
+    async fn forget_writers(&mut self, idle: Duration) -> Result<u64, LogError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        client
+            .execute(
+                "DELETE FROM kvs_writers WHERE updated_at < NOW() - make_interval(secs => $1)",
+                &[&idle.as_secs_f64()],
+            )
+            .await
+            .map_err(unavailable)
+    }
 }
 
 /// A row that a batch adds to a value type's transactions table.

@@ -289,3 +289,32 @@ async fn a_map_put_under_a_key_kvs_cannot_name_is_skipped_whole() {
         }]
     );
 }
+
+#[tokio::test]
+async fn the_marks_of_writers_idle_longer_than_asked_are_forgotten_and_no_others() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let idle = Key::parse("idle_writer").unwrap();
+    let live = Key::parse("live_writer").unwrap();
+    let at = |writer: &Key, sequence| WriterMark {
+        writer: writer.clone(),
+        sequence,
+    };
+    log.append(&[], &[at(&idle, 3), at(&live, 5)])
+        .await
+        .unwrap();
+    pg.sql("UPDATE kvs_writers SET updated_at = NOW() - INTERVAL '2 hours' WHERE writer_id = 'idle_writer'")
+        .await;
+
+    let forgotten = log.forget_writers(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(forgotten, 1);
+    assert_eq!(log.writer_sequence(&idle).await.unwrap(), 0);
+    assert_eq!(log.writer_sequence(&live).await.unwrap(), 5);
+    // A writer that logs again is kept from then on.
+    log.append(&[], &[at(&live, 6)]).await.unwrap();
+    assert_eq!(
+        log.forget_writers(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    assert_eq!(log.writer_sequence(&live).await.unwrap(), 6);
+}

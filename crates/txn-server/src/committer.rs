@@ -1,8 +1,22 @@
 //! Group commit: every append and write waiting when the committer is free
 //! goes into one backend batch (one COMMIT or one fsync), and each waiter is
 //! answered once that batch is durable.
+//!
+//! A writer's batches are numbered 1, 2, 3, ... and taken in that order
+//! only: a batch is either the writer's next one or a resend of one already
+//! durable (acknowledged, not applied twice). One that skips ahead is
+//! refused, so that no batch can make a later one look durable. A fence
+//! (a writer giving up its unanswered batches) moves the writer's next
+//! batch past the fence.
+//!
+//! A writer that has logged nothing for the writer TTL is forgotten, in
+//! memory and in the log (kvs-server starts a new writer id at every start,
+//! so old ids pile up otherwise). Forgetting a live writer costs nothing but
+//! one refused batch: its next one is then a gap, and it takes up again past
+//! a fence (kvs-server's `RemoteLog` does so by itself).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use kvs_core::{Key, Txn};
 use kvs_log::{Log, LogError, WriterMark};
@@ -11,8 +25,43 @@ use tokio::sync::{mpsc, oneshot};
 /// The most requests in one batch.
 const MAX_BATCH: usize = 1024;
 
+/// Writers whose durable sequence is kept in memory; past this the cache
+/// starts over (it is only a cache: the log has every writer's mark), so
+/// that many writer ids cannot grow txn-server's memory for good.
+const MAX_CACHED_WRITERS: usize = 16_384;
+
+/// How far ahead of its next batch a writer may fence. A writer has at most
+/// a few batches unanswered; a fence further ahead would only burn its
+/// sequence numbers (and its writer id with them).
+pub const MAX_FENCE_AHEAD: u64 = 1 << 20;
+
+/// Why a batch or a fence was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The log failed; the writer may retry.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("batch {0} was given up by its writer")]
+    GivenUp(u64),
+    #[error("batch {sequence} skips ahead of the writer's next batch, {expected}")]
+    Gap { sequence: u64, expected: u64 },
+    #[error(
+        "fence {fence} is more than {MAX_FENCE_AHEAD} ahead of the writer's next batch, {expected}"
+    )]
+    FenceTooFar { fence: u64, expected: u64 },
+}
+
+/// Where a writer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Every batch up to this one is durable.
+    pub durable: u64,
+    /// The only batch that will be taken next (after a fence, past it).
+    pub next: u64,
+}
+
 /// The answer to an acknowledged append: the writer's durable sequence.
-pub type Ack = oneshot::Sender<Result<u64, LogError>>;
+pub type Ack = oneshot::Sender<Result<u64, Refused>>;
 
 pub enum Command {
     /// Log `txns`; with a `mark`, the writer's batch `mark.sequence`.
@@ -21,19 +70,84 @@ pub enum Command {
         mark: Option<WriterMark>,
         done: Option<Ack>,
     },
-    /// Report a writer's durable sequence, counting every append received
-    /// before; with a `fence`, refuse the writer's later appends up to it.
-    Sequence { writer: Key, fence: u64, reply: Ack },
+    /// Report a writer's position, counting every append received before;
+    /// with a `fence`, refuse the writer's later appends up to it.
+    Sequence {
+        writer: Key,
+        fence: u64,
+        reply: oneshot::Sender<Result<Position, Refused>>,
+    },
+}
+
+/// What the committer knows of writers between rounds.
+#[derive(Default)]
+struct Writers {
+    /// Durable sequences, as far as known; filled from the log.
+    durable: HashMap<Key, u64>,
+    /// Per writer, the batches it gave up (never to be logged) and not yet
+    /// passed by a durable batch of its own, and when.
+    fences: HashMap<Key, (u64, Instant)>,
+}
+
+impl Writers {
+    async fn durable<L: Log>(&mut self, log: &mut L, writer: &Key) -> Result<u64, LogError> {
+        if let Some(seq) = self.durable.get(writer) {
+            return Ok(*seq);
+        }
+        let seq = log.writer_sequence(writer).await?;
+        if self.durable.len() >= MAX_CACHED_WRITERS {
+            self.durable.clear();
+        }
+        self.durable.insert(writer.clone(), seq);
+        Ok(seq)
+    }
+
+    fn fence(&self, writer: &Key) -> u64 {
+        self.fences.get(writer).map_or(0, |(f, _)| *f)
+    }
+
+    /// Forgets writers idle for `ttl`: their marks in the log, their fences
+    /// (no batch is on its way that long), and the cache.
+    async fn forget_idle<L: Log>(&mut self, log: &mut L, ttl: Duration) {
+        match log.forget_writers(ttl).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, ?ttl, "forgot the marks of idle writers"),
+            Err(e) => tracing::warn!(error = %e, "could not forget idle writers; trying later"),
+        }
+        self.fences.retain(|_, (_, at)| at.elapsed() < ttl);
+        self.durable.clear();
+    }
+
+    /// Records batches that became durable; a fence they passed is moot.
+    fn committed(&mut self, marks: &HashMap<Key, u64>) {
+        for (writer, seq) in marks {
+            if self.fences.get(writer).is_some_and(|(f, _)| f <= seq) {
+                self.fences.remove(writer);
+            }
+            if self.durable.len() >= MAX_CACHED_WRITERS && !self.durable.contains_key(writer) {
+                self.durable.clear();
+            }
+            self.durable.insert(writer.clone(), *seq);
+        }
+    }
 }
 
 /// Runs until every sender is gone, then returns: all accepted work done.
-pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
-    // Writers' durable sequences, as far as known; filled from the log.
-    let mut durable: HashMap<Key, u64> = HashMap::new();
-    // Per writer, the batches it gave up: never to be logged.
-    let mut fences: HashMap<Key, u64> = HashMap::new();
+/// Writers idle for `writer_ttl` are forgotten.
+pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>, writer_ttl: Duration) {
+    let mut writers = Writers::default();
     let mut commands = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+    let period = (writer_ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut forget = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    forget.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            received = rx.recv_many(&mut commands, MAX_BATCH) => if received == 0 { break },
+            _ = forget.tick() => {
+                writers.forget_idle(&mut log, writer_ttl).await;
+                continue;
+            }
+        }
         let mut txns = Vec::new();
         let mut marks: HashMap<Key, u64> = HashMap::new();
         let mut waiting: Vec<(Option<Key>, Option<Ack>)> = Vec::new();
@@ -59,10 +173,10 @@ pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
                     mark: Some(m),
                     done,
                 } => {
-                    let seen = match known(&mut log, &mut durable, &m.writer).await {
+                    let seen = match writers.durable(&mut log, &m.writer).await {
                         Ok(seen) => seen,
                         Err(e) => {
-                            answer(done, Err(e));
+                            answer(done, Err(e.into()));
                             continue;
                         }
                     };
@@ -73,21 +187,29 @@ pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
                         answer(done, Ok(seen));
                         continue;
                     }
-                    if fences.get(&m.writer).is_some_and(|f| m.sequence <= *f) {
+                    let fence = writers.fence(&m.writer);
+                    if m.sequence <= fence {
                         tracing::warn!(writer = %m.writer, sequence = m.sequence, "refused a batch its writer gave up");
-                        answer(
-                            done,
-                            Err(LogError::Unavailable(format!(
-                                "batch {} was given up by its writer",
-                                m.sequence
-                            ))),
-                        );
+                        answer(done, Err(Refused::GivenUp(m.sequence)));
                         continue;
                     }
-                    if marks.get(&m.writer).is_some_and(|s| m.sequence <= *s) {
+                    let queued = marks.get(&m.writer).copied().unwrap_or(0);
+                    if m.sequence <= queued {
                         // A resend of a batch queued in this round: answered
                         // with it, once it is durable.
                         waiting.push((Some(m.writer), done));
+                        continue;
+                    }
+                    let expected = seen.max(fence).max(queued) + 1;
+                    if m.sequence != expected {
+                        tracing::warn!(writer = %m.writer, sequence = m.sequence, expected, "refused a batch that skips ahead");
+                        answer(
+                            done,
+                            Err(Refused::Gap {
+                                sequence: m.sequence,
+                                expected,
+                            }),
+                        );
                         continue;
                     }
                     txns.extend(t);
@@ -97,26 +219,42 @@ pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>) {
             }
         }
         if !waiting.is_empty() {
-            commit(&mut log, &mut durable, txns, marks, waiting).await;
+            commit(&mut log, &mut writers, txns, marks, waiting).await;
         }
         for (writer, fence, reply) in queries {
-            let seq = known(&mut log, &mut durable, &writer).await;
-            if let Ok(seq) = seq
-                && fence > seq
-            {
-                let f = fences.entry(writer).or_default();
-                *f = (*f).max(fence);
-            }
-            let _ = reply.send(seq);
+            let _ = reply.send(position(&mut log, &mut writers, writer, fence).await);
         }
     }
     tracing::info!("all accepted transactions are committed; committer stopped");
 }
 
+/// A writer's position, after fencing its batches up to `fence`.
+async fn position<L: Log>(
+    log: &mut L,
+    writers: &mut Writers,
+    writer: Key,
+    fence: u64,
+) -> Result<Position, Refused> {
+    let durable = writers.durable(log, &writer).await?;
+    let mut fenced = writers.fence(&writer);
+    let expected = durable.max(fenced) + 1;
+    if fence > fenced && fence > durable {
+        if fence - durable.max(fenced) > MAX_FENCE_AHEAD {
+            return Err(Refused::FenceTooFar { fence, expected });
+        }
+        writers.fences.insert(writer, (fence, Instant::now()));
+        fenced = fence;
+    }
+    Ok(Position {
+        durable,
+        next: durable.max(fenced) + 1,
+    })
+}
+
 /// Appends one round's batches as one, and answers their writers.
 async fn commit<L: Log>(
     log: &mut L,
-    durable: &mut HashMap<Key, u64>,
+    writers: &mut Writers,
     txns: Vec<Txn>,
     marks: HashMap<Key, u64>,
     waiting: Vec<(Option<Key>, Option<Ack>)>,
@@ -135,9 +273,11 @@ async fn commit<L: Log>(
     };
     match result {
         Ok(()) => {
-            durable.extend(marks);
+            writers.committed(&marks);
             for (writer, done) in waiting {
-                let seq = writer.and_then(|w| durable.get(&w).copied()).unwrap_or(0);
+                let seq = writer
+                    .and_then(|w| marks.get(&w).or(writers.durable.get(&w)).copied())
+                    .unwrap_or(0);
                 answer(done, Ok(seq));
             }
         }
@@ -145,10 +285,10 @@ async fn commit<L: Log>(
             tracing::error!(error = %e, records = txns.len(), "batch failed; its writers are told to retry");
             let reason = e.to_string();
             for (_, done) in waiting {
-                answer(done, Err(LogError::Unavailable(reason.clone())));
+                answer(done, Err(LogError::Unavailable(reason.clone()).into()));
             }
             // Whether the failed COMMIT landed is for the log to say.
-            durable.clear();
+            writers.durable.clear();
             if let Err(e) = log.recover().await {
                 tracing::warn!(error = %e, "transaction log still unavailable");
             }
@@ -156,21 +296,114 @@ async fn commit<L: Log>(
     }
 }
 
-async fn known<L: Log>(
-    log: &mut L,
-    durable: &mut HashMap<Key, u64>,
-    writer: &Key,
-) -> Result<u64, LogError> {
-    if let Some(seq) = durable.get(writer) {
-        return Ok(*seq);
-    }
-    let seq = log.writer_sequence(writer).await?;
-    durable.insert(writer.clone(), seq);
-    Ok(seq)
-}
-
-fn answer(done: Option<Ack>, result: Result<u64, LogError>) {
+fn answer(done: Option<Ack>, result: Result<u64, Refused>) {
     if let Some(done) = done {
         let _ = done.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kvs_log::MemoryLog;
+
+    use super::*;
+
+    fn append(seq: u64) -> (Command, oneshot::Receiver<Result<u64, Refused>>) {
+        let (done, answer) = oneshot::channel();
+        let mark = WriterMark {
+            writer: Key::parse("w").unwrap(),
+            sequence: seq,
+        };
+        let command = Command::Append {
+            txns: Vec::new(),
+            mark: Some(mark),
+            done: Some(done),
+        };
+        (command, answer)
+    }
+
+    fn fence(to: u64) -> (Command, oneshot::Receiver<Result<Position, Refused>>) {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Sequence {
+            writer: Key::parse("w").unwrap(),
+            fence: to,
+            reply,
+        };
+        (command, answer)
+    }
+
+    /// A committer on a log that keeps nothing (marks live in its memory).
+    fn committer() -> mpsc::Sender<Command> {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(run(MemoryLog, rx, Duration::from_secs(3600)));
+        tx
+    }
+
+    async fn send(tx: &mpsc::Sender<Command>, seq: u64) -> Result<u64, Refused> {
+        let (command, answer) = append(seq);
+        tx.send(command).await.unwrap();
+        answer.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_writer_s_next_batch_and_resends_are_taken_and_one_that_skips_ahead_is_not() {
+        let tx = committer();
+        assert_eq!(send(&tx, 1).await.unwrap(), 1);
+        match send(&tx, 3).await {
+            Err(Refused::Gap {
+                sequence: 3,
+                expected: 2,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            send(&tx, u64::MAX).await,
+            Err(Refused::Gap { .. })
+        ));
+        assert_eq!(send(&tx, 2).await.unwrap(), 2);
+        assert_eq!(send(&tx, 1).await.unwrap(), 2, "a resend is acknowledged");
+    }
+
+    #[tokio::test]
+    async fn batches_queued_in_one_round_count_in_order() {
+        let (tx, rx) = mpsc::channel(16);
+        let (one, a1) = append(1);
+        let (two, a2) = append(2);
+        let (four, a4) = append(4);
+        for c in [one, two, four] {
+            tx.send(c).await.unwrap();
+        }
+        tokio::spawn(run(MemoryLog, rx, Duration::from_secs(3600)));
+        assert_eq!(a1.await.unwrap().unwrap(), 2);
+        assert_eq!(a2.await.unwrap().unwrap(), 2);
+        assert!(matches!(
+            a4.await.unwrap(),
+            Err(Refused::Gap { expected: 3, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_fence_moves_the_next_batch_past_it_within_a_bound() {
+        let tx = committer();
+        assert_eq!(send(&tx, 1).await.unwrap(), 1);
+        let (command, answer) = fence(3);
+        tx.send(command).await.unwrap();
+        assert_eq!(
+            answer.await.unwrap().unwrap(),
+            Position {
+                durable: 1,
+                next: 4
+            }
+        );
+        assert!(matches!(send(&tx, 2).await, Err(Refused::GivenUp(2))));
+        assert_eq!(send(&tx, 4).await.unwrap(), 4);
+
+        let (command, answer) = fence(4 + MAX_FENCE_AHEAD + 1);
+        tx.send(command).await.unwrap();
+        assert!(matches!(
+            answer.await.unwrap(),
+            Err(Refused::FenceTooFar { expected: 5, .. })
+        ));
+        assert_eq!(send(&tx, 5).await.unwrap(), 5);
     }
 }

@@ -78,6 +78,13 @@ pub struct Config {
     #[arg(long, env = "TXN_STRICT_REPLAY")]
     pub strict_replay: bool,
 
+    /// Forget a writer (its mark in the log, its fence) once it has logged
+    /// nothing for this many seconds. Each kvs-server start is a new writer,
+    /// so this bounds what old ones leave behind; a live writer forgotten
+    /// has one batch refused and takes up again by itself.
+    #[arg(long, env = "TXN_WRITER_TTL_SECS", default_value_t = 86_400)]
+    pub writer_ttl_secs: u64,
+
     /// Check the settings and certificates, then exit without serving.
     #[arg(long)]
     pub check_config: bool,
@@ -94,6 +101,10 @@ pub struct Config {
 impl Config {
     pub fn db_timeout(&self) -> Duration {
         Duration::from_millis(self.db_timeout_ms.max(1))
+    }
+
+    pub fn writer_ttl(&self) -> Duration {
+        Duration::from_secs(self.writer_ttl_secs)
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use kvs_log::postgres::{PgLog, PgOptions};
 use kvs_log::{FileLog, FileOptions, Log, LogError};
 use kvs_proto::api::transaction_service_server::TransactionServiceServer;
+use kvs_service::backoff::Backoff;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -80,7 +81,16 @@ pub async fn run(
             if config.strict_replay {
                 tracing::info!("strict replay: a row that cannot be replayed fails the replay");
             }
-            serve(listener, tls, bearer, log, reader, shutdown).await
+            serve(
+                listener,
+                config.writer_ttl(),
+                tls,
+                bearer,
+                log,
+                reader,
+                shutdown,
+            )
+            .await
         }
         Backend::File => {
             let opts = FileOptions {
@@ -91,7 +101,16 @@ pub async fn run(
             let stats = log.replay(|_| {}).await?;
             tracing::info!(log = %config.log_path().display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
             let reader = Reader::File(log.reader());
-            serve(listener, tls, bearer, log, reader, shutdown).await
+            serve(
+                listener,
+                config.writer_ttl(),
+                tls,
+                bearer,
+                log,
+                reader,
+                shutdown,
+            )
+            .await
         }
     }
 }
@@ -99,7 +118,7 @@ pub async fn run(
 /// Connects to PostgreSQL, waiting for it to come up (as it may, started
 /// beside us), and applies the migrations.
 async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
-    let mut wait = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         match PgLog::connect(opts).await {
             Ok(log) => {
@@ -110,9 +129,9 @@ async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
                 return Ok(log);
             }
             Err(e) => {
+                let wait = backoff.next_wait();
                 tracing::warn!(error = %e, retry_in = ?wait, "PostgreSQL not reachable yet");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -131,6 +150,7 @@ fn bearer_check(config: &Config) -> Result<auth::BearerCheck, TxnError> {
 
 async fn serve<L: Log>(
     listener: TcpListener,
+    writer_ttl: Duration,
     tls: std::sync::Arc<rustls::ServerConfig>,
     bearer: auth::BearerCheck,
     log: L,
@@ -138,7 +158,7 @@ async fn serve<L: Log>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TxnError> {
     let (queue, rx) = mpsc::channel(QUEUE);
-    let committer = tokio::spawn(committer::run(log, rx));
+    let committer = tokio::spawn(committer::run(log, rx, writer_ttl));
     let service = TransactionServiceServer::with_interceptor(TxnService { queue, reader }, bearer);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");

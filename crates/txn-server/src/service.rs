@@ -1,4 +1,9 @@
 //! The gRPC service: where a transaction enters txn-server.
+//!
+//! A writer id belongs to the client certificate that sends it: the log
+//! keeps each writer under its id prefixed with the certificate's
+//! fingerprint, so a client can reach only the writers of its own
+//! certificate, whatever id it sends.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -14,7 +19,20 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::committer::Command;
+use crate::committer::{Command, Refused};
+
+/// The response header of `DurableSequence` that names the only batch the
+/// writer may send next (past its fence): a writer that lost track, say
+/// after a txn-server restart forgot its fence, takes up from there.
+pub const NEXT_SEQUENCE_HEADER: &str = "kvs-next-sequence";
+
+/// Hex digits of the certificate fingerprint (SHA-256, truncated to 128
+/// bits) that prefix each writer id in the log.
+const OWNER_HEX: usize = 32;
+
+/// The longest writer id a client may send: with its owner's prefix it must
+/// still be a key.
+pub const MAX_WRITER_ID: usize = kvs_core::key::MAX_KEY_LEN - OWNER_HEX - 1;
 
 /// Where `ReadTransactions` reads from.
 #[derive(Clone)]
@@ -60,6 +78,40 @@ fn invalid(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
+fn refused(e: Refused) -> Status {
+    match e {
+        Refused::Log(e) => unavailable(e),
+        // The writer gave the batch up itself; it no longer waits for it.
+        e @ Refused::GivenUp(_) => Status::unavailable(e.to_string()),
+        e @ (Refused::Gap { .. } | Refused::FenceTooFar { .. }) => {
+            Status::failed_precondition(e.to_string())
+        }
+    }
+}
+
+/// The log's key for the writer `id` sent on `req`'s connection: the id
+/// under the fingerprint of the client's certificate.
+fn writer_key<T>(req: &Request<T>, id: &str) -> Result<Key, Status> {
+    Key::parse(id).map_err(|e| invalid(format!("writer id: {e}")))?;
+    if id.len() > MAX_WRITER_ID {
+        return Err(invalid(format!(
+            "writer id: longer than {MAX_WRITER_ID} bytes"
+        )));
+    }
+    let certs = req.peer_certs().ok_or_else(|| {
+        Status::permission_denied("a writer needs a client certificate to be bound to")
+    })?;
+    let leaf = certs.first().ok_or_else(|| {
+        Status::permission_denied("a writer needs a client certificate to be bound to")
+    })?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+    let mut owner = String::with_capacity(OWNER_HEX);
+    for b in &digest.as_ref()[..OWNER_HEX / 2] {
+        owner.push_str(&format!("{b:02x}"));
+    }
+    Ok(Key::parse(&format!("{owner}_{id}")).expect("hex, '_' and a key form a key"))
+}
+
 impl TxnService {
     async fn submit(&self, command: Command) -> Result<(), Status> {
         self.queue.send(command).await.map_err(shutting_down)
@@ -101,8 +153,8 @@ impl TransactionService for TxnService {
         &self,
         req: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
+        let writer = writer_key(&req, &req.get_ref().writer_id)?;
         let req = req.into_inner();
-        let writer = Key::parse(&req.writer_id).map_err(|e| invalid(format!("writer id: {e}")))?;
         if req.sequence == 0 {
             return Err(invalid("sequence numbers start at 1"));
         }
@@ -122,7 +174,7 @@ impl TransactionService for TxnService {
             done: Some(done),
         })
         .await?;
-        let durable = wait.await.map_err(shutting_down)?.map_err(unavailable)?;
+        let durable = wait.await.map_err(shutting_down)?.map_err(refused)?;
         Ok(Response::new(AppendResponse {
             durable_sequence: durable,
         }))
@@ -132,8 +184,8 @@ impl TransactionService for TxnService {
         &self,
         req: Request<DurableSequenceRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
+        let writer = writer_key(&req, &req.get_ref().writer_id)?;
         let req = req.into_inner();
-        let writer = Key::parse(&req.writer_id).map_err(|e| invalid(format!("writer id: {e}")))?;
         let (reply, wait) = oneshot::channel();
         self.submit(Command::Sequence {
             writer,
@@ -141,10 +193,14 @@ impl TransactionService for TxnService {
             reply,
         })
         .await?;
-        let durable = wait.await.map_err(shutting_down)?.map_err(unavailable)?;
-        Ok(Response::new(AppendResponse {
-            durable_sequence: durable,
-        }))
+        let at = wait.await.map_err(shutting_down)?.map_err(refused)?;
+        let mut response = Response::new(AppendResponse {
+            durable_sequence: at.durable,
+        });
+        response
+            .metadata_mut()
+            .insert(NEXT_SEQUENCE_HEADER, at.next.into());
+        Ok(response)
     }
 }
 

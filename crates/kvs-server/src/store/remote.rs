@@ -12,10 +12,15 @@ use kvs_log::{Log, LogError, ReplayStats, WriterMark};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 use kvs_proto::replay::ReplayEnd;
+use tonic::Code;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// The response header of txn-server's `DurableSequence` naming the batch
+/// it takes next from this writer.
+const NEXT_SEQUENCE_HEADER: &str = "kvs-next-sequence";
 
 /// Where the txn-server is and how to prove who we are to it.
 #[derive(Debug, Clone)]
@@ -124,6 +129,32 @@ impl RemoteLog {
         })
     }
 
+    /// Gives up every batch sent so far that is not durable, and returns
+    /// the durable sequence. The fence makes the answer final: a batch of
+    /// ours still on its way (a frozen txn-server, a slow network) is refused
+    /// when it arrives instead of landing after we undid it.
+    async fn fence(&mut self) -> Result<u64, LogError> {
+        let mut client = self.client.clone();
+        let request = DurableSequenceRequest {
+            writer_id: self.writer.to_string(),
+            fence: self.sequence,
+        };
+        let response = self.timed(client.durable_sequence(request)).await?;
+        // Our next batch must be the one txn-server takes next: past our
+        // fence, or past one it holds that we do not know of (a fence of
+        // ours it kept when we lost its answer). Only ever forward: every
+        // number skipped is fenced, so nothing sent under it can land.
+        if let Some(next) = response
+            .metadata()
+            .get(NEXT_SEQUENCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            self.sequence = self.sequence.max(next.saturating_sub(1));
+        }
+        Ok(response.into_inner().durable_sequence)
+    }
+
     async fn timed<T>(
         &self,
         call: impl Future<Output = Result<T, tonic::Status>>,
@@ -168,41 +199,53 @@ impl Log for RemoteLog {
     }
 
     async fn append(&mut self, batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
-        self.sequence += 1;
-        let request = AppendRequest {
-            writer_id: self.writer.to_string(),
-            sequence: self.sequence,
-            transactions: batch.iter().map(Transaction::from).collect(),
-        };
-        let mut client = self.client.clone();
-        match self.timed(client.append_transactions(request)).await {
-            Ok(resp) if resp.get_ref().durable_sequence >= self.sequence => Ok(()),
-            Ok(resp) => Err(LogError::Unavailable(format!(
-                "txn-server acknowledged sequence {} for batch {}",
-                resp.get_ref().durable_sequence,
-                self.sequence
-            ))),
-            Err(e) => {
-                self.in_doubt = Some((self.sequence, batch.to_vec()));
-                Err(e)
-            }
+        let mut resynced = false;
+        loop {
+            self.sequence += 1;
+            let request = AppendRequest {
+                writer_id: self.writer.to_string(),
+                sequence: self.sequence,
+                transactions: batch.iter().map(Transaction::from).collect(),
+            };
+            let mut client = self.client.clone();
+            let sent =
+                tokio::time::timeout(self.timeout, client.append_transactions(request)).await;
+            return match sent {
+                Ok(Ok(resp)) if resp.get_ref().durable_sequence >= self.sequence => Ok(()),
+                Ok(Ok(resp)) => Err(LogError::Unavailable(format!(
+                    "txn-server acknowledged sequence {} for batch {}",
+                    resp.get_ref().durable_sequence,
+                    self.sequence
+                ))),
+                Ok(Err(status)) if status.code() == Code::FailedPrecondition && !resynced => {
+                    // Refused, so not logged: txn-server no longer knows where
+                    // we are (it forgot us as idle, or a fence of ours). Take
+                    // up where it says, and send the batch once more.
+                    tracing::info!(
+                        reason = status.message(),
+                        "txn-server lost our place; taking up where it says"
+                    );
+                    resynced = true;
+                    self.fence().await?;
+                    continue;
+                }
+                Ok(Err(status)) => {
+                    self.in_doubt = Some((self.sequence, batch.to_vec()));
+                    Err(unavailable(status))
+                }
+                Err(_) => {
+                    self.in_doubt = Some((self.sequence, batch.to_vec()));
+                    Err(LogError::Unavailable(format!(
+                        "txn-server did not answer within {:?}",
+                        self.timeout
+                    )))
+                }
+            };
         }
     }
 
     async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
-        let mut client = self.client.clone();
-        // The fence makes the answer final: a batch of ours still on its way
-        // (a frozen txn-server, a slow network) is refused when it arrives
-        // instead of landing after we undid it.
-        let request = DurableSequenceRequest {
-            writer_id: self.writer.to_string(),
-            fence: self.sequence,
-        };
-        let durable = self
-            .timed(client.durable_sequence(request))
-            .await?
-            .into_inner()
-            .durable_sequence;
+        let durable = self.fence().await?;
         match self.in_doubt.take() {
             Some((seq, txns)) if durable >= seq => Ok(txns),
             _ => Ok(Vec::new()),

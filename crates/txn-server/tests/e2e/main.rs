@@ -11,3 +11,4 @@ mod refused;
 mod replay;
 mod stack;
 mod tables;
+mod writers;

@@ -1,0 +1,252 @@
+//! A writer's batches are taken in order only (its next batch, or a resend
+//! of a durable one), and a writer id belongs to the client certificate that
+//! sends it: no client can make kvs-server's writes acknowledged but not
+//! stored, or refused for good.
+
+use std::time::{Duration, Instant};
+
+use kvs_core::{Key, Txn, Value};
+use kvs_proto::api::transaction_service_client::TransactionServiceClient;
+use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
+use kvs_testkit::certs::Certs;
+use reqwest::StatusCode;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::stack::Stack;
+
+/// The writer id kvs-server appends under, as it sends it (the log may keep
+/// it under a prefix).
+async fn kvs_writer_id(stack: &Stack) -> String {
+    let (client, conn) = tokio_postgres::connect(stack.pg().url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query("SELECT writer_id FROM kvs_writers", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one kvs-server, one writer");
+    let stored: String = rows[0].get(0);
+    let at = stored
+        .find("kvs_")
+        .expect("kvs-server's writer ids start kvs_");
+    stored[at..].to_owned()
+}
+
+fn forged(writer: &str, sequence: u64) -> AppendRequest {
+    let txn = Txn::Put {
+        key: Key::parse("forged").unwrap(),
+        value: Value::Str("not kvs-server's".into()),
+    };
+    AppendRequest {
+        writer_id: writer.into(),
+        sequence,
+        transactions: vec![Transaction::from(&txn)],
+    }
+}
+
+fn fence(writer: &str, fence: u64) -> DurableSequenceRequest {
+    DurableSequenceRequest {
+        writer_id: writer.into(),
+        fence,
+    }
+}
+
+async fn durable(client: &mut TransactionServiceClient<Channel>, writer: &str) -> u64 {
+    client
+        .durable_sequence(fence(writer, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .durable_sequence
+}
+
+/// kvs-server restarted on the same log: what it serves is what was stored.
+async fn restart_kvs(stack: &mut Stack) {
+    stack.kvs.take().expect("kvs-server is running").terminate();
+    stack.start_kvs(&[]).await;
+}
+
+/// Waits until kvs-server says it takes writes again.
+async fn wait_ready(stack: &Stack) {
+    let api = stack.api();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = api.client.get(api.url("/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "kvs-server did not recover");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_or_fence_that_skips_ahead_is_refused_and_kvs_server_writes_are_stored() {
+    let mut stack = Stack::postgres().await;
+    let api = stack.api();
+    assert_eq!(api.put("/str/before", "1").await, StatusCode::OK);
+    let writer = kvs_writer_id(&stack).await;
+    // The same client certificate kvs-server uses.
+    let mut client = stack.grpc_client().await;
+
+    let skipped = client
+        .append_transactions(forged(&writer, i64::MAX as u64))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        skipped.code(),
+        tonic::Code::FailedPrecondition,
+        "{skipped:?}"
+    );
+    assert!(skipped.message().contains("skips ahead"), "{skipped:?}");
+    let far = client
+        .durable_sequence(fence(&writer, i64::MAX as u64))
+        .await
+        .unwrap_err();
+    assert_eq!(far.code(), tonic::Code::FailedPrecondition, "{far:?}");
+
+    assert_eq!(api.put("/str/after", "2").await, StatusCode::OK);
+    assert_eq!(api.put("/str/later", "3").await, StatusCode::OK);
+    restart_kvs(&mut stack).await;
+    let api = stack.api();
+    for (path, value) in [
+        ("/str/before", "1"),
+        ("/str/after", "2"),
+        ("/str/later", "3"),
+    ] {
+        assert_eq!(
+            api.get(path).await,
+            (StatusCode::OK, value.into()),
+            "{path}"
+        );
+    }
+    assert_eq!(api.get("/str/forged").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn kvs_server_takes_up_past_a_fence_it_does_not_know_of() {
+    let mut stack = Stack::postgres().await;
+    let api = stack.api();
+    assert_eq!(api.put("/str/before", "1").await, StatusCode::OK);
+    let writer = kvs_writer_id(&stack).await;
+    let mut client = stack.grpc_client().await;
+    let at = durable(&mut client, &writer).await;
+    // As if kvs-server had fenced ten batches and lost the answer.
+    client
+        .durable_sequence(fence(&writer, at + 10))
+        .await
+        .unwrap();
+
+    // Its next batch is one it gave up; it recovers once, then writes again.
+    assert_eq!(
+        api.put("/str/given_up", "x").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    wait_ready(&stack).await;
+    assert_eq!(api.put("/str/after", "2").await, StatusCode::OK);
+    restart_kvs(&mut stack).await;
+    let api = stack.api();
+    assert_eq!(api.get("/str/after").await, (StatusCode::OK, "2".into()));
+    assert_eq!(api.get("/str/given_up").await.0, StatusCode::NOT_FOUND);
+}
+
+/// A client of txn-server with the client certificate of `certs`.
+async fn client_with(stack: &Stack, certs: &Certs) -> TransactionServiceClient<Channel> {
+    let read = |c: &Certs, n: &str| std::fs::read(c.path(n)).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&stack.certs, "ca.crt")))
+        .identity(Identity::from_pem(
+            read(certs, "client.crt"),
+            read(certs, "client.key"),
+        ))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{}", stack.txn_addr()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    TransactionServiceClient::new(channel)
+}
+
+#[tokio::test]
+async fn another_client_certificate_cannot_append_or_fence_as_kvs_servers_writer() {
+    let mut stack = Stack::database_only().await;
+    // txn-server trusts a second CA too, whose client is someone else.
+    let other = Certs::new();
+    let mut cas = std::fs::read(stack.certs.path("ca.crt")).unwrap();
+    cas.extend(std::fs::read(other.path("ca.crt")).unwrap());
+    std::fs::write(stack.certs.path("ca.crt"), cas).unwrap();
+    stack.start_txn();
+    stack.start_kvs(&[]).await;
+    let api = stack.api();
+    assert_eq!(api.put("/str/before", "1").await, StatusCode::OK);
+    let writer = kvs_writer_id(&stack).await;
+    let at = durable(&mut stack.grpc_client().await, &writer).await;
+    assert!(at >= 1);
+
+    let mut intruder = client_with(&stack, &other).await;
+    // The intruder sees none of kvs-server's progress...
+    assert_eq!(durable(&mut intruder, &writer).await, 0);
+    // ...and what it sends under that id does not touch kvs-server's writer.
+    let _ = intruder.append_transactions(forged(&writer, at + 1)).await;
+    let _ = intruder.durable_sequence(fence(&writer, at + 10)).await;
+
+    assert_eq!(api.put("/str/after", "2").await, StatusCode::OK);
+    assert_eq!(api.put("/str/later", "3").await, StatusCode::OK);
+    restart_kvs(&mut stack).await;
+    let api = stack.api();
+    for (path, value) in [
+        ("/str/before", "1"),
+        ("/str/after", "2"),
+        ("/str/later", "3"),
+    ] {
+        assert_eq!(
+            api.get(path).await,
+            (StatusCode::OK, value.into()),
+            "{path}"
+        );
+    }
+    assert_eq!(api.get("/str/forged").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn idle_writers_are_forgotten_and_a_live_one_forgotten_goes_on_writing() {
+    let mut stack = Stack::database_only().await;
+    stack.txn_args = vec!["--writer-ttl-secs".into(), "1".into()];
+    stack.start_txn();
+    stack.start_kvs(&[]).await;
+    assert_eq!(stack.api().put("/str/first", "1").await, StatusCode::OK);
+    // Every start of kvs-server is a new writer.
+    restart_kvs(&mut stack).await;
+    assert_eq!(stack.api().put("/str/second", "2").await, StatusCode::OK);
+    assert_eq!(
+        stack.pg().count("SELECT COUNT(*) FROM kvs_writers").await,
+        2
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack.pg().count("SELECT COUNT(*) FROM kvs_writers").await > 0 {
+        assert!(Instant::now() < deadline, "idle writers were not forgotten");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The running kvs-server was forgotten too; its next write is stored.
+    assert_eq!(stack.api().put("/str/third", "3").await, StatusCode::OK);
+    restart_kvs(&mut stack).await;
+    let api = stack.api();
+    for (path, value) in [
+        ("/str/first", "1"),
+        ("/str/second", "2"),
+        ("/str/third", "3"),
+    ] {
+        assert_eq!(
+            api.get(path).await,
+            (StatusCode::OK, value.into()),
+            "{path}"
+        );
+    }
+}
