@@ -12,6 +12,12 @@ use kvs_core::{Key, Txn, Value, ValueType};
 
 pub mod replay;
 
+/// The largest gRPC message either server takes (tonic's default is
+/// 4 MiB): one transaction may be as large as the file log takes (64 MiB),
+/// and an append carries it with a batch of others (kvs-server caps those
+/// at about 4 MiB). Replay streams one transaction a message.
+pub const MAX_MESSAGE_BYTES: usize = 80 << 20;
+
 /// The generated messages, client and server.
 pub mod api {
     tonic::include_proto!("api");

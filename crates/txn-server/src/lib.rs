@@ -19,10 +19,12 @@ use std::time::Duration;
 
 use kvs_log::postgres::{PgLog, PgOptions};
 use kvs_log::{FileLog, FileOptions, Log, LogError};
+use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_server::TransactionServiceServer;
 use kvs_service::backoff::Backoff;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tonic::service::interceptor::InterceptedService;
 
 pub use config::{Backend, Config};
 use service::{Reader, TxnService};
@@ -159,7 +161,12 @@ async fn serve<L: Log>(
 ) -> Result<(), TxnError> {
     let (queue, rx) = mpsc::channel(QUEUE);
     let committer = tokio::spawn(committer::run(log, rx, writer_ttl));
-    let service = TransactionServiceServer::with_interceptor(TxnService { queue, reader }, bearer);
+    let service = InterceptedService::new(
+        TransactionServiceServer::new(TxnService { queue, reader })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        bearer,
+    );
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let served = tonic::transport::Server::builder()

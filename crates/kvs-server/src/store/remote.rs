@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Key, Txn};
 use kvs_log::{Log, LogError, ReplayStats, WriterMark};
+use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 use kvs_proto::replay::ReplayEnd;
@@ -121,7 +122,9 @@ impl RemoteLog {
         let writer = Key::parse(&format!("kvs_{:x}_{nanos:x}", std::process::id()))
             .expect("hex and '_' form a key");
         Ok(RemoteLog {
-            client: TransactionServiceClient::with_interceptor(channel, Bearer(bearer)),
+            client: TransactionServiceClient::with_interceptor(channel, Bearer(bearer))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             writer,
             sequence: 0,
             in_doubt: None,
