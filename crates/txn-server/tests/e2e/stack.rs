@@ -88,10 +88,18 @@ impl Stack {
     /// A gRPC client of txn-server with the client certificate, as
     /// kvs-server connects.
     pub async fn grpc_client(&self) -> TransactionServiceClient<Channel> {
-        let read = |n: &str| std::fs::read(self.certs.path(n)).unwrap();
+        self.grpc_client_as(&self.certs).await
+    }
+
+    /// A gRPC client of txn-server with the client certificate of `certs`.
+    pub async fn grpc_client_as(&self, certs: &Certs) -> TransactionServiceClient<Channel> {
+        let read = |c: &Certs, n: &str| std::fs::read(c.path(n)).unwrap();
         let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read("ca.crt")))
-            .identity(Identity::from_pem(read("client.crt"), read("client.key")))
+            .ca_certificate(Certificate::from_pem(read(&self.certs, "ca.crt")))
+            .identity(Identity::from_pem(
+                read(certs, "client.crt"),
+                read(certs, "client.key"),
+            ))
             .domain_name("localhost");
         let channel = Endpoint::from_shared(format!("https://{}", self.txn_addr()))
             .unwrap()

@@ -10,7 +10,7 @@ use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 use kvs_testkit::certs::Certs;
 use reqwest::StatusCode;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 
 use crate::stack::Stack;
 
@@ -158,27 +158,6 @@ async fn kvs_server_takes_up_past_a_fence_it_does_not_know_of() {
     assert_eq!(api.get("/str/given_up").await.0, StatusCode::NOT_FOUND);
 }
 
-/// A client of txn-server with the client certificate of `certs`.
-async fn client_with(stack: &Stack, certs: &Certs) -> TransactionServiceClient<Channel> {
-    let read = |c: &Certs, n: &str| std::fs::read(c.path(n)).unwrap();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(&stack.certs, "ca.crt")))
-        .identity(Identity::from_pem(
-            read(certs, "client.crt"),
-            read(certs, "client.key"),
-        ))
-        .domain_name("localhost");
-    let channel = Endpoint::from_shared(format!("https://{}", stack.txn_addr()))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
-    TransactionServiceClient::new(channel)
-}
-
 #[tokio::test]
 async fn another_client_certificate_cannot_append_or_fence_as_kvs_servers_writer() {
     let mut stack = Stack::database_only().await;
@@ -195,7 +174,7 @@ async fn another_client_certificate_cannot_append_or_fence_as_kvs_servers_writer
     let at = durable(&mut stack.grpc_client().await, &writer).await;
     assert!(at >= 1);
 
-    let mut intruder = client_with(&stack, &other).await;
+    let mut intruder = stack.grpc_client_as(&other).await;
     // The intruder sees none of kvs-server's progress...
     assert_eq!(durable(&mut intruder, &writer).await, 0);
     // ...and what it sends under that id does not touch kvs-server's writer.
