@@ -53,6 +53,16 @@ fn samples() -> Vec<Txn> {
             ty: ValueType::Str,
             key: key("s"),
         },
+        Txn::SetMember {
+            key: key("t"),
+            member: "z".into(),
+            present: true,
+        },
+        Txn::MapField {
+            key: key("m"),
+            field: "f".into(),
+            value: None,
+        },
     ]
 }
 

@@ -1,9 +1,13 @@
 //! Transactions: what the log records and what replay applies.
 //!
-//! The server logs every write as the state it leaves behind (a put of the
-//! whole new value, or a delete), so that replaying a record twice changes
-//! nothing. Increments appear only in logs written by the original service.
+//! The server logs every write as the state it leaves behind, so that
+//! replaying a record twice changes nothing: a put of the whole new value, a
+//! delete, or, for a change to one member of a set or one field of a map,
+//! that member's or field's new state alone (logging the whole value there
+//! would cost the value's size on every small change). Increments appear
+//! only in logs written by the original service.
 
+use crate::value::{MapValue, SetValue};
 use crate::{Key, Value, ValueType};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +21,20 @@ pub enum Txn {
     IncrBy { key: Key, by: i32 },
     /// A read, recorded when read auditing is on; replay skips it.
     Get { ty: ValueType, key: Key },
+    /// `member` is now in the set `key` (`present`) or not. Adding to an
+    /// absent set creates it; removing leaves the set, even empty.
+    SetMember {
+        key: Key,
+        member: String,
+        present: bool,
+    },
+    /// `field` of the map `key` now holds `value`, or is gone (`None`).
+    /// Setting a field of an absent map creates it; removing leaves the map.
+    MapField {
+        key: Key,
+        field: String,
+        value: Option<String>,
+    },
 }
 
 impl Txn {
@@ -25,7 +43,9 @@ impl Txn {
             Txn::Put { key, .. }
             | Txn::Delete { key, .. }
             | Txn::IncrBy { key, .. }
-            | Txn::Get { key, .. } => key,
+            | Txn::Get { key, .. }
+            | Txn::SetMember { key, .. }
+            | Txn::MapField { key, .. } => key,
         }
     }
 
@@ -34,6 +54,10 @@ impl Txn {
     pub fn size(&self) -> usize {
         let value = match self {
             Txn::Put { value, .. } => value.data_len() + 8 * value.entries(),
+            Txn::SetMember { member, .. } => 8 + member.len(),
+            Txn::MapField { field, value, .. } => {
+                16 + field.len() + value.as_ref().map_or(0, String::len)
+            }
             _ => 4,
         };
         16 + self.key().as_str().len() + value
@@ -44,6 +68,8 @@ impl Txn {
             Txn::Put { value, .. } => value.value_type(),
             Txn::Delete { ty, .. } | Txn::Get { ty, .. } => *ty,
             Txn::IncrBy { .. } => ValueType::Int,
+            Txn::SetMember { .. } => ValueType::Set,
+            Txn::MapField { .. } => ValueType::Map,
         }
     }
 
@@ -58,6 +84,27 @@ impl Txn {
                 state.put(key, Value::Int(now));
             }
             Txn::Get { .. } => {}
+            Txn::SetMember {
+                key,
+                member,
+                present,
+            } => {
+                if let Some(set) = state.set_mut(&key, present) {
+                    if present {
+                        set.insert(member);
+                    } else {
+                        set.remove(&member);
+                    }
+                }
+            }
+            Txn::MapField { key, field, value } => {
+                if let Some(map) = state.map_mut(&key, value.is_some()) {
+                    match value {
+                        Some(v) => map.insert(field, v),
+                        None => map.remove(&field),
+                    };
+                }
+            }
         }
     }
 }
@@ -67,6 +114,11 @@ pub trait State {
     fn put(&mut self, key: Key, value: Value);
     fn delete(&mut self, ty: ValueType, key: &Key);
     fn int(&self, key: &Key) -> Option<i32>;
+    /// The set `key` holds; an empty one is created first when it has none
+    /// and `create`.
+    fn set_mut(&mut self, key: &Key, create: bool) -> Option<&mut SetValue>;
+    /// The map `key` holds, as [`State::set_mut`].
+    fn map_mut(&mut self, key: &Key, create: bool) -> Option<&mut MapValue>;
 }
 
 /// The simplest [`State`]: one map from (type, key) to value.
@@ -84,6 +136,37 @@ impl State for PlainState {
             Some(Value::Int(v)) => Some(*v),
             _ => None,
         }
+    }
+    fn set_mut(&mut self, key: &Key, create: bool) -> Option<&mut SetValue> {
+        match plain_entry(self, ValueType::Set, key, create)? {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn map_mut(&mut self, key: &Key, create: bool) -> Option<&mut MapValue> {
+        match plain_entry(self, ValueType::Map, key, create)? {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// The value of `key` in `state`'s `ty` table, an empty one made first when
+/// absent and `create`.
+fn plain_entry<'a>(
+    state: &'a mut PlainState,
+    ty: ValueType,
+    key: &Key,
+    create: bool,
+) -> Option<&'a mut Value> {
+    let at = (ty, key.clone());
+    if create {
+        Some(state.entry(at).or_insert_with(|| match ty {
+            ValueType::Map => Value::Map(MapValue::new()),
+            _ => Value::Set(SetValue::new()),
+        }))
+    } else {
+        state.get_mut(&at)
     }
 }
 
@@ -135,5 +218,52 @@ mod tests {
         assert_eq!(state[&(ValueType::Int, key("a"))], Value::Int(i32::MIN));
         assert_eq!(state[&(ValueType::Int, key("b"))], Value::Int(5));
         assert_eq!(state[&(ValueType::Str, key("a"))], Value::Str("s".into()));
+    }
+
+    #[test]
+    fn member_and_field_changes_create_remove_and_replay_twice_alike() {
+        let member = |m: &str, present| Txn::SetMember {
+            key: key("s"),
+            member: m.into(),
+            present,
+        };
+        let field = |f: &str, value: Option<&str>| Txn::MapField {
+            key: key("m"),
+            field: f.into(),
+            value: value.map(str::to_owned),
+        };
+        let txns = [
+            // Removing from keys that do not exist creates nothing.
+            member("x", false),
+            field("x", None),
+            member("a", true),
+            member("b", true),
+            member("a", false),
+            field("f", Some("1")),
+            field("f", Some("2")),
+            field("g", Some("3")),
+            field("g", None),
+            member("b", false),
+        ];
+        let mut once = PlainState::new();
+        for t in txns.clone() {
+            t.apply_to(&mut once);
+        }
+        let mut twice = PlainState::new();
+        for t in txns {
+            t.clone().apply_to(&mut twice);
+            t.apply_to(&mut twice);
+        }
+        assert_eq!(once, twice);
+        assert_eq!(once.len(), 2);
+        // The last member went; the set stays, empty.
+        assert_eq!(
+            once[&(ValueType::Set, key("s"))],
+            Value::Set(SetValue::new())
+        );
+        assert_eq!(
+            once[&(ValueType::Map, key("m"))],
+            Value::Map([("f".into(), "2".into())].into())
+        );
     }
 }

@@ -10,6 +10,16 @@ pub type MapValue = BTreeMap<String, String>;
 /// A set value: kept sorted, as the API returns it.
 pub type SetValue = BTreeSet<String>;
 
+/// [`Value::data_len`] of a map.
+pub fn map_data_len(m: &MapValue) -> usize {
+    m.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// [`Value::data_len`] of a set.
+pub fn set_data_len(s: &SetValue) -> usize {
+    s.iter().map(String::len).sum()
+}
+
 /// The type of a value; each type is a namespace of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ValueType {
@@ -218,8 +228,8 @@ impl Value {
         match self {
             Value::Int(_) | Value::Uint(_) | Value::Float(_) => 4,
             Value::Str(s) => s.len(),
-            Value::Map(m) => m.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Value::Set(s) => s.iter().map(String::len).sum(),
+            Value::Map(m) => map_data_len(m),
+            Value::Set(s) => set_data_len(s),
         }
     }
 

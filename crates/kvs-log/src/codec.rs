@@ -26,6 +26,12 @@ const OP_DELETE: u8 = 2;
 const OP_INCR_BY: u8 = 3;
 const OP_GET: u8 = 4;
 const OP_MARK: u8 = 5;
+/// A set member added, or a map field set.
+const OP_PUT_ENTRY: u8 = 6;
+/// A set member or map field removed.
+const OP_DEL_ENTRY: u8 = 7;
+/// The highest operation code.
+const OP_LAST: u8 = OP_DEL_ENTRY;
 
 /// One record of the file: a transaction, or a writer's progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +57,8 @@ pub enum DecodeError {
     Trailing(usize),
     #[error("increment of a {0} key")]
     IncrNotInt(ValueType),
+    #[error("member or field change of a {0} key")]
+    EntryOf(ValueType),
 }
 
 /// Appends the frame of `txn` to `out`. Fails only when the payload would be
@@ -93,6 +101,8 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         Txn::Delete { ty, .. } => (OP_DELETE, *ty),
         Txn::IncrBy { .. } => (OP_INCR_BY, ValueType::Int),
         Txn::Get { ty, .. } => (OP_GET, *ty),
+        Txn::SetMember { present, .. } => (entry_op(*present), ValueType::Set),
+        Txn::MapField { value, .. } => (entry_op(value.is_some()), ValueType::Map),
     };
     out.push(op);
     out.push(ty.index() as u8);
@@ -103,7 +113,18 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         Txn::Put { value, .. } => encode_value(value, out),
         Txn::IncrBy { by, .. } => out.extend_from_slice(&by.to_le_bytes()),
         Txn::Delete { .. } | Txn::Get { .. } => {}
+        Txn::SetMember { member, .. } => put_bytes(member.as_bytes(), out),
+        Txn::MapField { field, value, .. } => {
+            put_bytes(field.as_bytes(), out);
+            if let Some(v) = value {
+                put_bytes(v.as_bytes(), out);
+            }
+        }
     }
+}
+
+fn entry_op(present: bool) -> u8 {
+    if present { OP_PUT_ENTRY } else { OP_DEL_ENTRY }
 }
 
 fn put_bytes(b: &[u8], out: &mut Vec<u8>) {
@@ -163,6 +184,22 @@ pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
             by: i32::from_le_bytes(r.array()?),
         }),
         OP_INCR_BY => return Err(DecodeError::IncrNotInt(ty)),
+        OP_PUT_ENTRY | OP_DEL_ENTRY => {
+            let present = op == OP_PUT_ENTRY;
+            Record::Txn(match ty {
+                ValueType::Set => Txn::SetMember {
+                    key,
+                    member: r.string()?,
+                    present,
+                },
+                ValueType::Map => Txn::MapField {
+                    key,
+                    field: r.string()?,
+                    value: if present { Some(r.string()?) } else { None },
+                },
+                other => return Err(DecodeError::EntryOf(other)),
+            })
+        }
         other => return Err(DecodeError::BadOp(other)),
     };
     match r.0.len() {
@@ -182,7 +219,7 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
         at: 0,
     };
     let Some(op) = w.u8() else { return Ok(None) };
-    if !(OP_PUT..=OP_MARK).contains(&op) {
+    if !(OP_PUT..=OP_LAST).contains(&op) {
         return Err(DecodeError::BadOp(op));
     }
     let Some(ty_byte) = w.u8() else {
@@ -191,6 +228,10 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
     let ty = ValueType::from_index(ty_byte as usize).ok_or(DecodeError::BadType(ty_byte))?;
     if op == OP_INCR_BY && ty != ValueType::Int {
         return Err(DecodeError::IncrNotInt(ty));
+    }
+    let entry = matches!(op, OP_PUT_ENTRY | OP_DEL_ENTRY);
+    if entry && !matches!(ty, ValueType::Set | ValueType::Map) {
+        return Err(DecodeError::EntryOf(ty));
     }
     let Some(key_len) = w.u16() else {
         return Ok(None);
@@ -208,6 +249,8 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
         },
         OP_INCR_BY => w.skip(4),
         OP_MARK => w.skip(8),
+        OP_PUT_ENTRY if ty == ValueType::Map => w.field().and_then(|()| w.field()),
+        OP_PUT_ENTRY | OP_DEL_ENTRY => w.field(),
         _ => Some(()),
     };
     Ok(body_done.map(|()| w.at))
@@ -370,6 +413,26 @@ mod tests {
                 ty: ValueType::Str,
                 key: key("s"),
             },
+            Txn::SetMember {
+                key: key("t"),
+                member: "z".into(),
+                present: true,
+            },
+            Txn::SetMember {
+                key: key("t"),
+                member: "".into(),
+                present: false,
+            },
+            Txn::MapField {
+                key: key("m"),
+                field: "f".into(),
+                value: Some("v".into()),
+            },
+            Txn::MapField {
+                key: key("m"),
+                field: "f".into(),
+                value: None,
+            },
         ]
     }
 
@@ -460,5 +523,14 @@ mod tests {
         assert_eq!(decode(&payload), Err(DecodeError::Trailing(1)));
         assert_eq!(decode(&[9, 0, 1, 0, b'k']), Err(DecodeError::BadOp(9)));
         assert_eq!(decode(&[1, 6, 1, 0, b'k']), Err(DecodeError::BadType(6)));
+        let str_entry = [OP_DEL_ENTRY, ValueType::Str.index() as u8, 1, 0, b'k'];
+        assert_eq!(
+            decode(&str_entry),
+            Err(DecodeError::EntryOf(ValueType::Str))
+        );
+        assert_eq!(
+            implied_len(&str_entry),
+            Err(DecodeError::EntryOf(ValueType::Str))
+        );
     }
 }

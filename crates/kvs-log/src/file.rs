@@ -3,8 +3,10 @@
 //! Layout and recovery rules are written down in `docs/file-log.md`. Writes
 //! are batched by the caller and made durable with one `fdatasync` per
 //! batch. Compaction runs on a thread of its own over the part of the file
-//! that is already durable, while appends go on; the few records appended in
-//! the meantime are copied over when it is swapped in.
+//! that is already durable, while appends go on. What was appended in the
+//! meantime is copied after the live set, by the compaction thread while
+//! that tail is large and by the swap-in for the last of it, in chunks: a
+//! long tail never sits in memory, and the writes wait only for a short one.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -349,7 +351,8 @@ impl Inner {
         if self.compaction.is_none() && len > opts.compact_min_bytes.max(2 * self.base_len) {
             let path = path.to_path_buf();
             tracing::info!(log = %path.display(), bytes = len, "compacting the log");
-            self.compaction = Some(std::thread::spawn(move || compact(&path, len)));
+            let published = self.published.clone();
+            self.compaction = Some(std::thread::spawn(move || compact(&path, len, &published)));
         }
         Ok(())
     }
@@ -405,15 +408,11 @@ impl Inner {
             .append(true)
             .open(&done.tmp)
             .map_err(LogError::io(format!("opening {shown}")))?;
-        let mut tail = vec![0u8; (len - done.upto) as usize];
-        self.file
-            .read_exact_at(&mut tail, done.upto)
-            .map_err(LogError::io(format!("reading {}", path.display())))?;
-        tmp.write_all(&tail)
-            .map_err(LogError::io(format!("writing {shown}")))?;
+        copy_range(&self.file, done.upto..len, &mut tmp)
+            .map_err(LogError::io(format!("copying the log's tail to {shown}")))?;
         tmp.sync_all()
             .map_err(LogError::io(format!("syncing {shown}")))?;
-        let new_len = done.len + tail.len() as u64;
+        let new_len = done.len + (len - done.upto);
         let mut published = lock(&self.published);
         fs::rename(&done.tmp, path).map_err(LogError::io(format!("renaming {shown}")))?;
         *published = Some(new_len);
@@ -427,9 +426,29 @@ impl Inner {
     }
 }
 
-/// Folds the first `upto` bytes of the log into its live set and writes that
-/// to the temporary file beside it.
-fn compact(path: &Path, upto: u64) -> Result<Compacted, LogError> {
+/// A tail the compaction thread leaves to the swap-in, which writes wait for.
+const SWAP_IN_TAIL: u64 = 1 << 20;
+/// Rounds of catching up after which the swap-in takes whatever is left, so
+/// that writes faster than the copy cannot keep a compaction from ending.
+const CATCH_UP_ROUNDS: usize = 8;
+
+/// Copies the bytes `range` of `src` to `out`, a chunk at a time.
+fn copy_range(src: &File, range: std::ops::Range<u64>, out: &mut impl Write) -> io::Result<()> {
+    let mut chunk = vec![0u8; (range.end - range.start).min(1 << 20) as usize];
+    let mut at = range.start;
+    while at < range.end {
+        let n = chunk.len().min((range.end - at) as usize);
+        src.read_exact_at(&mut chunk[..n], at)?;
+        out.write_all(&chunk[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Folds the first `upto` bytes of the log into its live set, writes that to
+/// the temporary file beside it, then copies what was made durable since,
+/// until less than [`SWAP_IN_TAIL`] is left.
+fn compact(path: &Path, upto: u64, published: &Mutex<Option<u64>>) -> Result<Compacted, LogError> {
     let shown = path.display().to_string();
     let src = File::open(path).map_err(LogError::io(format!("opening {shown}")))?;
     let mut state = PlainState::new();
@@ -480,6 +499,17 @@ fn compact(path: &Path, upto: u64) -> Result<Compacted, LogError> {
     out.write_all(&buf)
         .map_err(LogError::io(format!("writing {shown}")))?;
     len += buf.len() as u64;
+    let mut upto = upto;
+    for _ in 0..CATCH_UP_ROUNDS {
+        let durable = lock(published).unwrap_or(upto);
+        if durable < upto + SWAP_IN_TAIL {
+            break;
+        }
+        copy_range(&src, upto..durable, &mut out)
+            .map_err(LogError::io(format!("copying the log's tail to {shown}")))?;
+        len += durable - upto;
+        upto = durable;
+    }
     let file = out
         .into_inner()
         .map_err(|e| LogError::io(format!("writing {shown}"))(e.into_error()))?;
@@ -722,4 +752,63 @@ fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".compact");
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use kvs_core::Value;
+
+    use super::*;
+
+    /// A log file of `history` then `tail` overwrites of ten keys; returns
+    /// its path and where the tail starts.
+    fn log_file(dir: &Path, history: usize, tail: usize) -> (PathBuf, u64) {
+        let put = |i: usize| Txn::Put {
+            key: Key::parse(&format!("k{}", i % 10)).unwrap(),
+            value: Value::Str(format!("{i:0>100}")),
+        };
+        let mut bytes = MAGIC.to_vec();
+        for i in 0..history {
+            codec::encode(&put(i), &mut bytes).unwrap();
+        }
+        let upto = bytes.len() as u64;
+        for i in history..history + tail {
+            codec::encode(&put(i), &mut bytes).unwrap();
+        }
+        let path = dir.join("kvs.log");
+        fs::write(&path, &bytes).unwrap();
+        (path, upto)
+    }
+
+    fn state_of(path: &Path, len: u64) -> PlainState {
+        let mut state = PlainState::new();
+        let (_, end) = scan(&File::open(path).unwrap(), len, &mut |r| {
+            if let Record::Txn(t) = r {
+                t.apply_to(&mut state);
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(matches!(end, ScanEnd::Clean));
+        state
+    }
+
+    #[test]
+    fn compaction_copies_a_long_tail_itself_and_leaves_a_short_one_to_the_swap_in() {
+        let dir = tempfile::tempdir().unwrap();
+        // About 2.6 MiB appended while the first 200 records were folded.
+        let (path, upto) = log_file(dir.path(), 200, 25_000);
+        let end = fs::metadata(&path).unwrap().len();
+        let published = Mutex::new(Some(end));
+        let done = compact(&path, upto, &published).unwrap();
+        assert_eq!(done.upto, end, "the compaction thread copied the tail");
+        assert_eq!(fs::metadata(&done.tmp).unwrap().len(), done.len);
+        assert_eq!(state_of(&done.tmp, done.len), state_of(&path, end));
+
+        let (path, upto) = log_file(dir.path(), 200, 100);
+        let published = Mutex::new(Some(fs::metadata(&path).unwrap().len()));
+        let done = compact(&path, upto, &published).unwrap();
+        assert_eq!(done.upto, upto, "a short tail is left to the swap-in");
+        assert_eq!(state_of(&done.tmp, done.len), state_of(&path, upto));
+    }
 }

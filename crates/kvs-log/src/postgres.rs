@@ -61,7 +61,7 @@ use crate::stream::Sink;
 use crate::{Log, LogError, ReplayStats, ReplayStream, WriterMark};
 
 /// The migrations, applied in order at start-up.
-const MIGRATIONS: [(i32, &str, &str); 3] = [
+const MIGRATIONS: [(i32, &str, &str); 4] = [
     (
         1,
         "original tables",
@@ -72,6 +72,11 @@ const MIGRATIONS: [(i32, &str, &str); 3] = [
         3,
         "writers and indexes",
         include_str!("../../../migrations/0003_writers_and_indexes.sql"),
+    ),
+    (
+        4,
+        "entry indexes",
+        include_str!("../../../migrations/0004_entry_indexes.sql"),
     ),
 ];
 
@@ -84,6 +89,10 @@ const GET: &str = "TransactionGet";
 const DEL: &str = "TransactionDel";
 const INCR: &str = "TransactionIncr";
 const INCR_BY: &str = "TransactionIncrBy";
+/// One set member added or map field set; the row has that one entry.
+const PUT_ENTRY: &str = "TransactionPutEntry";
+/// One set member or map field removed; the row's one entry names it.
+const DEL_ENTRY: &str = "TransactionDelEntry";
 
 /// Table names of a value type: the original's, plus our sets.
 fn prefix(ty: ValueType) -> &'static str {
@@ -216,6 +225,10 @@ enum Net {
     /// Add to the int key's value in the database (the original's
     /// increments, when no put precedes them in the batch).
     Incr(i32),
+    /// Change single members or fields of the map or set the database
+    /// holds: each one's last state, a field's value or `None` for one
+    /// removed (a set's members present are `Some("")`).
+    Entries(HashMap<String, Option<String>>),
 }
 
 /// A batch folded by value type: each key's net effect, and the reads to
@@ -243,14 +256,66 @@ fn fold(batch: &[Txn]) -> Folded {
                     Some(Net::Incr(n)) => Net::Incr(n.wrapping_add(*by)),
                     Some(Net::Put(Value::Int(v))) => Net::Put(Value::Int(v.wrapping_add(*by))),
                     Some(Net::Delete) => Net::Put(Value::Int(*by)),
-                    Some(Net::Put(other)) => Net::Put(other),
+                    // Not an int key's net: increments are of int keys only.
+                    Some(other @ (Net::Put(_) | Net::Entries(_))) => other,
                 };
                 nets.insert(key.clone(), next);
             }
             Txn::Get { ty, key } => f.gets[ty.index()].push(key.clone()),
+            Txn::SetMember {
+                key,
+                member,
+                present,
+            } => fold_entry(nets, ValueType::Set, key, member, present.then(String::new)),
+            Txn::MapField { key, field, value } => {
+                fold_entry(nets, ValueType::Map, key, field, value.clone())
+            }
         }
     }
     f
+}
+
+/// Folds the change of one member or field (`state` as in [`Net::Entries`])
+/// into what the batch does to its map or set key.
+fn fold_entry(
+    nets: &mut HashMap<Key, Net>,
+    ty: ValueType,
+    key: &Key,
+    name: &str,
+    state: Option<String>,
+) {
+    let name = name.to_owned();
+    match nets.get_mut(key) {
+        Some(Net::Put(Value::Set(set))) => {
+            if state.is_some() {
+                set.insert(name);
+            } else {
+                set.remove(&name);
+            }
+        }
+        Some(Net::Put(Value::Map(map))) => {
+            match state {
+                Some(v) => map.insert(name, v),
+                None => map.remove(&name),
+            };
+        }
+        Some(Net::Entries(entries)) => {
+            entries.insert(name, state);
+        }
+        // Removing from a key the batch deleted leaves it deleted; adding
+        // makes a new value of that one entry.
+        Some(Net::Delete) if state.is_none() => {}
+        Some(Net::Delete) => {
+            let value = match ty {
+                ValueType::Map => Value::Map([(name, state.unwrap_or_default())].into()),
+                _ => Value::Set([name].into()),
+            };
+            nets.insert(key.clone(), Net::Put(value));
+        }
+        _ => {
+            nets.insert(key.clone(), Net::Entries([(name, state)].into()));
+        }
+    }
 }
 
 impl Log for PgLog {
@@ -267,6 +332,11 @@ impl Log for PgLog {
             .into_iter()
             .filter_map(|ty| write_type(ty, &folded.nets[ty.index()], &folded.gets[ty.index()]))
             .collect();
+        writes.extend(
+            [ValueType::Map, ValueType::Set]
+                .into_iter()
+                .filter_map(|ty| write_entries(ty, &folded.nets[ty.index()])),
+        );
         if !marks.is_empty() {
             writes.push(write_marks(marks));
         }
@@ -348,9 +418,6 @@ fn write_type<'a>(
     nets: &'a HashMap<Key, Net>,
     gets: &'a [Key],
 ) -> Option<Write<'a>> {
-    if nets.is_empty() && gets.is_empty() {
-        return None;
-    }
     let deleted: Vec<&str> = nets
         .iter()
         .filter(|(_, n)| matches!(n, Net::Delete))
@@ -363,7 +430,7 @@ fn write_type<'a>(
         .filter_map(|(k, n)| match n {
             Net::Put(v) => Some((k.as_str(), Row::Put(v))),
             Net::Incr(by) => Some((k.as_str(), Row::IncrBy(*by))),
-            Net::Delete => None,
+            Net::Delete | Net::Entries(_) => None,
         })
         .chain(
             gets.iter()
@@ -371,6 +438,9 @@ fn write_type<'a>(
                 .map(|k| (k.as_str(), Row::Get)),
         )
         .collect();
+    if deleted.is_empty() && rows.is_empty() {
+        return None;
+    }
     let mut params: Vec<Param<'a>> = vec![
         Box::new(deleted),
         Box::new(rows.iter().map(|(k, _)| *k).collect::<Vec<_>>()),
@@ -500,6 +570,80 @@ fn type_sql(ty: ValueType) -> String {
          FROM txns t JOIN ids ON ids.id = t.key_id
          JOIN unnest($4::text[], {arrays}) AS e(owner, {cols}) ON e.owner = ids.key
          WHERE t.transaction_type = '{PUT}'"
+    )
+}
+
+/// The single member or field changes of one map or set type's part of a
+/// batch, as one `entries_sql` statement; `None` when there are none.
+fn write_entries(ty: ValueType, nets: &HashMap<Key, Net>) -> Option<Write<'_>> {
+    let (mut keys, mut kinds, mut names, mut values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (key, net) in nets {
+        let Net::Entries(entries) = net else { continue };
+        for (name, state) in entries {
+            keys.push(key.as_str());
+            kinds.push(if state.is_some() {
+                PUT_ENTRY
+            } else {
+                DEL_ENTRY
+            });
+            names.push(name.as_str());
+            values.push(state.as_deref().unwrap_or(""));
+        }
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    let mut params: Vec<Param<'_>> = vec![Box::new(keys), Box::new(kinds), Box::new(names)];
+    if ty == ValueType::Map {
+        params.push(Box::new(values));
+    }
+    Some(Write {
+        sql: entries_sql(ty),
+        params,
+    })
+}
+
+/// The statement that logs single member or field changes of a map or set
+/// type: `$1`, `$2`, `$3` (and `$4`) the key, `transaction_type`, member or
+/// field (and value, `''` for a removal) of each. Each change is a row of
+/// its own with one entry; it supersedes the earlier changes of the same
+/// member or field, which it deletes (a put of the whole value, which it
+/// only amends, stays). Ids are drawn first, so that each entry is written
+/// with its row without matching them up afterwards.
+fn entries_sql(ty: ValueType) -> String {
+    let p = prefix(ty);
+    let (table, key_col) = entries(ty).expect("a map or set type");
+    let (name_col, cols, values, picked) = if ty == ValueType::Map {
+        ("key", "key, value", ", $4::text[]", "name, value")
+    } else {
+        ("member", "member", ", NULL::text[]", "name")
+    };
+    format!(
+        "WITH created AS (
+             INSERT INTO {p}_keys (key) SELECT DISTINCT unnest($1::text[])
+             ON CONFLICT (key) DO NOTHING RETURNING id, key),
+         ids AS (
+             SELECT id, key FROM created
+             UNION ALL SELECT id, key FROM {p}_keys WHERE key = ANY($1::text[])),
+         batch AS (
+             SELECT nextval(pg_get_serial_sequence('{p}_transactions', 'id')) AS id,
+                    ids.id AS key_id, b.kind, b.name, b.value
+             FROM unnest($1::text[], $2::text[], $3::text[]{values}) AS b(key, kind, name, value)
+             JOIN ids USING (key)),
+         stale AS (
+             DELETE FROM {table} e USING {p}_transactions t, batch b
+             WHERE e.{key_col} = b.key_id AND e.{name_col} = b.name
+               AND t.id = e.transaction_id
+               AND t.transaction_type IN ('{PUT_ENTRY}', '{DEL_ENTRY}')
+             RETURNING e.transaction_id),
+         superseded AS (
+             DELETE FROM {p}_transactions WHERE id IN (SELECT transaction_id FROM stale)),
+         txns AS (
+             INSERT INTO {p}_transactions (id, transaction_type, key_id)
+             SELECT id, kind, key_id FROM batch)
+         INSERT INTO {table} (transaction_id, {key_col}, {cols})
+         SELECT id, key_id, {picked} FROM batch"
     )
 }
 
@@ -789,6 +933,26 @@ impl Table {
                 }
                 DEL => Ok(Decoded::Txn(Txn::Delete { ty, key })),
                 GET => Ok(Decoded::Txn(Txn::Get { ty, key })),
+                PUT_ENTRY | DEL_ENTRY => {
+                    let Some(name) = self.get::<Option<String>>(row, 3, id, "text")? else {
+                        return lost(format!("{kind} without its entry"));
+                    };
+                    let present = kind == PUT_ENTRY;
+                    Ok(Decoded::Txn(if ty == ValueType::Map {
+                        let value = self.get::<Option<String>>(row, 4, id, "text")?;
+                        Txn::MapField {
+                            key,
+                            field: name,
+                            value: value.filter(|_| present),
+                        }
+                    } else {
+                        Txn::SetMember {
+                            key,
+                            member: name,
+                            present,
+                        }
+                    }))
+                }
                 _ => unknown(),
             };
         }

@@ -80,7 +80,7 @@ impl Rng {
     fn txn(&mut self) -> Txn {
         let key = Key::parse(&format!("k{}", self.below(6))).unwrap();
         let ty = ValueType::ALL[self.below(6) as usize];
-        match self.below(10) {
+        match self.below(14) {
             0..=5 => Txn::Put {
                 value: self.value(ty),
                 key,
@@ -90,7 +90,17 @@ impl Rng {
                 key,
                 by: self.below(2001) as i32 - 1000,
             },
-            _ => Txn::Get { ty, key },
+            9 => Txn::Get { ty, key },
+            10 | 11 => Txn::SetMember {
+                key,
+                member: self.text(),
+                present: self.below(2) == 0,
+            },
+            _ => Txn::MapField {
+                key,
+                field: self.text(),
+                value: (self.below(2) == 0).then(|| self.text()),
+            },
         }
     }
 }
@@ -120,6 +130,69 @@ async fn batches_of_every_kind_replay_to_the_model() {
     // A second connection sees the same.
     let mut again = connect(&pg).await;
     assert_eq!(replayed(&mut again).await, model);
+}
+
+/// A change to one member or field is logged as that one entry and
+/// supersedes that entry's earlier changes: however often a member of a
+/// large set comes and goes, the tables hold the set once and one row for
+/// each member changed.
+#[tokio::test]
+async fn member_and_field_changes_keep_the_tables_at_the_live_size() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let key = |s: &str| Key::parse(s).unwrap();
+    let big: SetValue = (0..1000).map(|i| format!("m{i}")).collect();
+    let fields: MapValue = (0..1000)
+        .map(|i| (format!("f{i}"), "v".to_owned()))
+        .collect();
+    let mut model = PlainState::new();
+    let mut batches = vec![vec![
+        Txn::Put {
+            key: key("s"),
+            value: Value::Set(big),
+        },
+        Txn::Put {
+            key: key("m"),
+            value: Value::Map(fields),
+        },
+    ]];
+    for round in 0..200 {
+        let present = round % 2 == 0;
+        batches.push(vec![
+            Txn::SetMember {
+                key: key("s"),
+                member: "x".into(),
+                present,
+            },
+            Txn::SetMember {
+                key: key("s"),
+                member: format!("m{}", round % 3),
+                present,
+            },
+            Txn::MapField {
+                key: key("m"),
+                field: "f1".into(),
+                value: present.then(|| format!("r{round}")),
+            },
+        ]);
+    }
+    for (sequence, batch) in batches.into_iter().enumerate() {
+        log.append(&batch, &[mark(sequence as u64 + 1)])
+            .await
+            .unwrap();
+        for t in batch {
+            t.apply_to(&mut model);
+        }
+    }
+    assert_eq!(replayed(&mut log).await, model);
+    // The put, and the last change of "x", "m0", "m1" and "m2".
+    assert_eq!(pg.count("SELECT count(*) FROM set_transactions").await, 5);
+    assert_eq!(pg.count("SELECT count(*) FROM set_members").await, 1004);
+    assert_eq!(pg.count("SELECT count(*) FROM map_transactions").await, 2);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM map_key_value_pairs").await,
+        1001
+    );
 }
 
 #[tokio::test]

@@ -55,6 +55,10 @@ fn txn() -> impl Strategy<Value = Txn> {
         2 => (value_type(), a_key()).prop_map(|(ty, key)| Txn::Delete { ty, key }),
         2 => (a_key(), prop_oneof![-3..3i32, any::<i32>()]).prop_map(|(key, by)| Txn::IncrBy { key, by }),
         1 => (value_type(), a_key()).prop_map(|(ty, key)| Txn::Get { ty, key }),
+        2 => (a_key(), text(), any::<bool>())
+            .prop_map(|(key, member, present)| Txn::SetMember { key, member, present }),
+        2 => (a_key(), text(), proptest::option::of(text()))
+            .prop_map(|(key, field, value)| Txn::MapField { key, field, value }),
     ]
 }
 

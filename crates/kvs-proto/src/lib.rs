@@ -41,6 +41,8 @@ pub enum ConvertError {
         ty: ValueType,
         found: &'static str,
     },
+    #[error("a member or field change carries {0} entries, where it takes one")]
+    Entries(usize),
 }
 
 fn storage_type(ty: ValueType) -> StorageType {
@@ -97,6 +99,30 @@ fn kind_name(kind: &Option<Kind>) -> &'static str {
     }
 }
 
+fn entry_type(present: bool) -> TxnType {
+    if present {
+        TxnType::TxnPutEntry
+    } else {
+        TxnType::TxnDelEntry
+    }
+}
+
+/// A one-member set: how a member or field change names its entry.
+fn names(name: &str) -> Kind {
+    Kind::SetValue(api::Set {
+        members: vec![name.to_owned()],
+    })
+}
+
+/// The one item of a member or field change.
+fn one<T>(items: impl ExactSizeIterator<Item = T>) -> Result<T, ConvertError> {
+    let mut items = items;
+    match (items.len(), items.next()) {
+        (1, Some(item)) => Ok(item),
+        (n, _) => Err(ConvertError::Entries(n)),
+    }
+}
+
 impl From<&Txn> for Transaction {
     fn from(txn: &Txn) -> Transaction {
         let (txn_type, data) = match txn {
@@ -104,6 +130,18 @@ impl From<&Txn> for Transaction {
             Txn::Delete { .. } => (TxnType::TxnDel, data(Kind::NullValue(0))),
             Txn::IncrBy { by, .. } => (TxnType::TxnIncrBy, data(Kind::IntValue(*by))),
             Txn::Get { .. } => (TxnType::TxnGet, data(Kind::NullValue(0))),
+            Txn::SetMember {
+                member, present, ..
+            } => (entry_type(*present), data(names(member))),
+            Txn::MapField { field, value, .. } => match value {
+                Some(v) => (
+                    TxnType::TxnPutEntry,
+                    data(Kind::MapValue(api::Map {
+                        data: [(field.clone(), v.clone())].into(),
+                    })),
+                ),
+                None => (TxnType::TxnDelEntry, data(names(field))),
+            },
         };
         Transaction {
             timestamp: Some(SystemTime::now().into()),
@@ -159,6 +197,41 @@ impl TryFrom<Transaction> for Txn {
                 (_, other) => return Err(wrong("increment", &other)),
             },
             TxnType::TxnIncr => return Err(wrong("increment", &kind)),
+            TxnType::TxnPutEntry => match (ty, kind) {
+                (ValueType::Set, Some(Kind::SetValue(s))) => Txn::SetMember {
+                    key,
+                    member: one(s.members.into_iter())?,
+                    present: true,
+                },
+                (ValueType::Map, Some(Kind::MapValue(m))) => {
+                    let (field, value) = one(m.data.into_iter())?;
+                    Txn::MapField {
+                        key,
+                        field,
+                        value: Some(value),
+                    }
+                }
+                (_, other) => return Err(wrong("entry put", &other)),
+            },
+            TxnType::TxnDelEntry => match (ty, kind) {
+                (ValueType::Set | ValueType::Map, Some(Kind::SetValue(s))) => {
+                    let name = one(s.members.into_iter())?;
+                    if ty == ValueType::Set {
+                        Txn::SetMember {
+                            key,
+                            member: name,
+                            present: false,
+                        }
+                    } else {
+                        Txn::MapField {
+                            key,
+                            field: name,
+                            value: None,
+                        }
+                    }
+                }
+                (_, other) => return Err(wrong("entry delete", &other)),
+            },
         })
     }
 }
@@ -209,6 +282,26 @@ mod tests {
             Txn::Get {
                 ty: ValueType::Str,
                 key: key("s"),
+            },
+            Txn::SetMember {
+                key: key("t"),
+                member: "b".into(),
+                present: true,
+            },
+            Txn::SetMember {
+                key: key("t"),
+                member: "a".into(),
+                present: false,
+            },
+            Txn::MapField {
+                key: key("m"),
+                field: "f".into(),
+                value: Some("v".into()),
+            },
+            Txn::MapField {
+                key: key("m"),
+                field: "a".into(),
+                value: None,
             },
         ];
         for txn in txns {
@@ -267,5 +360,29 @@ mod tests {
             ..base
         };
         assert_eq!(Txn::try_from(bad_txn), Err(ConvertError::TxnType(-1)));
+        let two_members = Transaction {
+            storage_type: StorageType::StorageSet as i32,
+            txn_type: TxnType::TxnPutEntry as i32,
+            key: "s".into(),
+            data: data(Kind::SetValue(api::Set {
+                members: vec!["a".into(), "b".into()],
+            })),
+            timestamp: None,
+        };
+        assert_eq!(Txn::try_from(two_members), Err(ConvertError::Entries(2)));
+        let of_a_string = Transaction {
+            storage_type: StorageType::StorageStr as i32,
+            txn_type: TxnType::TxnDelEntry as i32,
+            key: "s".into(),
+            data: data(names("a")),
+            timestamp: None,
+        };
+        assert!(matches!(
+            Txn::try_from(of_a_string),
+            Err(ConvertError::Data {
+                ty: ValueType::Str,
+                ..
+            })
+        ));
     }
 }

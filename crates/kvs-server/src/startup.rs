@@ -331,7 +331,7 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
         let (counter, target) = (applied.clone(), db.clone());
         let result = log
             .replay(move |txn| {
-                txn.apply_to(&mut &*target);
+                target.apply(txn);
                 let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(PROGRESS_EVERY) {
                     tracing::info!(records = n, "replaying the transaction log");

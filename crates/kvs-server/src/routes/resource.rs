@@ -8,7 +8,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kvs_core::value::{MapValue, SetValue, check_text, parse_int};
-use kvs_core::{Key, Value, ValueType};
+use kvs_core::{Key, ValueType};
 use serde::Deserialize;
 
 use super::AppState;
@@ -124,10 +124,7 @@ async fn map_put(
     check_text("a map value", &value)?;
     s.store
         .write(&key, |tx| {
-            let mut map = map_of(tx.get(ValueType::Map)).cloned().unwrap_or_default();
-            map.insert(field, value);
-            tx.put(Value::Map(map))?;
-            Ok::<_, ApiError>(())
+            Ok::<_, ApiError>(tx.map_field(&field, Some(value))?)
         })
         .await?;
     Ok(StatusCode::OK.into_response())
@@ -140,16 +137,7 @@ async fn map_delete(
     let key = Key::parse(&key)?;
     let removed = s
         .store
-        .write(&key, |tx| {
-            let Some(map) = map_of(tx.get(ValueType::Map)).filter(|m| m.contains_key(&field))
-            else {
-                return Ok::<_, ApiError>(false);
-            };
-            let mut map = map.clone();
-            map.remove(&field);
-            tx.put(Value::Map(map))?;
-            Ok(true)
-        })
+        .write(&key, |tx| Ok::<_, ApiError>(tx.map_field(&field, None)?))
         .await?;
     Ok(flagged(&DELETED, removed))
 }
@@ -182,16 +170,7 @@ async fn set_add(
     check_text("a set member", &member)?;
     let added = s
         .store
-        .write(&key, |tx| {
-            let current = set_of(tx.get(ValueType::Set));
-            if current.is_some_and(|set| set.contains(&member)) {
-                return Ok::<_, ApiError>(false);
-            }
-            let mut set = current.cloned().unwrap_or_default();
-            set.insert(member);
-            tx.put(Value::Set(set))?;
-            Ok(true)
-        })
+        .write(&key, |tx| Ok::<_, ApiError>(tx.set_member(&member, true)?))
         .await?;
     Ok(flagged(&ADDED, added))
 }
@@ -203,16 +182,7 @@ async fn set_remove(
     let key = Key::parse(&key)?;
     let removed = s
         .store
-        .write(&key, |tx| {
-            let Some(set) = set_of(tx.get(ValueType::Set)).filter(|set| set.contains(&member))
-            else {
-                return Ok::<_, ApiError>(false);
-            };
-            let mut set = set.clone();
-            set.remove(&member);
-            tx.put(Value::Set(set))?;
-            Ok(true)
-        })
+        .write(&key, |tx| Ok::<_, ApiError>(tx.set_member(&member, false)?))
         .await?;
     Ok(flagged(&DELETED, removed))
 }

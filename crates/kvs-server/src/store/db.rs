@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kvs_core::value::{MapValue, SetValue};
-use kvs_core::{Key, State, Value, ValueType};
+use kvs_core::{Key, State, Txn, Value, ValueType};
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -159,18 +159,42 @@ impl Shard {
     pub fn remove(&mut self, ty: ValueType, key: &str) -> Option<Value> {
         self.table_mut(ty).take(key)
     }
+}
 
-    /// Puts back what a key held before: `None` removes it.
-    pub fn restore(&mut self, ty: ValueType, key: &Key, old: Option<Value>) {
-        match old {
-            Some(v) => {
-                self.put(key.clone(), v);
-            }
-            None => {
-                self.remove(ty, key.as_str());
-            }
-        }
+/// Transactions apply to a shard directly: replay, and undoing a write.
+impl State for Shard {
+    fn put(&mut self, key: Key, value: Value) {
+        Shard::put(self, key, value);
     }
+
+    fn delete(&mut self, ty: ValueType, key: &Key) {
+        self.remove(ty, key.as_str());
+    }
+
+    fn int(&self, key: &Key) -> Option<i32> {
+        self.int.get(key.as_str()).copied()
+    }
+
+    fn set_mut(&mut self, key: &Key, create: bool) -> Option<&mut SetValue> {
+        entry(&mut self.set, key, create)
+    }
+
+    fn map_mut(&mut self, key: &Key, create: bool) -> Option<&mut MapValue> {
+        entry(&mut self.map, key, create)
+    }
+}
+
+/// The value of `key` in `table`, an empty one made first when absent and
+/// `create`.
+fn entry<'t, T: Default>(
+    table: &'t mut HashMap<Key, T>,
+    key: &Key,
+    create: bool,
+) -> Option<&'t mut T> {
+    if create && !table.contains_key(key.as_str()) {
+        table.insert(key.clone(), T::default());
+    }
+    table.get_mut(key.as_str())
 }
 
 pub struct Db {
@@ -196,6 +220,12 @@ impl Db {
     // no await and no user code; the table is still consistent.
     pub fn read(&self, key: &str) -> RwLockReadGuard<'_, Shard> {
         self.shard_of(key).read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `txn` to its key's shard.
+    pub fn apply(&self, txn: Txn) {
+        let mut shard = self.write(txn.key().as_str());
+        txn.apply_to(&mut *shard);
     }
 
     pub fn write(&self, key: &str) -> RwLockWriteGuard<'_, Shard> {
@@ -249,24 +279,6 @@ impl Db {
             }
         }
         counts
-    }
-}
-
-/// Replay applies transactions straight to the tables.
-impl State for &Db {
-    fn put(&mut self, key: Key, value: Value) {
-        self.write(key.as_str()).put(key, value);
-    }
-
-    fn delete(&mut self, ty: ValueType, key: &Key) {
-        self.write(key.as_str()).remove(ty, key.as_str());
-    }
-
-    fn int(&self, key: &Key) -> Option<i32> {
-        match self.read(key.as_str()).get(ValueType::Int, key.as_str()) {
-            Some(ValueRef::Int(v)) => Some(v),
-            _ => None,
-        }
     }
 }
 

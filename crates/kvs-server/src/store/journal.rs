@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use kvs_core::{Key, Txn, Value, ValueType};
+use kvs_core::{Key, Txn, ValueType};
 use kvs_log::Log;
 use kvs_service::backoff::Backoff;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -60,7 +60,8 @@ const DOWN: u8 = 2;
 const CLOSED: u8 = 3;
 const HALTED: u8 = 4;
 
-type Undo = Vec<(ValueType, Option<Value>)>;
+/// A write's inverse transactions, applied newest first to undo it.
+type Undo = Vec<Txn>;
 /// What a `sync` writer waits on: its batch's outcome.
 type Outcome = oneshot::Receiver<Result<(), JournalError>>;
 
@@ -357,10 +358,7 @@ impl Store {
             batch.push(p);
         }
         for p in batch.iter_mut().rev() {
-            let mut shard = self.db.write(p.key.as_str());
-            while let Some((ty, old)) = p.undo.pop() {
-                shard.restore(ty, &p.key, old);
-            }
+            super::undo_all(&mut self.db.write(p.key.as_str()), &mut p.undo);
         }
         for p in batch.drain(..) {
             if let Some(done) = p.done {
@@ -390,7 +388,7 @@ impl Store {
                             "the failed batch turned out durable; applying it again"
                         );
                         for txn in redo {
-                            txn.apply_to(&mut &*self.db);
+                            self.db.apply(txn);
                         }
                     }
                     let _ = j
@@ -413,7 +411,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::AtomicBool;
 
-    use kvs_core::{PlainState, State};
+    use kvs_core::{PlainState, State, Value};
     use kvs_log::{LogError, ReplayStats, WriterMark};
 
     use super::*;

@@ -22,12 +22,23 @@ impl Limits {
     /// Refuses `new` when it is over a limit and larger than `old` in that
     /// measure: a value stored under a higher limit can still shrink.
     pub fn check(&self, key: &Key, new: &Value, old: Option<&Value>) -> Result<(), LimitError> {
-        let over = |measure: fn(&Value) -> usize, max: usize| {
-            let n = measure(new);
-            (n > max && old.is_none_or(|o| n > measure(o))).then_some(n)
+        self.check_size(key, new.value_type(), Size::of(new), old.map(Size::of))
+    }
+
+    /// [`Limits::check`] on sizes alone, for a change that knows them
+    /// without building the value.
+    pub fn check_size(
+        &self,
+        key: &Key,
+        ty: ValueType,
+        new: Size,
+        old: Option<Size>,
+    ) -> Result<(), LimitError> {
+        let over = |measure: fn(&Size) -> usize, max: usize| {
+            let n = measure(&new);
+            (n > max && old.is_none_or(|o| n > measure(&o))).then_some(n)
         };
-        let ty = new.value_type();
-        if let Some(bytes) = over(Value::data_len, self.max_value_bytes) {
+        if let Some(bytes) = over(|s| s.bytes, self.max_value_bytes) {
             return Err(LimitError::Bytes {
                 ty,
                 key: key.clone(),
@@ -35,7 +46,7 @@ impl Limits {
                 max: self.max_value_bytes,
             });
         }
-        if let Some(entries) = over(Value::entries, self.max_entries) {
+        if let Some(entries) = over(|s| s.entries, self.max_entries) {
             return Err(LimitError::Entries {
                 ty,
                 key: key.clone(),
@@ -44,6 +55,24 @@ impl Limits {
             });
         }
         Ok(())
+    }
+}
+
+/// What the limits measure of a value.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// [`Value::data_len`].
+    pub bytes: usize,
+    /// [`Value::entries`].
+    pub entries: usize,
+}
+
+impl Size {
+    pub fn of(value: &Value) -> Size {
+        Size {
+            bytes: value.data_len(),
+            entries: value.entries(),
+        }
     }
 }
 

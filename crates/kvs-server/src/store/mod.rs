@@ -17,11 +17,12 @@ pub mod remote;
 
 use std::sync::Arc;
 
+use kvs_core::value::{map_data_len, set_data_len};
 use kvs_core::{Key, Txn, Value, ValueType};
 
 pub use db::{Db, Shard, ValueRef};
 pub use journal::{Durability, Journal, JournalError};
-pub use limits::{LimitError, Limits};
+pub use limits::{LimitError, Limits, Size};
 
 /// The tables, the journal that keeps them durable, and the limits every
 /// stored value is held to.
@@ -32,13 +33,13 @@ pub struct Store {
 }
 
 /// One write's view of its key's shard: every change made through it is
-/// recorded, for the log and for undoing.
+/// recorded, for the log, and so is its inverse, for undoing.
 pub struct WriteTx<'a> {
     shard: &'a mut Shard,
     key: &'a Key,
     limits: Limits,
     txns: Vec<Txn>,
-    undo: Vec<(ValueType, Option<Value>)>,
+    undo: Vec<Txn>,
 }
 
 impl<'a> WriteTx<'a> {
@@ -70,7 +71,7 @@ impl<'a> WriteTx<'a> {
             value: value.clone(),
         });
         let old = self.shard.put(self.key.clone(), value);
-        self.undo.push((ty, old));
+        self.undo.push(self.restoring(ty, old));
         Ok(())
     }
 
@@ -84,20 +85,134 @@ impl<'a> WriteTx<'a> {
             ty,
             key: self.key.clone(),
         });
-        self.undo.push((ty, Some(old)));
+        self.undo.push(self.restoring(ty, Some(old)));
         true
+    }
+
+    /// Adds `member` to the set (creating it), or removes it (`!present`);
+    /// returns whether that changed the set. Only the member is logged.
+    pub fn set_member(&mut self, member: &str, present: bool) -> Result<bool, LimitError> {
+        let set = match self.get(ValueType::Set) {
+            Some(ValueRef::Set(s)) => Some(s),
+            _ => None,
+        };
+        if set.map_or(!present, |s| s.contains(member) == present) {
+            return Ok(false);
+        }
+        let old = set.map(|s| Size {
+            bytes: set_data_len(s),
+            entries: s.len(),
+        });
+        if present {
+            let base = old.unwrap_or(Size {
+                bytes: 0,
+                entries: 0,
+            });
+            let new = Size {
+                bytes: base.bytes + member.len(),
+                entries: base.entries + 1,
+            };
+            self.limits.check_size(self.key, ValueType::Set, new, old)?;
+        }
+        let undo = match old {
+            None => self.restoring(ValueType::Set, None),
+            Some(_) => Txn::SetMember {
+                key: self.key.clone(),
+                member: member.to_owned(),
+                present: !present,
+            },
+        };
+        self.apply(
+            Txn::SetMember {
+                key: self.key.clone(),
+                member: member.to_owned(),
+                present,
+            },
+            undo,
+        );
+        Ok(true)
+    }
+
+    /// Sets `field` of the map (creating it) to `value`, or removes it
+    /// (`None`); returns whether there was anything to do. Only the field is
+    /// logged.
+    pub fn map_field(&mut self, field: &str, value: Option<String>) -> Result<bool, LimitError> {
+        let map = match self.get(ValueType::Map) {
+            Some(ValueRef::Map(m)) => Some(m),
+            _ => None,
+        };
+        let before = map.and_then(|m| m.get(field)).cloned();
+        if value.is_none() && before.is_none() {
+            return Ok(false);
+        }
+        let old = map.map(|m| Size {
+            bytes: map_data_len(m),
+            entries: m.len(),
+        });
+        if let Some(v) = &value {
+            let base = old.unwrap_or(Size {
+                bytes: 0,
+                entries: 0,
+            });
+            let replaced = before.as_ref().map_or(0, |b| field.len() + b.len());
+            let new = Size {
+                bytes: base.bytes - replaced + field.len() + v.len(),
+                entries: base.entries + usize::from(before.is_none()),
+            };
+            self.limits.check_size(self.key, ValueType::Map, new, old)?;
+        }
+        let undo = match old {
+            None => self.restoring(ValueType::Map, None),
+            Some(_) => Txn::MapField {
+                key: self.key.clone(),
+                field: field.to_owned(),
+                value: before,
+            },
+        };
+        self.apply(
+            Txn::MapField {
+                key: self.key.clone(),
+                field: field.to_owned(),
+                value,
+            },
+            undo,
+        );
+        Ok(true)
+    }
+
+    /// Applies `txn` to the shard and records it with its inverse.
+    fn apply(&mut self, txn: Txn, undo: Txn) {
+        txn.clone().apply_to(&mut *self.shard);
+        self.txns.push(txn);
+        self.undo.push(undo);
+    }
+
+    /// The transaction that puts back what the key of type `ty` held
+    /// before: `old`, or nothing.
+    fn restoring(&self, ty: ValueType, old: Option<Value>) -> Txn {
+        let key = self.key.clone();
+        match old {
+            Some(value) => Txn::Put { key, value },
+            None => Txn::Delete { ty, key },
+        }
     }
 
     /// Puts every changed value back as it was, newest change first.
     pub(crate) fn rollback(&mut self) {
         self.txns.clear();
-        while let Some((ty, old)) = self.undo.pop() {
-            self.shard.restore(ty, self.key, old);
-        }
+        undo_all(self.shard, &mut self.undo);
     }
 
-    pub(crate) fn finish(self) -> (Vec<Txn>, Vec<(ValueType, Option<Value>)>) {
+    pub(crate) fn finish(self) -> (Vec<Txn>, Vec<Txn>) {
         (self.txns, self.undo)
+    }
+}
+
+/// Applies the inverse transactions `undo` (as [`WriteTx::finish`] gives
+/// them) to `shard`, newest first.
+pub(crate) fn undo_all(shard: &mut Shard, undo: &mut Vec<Txn>) {
+    while let Some(txn) = undo.pop() {
+        txn.apply_to(shard);
     }
 }
 
@@ -121,5 +236,39 @@ mod tests {
         assert!(tx.put(Value::Str("ab".into())).is_ok());
         tx.rollback();
         assert_eq!(shard.get(ValueType::Str, "k"), Some(ValueRef::Str("abcd")));
+    }
+
+    #[test]
+    fn member_and_field_changes_log_one_entry_keep_limits_and_undo() {
+        let key = Key::parse("k").unwrap();
+        let mut shard = Shard::default();
+        shard.put(key.clone(), Value::Set(["a".into()].into()));
+        let limits = Limits {
+            max_value_bytes: 3,
+            max_entries: 2,
+        };
+        let mut tx = WriteTx::new(&mut shard, &key, limits);
+        assert!(!tx.set_member("a", true).unwrap(), "already there");
+        assert!(!tx.set_member("b", false).unwrap(), "not there");
+        assert!(tx.set_member("b", true).unwrap());
+        assert!(tx.set_member("c", true).is_err(), "a third entry");
+        assert!(tx.set_member("a", false).unwrap());
+        assert!(tx.map_field("f", Some("v".into())).unwrap());
+        assert!(tx.map_field("f", Some("long".into())).is_err(), "5 bytes");
+        assert!(tx.map_field("f", Some("w".into())).unwrap());
+        assert!(!tx.map_field("g", None).unwrap());
+        let (txns, mut undo) = tx.finish();
+        assert_eq!(txns.len(), 4, "{txns:?}");
+        assert!(txns.iter().all(|t| t.size() < 40), "{txns:?}");
+        assert_eq!(
+            shard.get(ValueType::Set, "k"),
+            Some(ValueRef::Set(&["b".into()].into()))
+        );
+        undo_all(&mut shard, &mut undo);
+        assert_eq!(
+            shard.get(ValueType::Set, "k"),
+            Some(ValueRef::Set(&["a".into()].into()))
+        );
+        assert_eq!(shard.get(ValueType::Map, "k"), None, "created, then undone");
     }
 }
