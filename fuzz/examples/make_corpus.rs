@@ -79,6 +79,7 @@ fn mark_frame() -> Vec<u8> {
             writer: key("w1"),
             sequence: 42,
         },
+        1_700_000_000_000,
         &mut out,
     )
     .expect("seed mark");

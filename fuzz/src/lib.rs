@@ -11,7 +11,7 @@ pub fn record_bytes(record: &Record) -> Vec<u8> {
     let mut out = Vec::new();
     match record {
         Record::Txn(t) => codec::encode(t, &mut out),
-        Record::Mark(m) => codec::encode_mark(m, &mut out),
+        Record::Mark(m, at_ms) => codec::encode_mark(m, *at_ms, &mut out),
     }
     .expect("a record decoded from a fuzz input fits in a frame");
     out

@@ -30,14 +30,18 @@ const OP_MARK: u8 = 5;
 const OP_PUT_ENTRY: u8 = 6;
 /// A set member or map field removed.
 const OP_DEL_ENTRY: u8 = 7;
+/// A writer's progress and when it was logged; [`OP_MARK`] had no time.
+const OP_MARK_AT: u8 = 8;
 /// The highest operation code.
-const OP_LAST: u8 = OP_DEL_ENTRY;
+const OP_LAST: u8 = OP_MARK_AT;
 
-/// One record of the file: a transaction, or a writer's progress.
+/// One record of the file: a transaction, or a writer's progress with the
+/// time it was logged, in milliseconds since the Unix epoch (0 in a mark
+/// written before marks had a time), by which idle writers are forgotten.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Txn(Txn),
-    Mark(WriterMark),
+    Mark(WriterMark, u64),
 }
 
 /// Why a payload whose checksum matched still is not a transaction.
@@ -67,15 +71,16 @@ pub fn encode(txn: &Txn, out: &mut Vec<u8>) -> Result<(), usize> {
     frame(out, |out| encode_txn(txn, out))
 }
 
-/// Appends the frame of a writer's mark to `out`.
-pub fn encode_mark(mark: &WriterMark, out: &mut Vec<u8>) -> Result<(), usize> {
+/// Appends the frame of a writer's mark, logged at `at_ms`, to `out`.
+pub fn encode_mark(mark: &WriterMark, at_ms: u64, out: &mut Vec<u8>) -> Result<(), usize> {
     frame(out, |out| {
-        out.push(OP_MARK);
+        out.push(OP_MARK_AT);
         out.push(0);
         let id = mark.writer.as_str().as_bytes();
         out.extend_from_slice(&(id.len() as u16).to_le_bytes());
         out.extend_from_slice(id);
         out.extend_from_slice(&mark.sequence.to_le_bytes());
+        out.extend_from_slice(&at_ms.to_le_bytes());
     })
 }
 
@@ -169,10 +174,18 @@ pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
     let key = std::str::from_utf8(r.take(key_len)?).map_err(|_| DecodeError::NotUtf8)?;
     let key = Key::parse(key).map_err(|e| DecodeError::BadKey(e.to_string()))?;
     let record = match op {
-        OP_MARK => Record::Mark(WriterMark {
-            writer: key,
-            sequence: u64::from_le_bytes(r.array()?),
-        }),
+        OP_MARK | OP_MARK_AT => {
+            let mark = WriterMark {
+                writer: key,
+                sequence: u64::from_le_bytes(r.array()?),
+            };
+            let at_ms = if op == OP_MARK_AT {
+                u64::from_le_bytes(r.array()?)
+            } else {
+                0
+            };
+            Record::Mark(mark, at_ms)
+        }
         OP_PUT => Record::Txn(Txn::Put {
             key,
             value: r.value(ty)?,
@@ -249,6 +262,7 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
         },
         OP_INCR_BY => w.skip(4),
         OP_MARK => w.skip(8),
+        OP_MARK_AT => w.skip(16),
         OP_PUT_ENTRY if ty == ValueType::Map => w.field().and_then(|()| w.field()),
         OP_PUT_ENTRY | OP_DEL_ENTRY => w.field(),
         _ => Some(()),
@@ -458,8 +472,16 @@ mod tests {
             sequence: u64::MAX - 1,
         };
         let mut buf = Vec::new();
-        encode_mark(&mark, &mut buf).unwrap();
-        assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), Record::Mark(mark));
+        encode_mark(&mark, 1_700_000_000_000, &mut buf).unwrap();
+        assert_eq!(
+            decode(&buf[HEADER_LEN..]).unwrap(),
+            Record::Mark(mark.clone(), 1_700_000_000_000)
+        );
+        // A mark written before marks had a time has none.
+        let mut old = vec![OP_MARK, 0, 2, 0, b'w', b'1'];
+        old.extend_from_slice(&mark.sequence.to_le_bytes());
+        assert_eq!(implied_len(&old), Ok(Some(old.len())));
+        assert_eq!(decode(&old).unwrap(), Record::Mark(mark, 0));
     }
 
     #[test]
@@ -477,15 +499,18 @@ mod tests {
     #[test]
     fn a_payload_says_its_own_length_from_its_first_bytes() {
         let mut all = samples().into_iter().map(Record::Txn).collect::<Vec<_>>();
-        all.push(Record::Mark(WriterMark {
-            writer: Key::parse("w1").unwrap(),
-            sequence: 7,
-        }));
+        all.push(Record::Mark(
+            WriterMark {
+                writer: Key::parse("w1").unwrap(),
+                sequence: 7,
+            },
+            9,
+        ));
         for record in all {
             let mut buf = Vec::new();
             match &record {
                 Record::Txn(t) => encode(t, &mut buf),
-                Record::Mark(m) => encode_mark(m, &mut buf),
+                Record::Mark(m, at_ms) => encode_mark(m, *at_ms, &mut buf),
             }
             .unwrap();
             let payload = &buf[HEADER_LEN..];

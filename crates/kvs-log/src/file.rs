@@ -16,6 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Key, PlainState, Txn};
 use tokio::task::spawn_blocking;
@@ -67,11 +68,37 @@ struct Inner {
     dirty: bool,
     compaction: Option<JoinHandle<Result<Compacted, LogError>>>,
     /// Each writer's durable sequence.
-    marks: HashMap<Key, u64>,
+    marks: HashMap<Key, Mark>,
+    /// Marks logged before this (ms since the Unix epoch) are forgotten,
+    /// and compactions leave them out.
+    forget_before_ms: u64,
     /// The durable length readers may read up to; `None` before the first
     /// scan. Locked across a compaction's rename, so that a reader never
     /// pairs one file with the other's length.
     published: Arc<Mutex<Option<u64>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    sequence: u64,
+    /// When it was logged, or for a mark without a time, read.
+    at_ms: u64,
+}
+
+impl Mark {
+    fn read(sequence: u64, at_ms: u64) -> Mark {
+        Mark {
+            sequence,
+            at_ms: if at_ms == 0 { now_ms() } else { at_ms },
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct Compacted {
@@ -149,6 +176,7 @@ impl FileLog {
                 dirty: false,
                 compaction: None,
                 marks: HashMap::new(),
+                forget_before_ms: 0,
                 published: Arc::default(),
             }),
             buf: Vec::new(),
@@ -221,8 +249,9 @@ impl Log for FileLog {
         for txn in batch {
             codec::encode(txn, &mut buf).map_err(LogError::TooLarge)?;
         }
+        let at_ms = now_ms();
         for mark in marks {
-            codec::encode_mark(mark, &mut buf).map_err(LogError::TooLarge)?;
+            codec::encode_mark(mark, at_ms, &mut buf).map_err(LogError::TooLarge)?;
         }
         let marks = marks.to_vec();
         let (buf, result) = self
@@ -230,7 +259,13 @@ impl Log for FileLog {
                 let result = inner.append(path, opts, &buf);
                 if result.is_ok() {
                     for m in marks {
-                        inner.marks.insert(m.writer, m.sequence);
+                        inner.marks.insert(
+                            m.writer,
+                            Mark {
+                                sequence: m.sequence,
+                                at_ms,
+                            },
+                        );
                     }
                 }
                 (buf, result)
@@ -251,7 +286,20 @@ impl Log for FileLog {
         let inner = self.inner.as_ref().ok_or_else(|| {
             LogError::Unavailable("an earlier file operation did not finish".into())
         })?;
-        Ok(inner.marks.get(writer).copied().unwrap_or(0))
+        Ok(inner.marks.get(writer).map_or(0, |m| m.sequence))
+    }
+
+    /// Forgets the marks logged more than `idle` ago at once; the next
+    /// compaction leaves them out of the file.
+    async fn forget_writers(&mut self, idle: Duration) -> Result<u64, LogError> {
+        let inner = self.inner.as_mut().ok_or_else(|| {
+            LogError::Unavailable("an earlier file operation did not finish".into())
+        })?;
+        let horizon = now_ms().saturating_sub(idle.as_millis() as u64);
+        let before = inner.marks.len();
+        inner.marks.retain(|_, m| m.at_ms >= horizon);
+        inner.forget_before_ms = inner.forget_before_ms.max(horizon);
+        Ok((before - inner.marks.len()) as u64)
     }
 }
 
@@ -272,8 +320,8 @@ impl Inner {
         let mut visit_record = |r: Record| {
             match r {
                 Record::Txn(t) => visit(t),
-                Record::Mark(m) => {
-                    marks.insert(m.writer, m.sequence);
+                Record::Mark(m, at_ms) => {
+                    marks.insert(m.writer, Mark::read(m.sequence, at_ms));
                 }
             }
             ControlFlow::Continue(())
@@ -352,7 +400,10 @@ impl Inner {
             let path = path.to_path_buf();
             tracing::info!(log = %path.display(), bytes = len, "compacting the log");
             let published = self.published.clone();
-            self.compaction = Some(std::thread::spawn(move || compact(&path, len, &published)));
+            let forget_before_ms = self.forget_before_ms;
+            self.compaction = Some(std::thread::spawn(move || {
+                compact(&path, len, &published, forget_before_ms)
+            }));
         }
         Ok(())
     }
@@ -445,10 +496,16 @@ fn copy_range(src: &File, range: std::ops::Range<u64>, out: &mut impl Write) -> 
     Ok(())
 }
 
-/// Folds the first `upto` bytes of the log into its live set, writes that to
-/// the temporary file beside it, then copies what was made durable since,
-/// until less than [`SWAP_IN_TAIL`] is left.
-fn compact(path: &Path, upto: u64, published: &Mutex<Option<u64>>) -> Result<Compacted, LogError> {
+/// Folds the first `upto` bytes of the log into its live set and the marks
+/// logged from `forget_before_ms` on, writes that to the temporary file
+/// beside it, then copies what was made durable since, until less than
+/// [`SWAP_IN_TAIL`] is left.
+fn compact(
+    path: &Path,
+    upto: u64,
+    published: &Mutex<Option<u64>>,
+    forget_before_ms: u64,
+) -> Result<Compacted, LogError> {
     let shown = path.display().to_string();
     let src = File::open(path).map_err(LogError::io(format!("opening {shown}")))?;
     let mut state = PlainState::new();
@@ -456,8 +513,8 @@ fn compact(path: &Path, upto: u64, published: &Mutex<Option<u64>>) -> Result<Com
     let (_, end) = scan(&src, upto, &mut |r| {
         match r {
             Record::Txn(t) => t.apply_to(&mut state),
-            Record::Mark(m) => {
-                marks.insert(m.writer, m.sequence);
+            Record::Mark(m, at_ms) => {
+                marks.insert(m.writer, Mark::read(m.sequence, at_ms));
             }
         }
         ControlFlow::Continue(())
@@ -492,8 +549,12 @@ fn compact(path: &Path, upto: u64, published: &Mutex<Option<u64>>) -> Result<Com
             buf.clear();
         }
     }
-    for (writer, sequence) in marks {
-        codec::encode_mark(&WriterMark { writer, sequence }, &mut buf)
+    for (writer, mark) in marks {
+        if mark.at_ms < forget_before_ms {
+            continue;
+        }
+        let sequence = mark.sequence;
+        codec::encode_mark(&WriterMark { writer, sequence }, mark.at_ms, &mut buf)
             .map_err(LogError::TooLarge)?;
     }
     out.write_all(&buf)
@@ -719,7 +780,7 @@ impl FileReader {
                         ControlFlow::Break(())
                     }
                 },
-                Record::Mark(_) => ControlFlow::Continue(()),
+                Record::Mark(..) => ControlFlow::Continue(()),
             });
             if let Some(e) = failed {
                 return Err(e);
@@ -800,14 +861,14 @@ mod tests {
         let (path, upto) = log_file(dir.path(), 200, 25_000);
         let end = fs::metadata(&path).unwrap().len();
         let published = Mutex::new(Some(end));
-        let done = compact(&path, upto, &published).unwrap();
+        let done = compact(&path, upto, &published, 0).unwrap();
         assert_eq!(done.upto, end, "the compaction thread copied the tail");
         assert_eq!(fs::metadata(&done.tmp).unwrap().len(), done.len);
         assert_eq!(state_of(&done.tmp, done.len), state_of(&path, end));
 
         let (path, upto) = log_file(dir.path(), 200, 100);
         let published = Mutex::new(Some(fs::metadata(&path).unwrap().len()));
-        let done = compact(&path, upto, &published).unwrap();
+        let done = compact(&path, upto, &published, 0).unwrap();
         assert_eq!(done.upto, upto, "a short tail is left to the swap-in");
         assert_eq!(state_of(&done.tmp, done.len), state_of(&path, upto));
     }

@@ -529,3 +529,58 @@ async fn a_log_laid_out_by_hand_as_documented_replays_and_takes_appends() {
     assert_eq!(seen, [&written[..], &[put("c", 9)]].concat());
     assert!(fs::read(&path).unwrap().starts_with(&file));
 }
+
+#[tokio::test]
+async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mark = |writer: &str, sequence| kvs_log::WriterMark {
+        writer: key(writer),
+        sequence,
+    };
+    // A file from two hours ago, holding one writer's mark.
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 2 * 3600 * 1000;
+    let mut old = kvs_log::file::MAGIC.to_vec();
+    kvs_log::codec::encode_mark(&mark("idle_writer", 3), two_hours_ago, &mut old).unwrap();
+    fs::write(&path, &old).unwrap();
+
+    let opts = FileOptions {
+        compact_min_bytes: 4096,
+        ..FileOptions::default()
+    };
+    let (_, _, mut log) = replay_all(&path, opts.clone()).await.unwrap();
+    log.append(&[], &[mark("live_writer", 5)]).await.unwrap();
+    assert_eq!(log.writer_sequence(&key("idle_writer")).await.unwrap(), 3);
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(log.forget_writers(hour).await.unwrap(), 1);
+    assert_eq!(log.writer_sequence(&key("idle_writer")).await.unwrap(), 0);
+    assert_eq!(log.writer_sequence(&key("live_writer")).await.unwrap(), 5);
+    assert_eq!(log.forget_writers(hour).await.unwrap(), 0);
+
+    // Appends go on until a compaction has been swapped in: it leaves the
+    // forgotten mark out and keeps the live one.
+    let mut seq = 5;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs::read(&path)
+        .unwrap()
+        .windows(11)
+        .any(|w| w == b"idle_writer")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction dropped the forgotten mark"
+        );
+        seq += 1;
+        log.append(&[put("k", seq as i32)], &[mark("live_writer", seq)])
+            .await
+            .unwrap();
+    }
+    drop(log);
+    let (_, _, mut log) = replay_all(&path, opts).await.unwrap();
+    assert_eq!(log.writer_sequence(&key("idle_writer")).await.unwrap(), 0);
+    assert_eq!(log.writer_sequence(&key("live_writer")).await.unwrap(), seq);
+}

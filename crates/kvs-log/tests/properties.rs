@@ -106,7 +106,7 @@ impl Model {
     fn apply(&mut self, record: Record) {
         match record {
             Record::Txn(t) => t.apply_to(&mut self.state),
-            Record::Mark(m) => {
+            Record::Mark(m, _) => {
                 self.marks.insert(m.writer, m.sequence);
             }
         }
@@ -229,9 +229,9 @@ fn appended_batches_replay_to_the_model_through_compaction_and_reopening() {
                     }
                     for m in &b.marks {
                         let mut frame = Vec::new();
-                        codec::encode_mark(m, &mut frame).unwrap();
+                        codec::encode_mark(m, 0, &mut frame).unwrap();
                         appended += frame.len() as u64;
-                        model.apply(Record::Mark(m.clone()));
+                        model.apply(Record::Mark(m.clone(), 0));
                     }
                     if b.pause {
                         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -285,12 +285,12 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                         .iter()
                         .cloned()
                         .map(Record::Txn)
-                        .chain(b.marks.iter().cloned().map(Record::Mark));
+                        .chain(b.marks.iter().map(|m| Record::Mark(m.clone(), 0)));
                     for r in in_order {
                         let mut frame = Vec::new();
                         match &r {
                             Record::Txn(t) => codec::encode(t, &mut frame),
-                            Record::Mark(m) => codec::encode_mark(m, &mut frame),
+                            Record::Mark(m, at_ms) => codec::encode_mark(m, *at_ms, &mut frame),
                         }
                         .unwrap();
                         offset += frame.len() as u64;
