@@ -753,7 +753,8 @@ pub struct FileReader {
 impl FileReader {
     /// Every transaction, in order, read by a blocking thread; reading stops
     /// early when the stream is dropped. The stream's end says whether the
-    /// whole log was read.
+    /// whole log was read. The thread is tokio's, held until then: callers
+    /// bound their streams, or appends' writes wait for a thread.
     pub fn stream(&self) -> ReplayStream {
         let (path, published) = (self.path.clone(), self.published.clone());
         ReplayStream::spawn_blocking(move |mut sink| {

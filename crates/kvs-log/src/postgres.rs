@@ -125,8 +125,12 @@ fn unavailable(e: impl std::error::Error + 'static) -> LogError {
 pub struct PgOptions {
     /// A libpq-style URL or key-value string.
     pub url: String,
-    /// Connections kept open (appends use one at a time; replays one each).
+    /// Connections for appends (the committer uses one at a time).
     pub pool_size: usize,
+    /// Connections for replays, one each, in a pool of their own: replays
+    /// that their clients do not read hold theirs, and must not take those
+    /// that appends need.
+    pub replay_pool_size: usize,
     /// How long to wait for a connection before a batch fails.
     pub timeout: Duration,
 }
@@ -134,6 +138,8 @@ pub struct PgOptions {
 /// The PostgreSQL log.
 pub struct PgLog {
     pool: Pool,
+    /// For [`PgReader`]s only.
+    replay_pool: Pool,
 }
 
 impl PgLog {
@@ -144,21 +150,26 @@ impl PgLog {
             .parse()
             .map_err(|e| LogError::Unavailable(format!("bad database URL: {e}")))?;
         config.connect_timeout(opts.timeout);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(opts.pool_size.max(1))
-            .wait_timeout(Some(opts.timeout))
-            .create_timeout(Some(opts.timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(unavailable)?;
-        let log = PgLog { pool };
+        let pool = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size.max(1))
+                .wait_timeout(Some(opts.timeout))
+                .create_timeout(Some(opts.timeout))
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(unavailable)
+        };
+        let log = PgLog {
+            pool: pool(opts.pool_size)?,
+            replay_pool: pool(opts.replay_pool_size)?,
+        };
         log.migrate().await?;
         Ok(log)
     }
@@ -206,10 +217,11 @@ impl PgLog {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// A handle that streams the log while appends go on.
+    /// A handle that streams the log while appends go on, on connections
+    /// of its own (`replay_pool_size` of them, shared by its clones).
     pub fn reader(&self) -> PgReader {
         PgReader {
-            pool: self.pool.clone(),
+            pool: self.replay_pool.clone(),
             strict: false,
         }
     }

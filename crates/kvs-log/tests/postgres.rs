@@ -16,6 +16,7 @@ async fn connect(pg: &PgCluster) -> PgLog {
         url: pg.url().to_owned(),
         // One connection: a refused batch must not leave it unusable.
         pool_size: 1,
+        replay_pool_size: 1,
         timeout: Duration::from_secs(10),
     })
     .await

@@ -101,13 +101,30 @@ impl ServerProcess {
 
     /// SIGTERM, then wait for a graceful exit.
     pub fn terminate(mut self) -> ExitStatus {
+        self.sigterm();
+        self.child.wait().expect("wait")
+    }
+
+    /// SIGTERM, then wait up to `limit` for it to exit; panics if it does
+    /// not. Its output stays readable.
+    pub async fn terminate_within(&mut self, limit: Duration) -> ExitStatus {
+        self.sigterm();
+        let mut status = None;
+        crate::wait_until("the process to exit after SIGTERM", limit, || {
+            status = self.child.try_wait().expect("wait");
+            status.is_some()
+        })
+        .await;
+        status.expect("it exited")
+    }
+
+    fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
         assert!(sent.success());
-        self.child.wait().expect("wait")
     }
 }
 

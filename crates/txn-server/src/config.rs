@@ -56,7 +56,8 @@ pub struct Config {
     #[arg(long, env = "TXN_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
 
-    /// Database connections kept open.
+    /// Database connections for appends. Replays have connections of their
+    /// own, one per `--max-replay-streams`, so they never take these.
     #[arg(long, env = "TXN_POOL_SIZE", default_value_t = 8,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub pool_size: usize,
@@ -85,6 +86,27 @@ pub struct Config {
     #[arg(long, env = "TXN_WRITER_TTL_SECS", default_value_t = 86_400)]
     pub writer_ttl_secs: u64,
 
+    /// `ReadTransactions` streams served at once (each kvs-server start opens
+    /// one). One more is refused at once with RESOURCE_EXHAUSTED, and its
+    /// client tries again later. Each stream holds a database connection (of
+    /// its own pool) or a file-reading thread until it ends.
+    #[arg(long, env = "TXN_MAX_REPLAY_STREAMS", default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub max_replay_streams: usize,
+
+    /// End a `ReadTransactions` stream whose client has taken nothing of it
+    /// for this many seconds, freeing its place for another.
+    #[arg(long, env = "TXN_REPLAY_STALL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub replay_stall_secs: u64,
+
+    /// Seconds that in-flight requests and open streams get to finish at
+    /// shutdown (SIGTERM or Ctrl-C). Streams are ended at once, each with
+    /// what it received committed; a client that does not read the end of
+    /// its stream is cut off when this runs out.
+    #[arg(long, env = "TXN_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
     /// Check the settings and certificates, then exit without serving.
     #[arg(long)]
     pub check_config: bool,
@@ -105,6 +127,14 @@ impl Config {
 
     pub fn writer_ttl(&self) -> Duration {
         Duration::from_secs(self.writer_ttl_secs)
+    }
+
+    pub fn replay_stall(&self) -> Duration {
+        Duration::from_secs(self.replay_stall_secs)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
     }
 
     pub fn log_path(&self) -> PathBuf {

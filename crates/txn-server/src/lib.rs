@@ -4,6 +4,7 @@
 //! - [`tls`]: mutual TLS 1.3 in front of the gRPC server.
 //! - [`auth`]: the optional bearer-token check.
 //! - [`service`]: where a transaction enters (the gRPC methods).
+//! - [`replays`]: how many replays are served at once, and when one is cut.
 //! - [`committer`]: where it becomes durable (group commit to the backend).
 //!
 //! The backends themselves (PostgreSQL and the file) live in `kvs-log`.
@@ -11,6 +12,7 @@
 pub mod auth;
 pub mod committer;
 pub mod config;
+pub mod replays;
 pub mod service;
 pub mod tls;
 
@@ -24,9 +26,11 @@ use kvs_proto::api::transaction_service_server::TransactionServiceServer;
 use kvs_service::backoff::Backoff;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 pub use config::{Backend, Config};
+use replays::Replays;
 use service::{Reader, TxnService};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,7 @@ pub async fn run(
             let opts = PgOptions {
                 url,
                 pool_size: config.pool_size,
+                replay_pool_size: config.max_replay_streams,
                 timeout: config.db_timeout(),
             };
             let log = connect_postgres(&opts).await?;
@@ -83,16 +88,7 @@ pub async fn run(
             if config.strict_replay {
                 tracing::info!("strict replay: a row that cannot be replayed fails the replay");
             }
-            serve(
-                listener,
-                config.writer_ttl(),
-                tls,
-                bearer,
-                log,
-                reader,
-                shutdown,
-            )
-            .await
+            serve(listener, &config, tls, bearer, log, reader, shutdown).await
         }
         Backend::File => {
             let opts = FileOptions {
@@ -103,16 +99,7 @@ pub async fn run(
             let stats = log.replay(|_| {}).await?;
             tracing::info!(log = %config.log_path().display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
             let reader = Reader::File(log.reader());
-            serve(
-                listener,
-                config.writer_ttl(),
-                tls,
-                bearer,
-                log,
-                reader,
-                shutdown,
-            )
-            .await
+            serve(listener, &config, tls, bearer, log, reader, shutdown).await
         }
     }
 }
@@ -126,6 +113,7 @@ async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
             Ok(log) => {
                 tracing::info!(
                     pool_size = opts.pool_size,
+                    replay_pool_size = opts.replay_pool_size,
                     "connected to PostgreSQL; schema up to date"
                 );
                 return Ok(log);
@@ -150,9 +138,11 @@ fn bearer_check(config: &Config) -> Result<auth::BearerCheck, TxnError> {
     }
 }
 
+/// Serves until `shutdown`, then ends the open streams and gives in-flight
+/// requests the shutdown timeout; the committer commits what was accepted.
 async fn serve<L: Log>(
     listener: TcpListener,
-    writer_ttl: Duration,
+    config: &Config,
     tls: std::sync::Arc<rustls::ServerConfig>,
     bearer: auth::BearerCheck,
     log: L,
@@ -160,24 +150,61 @@ async fn serve<L: Log>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TxnError> {
     let (queue, rx) = mpsc::channel(QUEUE);
-    let committer = tokio::spawn(committer::run(log, rx, writer_ttl));
+    let committer = tokio::spawn(committer::run(log, rx, config.writer_ttl()));
+    let stopping = CancellationToken::new();
+    let replays = Replays::new(
+        config.max_replay_streams,
+        config.replay_stall(),
+        stopping.clone(),
+    );
     let service = InterceptedService::new(
-        TransactionServiceServer::new(TxnService { queue, reader })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        TransactionServiceServer::new(TxnService {
+            queue: queue.downgrade(),
+            reader,
+            replays,
+            stopping: stopping.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
         bearer,
     );
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
-    let served = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(tls::incoming(listener, tls), async {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await;
-    // The service and its queue are gone with the server: the committer
-    // drains what was accepted and stops.
+    tracing::info!(
+        %addr,
+        max_replay_streams = config.max_replay_streams,
+        "listening"
+    );
+    let served = {
+        let server = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                tls::incoming(listener, tls),
+                stopping.clone().cancelled_owned(),
+            );
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            served = &mut server => served,
+            () = shutdown => {
+                tracing::info!("shutting down: ending open streams, finishing in-flight requests");
+                stopping.cancel();
+                let grace = config.shutdown_timeout();
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(served) => served,
+                    Err(_) => {
+                        tracing::warn!(
+                            ?grace,
+                            "connections still busy after --shutdown-timeout (a client not \
+                             reading the end of its stream?); stopping without them"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        }
+    };
+    // The only strong sender: with it gone, the committer drains what was
+    // accepted and stops.
+    drop(queue);
     let _ = committer.await;
     tracing::info!("stopped");
     served.map_err(TxnError::from)

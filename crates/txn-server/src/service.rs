@@ -17,9 +17,11 @@ use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Tran
 use kvs_proto::replay::ReplayEnd;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::committer::{Command, Refused};
+use crate::replays::Replays;
 
 /// The response header of `DurableSequence` that names the only batch the
 /// writer may send next (past its fence): a writer that lost track, say
@@ -51,8 +53,13 @@ impl Reader {
 }
 
 pub struct TxnService {
-    pub queue: mpsc::Sender<Command>,
+    /// Weak, so that connections still open after the shutdown timeout do
+    /// not keep the committer waiting: the server holds the queue.
+    pub queue: mpsc::WeakSender<Command>,
     pub reader: Reader,
+    pub replays: Replays,
+    /// Cancelled at shutdown: open streams end.
+    pub stopping: CancellationToken,
 }
 
 fn unavailable(e: LogError) -> Status {
@@ -114,7 +121,22 @@ fn writer_key<T>(req: &Request<T>, id: &str) -> Result<Key, Status> {
 
 impl TxnService {
     async fn submit(&self, command: Command) -> Result<(), Status> {
-        self.queue.send(command).await.map_err(shutting_down)
+        let queue = self.queue.upgrade().ok_or_else(|| shutting_down(()))?;
+        queue.send(command).await.map_err(shutting_down)
+    }
+
+    /// Waits until what was queued before is committed: the committer
+    /// answers an empty append once the rounds before it are done.
+    async fn flush(&self) -> Result<(), Status> {
+        let (done, wait) = oneshot::channel();
+        self.submit(Command::Append {
+            txns: Vec::new(),
+            mark: None,
+            done: Some(done),
+        })
+        .await?;
+        wait.await.map_err(shutting_down)?.map_err(refused)?;
+        Ok(())
     }
 }
 
@@ -125,11 +147,12 @@ impl TransactionService for TxnService {
     type ReadTransactionsStream = TxnStream;
 
     async fn read_transactions(&self, _req: Request<()>) -> Result<Response<TxnStream>, Status> {
-        tracing::info!("a client is replaying the log");
-        Ok(Response::new(Box::pin(Replay {
+        let replay = self.replays.serve(|| Replay {
             stream: Some(self.reader.stream()),
             started: Instant::now(),
-        })))
+        })?;
+        tracing::info!("a client is replaying the log");
+        Ok(Response::new(Box::pin(replay)))
     }
 
     async fn write_transactions(
@@ -137,7 +160,15 @@ impl TransactionService for TxnService {
         req: Request<Streaming<Transaction>>,
     ) -> Result<Response<()>, Status> {
         let mut stream = req.into_inner();
-        while let Some(t) = stream.message().await? {
+        // The original kvs keeps this stream open for its whole life: at
+        // shutdown it is ended here, not waited for.
+        let stopping = loop {
+            let next = tokio::select! {
+                biased;
+                () = self.stopping.cancelled() => break true,
+                next = stream.message() => next?,
+            };
+            let Some(t) = next else { break false };
             let txn = accepted(t)?;
             self.submit(Command::Append {
                 txns: vec![txn],
@@ -145,6 +176,14 @@ impl TransactionService for TxnService {
                 done: None,
             })
             .await?;
+        };
+        self.flush().await?;
+        if stopping {
+            tracing::info!("ended a WriteTransactions stream: txn-server is shutting down");
+            return Err(Status::unavailable(
+                "txn-server is shutting down; the transactions it received on this stream are \
+                 committed, send the rest once it is back",
+            ));
         }
         Ok(Response::new(()))
     }
@@ -206,8 +245,8 @@ impl TransactionService for TxnService {
 
 /// A `ReadTransactions` response: the log's transactions, then the status
 /// that ends it, with its trailers when the whole log was read (see
-/// [`kvs_proto::replay`]). Polled by tonic itself, so nothing is left running
-/// when the client goes away.
+/// [`kvs_proto::replay`]). Polled by its task in [`Replays`], which drops it
+/// when the client goes away, stops reading, or the server stops.
 struct Replay {
     /// `None` once the end was sent.
     stream: Option<ReplayStream>,

@@ -10,5 +10,6 @@ mod mtls;
 mod refused;
 mod replay;
 mod stack;
+mod streams;
 mod tables;
 mod writers;

@@ -35,7 +35,7 @@ INSERT INTO string_transactions (transaction_type, key_id, value) VALUES ('Trans
 
 /// What a `ReadTransactions` stream carried, and how it ended: its trailers
 /// when it ended OK, its status otherwise.
-async fn read_all(stack: &Stack) -> (Vec<Txn>, Result<Option<MetadataMap>, Status>) {
+pub async fn read_all(stack: &Stack) -> (Vec<Txn>, Result<Option<MetadataMap>, Status>) {
     let mut client = stack.grpc_client().await;
     let mut stream = client.read_transactions(()).await.unwrap().into_inner();
     let mut txns = Vec::new();

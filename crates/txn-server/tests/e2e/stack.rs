@@ -66,6 +66,14 @@ impl Stack {
         stack
     }
 
+    /// txn-server alone, on its file backend, with `txn_args`.
+    pub fn file_only(txn_args: &[String]) -> Stack {
+        let mut stack = Stack::bare(Store::File(tempfile::tempdir().unwrap()));
+        stack.txn_args = txn_args.to_vec();
+        stack.start_txn();
+        stack
+    }
+
     async fn with(store: Store) -> Stack {
         let mut stack = Stack::bare(store);
         stack.start_txn();
@@ -93,6 +101,18 @@ impl Stack {
 
     /// A gRPC client of txn-server with the client certificate of `certs`.
     pub async fn grpc_client_as(&self, certs: &Certs) -> TransactionServiceClient<Channel> {
+        let channel = self
+            .grpc_endpoint_as(certs)
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        TransactionServiceClient::new(channel)
+    }
+
+    /// Where `grpc_client_as` connects, without its request timeout, for a
+    /// test to add its own settings.
+    pub fn grpc_endpoint_as(&self, certs: &Certs) -> Endpoint {
         let read = |c: &Certs, n: &str| std::fs::read(c.path(n)).unwrap();
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(read(&self.certs, "ca.crt")))
@@ -101,15 +121,10 @@ impl Stack {
                 read(certs, "client.key"),
             ))
             .domain_name("localhost");
-        let channel = Endpoint::from_shared(format!("https://{}", self.txn_addr()))
+        Endpoint::from_shared(format!("https://{}", self.txn_addr()))
             .unwrap()
             .tls_config(tls)
             .unwrap()
-            .timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .unwrap();
-        TransactionServiceClient::new(channel)
     }
 
     pub fn start_txn(&mut self) {

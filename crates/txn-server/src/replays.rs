@@ -1,0 +1,249 @@
+//! `ReadTransactions` streams: at most `--max-replay-streams` at once, and
+//! none kept by a client that stops reading or by a server that stops.
+//!
+//! A replay holds a database connection or a file-reading thread while it
+//! reads, and one whose client reads nothing never ends by itself: tonic
+//! polls a response only while the client's flow-control window has room.
+//! So each replay is polled by a task of its own, which hands it on to tonic
+//! through a short queue. A hand-off that waits longer than the stall limit,
+//! or the server's shutdown, ends the replay there (the reader stops) and
+//! frees its place. A place is kept until the client has taken the whole
+//! response or went away, not only until the log was read: a client cannot
+//! pile up replays by never reading them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use kvs_service::throttle::Throttle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+/// Refused replays are logged at most once a second (`held_back` counts the
+/// rest): a client can ask for them as fast as it likes.
+static REFUSALS: Throttle = Throttle::new(Duration::from_secs(1));
+
+/// Messages that may wait between a replay's task and tonic.
+const HAND_OFF: usize = 64;
+
+/// The places for replays, shared by every connection.
+#[derive(Clone)]
+pub struct Replays {
+    places: Arc<Semaphore>,
+    max: usize,
+    stall: Duration,
+    stopping: CancellationToken,
+}
+
+/// Why a replay's task stopped handing it on.
+enum Stop {
+    /// All of it was handed on.
+    Done,
+    /// Its client went away.
+    Left,
+    /// Its client took nothing for the stall limit.
+    Stalled,
+    /// The server is shutting down.
+    Stopping,
+}
+
+impl Replays {
+    /// At most `max` replays at once; each ended once its client has taken
+    /// nothing for `stall`, or once `stopping` is cancelled.
+    pub fn new(max: usize, stall: Duration, stopping: CancellationToken) -> Replays {
+        Replays {
+            places: Arc::new(Semaphore::new(max)),
+            max,
+            stall,
+            stopping,
+        }
+    }
+
+    /// Starts the replay that `start` makes, in a place of its own, or
+    /// refuses it (without starting it) when every place is taken.
+    pub fn serve<S, T>(&self, start: impl FnOnce() -> S) -> Result<Handed<T>, Status>
+    where
+        S: Stream<Item = Result<T, Status>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Ok(place) = self.places.clone().try_acquire_owned() else {
+            if let Some(held_back) = REFUSALS.admit() {
+                tracing::warn!(
+                    max = self.max,
+                    held_back,
+                    "refused a replay: as many are open as --max-replay-streams allows"
+                );
+            }
+            return Err(Status::resource_exhausted(format!(
+                "txn-server is serving as many replays as it may at once ({}, its \
+                 --max-replay-streams); try again once one has ended",
+                self.max
+            )));
+        };
+        let (tx, rx) = mpsc::channel(HAND_OFF);
+        let (cut_tx, cut_rx) = oneshot::channel();
+        let (stall, stopping) = (self.stall, self.stopping.clone());
+        let replay = start();
+        tokio::spawn(async move {
+            let (stop, sent) = hand_on(replay, &tx, stall, &stopping).await;
+            // The reader stopped with the replay; now the place is free.
+            drop(place);
+            match stop {
+                Stop::Done => {}
+                Stop::Left => tracing::info!(sent, "a client left its replay before its end"),
+                Stop::Stalled => {
+                    tracing::warn!(
+                        ?stall,
+                        sent,
+                        "a client took nothing of its replay for --replay-stall-secs; \
+                         ended the replay to free its place"
+                    );
+                    let _ = cut_tx.send(Status::unavailable(format!(
+                        "txn-server ended this replay: nothing of it was taken for {stall:?} \
+                         (--replay-stall-secs)"
+                    )));
+                }
+                Stop::Stopping => {
+                    tracing::info!(sent, "ended a replay: txn-server is shutting down");
+                    let _ = cut_tx.send(Status::unavailable(
+                        "txn-server is shutting down; replay again once it is back",
+                    ));
+                }
+            }
+        });
+        Ok(Handed {
+            rx,
+            cut: Some(cut_rx),
+        })
+    }
+}
+
+/// Hands `replay` on through `tx`, each message within `stall`, until it
+/// ends, its client goes away, or `stopping`; then, holding the place, waits
+/// (as long again at most) for the client to take the rest. Returns why it
+/// stopped and how many messages it handed on. The replay is dropped on
+/// return, which stops its reader.
+async fn hand_on<S, T>(
+    replay: S,
+    tx: &mpsc::Sender<Result<T, Status>>,
+    stall: Duration,
+    stopping: &CancellationToken,
+) -> (Stop, u64)
+where
+    S: Stream<Item = Result<T, Status>>,
+{
+    let mut replay = std::pin::pin!(replay);
+    let mut sent = 0;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = stopping.cancelled() => return (Stop::Stopping, sent),
+            () = tx.closed() => return (Stop::Left, sent),
+            next = replay.next() => next,
+        };
+        let Some(message) = next else { break };
+        tokio::select! {
+            biased;
+            () = stopping.cancelled() => return (Stop::Stopping, sent),
+            handed = tokio::time::timeout(stall, tx.send(message)) => match handed {
+                Ok(Ok(())) => sent += 1,
+                Ok(Err(_)) => return (Stop::Left, sent),
+                Err(_) => return (Stop::Stalled, sent),
+            },
+        }
+    }
+    tokio::select! {
+        () = stopping.cancelled() => (Stop::Done, sent),
+        taken = tokio::time::timeout(stall, tx.closed()) => match taken {
+            Ok(()) => (Stop::Done, sent),
+            Err(_) => (Stop::Stalled, sent),
+        },
+    }
+}
+
+/// A replay as tonic sends it: what its task handed on, then, if the task
+/// had to cut it short, the status saying why.
+pub struct Handed<T> {
+    rx: mpsc::Receiver<Result<T, Status>>,
+    /// `None` once the end was given.
+    cut: Option<oneshot::Receiver<Status>>,
+}
+
+impl<T> Stream for Handed<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(message) = ready!(self.rx.poll_recv(cx)) {
+            return Poll::Ready(Some(message));
+        }
+        let Some(cut) = self.cut.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let cut = ready!(Pin::new(cut).poll(cx));
+        self.cut = None;
+        // No status when the replay was handed on whole: it carried its own end.
+        Poll::Ready(cut.ok().map(Err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn endless() -> impl Stream<Item = Result<u64, Status>> + Send + 'static {
+        tokio_stream::iter(0..).map(Ok)
+    }
+
+    /// What a client that starts reading now gets: the messages, and the
+    /// status that ends them.
+    async fn read(mut handed: Handed<u64>) -> (u64, Status) {
+        let mut got = 0;
+        loop {
+            match handed.next().await {
+                Some(Ok(_)) => got += 1,
+                Some(Err(status)) => return (got, status),
+                None => panic!("the replay ended without a status"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_nobody_reads_is_cut_after_the_stall_limit_and_frees_its_place() {
+        let replays = Replays::new(1, Duration::from_millis(100), CancellationToken::new());
+        let idle = replays.serve(endless).unwrap();
+        let refused = replays.serve(endless).err().unwrap();
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("--max-replay-streams"),
+            "{refused:?}"
+        );
+
+        kvs_testkit::wait_until(
+            "the stalled replay's place to be free",
+            Duration::from_secs(30),
+            || replays.places.available_permits() == 1,
+        )
+        .await;
+        let (got, end) = read(idle).await;
+        assert_eq!(got, HAND_OFF as u64, "what was handed on before the stall");
+        assert_eq!(end.code(), Code::Unavailable);
+        assert!(end.message().contains("--replay-stall-secs"), "{end:?}");
+    }
+
+    #[tokio::test]
+    async fn shutting_down_ends_open_replays_with_a_status() {
+        let stopping = CancellationToken::new();
+        let replays = Replays::new(2, Duration::from_secs(30), stopping.clone());
+        let idle = replays.serve(endless).unwrap();
+        stopping.cancel();
+        let (_, end) = read(idle).await;
+        assert_eq!(end.code(), Code::Unavailable);
+        assert!(end.message().contains("shutting down"), "{end:?}");
+    }
+}

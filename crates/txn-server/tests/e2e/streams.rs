@@ -1,0 +1,265 @@
+//! Open streams: replays are bounded and cut when nobody reads them, so they
+//! cannot keep appends from the log; and no open stream keeps txn-server
+//! from stopping on SIGTERM.
+
+use std::time::Duration;
+
+use kvs_core::{Key, Txn, Value};
+use kvs_proto::api::transaction_service_client::TransactionServiceClient;
+use kvs_proto::api::{AppendRequest, Transaction};
+use kvs_testkit::wait_until;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::replay::read_all;
+use crate::stack::{Stack, Store};
+
+/// How long a test waits for what it needs before it fails.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// txn-server's default `--max-replay-streams`.
+const MAX_REPLAYS: usize = 4;
+
+/// The log the tests replay: far more than the flow-control windows of
+/// [`unread_replays`] and txn-server's queues hold, so that a replay nobody
+/// reads stays in the middle of its read.
+const BATCHES: u64 = 30;
+const PER_BATCH: usize = 100;
+const LOGGED: usize = BATCHES as usize * PER_BATCH;
+
+const WRITER: &str = "filler";
+
+fn put(key: &str, value: Value) -> Transaction {
+    Transaction::from(&Txn::Put {
+        key: Key::parse(key).unwrap(),
+        value,
+    })
+}
+
+fn batch(sequence: u64, transactions: Vec<Transaction>) -> AppendRequest {
+    AppendRequest {
+        writer_id: WRITER.into(),
+        sequence,
+        transactions,
+    }
+}
+
+/// Logs [`LOGGED`] keys of 1 KiB each, as the writer's batches 1 to
+/// [`BATCHES`].
+async fn fill(client: &mut TransactionServiceClient<Channel>) {
+    for sequence in 1..=BATCHES {
+        let txns = (0..PER_BATCH)
+            .map(|i| put(&format!("k{sequence}_{i}"), Value::Str("x".repeat(1024))))
+            .collect();
+        client
+            .append_transactions(batch(sequence, txns))
+            .await
+            .unwrap();
+    }
+}
+
+/// A client on a connection of its own whose HTTP/2 windows are the
+/// smallest there are: txn-server can send it no more than 64 KiB in all
+/// until it reads, which it never does.
+async fn unread_replays(stack: &Stack) -> TransactionServiceClient<Channel> {
+    let channel = stack
+        .grpc_endpoint_as(&stack.certs)
+        .initial_connection_window_size(65_535)
+        .initial_stream_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    TransactionServiceClient::new(channel)
+}
+
+fn lines_saying(output: &str, message: &str) -> usize {
+    output
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["fields"]["message"] == message)
+        })
+        .count()
+}
+
+fn txn_output(stack: &Stack) -> String {
+    stack.txn.as_ref().expect("txn-server is running").output()
+}
+
+/// Opens three times the bound of replays and reads none; appends are
+/// answered all the same, the replays past the bound are refused, and once
+/// the unread ones are gone a replay is served whole.
+async fn unread_replays_leave_appends_their_capacity(stack: Stack) {
+    let mut writer = stack.grpc_client().await;
+    fill(&mut writer).await;
+
+    let mut idle = unread_replays(&stack).await;
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..3 * MAX_REPLAYS {
+        match idle.read_transactions(()).await {
+            Ok(stream) => open.push(stream.into_inner()),
+            Err(status) => refused.push(status),
+        }
+    }
+
+    // Appends are answered while the replays stay unread: a generous
+    // limit, only so that a starved append fails the test instead of
+    // hanging it.
+    for sequence in BATCHES + 1..=BATCHES + 3 {
+        let appended = tokio::time::timeout(
+            Duration::from_secs(10),
+            writer.append_transactions(batch(
+                sequence,
+                vec![put(&format!("during_{sequence}"), Value::Int(1))],
+            )),
+        )
+        .await
+        .expect("an append answered while replays are unread");
+        let durable = appended.expect("an append taken while replays are unread");
+        assert_eq!(durable.into_inner().durable_sequence, sequence);
+    }
+
+    assert_eq!(open.len(), MAX_REPLAYS, "refused: {refused:?}");
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("--max-replay-streams"),
+            "{status:?}"
+        );
+    }
+    let output = txn_output(&stack);
+    assert!(
+        lines_saying(
+            &output,
+            "refused a replay: as many are open as --max-replay-streams allows"
+        ) >= 1,
+        "{output}"
+    );
+
+    drop(open);
+    drop(idle);
+    wait_until("the unread replays to be left", LIMIT, || {
+        lines_saying(
+            &txn_output(&stack),
+            "a client left its replay before its end",
+        ) >= MAX_REPLAYS
+    })
+    .await;
+    let (txns, end) = read_all(&stack).await;
+    end.expect("a replay served whole once the unread ones are gone");
+    assert_eq!(txns.len(), LOGGED + 3);
+}
+
+#[tokio::test]
+async fn unread_replays_leave_appends_their_database_connections() {
+    let mut stack = Stack::database_only().await;
+    stack.start_txn();
+    unread_replays_leave_appends_their_capacity(stack).await;
+}
+
+#[tokio::test]
+async fn unread_replays_leave_appends_their_threads_on_the_file_log() {
+    unread_replays_leave_appends_their_capacity(Stack::file_only(&[])).await;
+}
+
+#[tokio::test]
+async fn a_replay_nobody_reads_is_cut_after_the_stall_limit() {
+    let args = ["--max-replay-streams", "1", "--replay-stall-secs", "1"].map(String::from);
+    let stack = Stack::file_only(&args);
+    fill(&mut stack.grpc_client().await).await;
+
+    let mut idle = unread_replays(&stack).await;
+    let _unread = idle.read_transactions(()).await.unwrap().into_inner();
+    let refused = idle.read_transactions(()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+    wait_until("the unread replay to be cut", LIMIT, || {
+        lines_saying(
+            &txn_output(&stack),
+            "a client took nothing of its replay for --replay-stall-secs; \
+             ended the replay to free its place",
+        ) == 1
+    })
+    .await;
+    let mut client = stack.grpc_client().await;
+    let mut served = client.read_transactions(()).await.unwrap().into_inner();
+    assert!(served.message().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sigterm_ends_an_open_write_stream_and_what_it_sent_is_kept() {
+    let mut stack = Stack::file_only(&[]);
+    // No request timeout: the stream stays open as long as txn-server lets it.
+    let channel = stack.grpc_endpoint_as(&stack.certs).connect().await;
+    let mut client = TransactionServiceClient::new(channel.unwrap());
+    let (send, stream) = tokio::sync::mpsc::channel(4);
+    let call =
+        tokio::spawn(async move { client.write_transactions(ReceiverStream::new(stream)).await });
+    // As the original kvs does: a transaction, and the stream kept open.
+    let key = "sent_before_sigterm";
+    send.send(put(key, Value::Int(7))).await.unwrap();
+    let Store::File(dir) = &stack.store else {
+        unreachable!("a file stack")
+    };
+    let log = dir.path().join("txn.log");
+    wait_until("the transaction to reach the log file", LIMIT, || {
+        std::fs::read(&log).is_ok_and(|bytes| bytes.windows(key.len()).any(|w| w == key.as_bytes()))
+    })
+    .await;
+
+    let txn = stack.txn.as_mut().unwrap();
+    assert!(
+        txn.terminate_within(LIMIT).await.success(),
+        "{}",
+        txn.output()
+    );
+    let ended = call.await.unwrap().unwrap_err();
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    assert!(ended.message().contains("shutting down"), "{ended:?}");
+    let output = txn.output();
+    assert_eq!(
+        lines_saying(
+            &output,
+            "ended a WriteTransactions stream: txn-server is shutting down"
+        ),
+        1,
+        "{output}"
+    );
+    drop(send);
+
+    stack.start_txn();
+    let (txns, end) = read_all(&stack).await;
+    end.unwrap();
+    assert_eq!(
+        txns,
+        [Txn::Put {
+            key: Key::parse(key).unwrap(),
+            value: Value::Int(7)
+        }]
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_txn_server_within_its_shutdown_timeout_despite_an_unread_replay() {
+    let mut stack = Stack::file_only(&["--shutdown-timeout", "1"].map(String::from));
+    fill(&mut stack.grpc_client().await).await;
+    let mut idle = unread_replays(&stack).await;
+    let _unread = idle.read_transactions(()).await.unwrap().into_inner();
+
+    let txn = stack.txn.as_mut().unwrap();
+    assert!(
+        txn.terminate_within(LIMIT).await.success(),
+        "{}",
+        txn.output()
+    );
+    let output = txn.output();
+    for said in [
+        "ended a replay: txn-server is shutting down",
+        "connections still busy after --shutdown-timeout (a client not reading the end of \
+         its stream?); stopping without them",
+    ] {
+        assert_eq!(lines_saying(&output, said), 1, "{said}: {output}");
+    }
+}
