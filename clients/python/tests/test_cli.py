@@ -15,8 +15,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
 
@@ -402,8 +404,62 @@ def test_help_documents_the_exit_codes(kvs) -> None:
     code, out, _ = kvs("--help")
     assert code == 0
     assert "exit codes:" in out
-    for line in ["0  success", "1  not found", "2  usage error", "3  invalid value", "4  server unavailable"]:
+    for line in [
+        "0  success",
+        "1  not found",
+        "2  usage error",
+        "3  invalid value",
+        "4  server unavailable",
+        "5  outcome unknown",
+    ]:
         assert line in out
+
+
+class _OutcomeUnknown(BaseHTTPRequestHandler):
+    """Answers every request as kvs-server answers a write whose outcome it
+    could not learn (a real server does so only when its log fails)."""
+
+    def answer(self) -> None:
+        body = json.dumps(
+            {
+                "type": "urn:kvs:problem:outcome-unknown",
+                "title": "Outcome Unknown",
+                "status": 504,
+                "detail": "the log did not tell",
+            }
+        ).encode()
+        self.send_response(504)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("KVS-Outcome", "unknown")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_POST = do_DELETE = answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def outcome_unknown_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OutcomeUnknown)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_outcome_unknown_exits_5_not_4(kvs_at, outcome_unknown_url: str) -> None:
+    code, out, err = kvs_at(outcome_unknown_url, "int", "incr", "counter")
+    assert (code, out) == (5, "")
+    assert err == "kvs: error: 504: the log did not tell\n"
+    code, _, err = kvs_at(outcome_unknown_url, "--json", "int", "incr", "counter")
+    assert code == 5
+    assert json.loads(err) == {"error": "OutcomeUnknown", "detail": "the log did not tell", "status": 504}
 
 
 def test_an_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:

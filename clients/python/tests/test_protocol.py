@@ -13,7 +13,17 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from kvs_client import Conflict, Forbidden, InvalidValue, KvsError, PayloadTooLarge, Unauthorized, Unavailable, protocol
+from kvs_client import (
+    Conflict,
+    Forbidden,
+    InvalidValue,
+    KvsError,
+    OutcomeUnknown,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    protocol,
+)
 
 
 def problem(status: int, detail: str, **headers: str) -> httpx.Response:
@@ -30,6 +40,7 @@ def problem(status: int, detail: str, **headers: str) -> httpx.Response:
         (409, Conflict),
         (413, PayloadTooLarge),
         (503, Unavailable),
+        (504, OutcomeUnknown),
         (500, KvsError),
         (404, KvsError),
     ],
@@ -40,6 +51,14 @@ def test_errors_map_by_status_and_carry_the_detail(status: int, kind: type) -> N
     assert error.status == status
     assert error.detail == "what went wrong"
     assert str(error) == f"{status}: what went wrong"
+
+
+def test_outcome_unknown_is_no_unavailable() -> None:
+    response = problem(504, "the log did not tell", **{"KVS-Outcome": "unknown"})
+    error = protocol.error_for(response)
+    assert isinstance(error, OutcomeUnknown)
+    assert not isinstance(error, Unavailable)
+    assert (error.status, error.detail) == (504, "the log did not tell")
 
 
 def test_unavailable_carries_retry_after_in_seconds() -> None:

@@ -476,7 +476,8 @@ fn quote(body: &[u8]) -> String {
 }
 
 /// [`Error::Status`] from an error answer: the `detail` of its problem JSON
-/// (or the start of its body), and its `Retry-After` in seconds.
+/// (or the start of its body), and its `Retry-After` in seconds; a 504 is
+/// [`Error::OutcomeUnknown`].
 async fn status_error(resp: Response) -> Error {
     let status = resp.status();
     let retry_after = resp
@@ -496,6 +497,9 @@ async fn status_error(resp: Response) -> Error {
                 quote(&body)
             }
         });
+    if status == StatusCode::GATEWAY_TIMEOUT {
+        return Error::OutcomeUnknown { detail };
+    }
     Error::Status {
         status: status.as_u16(),
         detail,

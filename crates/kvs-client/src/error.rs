@@ -10,9 +10,14 @@ use kvs_core::{KeyError, ValueError};
 ///
 /// Errors that the client detects itself ([`Error::InvalidKey`],
 /// [`Error::InvalidValue`], [`Error::InvalidArgument`]) are returned before
-/// anything is sent. An error answer from the server is one variant,
-/// [`Error::Status`], that keeps the HTTP status and the server's sentence;
-/// the `is_*` helpers name the cases that the API documents.
+/// anything is sent. An error answer from the server is [`Error::Status`],
+/// that keeps the HTTP status and the server's sentence; the `is_*` helpers
+/// name the cases that the API documents. The one answer after which the
+/// client cannot know whether its write was applied has a variant of its
+/// own, [`Error::OutcomeUnknown`], so that no handler of error statuses
+/// takes it for a refusal.
+///
+/// The client never retries by itself.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -44,7 +49,8 @@ pub enum Error {
     /// The server answered with an error status.
     #[error("server answered {status}: {detail}")]
     Status {
-        /// The HTTP status code (400, 401, 403, 404, 409, 413, 503, ...).
+        /// The HTTP status code (400, 401, 403, 404, 409, 413, 503, ...);
+        /// never 504, which is [`Error::OutcomeUnknown`].
         status: u16,
         /// The server's explanation: the `detail` of its
         /// `application/problem+json` answer, or the start of the body when
@@ -53,6 +59,18 @@ pub enum Error {
         /// How long the server asked the client to wait before trying again
         /// (the `Retry-After` header in seconds), sent with 503.
         retry_after: Option<Duration>,
+    },
+
+    /// 504: the write may or may not have been applied. Its batch was sent
+    /// to the transaction log and the server could not learn in time
+    /// whether it became durable; if it did, the server applies it once the
+    /// log is back. Retrying a write that is not idempotent (an increment,
+    /// a set add whose answer matters) may apply it twice: read the key
+    /// first. A gateway's own 504 means the same and is this error too.
+    #[error("outcome unknown, the write may have been applied: {detail}")]
+    OutcomeUnknown {
+        /// The server's explanation, as for [`Error::Status`].
+        detail: String,
     },
 
     /// A success answer whose body is not what the operation returns (for
@@ -67,6 +85,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Status { status, .. } => Some(*status),
+            Error::OutcomeUnknown { .. } => Some(504),
             _ => None,
         }
     }
@@ -74,7 +93,7 @@ impl Error {
     /// The server's explanation of an error answer.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Error::Status { detail, .. } => Some(detail),
+            Error::Status { detail, .. } | Error::OutcomeUnknown { detail } => Some(detail),
             _ => None,
         }
     }
@@ -121,9 +140,16 @@ impl Error {
     }
 
     /// 503: the server is replaying its log or cannot make writes durable;
-    /// try again after [`Error::retry_after`].
+    /// nothing was applied, so trying again after [`Error::retry_after`] is
+    /// safe.
     pub fn is_unavailable(&self) -> bool {
         self.status() == Some(503)
+    }
+
+    /// 504 ([`Error::OutcomeUnknown`]): the write may have been applied;
+    /// read the key before retrying it.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::OutcomeUnknown { .. })
     }
 
     /// A request or connect timeout (see [`crate::ClientBuilder::timeout`]).

@@ -58,10 +58,16 @@
 //! answer ([`Error::Status`], classified by [`Error::is_bad_request`],
 //! [`Error::is_unauthorized`], [`Error::is_forbidden`],
 //! [`Error::is_conflict`], [`Error::is_payload_too_large`],
-//! [`Error::is_unavailable`] with [`Error::retry_after`], ...), or an answer
-//! that does not parse ([`Error::Decode`]). An absent key, map field or set
-//! member is not an error: getters return `None`, `set_contains` `false`,
-//! deletes `false`.
+//! [`Error::is_unavailable`] with [`Error::retry_after`], ...), a write
+//! whose outcome the server could not learn ([`Error::OutcomeUnknown`]), or
+//! an answer that does not parse ([`Error::Decode`]). An absent key, map
+//! field or set member is not an error: getters return `None`,
+//! `set_contains` `false`, deletes `false`.
+//!
+//! The client never retries. A 503 ([`Error::is_unavailable`]) applied
+//! nothing and may be retried as it is; after [`Error::OutcomeUnknown`]
+//! the write may have been applied, so read the key before retrying one
+//! that is not idempotent, such as an increment.
 //!
 //! # Tokens and TLS
 //!

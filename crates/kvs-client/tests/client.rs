@@ -673,6 +673,33 @@ async fn a_503_keeps_its_detail_and_retry_after() {
 }
 
 #[tokio::test]
+async fn a_504_is_outcome_unknown_not_unavailable() {
+    let reply = answer(
+        "504 Gateway Timeout",
+        &[
+            "content-type: application/problem+json",
+            "kvs-outcome: unknown",
+        ],
+        r#"{"type":"urn:kvs:problem:outcome-unknown","title":"Outcome Unknown","status":504,"detail":"the log did not tell"}"#,
+    );
+    let (root, _) = scripted_server(reply).await;
+    let err = Client::new(&root)
+        .unwrap()
+        .int_incr("k", 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::OutcomeUnknown { detail } if detail == "the log did not tell"),
+        "{err:?}"
+    );
+    assert!(err.is_outcome_unknown());
+    assert!(!err.is_unavailable());
+    assert_eq!(err.status(), Some(504));
+    assert_eq!(err.retry_after(), None);
+    assert!(err.to_string().contains("may have been applied"), "{err}");
+}
+
+#[tokio::test]
 async fn a_404_that_is_not_in_the_apis_error_format_is_an_error_not_an_absent_key() {
     let reply = answer(
         "404 Not Found",

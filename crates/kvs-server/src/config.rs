@@ -57,10 +57,21 @@ pub struct Config {
     #[arg(long, env = "KVS_TXN_SERVER_NAME", default_value = "localhost")]
     pub txn_server_name: String,
 
-    /// Milliseconds a batch may wait for the txn-server before its writes
-    /// are answered 503.
+    /// Milliseconds a batch may wait for the txn-server before its append
+    /// counts as failed (see --outcome-timeout-ms for how its writes are
+    /// answered).
     #[arg(long, env = "KVS_TXN_TIMEOUT_MS", default_value_t = 2000)]
     pub txn_timeout_ms: u64,
+
+    /// Milliseconds the writes of a failed append wait, after the failure,
+    /// for the log to tell whether the batch is durable after all (its
+    /// answer may be what was lost): 200 if it is, 503 if not. Past this
+    /// they are answered 504 "outcome unknown". A write's longest wait is
+    /// about --txn-timeout-ms plus this; keep that well below
+    /// --request-timeout.
+    #[arg(long, env = "KVS_OUTCOME_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub outcome_timeout_ms: u64,
 
     /// A file holding the bearer token (a JWT) to send to a txn-server that
     /// checks tokens.

@@ -1,10 +1,11 @@
 //! One error type for the whole API, answered as `application/problem+json`.
 //!
-//! Every error is the client's to act on (4xx) or a temporary refusal (503);
-//! nothing a request does ends in a 500.
+//! Every error is the client's to act on (4xx), a temporary refusal that
+//! applied nothing (503), or a write whose outcome the server could not learn
+//! (504, "outcome unknown"); nothing a request does ends in a 500.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kvs_core::{KeyError, ValueError};
 
@@ -12,6 +13,12 @@ use crate::store::{JournalError, LimitError};
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: &str = "1";
+
+/// The header that marks a write that may or may not have been applied, for
+/// clients that look at headers only.
+const OUTCOME_HEADER: &str = "kvs-outcome";
+/// The problem type of a 504: a URI that names it, not a page.
+const OUTCOME_UNKNOWN_TYPE: &str = "urn:kvs:problem:outcome-unknown";
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -50,9 +57,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A 504 is only ever "outcome unknown": a type of its own, so that
+        // no one reads it as the 503 that promises nothing was applied.
+        let (kind, title) = match self.status {
+            StatusCode::GATEWAY_TIMEOUT => (OUTCOME_UNKNOWN_TYPE, "Outcome Unknown"),
+            status => ("about:blank", status.canonical_reason().unwrap_or("Error")),
+        };
         let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "type": kind,
+            "title": title,
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
@@ -64,6 +77,7 @@ impl IntoResponse for ApiError {
         );
         let (name, value) = match self.status {
             StatusCode::SERVICE_UNAVAILABLE => (header::RETRY_AFTER, RETRY_AFTER_SECS),
+            StatusCode::GATEWAY_TIMEOUT => (HeaderName::from_static(OUTCOME_HEADER), "unknown"),
             StatusCode::UNAUTHORIZED => (header::WWW_AUTHENTICATE, r#"Bearer realm="kvs""#),
             StatusCode::FORBIDDEN => (
                 header::WWW_AUTHENTICATE,
@@ -90,7 +104,11 @@ impl From<ValueError> for ApiError {
 
 impl From<JournalError> for ApiError {
     fn from(e: JournalError) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        let status = match e {
+            JournalError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -114,3 +132,38 @@ macro_rules! from_rejection {
     )*};
 }
 from_rejection!(BytesRejection, PathRejection, QueryRejection);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: JournalError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let resp = ApiError::from(e).into_response();
+        let (parts, body) = resp.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&body).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_is_a_504_of_its_own_type_and_not_a_503() {
+        let (status, headers, problem) =
+            answer(JournalError::OutcomeUnknown("the log is away".into())).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(headers[OUTCOME_HEADER], "unknown");
+        assert!(headers.get(header::RETRY_AFTER).is_none());
+        assert_eq!(problem["type"], OUTCOME_UNKNOWN_TYPE);
+        assert_eq!(problem["title"], "Outcome Unknown");
+        assert_eq!(problem["status"], 504);
+
+        let (status, headers, problem) =
+            answer(JournalError::Unavailable("the log is away".into())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.get(OUTCOME_HEADER).is_none());
+        assert_eq!(headers[header::RETRY_AFTER], RETRY_AFTER_SECS);
+        assert_eq!(problem["type"], "about:blank");
+    }
+}

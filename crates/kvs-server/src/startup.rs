@@ -168,6 +168,7 @@ async fn serve<L: Log>(
         config.durability,
         config.queue_capacity,
         config.audit_reads,
+        Duration::from_millis(config.outcome_timeout_ms),
         metrics.clone(),
     );
     let store = Arc::new(Store {
@@ -397,7 +398,8 @@ mod tests {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 503);
+        // The write was on its way to the log when the committer died.
+        assert_eq!(resp.status(), 504);
         let detail = resp.text().await.unwrap();
         assert!(detail.contains("the committer stopped"), "{detail}");
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client
-from .errors import KvsConnectionError, KvsError, Unavailable
+from .errors import KvsConnectionError, KvsError, OutcomeUnknown, Unavailable
 from .protocol import VALUE_TYPES, ValueType
 
 EXIT_OK = 0
@@ -28,6 +28,7 @@ EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2  # argparse's own
 EXIT_CLIENT_ERROR = 3
 EXIT_UNAVAILABLE = 4
+EXIT_OUTCOME_UNKNOWN = 5
 
 EPILOG = """\
 examples:
@@ -63,7 +64,11 @@ exit codes:
      missing or unknown token, 403 for a write with a read-only token):
      nothing was changed (import: nothing from the refused line on)
   4  server unavailable (HTTP 503 or another 5xx), not ready, or
-     unreachable (a server certificate that does not verify included)
+     unreachable (a server certificate that does not verify included);
+     a refused write (503) changed nothing
+  5  outcome unknown (HTTP 504): the write may have been applied; read
+     the key before running a command that is not idempotent (incr)
+     again
 
 environment:
   KVS_URL         server URL when --url is not given (default %(default_url)s)
@@ -636,6 +641,8 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def _error_code(error: KvsError) -> int:
+    if isinstance(error, OutcomeUnknown):
+        return EXIT_OUTCOME_UNKNOWN
     if isinstance(error, KvsConnectionError) or error.status is None:
         return EXIT_UNAVAILABLE
     return EXIT_CLIENT_ERROR if 400 <= error.status < 500 else EXIT_UNAVAILABLE

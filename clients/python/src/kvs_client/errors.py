@@ -9,11 +9,16 @@ anything the client raises on purpose. Server errors map by HTTP status::
     ├── Forbidden            403: a read-only token tried to write
     ├── Conflict             409: an increment would overflow i32
     ├── PayloadTooLarge      413: body over the server's size limit
-    ├── Unavailable          503: not ready yet, or the write is not durable
+    ├── Unavailable          503: not ready yet, or the write is not durable;
+    │                        nothing was applied
+    ├── OutcomeUnknown       504: the write may or may not have been applied
     └── KvsConnectionError   no answer at all (refused, reset, timed out, or
                              a server certificate that does not verify)
 
-An absent key is not an error: getters return ``None`` instead.
+An absent key is not an error: getters return ``None`` instead. The client
+never retries by itself: an :class:`Unavailable` may be retried as it is; an
+:class:`OutcomeUnknown` write may have been applied, so read the key before
+retrying one that is not idempotent (an increment).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "Conflict",
     "PayloadTooLarge",
     "Unavailable",
+    "OutcomeUnknown",
     "KvsConnectionError",
 ]
 
@@ -81,7 +87,7 @@ class PayloadTooLarge(KvsError):
 
 class Unavailable(KvsError):
     """503: the server is still replaying its log, or could not make a write
-    durable. Retrying later is expected to succeed.
+    durable. Nothing was applied; retrying later is expected to succeed.
 
     Attributes:
         retry_after: seconds the server asked us to wait (its ``Retry-After``
@@ -96,6 +102,21 @@ class Unavailable(KvsError):
     ) -> None:
         super().__init__(detail, status)
         self.retry_after = retry_after
+
+
+class OutcomeUnknown(KvsError):
+    """504: the write may or may not have been applied.
+
+    Its batch was sent to the transaction log, and the server could not learn
+    in time whether it became durable; if it did, the server applies it once
+    the log is back. Retrying a write that is not idempotent (an increment)
+    may apply it twice: read the key first. A gateway's own 504 means the same
+    and raises this too. Not an :class:`Unavailable`, so that code retrying
+    those does not retry this.
+    """
+
+    def __init__(self, detail: str, status: Optional[int] = 504) -> None:
+        super().__init__(detail, status)
 
 
 class KvsConnectionError(KvsError, ConnectionError):

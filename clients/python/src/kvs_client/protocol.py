@@ -26,7 +26,16 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import Conflict, Forbidden, InvalidValue, KvsError, PayloadTooLarge, Unauthorized, Unavailable
+from .errors import (
+    Conflict,
+    Forbidden,
+    InvalidValue,
+    KvsError,
+    OutcomeUnknown,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
 
 BASE_PATH = "/kvs/v1-0-0"
 
@@ -182,6 +191,8 @@ def error_for(response: httpx.Response) -> KvsError:
         return PayloadTooLarge(detail, status)
     if status == 503:
         return Unavailable(detail, status, retry_after=_retry_after(response))
+    if status == 504:
+        return OutcomeUnknown(detail, status)
     return KvsError(detail, status)
 
 

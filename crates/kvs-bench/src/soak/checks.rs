@@ -25,13 +25,13 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
     }
 }
 
-/// Answers with a status outside 2xx and 503, described.
+/// Answers with a status outside 2xx, 503 and 504, described.
 fn unexpected_statuses(p: &PhaseReport) -> Vec<String> {
     p.statuses
         .iter()
         .filter(|(s, _)| {
             let s: u16 = s.parse().unwrap_or(0);
-            !(acceptable(s) || s == 503)
+            !(acceptable(s) || s == 503 || s == 504)
         })
         .map(|(s, n)| format!("{n} answered {s}"))
         .collect()
@@ -76,7 +76,7 @@ pub(super) fn checks(
         "statuses",
         bad.is_empty() && load.requests > 0,
         if bad.is_empty() {
-            format!("{} requests, every answer 2xx or 503", load.requests)
+            format!("{} requests, every answer 2xx, 503 or 504", load.requests)
         } else {
             bad.join(", ")
         },

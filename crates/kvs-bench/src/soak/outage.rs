@@ -1,5 +1,6 @@
 //! What the outages did to the load: every answer counted on a timeline,
-//! and the 503s placed against the outages of txn-server.
+//! and the 503s (and 504s, "outcome unknown") placed against the outages of
+//! txn-server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -98,7 +99,9 @@ impl Observer for Timeline {
         let t = &self.ticks[i.min(self.ticks.len() - 1)];
         t.requests.fetch_add(1, Ordering::Relaxed);
         match outcome {
-            Ok(503) => {
+            // A 504 is a write whose append was in flight when txn-server
+            // went away: an answer of the outage, as a 503 is.
+            Ok(503 | 504) => {
                 t.unavailable.fetch_add(1, Ordering::Relaxed);
                 if class == OpClass::Read {
                     t.unavailable_reads.fetch_add(1, Ordering::Relaxed);

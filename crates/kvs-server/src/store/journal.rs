@@ -7,8 +7,14 @@
 //!
 //! When an append fails, the committer closes the gate (so no writer is
 //! between changing a table and queueing), takes back everything queued,
-//! undoes it newest first, answers each writer with an error, and retries the
-//! log until it recovers. Memory then again equals the log.
+//! undoes it newest first, and retries the log until it recovers. Memory then
+//! again equals the log. Writes that never reached the log are answered
+//! "not applied" at once. The batch that failed may have reached it (an
+//! answer lost on the way back), so its writers wait for the recovery to
+//! tell: durable, and they succeed; not, and they are "not applied". Only if
+//! the recovery cannot tell within the outcome timeout are they answered
+//! "outcome unknown". A "not applied" is thus always true, and a client may
+//! retry it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -37,8 +43,15 @@ pub enum Durability {
 pub enum JournalError {
     #[error("the server is still replaying its transaction log")]
     Replaying,
+    /// The write was not applied, and is not in the log.
     #[error("the transaction log is unavailable: {0}")]
     Unavailable(String),
+    /// The write's batch may or may not be in the log; if it is, the server
+    /// applies it once the log is back.
+    #[error(
+        "the transaction log did not tell whether the write is durable ({0}); it may have been applied: read the key before retrying"
+    )]
+    OutcomeUnknown(String),
     #[error("the server is shutting down")]
     Closed,
     #[error(
@@ -64,12 +77,57 @@ const HALTED: u8 = 4;
 type Undo = Vec<Txn>;
 /// What a `sync` writer waits on: its batch's outcome.
 type Outcome = oneshot::Receiver<Result<(), JournalError>>;
+/// Where the committer answers a `sync` writer.
+type Answer = oneshot::Sender<Result<(), JournalError>>;
 
 struct Pending {
     key: Key,
     txns: Vec<Txn>,
     undo: Undo,
-    done: Option<oneshot::Sender<Result<(), JournalError>>>,
+    done: Option<Answer>,
+}
+
+/// The writers of a failed batch, waiting to learn whether it is durable.
+struct InDoubt {
+    writers: Vec<Answer>,
+    /// Transactions in the batch: what the log hands back when all of it
+    /// turned out durable.
+    records: usize,
+    /// When they are answered "outcome unknown" if the log has not told.
+    deadline: tokio::time::Instant,
+    /// Why the append failed.
+    reason: String,
+}
+
+impl InDoubt {
+    fn shutting_down(&self) -> JournalError {
+        JournalError::OutcomeUnknown(format!("{}; the server is shutting down", self.reason))
+    }
+
+    fn answer(&mut self, outcome: Result<(), JournalError>) {
+        for w in self.writers.drain(..) {
+            let _ = w.send(outcome.clone());
+        }
+    }
+
+    /// Runs `step`, answering the writers "outcome unknown" if their
+    /// deadline passes meanwhile; `step` itself is never cut short.
+    async fn meanwhile<T>(&mut self, step: impl Future<Output = T>) -> T {
+        let mut step = std::pin::pin!(step);
+        loop {
+            tokio::select! {
+                out = &mut step => return out,
+                _ = tokio::time::sleep_until(self.deadline), if !self.writers.is_empty() => {
+                    tracing::warn!(
+                        writers = self.writers.len(),
+                        "the log has not told whether the failed batch is durable; answering its writers \"outcome unknown\""
+                    );
+                    let why = format!("{}; the log did not recover within --outcome-timeout-ms", self.reason);
+                    self.answer(Err(JournalError::OutcomeUnknown(why)));
+                }
+            }
+        }
+    }
 }
 
 pub struct Journal {
@@ -83,6 +141,8 @@ pub struct Journal {
     down_reason: RwLock<String>,
     mode: Durability,
     audit_reads: bool,
+    /// How long the writers of a failed batch wait for its outcome.
+    outcome_timeout: Duration,
     finish: Notify,
     metrics: Arc<Metrics>,
 }
@@ -92,11 +152,14 @@ pub struct Queue(mpsc::Receiver<Pending>);
 
 impl Journal {
     /// A journal in the replaying state; `capacity` bounds the queue, which
-    /// is what pushes back on writers in `async` mode.
+    /// is what pushes back on writers in `async` mode; `outcome_timeout` is
+    /// how long after a failed append its writers may wait to learn whether
+    /// it is durable.
     pub fn new(
         mode: Durability,
         capacity: usize,
         audit_reads: bool,
+        outcome_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> (Journal, Queue) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -107,6 +170,7 @@ impl Journal {
             down_reason: RwLock::new(String::new()),
             mode,
             audit_reads,
+            outcome_timeout,
             finish: Notify::new(),
             metrics,
         };
@@ -206,7 +270,8 @@ impl Store {
             match wait.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e.into()),
-                Err(_) => return Err(j.gone().into()),
+                // The write was queued, and may have been appended.
+                Err(_) => return Err(JournalError::OutcomeUnknown(j.gone().to_string()).into()),
             }
         }
         Ok(out)
@@ -329,9 +394,17 @@ impl Store {
                 Err(e) => {
                     tracing::error!(error = %e, records = txns.len(), "log append failed; undoing the batch");
                     j.metrics.log_failures.inc();
+                    let mut doubt = InDoubt {
+                        writers: batch.iter_mut().filter_map(|p| p.done.take()).collect(),
+                        records: txns.len(),
+                        deadline: tokio::time::Instant::now() + j.outcome_timeout,
+                        reason: e.to_string(),
+                    };
                     batch.extend(waiting.drain(..));
                     self.fail(&mut batch, &mut rx, e.to_string());
-                    if !closing && !self.recover(&mut log).await {
+                    if closing {
+                        doubt.answer(Err(doubt.shutting_down()));
+                    } else if !self.recover(&mut log, doubt).await {
                         break;
                     }
                 }
@@ -344,8 +417,8 @@ impl Store {
         tracing::info!("transaction log flushed and closed");
     }
 
-    /// Undoes every queued write, newest first, and answers each with an
-    /// error; the journal stays down until the log recovers.
+    /// Undoes every queued write, newest first, and answers each still
+    /// waiting "not applied"; the journal stays down until the log recovers.
     fn fail(&self, batch: &mut Vec<Pending>, rx: &mut mpsc::Receiver<Pending>, reason: String) {
         let j = &self.journal;
         let _excl = j.gate.write().unwrap_or_else(|e| e.into_inner());
@@ -367,30 +440,55 @@ impl Store {
         }
     }
 
-    /// Retries the log until it takes writes again; false when the journal
-    /// was closed meanwhile.
-    async fn recover<L: Log>(&self, log: &mut L) -> bool {
+    /// Retries the log until it takes writes again, and answers the writers
+    /// of the failed batch by what it says; false when the journal was
+    /// closed meanwhile.
+    async fn recover<L: Log>(&self, log: &mut L, mut doubt: InDoubt) -> bool {
         let j = &self.journal;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         let mut wait = backoff.next_wait();
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = j.finish.notified() => return false,
+            let closed = doubt
+                .meanwhile(async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => false,
+                        _ = j.finish.notified() => true,
+                    }
+                })
+                .await;
+            if closed {
+                doubt.answer(Err(doubt.shutting_down()));
+                return false;
             }
-            match log.recover().await {
+            match doubt.meanwhile(log.recover()).await {
                 Ok(redo) => {
                     let _excl = j.gate.write().unwrap_or_else(|e| e.into_inner());
-                    if !redo.is_empty() {
+                    let outcome = if redo.is_empty() {
+                        Err(JournalError::Unavailable(doubt.reason.clone()))
+                    } else {
                         // The answer was lost, not the batch: memory follows the log.
                         tracing::warn!(
                             records = redo.len(),
                             "the failed batch turned out durable; applying it again"
                         );
+                        let whole = redo.len() == doubt.records;
                         for txn in redo {
                             self.db.apply(txn);
                         }
-                    }
+                        if whole {
+                            Ok(())
+                        } else {
+                            tracing::error!(
+                                records = doubt.records,
+                                "only part of the failed batch is durable; its writers cannot be told which"
+                            );
+                            Err(JournalError::OutcomeUnknown(format!(
+                                "{}; only part of its batch reached the log",
+                                doubt.reason
+                            )))
+                        }
+                    };
+                    doubt.answer(outcome);
                     let _ = j
                         .state
                         .compare_exchange(DOWN, UP, Ordering::AcqRel, Ordering::Acquire);
@@ -413,6 +511,7 @@ mod tests {
 
     use kvs_core::{PlainState, State, Value};
     use kvs_log::{LogError, ReplayStats, WriterMark};
+    use kvs_testkit::wait_until;
 
     use super::*;
     use crate::store::{Db, Limits};
@@ -462,8 +561,15 @@ mod tests {
         }
     }
 
-    fn store(mode: Durability) -> (Arc<Store>, FlakyLog, tokio::task::JoinHandle<()>) {
-        let (journal, queue) = Journal::new(mode, 1024, false, Arc::default());
+    /// Long enough for any machine: a test that does not reach an outcome
+    /// timeout on purpose never does.
+    const PATIENT: Duration = Duration::from_secs(120);
+
+    fn store(
+        mode: Durability,
+        outcome_timeout: Duration,
+    ) -> (Arc<Store>, FlakyLog, tokio::task::JoinHandle<()>) {
+        let (journal, queue) = Journal::new(mode, 1024, false, outcome_timeout, Arc::default());
         let store = Arc::new(Store {
             db: Arc::new(Db::default()),
             journal,
@@ -480,7 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_stay_under_the_byte_cap_and_keep_their_order() {
-        let (store, log, committer) = store(Durability::Async);
+        let (store, log, committer) = store(Durability::Async, PATIENT);
         let big = "x".repeat(1 << 20);
         // Queued all at once: the committer runs only when this task waits.
         for i in 0..12 {
@@ -518,13 +624,22 @@ mod tests {
     }
 
     async fn wait_up(store: &Store) {
-        for _ in 0..200 {
-            if store.journal.is_up() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("journal did not recover");
+        wait_until("the journal recovered", PATIENT, || store.journal.is_up()).await;
+    }
+
+    async fn wait_down(store: &Store) {
+        wait_until("an append failed", PATIENT, || !store.journal.is_up()).await;
+    }
+
+    /// `put(key, v)` on a task of its own, so that the test can change the
+    /// log while the write waits for its outcome.
+    fn spawn_put(
+        store: &Arc<Store>,
+        key: &'static str,
+        v: i32,
+    ) -> tokio::task::JoinHandle<Result<(), JournalError>> {
+        let store = store.clone();
+        tokio::spawn(async move { put(&store, key, v).await })
     }
 
     fn memory(db: &Db) -> PlainState {
@@ -539,16 +654,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_write_that_cannot_be_made_durable_is_refused_and_undone() {
-        let (store, log, _committer) = store(Durability::Sync);
+    async fn a_write_that_did_not_reach_the_log_is_refused_and_undone() {
+        let (store, log, _committer) = store(Durability::Sync, PATIENT);
         put(&store, "a", 1).await.unwrap();
         log.failing.store(true, Ordering::SeqCst);
-        assert!(matches!(
-            put(&store, "a", 2).await,
-            Err(JournalError::Unavailable(_))
-        ));
+        let refused = spawn_put(&store, "a", 2);
+        wait_down(&store).await;
+        // Undone while the log cannot say; writes meanwhile are refused at
+        // once and change nothing.
         assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
-        // While down, writes are refused at once and change nothing.
         assert!(matches!(
             put(&store, "b", 1).await,
             Err(JournalError::Unavailable(_))
@@ -556,6 +670,12 @@ mod tests {
         assert_eq!(store.db.get(ValueType::Int, "b"), None);
 
         log.failing.store(false, Ordering::SeqCst);
+        // The log is back and does not hold the batch: "not applied".
+        assert!(matches!(
+            refused.await.unwrap(),
+            Err(JournalError::Unavailable(_))
+        ));
+        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
         wait_up(&store).await;
         put(&store, "a", 3).await.unwrap();
         let accepted = log.accepted.lock().unwrap().clone();
@@ -573,27 +693,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_whose_answer_was_lost_is_applied_again_once_the_log_is_back() {
-        let (store, log, _committer) = store(Durability::Sync);
+    async fn a_write_whose_answer_was_lost_succeeds_once_the_log_says_it_is_durable() {
+        let (store, log, _committer) = store(Durability::Sync, PATIENT);
         put(&store, "a", 1).await.unwrap();
         log.losing_answers.store(true, Ordering::SeqCst);
-        assert!(matches!(
-            put(&store, "a", 2).await,
-            Err(JournalError::Unavailable(_))
-        ));
-        // Refused and undone while the outcome is unknown ...
+        let in_doubt = spawn_put(&store, "a", 2);
+        wait_down(&store).await;
+        // Not shown while the outcome is unknown ...
+        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
+        log.losing_answers.store(false, Ordering::SeqCst);
+        // ... and answered as applied once the log says it is durable: a 503
+        // here would invite a retry that applies it twice.
+        in_doubt.await.unwrap().unwrap();
+        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(2)));
+        assert_eq!(log.accepted.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_outcome_the_log_does_not_tell_in_time_is_answered_unknown() {
+        let (store, log, _committer) = store(Durability::Sync, Duration::from_millis(1));
+        put(&store, "a", 1).await.unwrap();
+        // The log stays unreachable until the answer is in.
+        log.losing_answers.store(true, Ordering::SeqCst);
+        match put(&store, "a", 2).await {
+            Err(JournalError::OutcomeUnknown(why)) => {
+                assert!(why.contains("--outcome-timeout-ms"), "{why}");
+                assert!(why.contains("answer lost"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
         log.losing_answers.store(false, Ordering::SeqCst);
         wait_up(&store).await;
-        // ... and back once the log says it was durable after all.
+        // It was durable: it is there, as a re-read before a retry finds.
         assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(2)));
-        assert_eq!(log.accepted.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_in_doubt_at_shutdown_is_answered_unknown() {
+        let (store, log, committer) = store(Durability::Sync, PATIENT);
+        log.losing_answers.store(true, Ordering::SeqCst);
+        let in_doubt = spawn_put(&store, "a", 1);
+        wait_down(&store).await;
+        store.journal.close();
+        match in_doubt.await.unwrap() {
+            Err(JournalError::OutcomeUnknown(why)) => {
+                assert!(why.contains("shutting down"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        committer.await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_equals_the_log_after_failures_under_concurrent_writes() {
         for mode in [Durability::Sync, Durability::Async] {
-            let (store, log, committer) = store(mode);
+            let (store, log, committer) = store(mode, PATIENT);
             let writers: Vec<_> = (0..8)
                 .map(|w| {
                     let store = store.clone();

@@ -32,7 +32,8 @@ pub struct RemoteOptions {
     pub key: PathBuf,
     /// The name the server's certificate must carry.
     pub server_name: String,
-    /// How long one append may take before its writes are answered 503.
+    /// How long one call (an append, a fence) may take before it counts as
+    /// failed.
     pub timeout: Duration,
     /// A bearer token for a txn-server that asks for one.
     pub token: Option<String>,

@@ -61,6 +61,11 @@ fn writers(
                                 t.refused += 1;
                                 true
                             }
+                            // Outcome unknown: its append was in flight when
+                            // the log went away, and the log did not come
+                            // back in time to tell. Neither acknowledged nor
+                            // refused; a later value supersedes it.
+                            Ok(StatusCode::GATEWAY_TIMEOUT) => true,
                             Ok(other) => panic!("unexpected status {other}"),
                             Err(_) => false,
                         }

@@ -1,7 +1,7 @@
 //! PostgreSQL (or a file), txn-server and kvs-server, started for one test,
 //! and the requests the tests make of them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_testkit::certs::Certs;
@@ -151,16 +151,35 @@ impl Stack {
     }
 
     pub async fn start_kvs(&mut self, extra: &[&str]) {
+        self.start_kvs_via(&self.txn_addr(), extra).await;
+    }
+
+    /// kvs-server, reaching txn-server at `txn_addr` (a relay in between).
+    pub async fn start_kvs_via(&mut self, txn_addr: &str, extra: &[&str]) {
         let data = tempfile::tempdir().unwrap().keep();
         let mut args = self.certs.client_args();
         args.extend([
             "--txn-addr".into(),
-            format!("https://{}", self.txn_addr()),
+            format!("https://{txn_addr}"),
             "--data-dir".into(),
             data.display().to_string(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         self.kvs = Some(KvsProcess::start(&kvs_testkit::binary("kvs-server"), &args).await);
+    }
+
+    /// Waits until kvs-server's `/readyz` answers `status`.
+    pub async fn wait_readyz(&self, status: StatusCode) {
+        let api = self.api();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = api.client.get(api.url("/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == status) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz did not answer {status}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn api(&self) -> Api {

@@ -89,20 +89,6 @@ async fn writes_after_the_attempt_are_stored(stack: &mut Stack) {
     assert_eq!(api.get("/str/forged").await.0, StatusCode::NOT_FOUND);
 }
 
-/// Waits until kvs-server says it takes writes again.
-async fn wait_ready(stack: &Stack) {
-    let api = stack.api();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = api.client.get(api.url("/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "kvs-server did not recover");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_batch_or_fence_that_skips_ahead_is_refused_and_kvs_server_writes_are_stored() {
     let mut stack = Stack::postgres().await;
@@ -150,7 +136,7 @@ async fn kvs_server_takes_up_past_a_fence_it_does_not_know_of() {
         api.put("/str/given_up", "x").await,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    wait_ready(&stack).await;
+    stack.wait_readyz(StatusCode::OK).await;
     assert_eq!(api.put("/str/after", "2").await, StatusCode::OK);
     restart_kvs(&mut stack).await;
     let api = stack.api();
