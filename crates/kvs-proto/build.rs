@@ -5,6 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = "../../proto";
     println!("cargo:rerun-if-changed={proto_dir}");
     let fds = protox::compile(["kvs.proto"], [proto_dir])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Malformed messages are INVALID_ARGUMENT, not tonic's INTERNAL.
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::MessageCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -71,6 +71,36 @@ pub enum LogError {
     /// who show it say "unavailable" once, in their own words).
     #[error("{0}")]
     Unavailable(String),
+    /// The log holds what cannot be read, as a remote log reports it.
+    #[error("{0}")]
+    DataLoss(String),
+    /// The log is set up wrong: its address, its credentials, its schema.
+    #[error("{0}")]
+    Misconfigured(String),
+    /// A transaction the log does not take, as a remote log reports it.
+    #[error("{0}")]
+    Refused(String),
+    /// A bug: the log refused what KVS should never have asked of it.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What kind of failure a [`LogError`] is: whether trying again can help,
+/// and if not, what must change first. It is what crosses the gRPC boundary
+/// between kvs-server and txn-server, as the status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Passes by itself (the log unreachable, restarting, out of space):
+    /// try again.
+    Unavailable,
+    /// The log is damaged; an operator must repair it.
+    DataLoss,
+    /// The log is set up wrong; an operator must fix the setting.
+    Misconfigured,
+    /// The batch is not in the log and never will be; the log is fine.
+    Refused,
+    /// A bug in KVS.
+    Internal,
 }
 
 impl LogError {
@@ -78,6 +108,39 @@ impl LogError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
         let context = context.into();
         move |source| LogError::Io { context, source }
+    }
+
+    /// An error of `kind` that says `message`: how a kind is told to more
+    /// than one waiter, or arrives from a remote log.
+    pub fn new(kind: ErrorKind, message: String) -> LogError {
+        match kind {
+            ErrorKind::Unavailable => LogError::Unavailable(message),
+            ErrorKind::DataLoss => LogError::DataLoss(message),
+            ErrorKind::Misconfigured => LogError::Misconfigured(message),
+            ErrorKind::Refused => LogError::Refused(message),
+            ErrorKind::Internal => LogError::Internal(message),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            // A full disk, a lost file handle: the file log's recovery
+            // retries them.
+            LogError::Io { .. } | LogError::Unavailable(_) => ErrorKind::Unavailable,
+            LogError::Corrupt { .. }
+            | LogError::BadRow { .. }
+            | LogError::BadTable { .. }
+            | LogError::DataLoss(_) => ErrorKind::DataLoss,
+            LogError::Misconfigured(_) => ErrorKind::Misconfigured,
+            LogError::TooLarge(_) | LogError::Refused(_) => ErrorKind::Refused,
+            LogError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Whether trying the same again later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
     }
 }
 

@@ -55,10 +55,11 @@ use futures_util::future::{
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql, Type, WasNull};
 
 use crate::stream::Sink;
-use crate::{Log, LogError, ReplayStats, ReplayStream, WriterMark};
+use crate::{ErrorKind, Log, LogError, ReplayStats, ReplayStream, WriterMark};
 
 /// The migrations, applied in order at start-up.
 const MIGRATIONS: [(i32, &str, &str); 4] = [
@@ -115,10 +116,39 @@ fn entries(ty: ValueType) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// A database error with its causes: tokio-postgres says only "db error"
-/// at the top and keeps the server's message (a wrong password, say) below.
-fn unavailable(e: impl std::error::Error + 'static) -> LogError {
-    LogError::Unavailable(format!("postgres: {}", kvs_core::error::chain(&e)))
+/// A database error with its causes (tokio-postgres says only "db error"
+/// at the top and keeps the server's message, a wrong password say,
+/// below), of the kind its SQLSTATE tells. One without a SQLSTATE never
+/// reached the server: a connection refused or lost, a timeout.
+fn db_error(e: impl std::error::Error + 'static) -> LogError {
+    let message = format!("postgres: {}", kvs_core::error::chain(&e));
+    let top: &(dyn std::error::Error + 'static) = &e;
+    let state = std::iter::successors(Some(top), |e| e.source())
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .and_then(tokio_postgres::Error::code);
+    LogError::new(
+        state.map_or(ErrorKind::Unavailable, sql_state_kind),
+        message,
+    )
+}
+
+/// What a SQLSTATE (PostgreSQL's "Error Codes" appendix) says of trying
+/// again.
+fn sql_state_kind(state: &SqlState) -> ErrorKind {
+    let code = state.code();
+    match code.get(..2).unwrap_or_default() {
+        // A connection lost, a serialization failure or deadlock, a full
+        // disk or too many connections, a lock not available, a server
+        // shutting down or starting up, an I/O error.
+        "08" | "40" | "53" | "55" | "57" | "58" => ErrorKind::Unavailable,
+        // A read-only transaction: a standby, until a failover ends.
+        "25" if code == "25006" => ErrorKind::Unavailable,
+        // A wrong password or user, a database that does not exist, a
+        // missing privilege or a schema changed under KVS.
+        "28" | "3D" | "42" => ErrorKind::Misconfigured,
+        "XX" if code == "XX001" || code == "XX002" => ErrorKind::DataLoss,
+        _ => ErrorKind::Internal,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -148,7 +178,7 @@ impl PgLog {
         let mut config: tokio_postgres::Config = opts
             .url
             .parse()
-            .map_err(|e| LogError::Unavailable(format!("bad database URL: {e}")))?;
+            .map_err(|e| LogError::Misconfigured(format!("bad database URL: {e}")))?;
         config.connect_timeout(opts.timeout);
         let pool = |size: usize| {
             let manager = Manager::from_config(
@@ -164,7 +194,7 @@ impl PgLog {
                 .create_timeout(Some(opts.timeout))
                 .runtime(Runtime::Tokio1)
                 .build()
-                .map_err(unavailable)
+                .map_err(db_error)
         };
         let log = PgLog {
             pool: pool(opts.pool_size)?,
@@ -175,11 +205,11 @@ impl PgLog {
     }
 
     async fn migrate(&self) -> Result<(), LogError> {
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let mut client = self.pool.get().await.map_err(db_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
-            .map_err(unavailable)?;
+            .map_err(db_error)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS kvs_schema_migrations (
                 version INTEGER PRIMARY KEY,
@@ -187,11 +217,11 @@ impl PgLog {
                 applied_at TIMESTAMP NOT NULL DEFAULT NOW())",
         )
         .await
-        .map_err(unavailable)?;
+        .map_err(db_error)?;
         let applied = tx
             .query("SELECT version FROM kvs_schema_migrations", &[])
             .await
-            .map_err(unavailable)?
+            .map_err(db_error)?
             .iter()
             .map(|r| r.try_get::<_, i32>(0))
             .collect::<Result<Vec<_>, _>>()
@@ -203,18 +233,19 @@ impl PgLog {
             if applied.contains(&version) {
                 continue;
             }
-            tx.batch_execute(sql).await.map_err(|e| {
-                LogError::Unavailable(format!("migration {version} ({name}) failed: {e}"))
+            tx.batch_execute(sql).await.map_err(|e| match db_error(e) {
+                e if e.is_temporary() => e,
+                e => LogError::Misconfigured(format!("migration {version} ({name}) failed: {e}")),
             })?;
             tx.execute(
                 "INSERT INTO kvs_schema_migrations (version, name) VALUES ($1, $2)",
                 &[&version, &name],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(db_error)?;
             tracing::info!(version, name, "applied database migration");
         }
-        tx.commit().await.map_err(unavailable)
+        tx.commit().await.map_err(db_error)
     }
 
     /// A handle that streams the log while appends go on, on connections
@@ -352,27 +383,27 @@ impl Log for PgLog {
         if !marks.is_empty() {
             writes.push(write_marks(marks));
         }
-        let client = self.pool.get().await.map_err(unavailable)?;
+        let client = self.pool.get().await.map_err(db_error)?;
         transaction(&client, &writes).await
     }
 
     async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
         // A failed batch was rolled back (or, if its COMMIT landed, its
         // writer learns that through its mark): nothing to hand back here.
-        let client = self.pool.get().await.map_err(unavailable)?;
-        client.simple_query("SELECT 1").await.map_err(unavailable)?;
+        let client = self.pool.get().await.map_err(db_error)?;
+        client.simple_query("SELECT 1").await.map_err(db_error)?;
         Ok(Vec::new())
     }
 
     async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
+        let client = self.pool.get().await.map_err(db_error)?;
         let row = client
             .query_opt(
                 "SELECT sequence FROM kvs_writers WHERE writer_id = $1",
                 &[&writer.as_str()],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(db_error)?;
         match row {
             None => Ok(0),
             Some(row) => row
@@ -386,14 +417,14 @@ impl Log for PgLog {
     }
 
     async fn forget_writers(&mut self, idle: Duration) -> Result<u64, LogError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
+        let client = self.pool.get().await.map_err(db_error)?;
         client
             .execute(
                 "DELETE FROM kvs_writers WHERE updated_at < NOW() - make_interval(secs => $1)",
                 &[&idle.as_secs_f64()],
             )
             .await
-            .map_err(unavailable)
+            .map_err(db_error)
     }
 }
 
@@ -690,7 +721,7 @@ async fn transaction(
     // that do are prepared together.
     let statements = try_join_all(writes.iter().map(|w| client.prepare_cached(&w.sql)))
         .await
-        .map_err(unavailable)?;
+        .map_err(db_error)?;
     let mut requests: Vec<Request> = vec![maybe_done(client.batch_execute("BEGIN").boxed())];
     for (statement, write) in statements.iter().zip(writes) {
         let params = write.params.iter().map(|p| &**p as &(dyn ToSql + Sync));
@@ -715,7 +746,7 @@ async fn transaction(
     // The first error is the cause; those after it say the transaction was
     // aborted.
     requests.into_iter().try_for_each(|r| match r {
-        MaybeDone::Done(Err(e)) => Err(unavailable(e)),
+        MaybeDone::Done(Err(e)) => Err(db_error(e)),
         _ => Ok(()),
     })
 }
@@ -762,7 +793,7 @@ impl PgReader {
     pub fn stream(&self) -> ReplayStream {
         let (pool, strict) = (self.pool.clone(), self.strict);
         ReplayStream::spawn(move |mut sink| async move {
-            let client = pool.get().await.map_err(unavailable)?;
+            let client = pool.get().await.map_err(db_error)?;
             let mut skipped = 0;
             for ty in ValueType::ALL {
                 let mut table = Table::new(ty, strict);
@@ -840,14 +871,14 @@ impl Table {
         let rows = client
             .query_raw(&self.sql(), std::iter::empty::<i32>())
             .await
-            .map_err(unavailable)?;
+            .map_err(db_error)?;
         let mut rows = std::pin::pin!(rows);
         // Rows of one map or set put arrive together, one per entry; gather
         // them.
         let mut open: Option<(i64, Key, Value)> = None;
         // A transaction that was skipped: its other entries go with it.
         let mut skipping = None;
-        while let Some(row) = rows.try_next().await.map_err(unavailable)? {
+        while let Some(row) = rows.try_next().await.map_err(db_error)? {
             let id = self.id(&row)?;
             if skipping == Some(id) {
                 continue;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, PlainState, Txn, Value, ValueType};
 use kvs_log::postgres::{PgLog, PgOptions};
-use kvs_log::{Log, WriterMark};
+use kvs_log::{ErrorKind, Log, WriterMark};
 use kvs_testkit::pg::PgCluster;
 
 async fn connect(pg: &PgCluster) -> PgLog {
@@ -391,4 +391,47 @@ async fn the_marks_of_writers_idle_longer_than_asked_are_forgotten_and_no_others
         0
     );
     assert_eq!(log.writer_sequence(&live).await.unwrap(), 6);
+}
+
+/// How `PgLog::connect` fails with `url`.
+async fn connect_error(url: String) -> kvs_log::LogError {
+    let opts = PgOptions {
+        url,
+        pool_size: 1,
+        replay_pool_size: 1,
+        timeout: Duration::from_secs(10),
+    };
+    match PgLog::connect(&opts).await {
+        Ok(_) => panic!("connected to {}", opts.url),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn a_failed_connection_says_whether_waiting_can_help() {
+    let pg = PgCluster::start().await;
+    let (server, _) = pg.url().rsplit_once('/').unwrap();
+
+    // Nothing listening yet, as for a database started beside txn-server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let down = connect_error(format!("postgres://kvs@127.0.0.1:{port}/postgres")).await;
+    assert_eq!(down.kind(), ErrorKind::Unavailable, "{down}");
+
+    let missing = connect_error(format!("{server}/no_such_database")).await;
+    assert_eq!(missing.kind(), ErrorKind::Misconfigured, "{missing}");
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+
+    // A table of the schema taken by something else: the migration fails.
+    pg.sql("CREATE VIEW int_keys AS SELECT 1 AS id").await;
+    let migration = connect_error(pg.url().to_owned()).await;
+    assert_eq!(migration.kind(), ErrorKind::Misconfigured, "{migration}");
+    assert!(
+        migration
+            .to_string()
+            .starts_with("migration 1 (original tables) failed"),
+        "{migration}"
+    );
 }

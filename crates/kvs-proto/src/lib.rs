@@ -4,12 +4,15 @@
 //! Conversions from the wire check everything a peer could get wrong (an
 //! unknown type, a bad key, data of the wrong kind) and say what it was.
 //! [`replay`]: the trailers that end a complete `ReadTransactions` stream.
+//! [`codec`]: the protobuf codec, which answers a malformed message with
+//! INVALID_ARGUMENT.
 
 use std::time::SystemTime;
 
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, Txn, Value, ValueType};
 
+pub mod codec;
 pub mod replay;
 
 /// The largest gRPC message either server takes (tonic's default is

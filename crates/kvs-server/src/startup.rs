@@ -28,6 +28,8 @@ pub enum StartupError {
     Config(String),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("cannot replay the transaction log: {0}")]
+    Replay(LogError),
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
     #[error(transparent)]
@@ -237,7 +239,7 @@ async fn serve<L: Log>(
             let _ = stop_http.send(());
             let _ = http.await;
             return match other {
-                Some(Err(e)) => Err(e.into()),
+                Some(Err(e)) => Err(StartupError::Replay(e)),
                 _ => Ok(()),
             };
         }
@@ -274,8 +276,8 @@ async fn serve<L: Log>(
         Ended::Committer(r) => {
             store.journal.halt();
             let reason = match r {
-                Err(e) if e.is_panic() => "the committer panicked",
-                _ => "the committer stopped",
+                Err(e) if e.is_panic() => "the committer panicked".to_owned(),
+                _ => format!("the committer stopped: {}", store.journal.down_reason()),
             };
             tracing::error!(reason, "no write can become durable; stopping");
             Some(reason)
@@ -307,7 +309,7 @@ async fn serve<L: Log>(
     }
     tracing::info!("stopped");
     if let Some(reason) = halted {
-        return Err(StartupError::Halted(reason.to_owned()));
+        return Err(StartupError::Halted(reason));
     }
     match http_result {
         Ok(r) => r.map_err(StartupError::from),
@@ -324,7 +326,8 @@ enum Ended {
 
 /// Replays the whole log into `db`. A log that is unreachable (a txn-server
 /// not up yet, or gone mid-way) is retried from the start on an empty
-/// store; any other failure, such as corruption, ends start-up.
+/// store; any other failure (corruption, a misconfigured txn-server or
+/// database) ends start-up: no retry would mend it.
 async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogError> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
@@ -340,7 +343,7 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
             })
             .await;
         match result {
-            Err(LogError::Unavailable(reason)) => {
+            Err(reason) if reason.is_temporary() => {
                 let wait = backoff.next_wait();
                 tracing::warn!(%reason, retry_in = ?wait, "cannot replay the log yet");
                 db.clear();

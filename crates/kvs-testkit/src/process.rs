@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,6 +93,11 @@ impl ServerProcess {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// Its exit status, once it has stopped by itself.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// kill -9: no chance to flush anything.
     pub fn kill(mut self) {
         self.child.kill().expect("kill");
@@ -141,12 +146,43 @@ pub fn run_to_exit(binary: &Path, args: &[String]) -> (ExitStatus, String) {
     let out = command(binary, args)
         .output()
         .expect("cannot start the binary");
-    let text = format!(
+    (out.status, printed(&out))
+}
+
+/// [`run_to_exit`] for a binary that might not stop: one still running
+/// after `limit` is killed, and the test fails with what it printed.
+pub async fn run_to_exit_within(
+    binary: &Path,
+    args: &[String],
+    limit: Duration,
+) -> (ExitStatus, String) {
+    let child = command(binary, args)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let pid = child.id().to_string();
+    let mut waited = tokio::task::spawn_blocking(move || child.wait_with_output());
+    let out = match tokio::time::timeout(limit, &mut waited).await {
+        Ok(joined) => joined.expect("waiting for the binary").expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let out = waited.await.expect("waiting for the binary").expect("wait");
+            panic!(
+                "{} did not stop by itself within {limit:?}; output:\n{}",
+                binary.display(),
+                printed(&out)
+            );
+        }
+    };
+    (out.status, printed(&out))
+}
+
+/// Everything a finished process printed, stdout then stderr.
+fn printed(out: &Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status, text)
+    )
 }
 
 /// A kvs-server process and its API.

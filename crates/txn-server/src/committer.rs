@@ -282,10 +282,10 @@ async fn commit<L: Log>(
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, records = txns.len(), "batch failed; its writers are told to retry");
-            let reason = e.to_string();
+            tracing::error!(error = %e, kind = ?e.kind(), records = txns.len(), "batch failed; its writers are told why");
+            let (kind, reason) = (e.kind(), e.to_string());
             for (_, done) in waiting {
-                answer(done, Err(LogError::Unavailable(reason.clone()).into()));
+                answer(done, Err(LogError::new(kind, reason.clone()).into()));
             }
             // Whether the failed COMMIT landed is for the log to say.
             writers.durable.clear();

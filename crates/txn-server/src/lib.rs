@@ -41,6 +41,8 @@ pub enum TxnError {
     Log(#[from] LogError),
     #[error(transparent)]
     Jwt(#[from] auth::KeyError),
+    #[error("cannot use PostgreSQL, and waiting would not help: {0}")]
+    Postgres(LogError),
     #[error("--database-url (TXN_DATABASE_URL) is required with --backend postgres")]
     MissingDatabaseUrl,
     #[error("gRPC server failed: {0}")]
@@ -105,7 +107,9 @@ pub async fn run(
 }
 
 /// Connects to PostgreSQL, waiting for it to come up (as it may, started
-/// beside us), and applies the migrations.
+/// beside us), and applies the migrations. A failure that waiting cannot
+/// cure (a bad URL, a refused password, a database that does not exist, a
+/// migration that fails) ends start-up instead.
 async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
@@ -118,11 +122,12 @@ async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
                 );
                 return Ok(log);
             }
-            Err(e) => {
+            Err(e) if e.is_temporary() => {
                 let wait = backoff.next_wait();
                 tracing::warn!(error = %e, retry_in = ?wait, "PostgreSQL not reachable yet");
                 tokio::time::sleep(wait).await;
             }
+            Err(e) => return Err(TxnError::Postgres(e)),
         }
     }
 }

@@ -11,14 +11,14 @@ use std::time::Instant;
 
 use kvs_core::{Key, Txn};
 use kvs_log::postgres::PgReader;
-use kvs_log::{FileReader, LogError, ReplayStream, WriterMark};
+use kvs_log::{ErrorKind, FileReader, LogError, ReplayStream, WriterMark};
 use kvs_proto::api::transaction_service_server::TransactionService;
 use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
 use kvs_proto::replay::ReplayEnd;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::committer::{Command, Refused};
 use crate::replays::Replays;
@@ -62,19 +62,17 @@ pub struct TxnService {
     pub stopping: CancellationToken,
 }
 
-fn unavailable(e: LogError) -> Status {
-    Status::unavailable(e.to_string())
-}
-
-/// A replay that failed: DATA_LOSS when the log holds what cannot be read
-/// (it will not go away by itself), UNAVAILABLE otherwise.
-fn replay_failed(e: LogError) -> Status {
-    match e {
-        LogError::BadRow { .. } | LogError::BadTable { .. } | LogError::Corrupt { .. } => {
-            Status::data_loss(e.to_string())
-        }
-        e => unavailable(e),
-    }
+/// A failure of the log, as its kind tells the client: only UNAVAILABLE
+/// is worth retrying (kvs-server's `RemoteLog` maps the codes back).
+fn log_status(e: LogError) -> Status {
+    let code = match e.kind() {
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::DataLoss => Code::DataLoss,
+        ErrorKind::Misconfigured => Code::FailedPrecondition,
+        ErrorKind::Refused => Code::InvalidArgument,
+        ErrorKind::Internal => Code::Internal,
+    };
+    Status::new(code, e.to_string())
 }
 
 fn shutting_down<T>(_: T) -> Status {
@@ -87,7 +85,7 @@ fn invalid(e: impl std::fmt::Display) -> Status {
 
 fn refused(e: Refused) -> Status {
     match e {
-        Refused::Log(e) => unavailable(e),
+        Refused::Log(e) => log_status(e),
         // The writer gave the batch up itself; it no longer waits for it.
         e @ Refused::GivenUp(_) => Status::unavailable(e.to_string()),
         e @ (Refused::Gap { .. } | Refused::FenceTooFar { .. }) => {
@@ -161,17 +159,18 @@ impl TransactionService for TxnService {
     ) -> Result<Response<()>, Status> {
         let mut stream = req.into_inner();
         // The original kvs keeps this stream open for its whole life: at
-        // shutdown it is ended here, not waited for.
+        // shutdown it is ended here, not waited for. A run is read whole
+        // without waiting once its first transaction is in, so ending
+        // between runs loses nothing received.
         let stopping = loop {
             let next = tokio::select! {
                 biased;
                 () = self.stopping.cancelled() => break true,
-                next = stream.message() => next?,
+                next = next_run(&mut stream) => next?,
             };
-            let Some(t) = next else { break false };
-            let txn = accepted(t)?;
+            let Some(txns) = next else { break false };
             self.submit(Command::Append {
-                txns: vec![txn],
+                txns,
                 mark: None,
                 done: None,
             })
@@ -293,10 +292,39 @@ impl Stream for Replay {
             }
             Err(e) => {
                 tracing::error!(error = %e, took_ms, "a client's replay failed");
-                replay_failed(e)
+                log_status(e)
             }
         })))
     }
+}
+
+/// The most transactions of a `WriteTransactions` stream committed as one.
+const MAX_RUN: usize = 1024;
+
+/// The next run of a `WriteTransactions` stream: its next transaction and
+/// every one that has arrived behind it, up to [`MAX_RUN`], all checked
+/// before any is committed. A bad one refuses the stream and its whole run;
+/// runs committed before it stay, since the original kvs keeps one stream
+/// open for its whole life and cannot wait for its end to be logged.
+async fn next_run(stream: &mut Streaming<Transaction>) -> Result<Option<Vec<Txn>>, Status> {
+    let Some(first) = stream.message().await? else {
+        return Ok(None);
+    };
+    let mut run = vec![accepted(first)?];
+    while run.len() < MAX_RUN {
+        // Only what is here already: a stream that goes quiet is committed
+        // as far as it came.
+        let ready = std::future::poll_fn(|cx| match Pin::new(&mut *stream).poll_next(cx) {
+            Poll::Ready(next) => Poll::Ready(Some(next)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        match ready {
+            Some(Some(t)) => run.push(accepted(t?)?),
+            Some(None) | None => break,
+        }
+    }
+    Ok(Some(run))
 }
 
 /// A writer's transaction, if every backend can keep it: refused here, a

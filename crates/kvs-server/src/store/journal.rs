@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kvs_core::{Key, Txn, ValueType};
-use kvs_log::Log;
+use kvs_log::{ErrorKind, Log, LogError};
 use kvs_service::backoff::Backoff;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -202,15 +202,18 @@ impl Journal {
         match self.state.load(Ordering::Acquire) {
             UP => Ok(()),
             REPLAYING => Err(JournalError::Replaying),
-            DOWN => Err(JournalError::Unavailable(
-                self.down_reason
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone(),
-            )),
+            DOWN => Err(JournalError::Unavailable(self.down_reason())),
             CLOSED => Err(JournalError::Closed),
             _ => Err(JournalError::Halted),
         }
+    }
+
+    /// Why the log last failed.
+    pub fn down_reason(&self) -> String {
+        self.down_reason
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
@@ -402,10 +405,19 @@ impl Store {
                     };
                     batch.extend(waiting.drain(..));
                     self.fail(&mut batch, &mut rx, e.to_string());
+                    if !goes_on_after(&e) {
+                        // The log refused the batch, for good: it is not in it.
+                        doubt.answer(Err(JournalError::Unavailable(e.to_string())));
+                        return self.stop(e);
+                    }
                     if closing {
                         doubt.answer(Err(doubt.shutting_down()));
-                    } else if !self.recover(&mut log, doubt).await {
-                        break;
+                    } else {
+                        match self.recover(&mut log, doubt).await {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => return self.stop(e),
+                        }
                     }
                 }
             }
@@ -440,10 +452,21 @@ impl Store {
         }
     }
 
-    /// Retries the log until it takes writes again, and answers the writers
-    /// of the failed batch by what it says; false when the journal was
-    /// closed meanwhile.
-    async fn recover<L: Log>(&self, log: &mut L, mut doubt: InDoubt) -> bool {
+    /// A failure no retry can mend (a damaged or misconfigured log, a bug):
+    /// the committer stops, and the server with it, naming `e`.
+    fn stop(&self, e: LogError) {
+        tracing::error!(error = %e, kind = ?e.kind(), "the transaction log failed for good; the committer stops");
+        *self
+            .journal
+            .down_reason
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = e.to_string();
+    }
+
+    /// Retries the log until it takes writes again (true), the journal is
+    /// closed meanwhile (false), or it fails in a way retrying cannot mend,
+    /// and answers the writers of the failed batch by what it says.
+    async fn recover<L: Log>(&self, log: &mut L, mut doubt: InDoubt) -> Result<bool, LogError> {
         let j = &self.journal;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         let mut wait = backoff.next_wait();
@@ -458,7 +481,7 @@ impl Store {
                 .await;
             if closed {
                 doubt.answer(Err(doubt.shutting_down()));
-                return false;
+                return Ok(false);
             }
             match doubt.meanwhile(log.recover()).await {
                 Ok(redo) => {
@@ -493,7 +516,14 @@ impl Store {
                         .state
                         .compare_exchange(DOWN, UP, Ordering::AcqRel, Ordering::Acquire);
                     tracing::info!("transaction log recovered; taking writes again");
-                    return true;
+                    return Ok(true);
+                }
+                Err(e) if !goes_on_after(&e) => {
+                    doubt.answer(Err(JournalError::OutcomeUnknown(format!(
+                        "{}; then the log failed for good: {e}",
+                        doubt.reason
+                    ))));
+                    return Err(e);
                 }
                 Err(e) => {
                     wait = backoff.next_wait();
@@ -501,6 +531,16 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// Whether the committer can go on after `e`: the log comes back (it is
+/// unreachable now) or is fine (it refused one batch, which is not in it);
+/// not when it is damaged or misconfigured, or KVS has a bug.
+fn goes_on_after(e: &LogError) -> bool {
+    match e.kind() {
+        ErrorKind::Unavailable | ErrorKind::Refused => true,
+        ErrorKind::DataLoss | ErrorKind::Misconfigured | ErrorKind::Internal => false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Key, Txn};
-use kvs_log::{Log, LogError, ReplayStats, WriterMark};
+use kvs_log::{ErrorKind, Log, LogError, ReplayStats, WriterMark};
 use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
@@ -63,8 +63,29 @@ pub struct RemoteLog {
     timeout: Duration,
 }
 
-fn unavailable(status: tonic::Status) -> LogError {
-    LogError::Unavailable(format!("txn-server: {}", status.message()))
+/// A status from txn-server as the log error it reports (txn-server's
+/// service maps the kinds to codes). Temporary are the call's own failures,
+/// a refused token (it may be renewed), and INTERNAL, which is also how
+/// tonic reports an HTTP/2 connection broken mid-call. A txn-server without
+/// an RPC we call is one of another version: misconfigured.
+fn log_error(status: tonic::Status) -> LogError {
+    let kind = match status.code() {
+        Code::DataLoss => ErrorKind::DataLoss,
+        Code::FailedPrecondition | Code::Unimplemented => ErrorKind::Misconfigured,
+        Code::InvalidArgument | Code::OutOfRange => ErrorKind::Refused,
+        Code::NotFound | Code::AlreadyExists => ErrorKind::Internal,
+        Code::Ok
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Aborted
+        | Code::ResourceExhausted
+        | Code::Unknown
+        | Code::Unauthenticated
+        | Code::PermissionDenied => ErrorKind::Unavailable,
+    };
+    LogError::new(kind, format!("txn-server: {}", status.message()))
 }
 
 /// The end of a replay stream that ended OK after `received` transactions,
@@ -102,7 +123,7 @@ impl RemoteLog {
             .identity(Identity::from_pem(read(&opts.cert)?, read(&opts.key)?))
             .domain_name(opts.server_name.clone());
         let bad = |e: tonic::transport::Error| {
-            LogError::Unavailable(format!("txn-server address {}: {e}", opts.addr))
+            LogError::Misconfigured(format!("txn-server address {}: {e}", opts.addr))
         };
         let channel = Endpoint::from_shared(opts.addr.clone())
             .map_err(bad)?
@@ -164,7 +185,7 @@ impl RemoteLog {
         call: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, LogError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => r.map_err(unavailable),
+            Ok(r) => r.map_err(log_error),
             Err(_) => Err(LogError::Unavailable(format!(
                 "txn-server did not answer within {:?}",
                 self.timeout
@@ -181,7 +202,7 @@ impl Log for RemoteLog {
         let mut client = self.client.clone();
         let mut stream = self.timed(client.read_transactions(())).await?.into_inner();
         let mut stats = ReplayStats::default();
-        while let Some(t) = stream.message().await.map_err(unavailable)? {
+        while let Some(t) = stream.message().await.map_err(log_error)? {
             let txn = Txn::try_from(t).map_err(|e| LogError::Corrupt {
                 path: "txn-server".into(),
                 offset: stats.records,
@@ -190,7 +211,7 @@ impl Log for RemoteLog {
             visit(txn);
             stats.records += 1;
         }
-        let trailers = stream.trailers().await.map_err(unavailable)?;
+        let trailers = stream.trailers().await.map_err(log_error)?;
         let end = checked_end(trailers.as_ref(), stats.records)?;
         stats.skipped = end.skipped;
         if end.skipped > 0 {
@@ -235,7 +256,7 @@ impl Log for RemoteLog {
                 }
                 Ok(Err(status)) => {
                     self.in_doubt = Some((self.sequence, batch.to_vec()));
-                    Err(unavailable(status))
+                    Err(log_error(status))
                 }
                 Err(_) => {
                     self.in_doubt = Some((self.sequence, batch.to_vec()));
@@ -276,6 +297,23 @@ mod tests {
 
     fn trailers(records: u64, skipped: u64) -> MetadataMap {
         ReplayEnd { records, skipped }.status().metadata().clone()
+    }
+
+    #[test]
+    fn a_status_keeps_the_kind_txn_server_gave_it_and_only_passing_ones_are_temporary() {
+        for (code, kind) in [
+            (Code::Unavailable, ErrorKind::Unavailable),
+            (Code::DataLoss, ErrorKind::DataLoss),
+            (Code::FailedPrecondition, ErrorKind::Misconfigured),
+            (Code::Unimplemented, ErrorKind::Misconfigured),
+            (Code::InvalidArgument, ErrorKind::Refused),
+            (Code::Internal, ErrorKind::Unavailable),
+            (Code::Unauthenticated, ErrorKind::Unavailable),
+        ] {
+            let e = log_error(tonic::Status::new(code, "why"));
+            assert_eq!(e.kind(), kind, "{code:?}");
+            assert_eq!(e.to_string(), "txn-server: why");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod auth;
 mod binaries;
+mod error_kinds;
 mod faults;
 mod fence;
 mod full_loop;

@@ -12,7 +12,7 @@ use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Tran
 use kvs_proto::replay::{RECORDS, ReplayEnd, SKIPPED};
 use kvs_testkit::certs::Certs;
 use kvs_testkit::http::Api;
-use kvs_testkit::process::ServerProcess;
+use kvs_testkit::process::{ServerProcess, run_to_exit_within};
 use reqwest::StatusCode;
 use tokio_stream::Stream;
 use tonic::metadata::MetadataMap;
@@ -70,9 +70,8 @@ fn lines_saying<'a>(output: &'a str, message: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// kvs-server started against a txn-server at `addr`, without waiting for it
-/// to become ready.
-fn start_kvs(certs: &Certs, addr: &str) -> (ServerProcess, Api) {
+/// kvs-server's flags for a txn-server at `addr`.
+fn kvs_args(certs: &Certs, addr: &str) -> Vec<String> {
     let data = tempfile::tempdir().unwrap().keep();
     let mut args = certs.client_args();
     args.extend([
@@ -81,9 +80,42 @@ fn start_kvs(certs: &Certs, addr: &str) -> (ServerProcess, Api) {
         "--data-dir".into(),
         data.display().to_string(),
     ]);
-    let kvs = ServerProcess::start(&kvs_testkit::binary("kvs-server"), &args);
+    args
+}
+
+/// kvs-server started against a txn-server at `addr`, without waiting for it
+/// to become ready.
+fn start_kvs(certs: &Certs, addr: &str) -> (ServerProcess, Api) {
+    let kvs = ServerProcess::start(&kvs_testkit::binary("kvs-server"), &kvs_args(certs, addr));
     let api = Api::new(format!("http://{}/kvs/v1-0-0", kvs.addr));
     (kvs, api)
+}
+
+/// Checks that kvs-server, started against a txn-server at `addr`, stops
+/// by itself with a reason containing `why`, without retrying the replay.
+async fn assert_stops(certs: &Certs, addr: &str, why: &str) {
+    let (status, out) = run_to_exit_within(
+        &kvs_testkit::binary("kvs-server"),
+        &kvs_args(certs, addr),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(!status.success(), "{out}");
+    let stopped = lines_saying(&out, "kvs-server stopped");
+    assert!(
+        stopped
+            .iter()
+            .any(|l| l.contains("cannot replay the transaction log") && l.contains(why)),
+        "{why} in {out}"
+    );
+    assert!(
+        lines_saying(&out, "cannot replay the log yet").is_empty(),
+        "{out}"
+    );
+    assert!(
+        lines_saying(&out, "replayed the transaction log; ready").is_empty(),
+        "{out}"
+    );
 }
 
 /// Waits until kvs-server says it cannot replay for a reason containing
@@ -193,7 +225,7 @@ async fn an_original_database_with_increments_that_lost_their_amount_is_served()
 }
 
 #[tokio::test]
-async fn strict_replay_refuses_the_row_and_kvs_server_does_not_become_ready() {
+async fn strict_replay_refuses_the_row_and_kvs_server_stops_saying_why() {
     let mut stack = Stack::database_only().await;
     stack.pg().sql(ORIGINAL_SCHEMA).await;
     stack.pg().sql(ROWS_AS_THE_ORIGINAL_WRITES_THEM).await;
@@ -212,12 +244,16 @@ async fn strict_replay_refuses_the_row_and_kvs_server_does_not_become_ready() {
     // What came before the row was streamed; the error is the end.
     assert_eq!(txns.len(), 2, "{txns:?}");
 
-    let (kvs, api) = start_kvs(&stack.certs, &stack.txn_addr());
-    assert_refused(&kvs, &api, "row 3 of table int_transactions").await;
+    assert_stops(
+        &stack.certs,
+        &stack.txn_addr(),
+        "row 3 of table int_transactions",
+    )
+    .await;
 }
 
 #[tokio::test]
-async fn a_reader_that_fails_mid_stream_is_refused_not_served_partially() {
+async fn a_reader_that_fails_mid_stream_stops_kvs_server_instead_of_serving_partially() {
     let mut stack = Stack::database_only().await;
     stack.pg().sql(ORIGINAL_SCHEMA).await;
     stack
@@ -240,8 +276,7 @@ async fn a_reader_that_fails_mid_stream_is_refused_not_served_partially() {
                column value is of type float8, where KVS reads real";
     assert_eq!(failed.message(), why);
 
-    let (kvs, api) = start_kvs(&stack.certs, &stack.txn_addr());
-    assert_refused(&kvs, &api, why).await;
+    assert_stops(&stack.certs, &stack.txn_addr(), why).await;
 }
 
 /// A txn-server that replays two puts and ends the stream OK with `end` as

@@ -101,13 +101,18 @@ impl Stack {
 
     /// A gRPC client of txn-server with the client certificate of `certs`.
     pub async fn grpc_client_as(&self, certs: &Certs) -> TransactionServiceClient<Channel> {
-        let channel = self
-            .grpc_endpoint_as(certs)
+        TransactionServiceClient::new(self.grpc_channel_as(certs).await)
+    }
+
+    /// A connection to txn-server with the client certificate of `certs`
+    /// and a 5 s request timeout, for requests the generated client cannot
+    /// make.
+    pub async fn grpc_channel_as(&self, certs: &Certs) -> Channel {
+        self.grpc_endpoint_as(certs)
             .timeout(Duration::from_secs(5))
             .connect()
             .await
-            .unwrap();
-        TransactionServiceClient::new(channel)
+            .unwrap()
     }
 
     /// Where `grpc_client_as` connects, without its request timeout, for a
