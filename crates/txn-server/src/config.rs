@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use kvs_service::LogFormat;
 
+use crate::auth::TokenRules;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
     /// The original's per-type tables in PostgreSQL (`--database-url`).
@@ -55,6 +57,21 @@ pub struct Config {
     /// this RSA public key (PEM), as the original service could.
     #[arg(long, env = "TXN_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
+
+    /// Seconds of clock difference between token issuer and this server
+    /// allowed when checking a token's `exp` and `nbf` (and `iat`, with
+    /// --jwt-max-lifetime-secs): a token expired this long ago still passes.
+    /// At most 3600.
+    #[arg(long, env = "TXN_JWT_LEEWAY_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwt_leeway_secs: u64,
+
+    /// Refuse tokens meant to live longer than this many seconds: a token
+    /// must then carry `iat` (not in the future) and `exp - iat` may not
+    /// exceed this. Unset, a token may live as long as its issuer says.
+    #[arg(long, env = "TXN_JWT_MAX_LIFETIME_SECS", requires = "jwt_public_key",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub jwt_max_lifetime_secs: Option<u64>,
 
     /// Database connections for appends. Replays have connections of their
     /// own, one per `--max-replay-streams`, so they never take these.
@@ -135,6 +152,13 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
+    }
+
+    pub fn token_rules(&self) -> TokenRules {
+        TokenRules {
+            leeway_secs: self.jwt_leeway_secs,
+            max_lifetime_secs: self.jwt_max_lifetime_secs,
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {

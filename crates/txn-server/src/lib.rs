@@ -135,8 +135,14 @@ async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
 fn bearer_check(config: &Config) -> Result<auth::BearerCheck, TxnError> {
     match &config.jwt_public_key {
         Some(path) => {
-            let check = auth::BearerCheck::from_pem_file(path)?;
-            tracing::info!(key = %path.display(), "every call needs an RS256 bearer token");
+            let rules = config.token_rules();
+            let check = auth::BearerCheck::from_pem_file(path, rules)?;
+            tracing::info!(
+                key = %path.display(),
+                leeway_s = rules.leeway_secs,
+                max_lifetime_s = rules.max_lifetime_secs,
+                "every call needs an RS256 bearer token"
+            );
             Ok(check)
         }
         None => Ok(auth::BearerCheck::default()),

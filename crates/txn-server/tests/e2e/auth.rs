@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use crate::stack::Stack;
 
 /// An RSA key pair made with openssl: (private PEM path, public PEM path).
-fn rsa_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn rsa_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let private = dir.join(format!("{name}.pem"));
     let public = dir.join(format!("{name}.pub.pem"));
     let run = |args: &[&str]| {
@@ -38,17 +38,33 @@ fn rsa_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) 
     (private, public)
 }
 
-fn token(private: &Path, expires_in: i64) -> String {
-    let now = SystemTime::now()
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
-    let claims = serde_json::json!({ "sub": "kvs-server", "exp": now + expires_in });
+        .as_secs() as i64
+}
+
+/// An RS256 JWT with these claims, signed by the key at `private`.
+pub fn sign(private: &Path, claims: serde_json::Value) -> String {
     let key = EncodingKey::from_rsa_pem(&std::fs::read(private).unwrap()).unwrap();
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
 }
 
+pub fn token(private: &Path, expires_in: i64) -> String {
+    sign(
+        private,
+        serde_json::json!({ "sub": "kvs-server", "exp": now() + expires_in }),
+    )
+}
+
 async fn ask(stack: &Stack, bearer: Option<String>) -> Result<u64, tonic::Code> {
+    call(stack, bearer).await.map_err(|s| s.code())
+}
+
+/// A `DurableSequence` call carrying `bearer`, as txn-server answers it.
+pub async fn call(stack: &Stack, bearer: Option<String>) -> Result<u64, tonic::Status> {
     let mut request = tonic::Request::new(DurableSequenceRequest {
         writer_id: "probe".into(),
         fence: 0,
@@ -64,7 +80,6 @@ async fn ask(stack: &Stack, bearer: Option<String>) -> Result<u64, tonic::Code> 
         .durable_sequence(request)
         .await
         .map(|r| r.into_inner().durable_sequence)
-        .map_err(|s| s.code())
 }
 
 #[tokio::test]

@@ -15,4 +15,5 @@ mod replay;
 mod stack;
 mod streams;
 mod tables;
+mod token_lifetime;
 mod writers;
