@@ -1,11 +1,13 @@
 //! Settings: every one a command-line flag and an environment variable.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use crate::auth::Tokens;
 use crate::store::remote::RemoteOptions;
+use crate::store::remote::token::TokenFile;
 use crate::store::{Durability, Limits};
 
 /// The largest body limit: the file log refuses records over 64 MiB.
@@ -73,8 +75,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub outcome_timeout_ms: u64,
 
-    /// A file holding the bearer token (a JWT) to send to a txn-server that
-    /// checks tokens.
+    /// A file holding the bearer token (a JWT with `exp`) to send to a
+    /// txn-server that checks tokens. It is read again every second and
+    /// after a call refused as unauthenticated, so a token written there
+    /// replaces the one held without a restart; a file that cannot be read
+    /// or holds no token keeps the one held, with a warning.
     #[arg(long, env = "KVS_TXN_TOKEN_FILE")]
     pub txn_token_file: Option<PathBuf>,
 
@@ -177,8 +182,8 @@ impl Config {
             return Some(Err("--txn-addr needs --tls-ca, --tls-cert and --tls-key (KVS_TLS_CA, KVS_TLS_CERT, KVS_TLS_KEY)".into()));
         };
         let token = match &self.txn_token_file {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(token) => Some(token),
+            Some(path) => match TokenFile::open(path) {
+                Ok(token) => Some(Arc::new(token)),
                 Err(e) => return Some(Err(format!("--txn-token-file {}: {e}", path.display()))),
             },
             None => None,

@@ -4,7 +4,10 @@
 //! durable sequence tells whether the batch made it. A replay counts as
 //! complete only when txn-server's trailers say so (`kvs_proto::replay`).
 
+pub mod token;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Key, Txn};
@@ -13,8 +16,9 @@ use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 use kvs_proto::replay::ReplayEnd;
+use token::TokenFile;
 use tonic::Code;
-use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
+use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -35,18 +39,18 @@ pub struct RemoteOptions {
     /// How long one call (an append, a fence) may take before it counts as
     /// failed.
     pub timeout: Duration,
-    /// A bearer token for a txn-server that asks for one.
-    pub token: Option<String>,
+    /// The bearer token for a txn-server that asks for one.
+    pub token: Option<Arc<TokenFile>>,
 }
 
 /// Adds the bearer token, when there is one, to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer(Option<Arc<TokenFile>>);
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            req.metadata_mut().insert("authorization", value.clone());
+        if let Some(token) = &self.0 {
+            req.metadata_mut().insert("authorization", token.header());
         }
         Ok(req)
     }
@@ -61,6 +65,7 @@ pub struct RemoteLog {
     /// The last batch sent whose answer never came.
     in_doubt: Option<(u64, Vec<Txn>)>,
     timeout: Duration,
+    token: Option<Arc<TokenFile>>,
 }
 
 /// A status from txn-server as the log error it reports (txn-server's
@@ -131,12 +136,9 @@ impl RemoteLog {
             .map_err(bad)?
             .connect_timeout(opts.timeout)
             .connect_lazy();
-        let bearer = match &opts.token {
-            Some(token) => Some(format!("Bearer {}", token.trim()).parse().map_err(|_| {
-                LogError::Unavailable("the txn-server token is not printable ASCII".into())
-            })?),
-            None => None,
-        };
+        if let Some(token) = &opts.token {
+            TokenFile::watch(token);
+        }
         // A fresh id per start: sequences begin at 1 again after a restart.
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -144,13 +146,14 @@ impl RemoteLog {
         let writer = Key::parse(&format!("kvs_{:x}_{nanos:x}", std::process::id()))
             .expect("hex and '_' form a key");
         Ok(RemoteLog {
-            client: TransactionServiceClient::with_interceptor(channel, Bearer(bearer))
+            client: TransactionServiceClient::with_interceptor(channel, Bearer(opts.token.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             writer,
             sequence: 0,
             in_doubt: None,
             timeout: opts.timeout,
+            token: opts.token.clone(),
         })
     }
 
@@ -180,12 +183,24 @@ impl RemoteLog {
         Ok(response.into_inner().durable_sequence)
     }
 
+    /// A call refused as unauthenticated reads the token file again, so
+    /// that the next try carries whatever token it holds now.
+    fn reread_token_if_unauthenticated(&self, status: &tonic::Status) {
+        if status.code() == Code::Unauthenticated
+            && let Some(token) = &self.token
+        {
+            token.reread();
+        }
+    }
+
     async fn timed<T>(
         &self,
         call: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, LogError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => r.map_err(log_error),
+            Ok(r) => r
+                .inspect_err(|s| self.reread_token_if_unauthenticated(s))
+                .map_err(log_error),
             Err(_) => Err(LogError::Unavailable(format!(
                 "txn-server did not answer within {:?}",
                 self.timeout
@@ -255,6 +270,7 @@ impl Log for RemoteLog {
                     continue;
                 }
                 Ok(Err(status)) => {
+                    self.reread_token_if_unauthenticated(&status);
                     self.in_doubt = Some((self.sequence, batch.to_vec()));
                     Err(log_error(status))
                 }

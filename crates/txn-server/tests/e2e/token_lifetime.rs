@@ -1,19 +1,95 @@
-//! Bearer tokens over time: txn-server holds a token to its `nbf`, to the
-//! leeway it is given and to a maximum lifetime.
+//! Bearer tokens over time: kvs-server takes a token written to its token
+//! file without a restart, and txn-server holds a token to its `nbf`, to
+//! the leeway it is given and to a maximum lifetime.
 
 use std::path::Path;
+use std::time::Duration;
 
+use kvs_testkit::http::Api;
+use kvs_testkit::wait_until;
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::runtime::Handle;
 
 use crate::auth::{call, now, rsa_pair, sign, token};
 use crate::stack::Stack;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Writes `contents` to `path` in one step, as an operator replacing a
+/// token should (a reader never sees half a token).
+fn replace(path: &Path, contents: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, contents).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+/// The status of a write made now, for the conditions of `wait_until`,
+/// which are not async.
+fn write_now(api: &Api) -> StatusCode {
+    tokio::task::block_in_place(|| Handle::current().block_on(api.put("/str/probe", "x")))
+}
 
 /// txn-server's flags to check tokens against `public`, and more.
 fn checking(public: &Path, more: &[&str]) -> Vec<String> {
     let mut args = vec!["--jwt-public-key".to_owned(), public.display().to_string()];
     args.extend(more.iter().map(|s| s.to_string()));
     args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kvs_server_takes_a_new_token_from_its_file_without_a_restart() {
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = rsa_pair(keys.path(), "issuer");
+    let token_file = keys.path().join("token");
+    std::fs::write(&token_file, token(&private, 3600)).unwrap();
+    let stack = Stack::file_with(
+        &checking(&public, &["--jwt-leeway-secs", "0"]),
+        &["--txn-token-file", token_file.to_str().unwrap()],
+    )
+    .await;
+    let api = stack.api();
+    let kvs = stack.kvs.as_ref().unwrap();
+
+    // A file that holds no token is reported, and the token held stays in use.
+    replace(&token_file, "garbage");
+    wait_until("the unusable token file reported", LIMIT, || {
+        kvs.output()
+            .contains("has no new token; keeping the one held")
+    })
+    .await;
+    assert_eq!(write_now(&api), StatusCode::OK);
+
+    // A token that expires two seconds from now is taken; once it has
+    // expired, txn-server refuses it and writes are answered 503.
+    let short = token(&private, 2);
+    replace(&token_file, &short);
+    wait_until("writes refused once the token expired", LIMIT, || {
+        write_now(&api) == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+
+    // A fresh token in the file, and writes are taken again.
+    let fresh = token(&private, 3600);
+    replace(&token_file, &fresh);
+    wait_until("a write taken with the fresh token", LIMIT, || {
+        write_now(&api) == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        api.get("/str/probe").await,
+        (StatusCode::OK, "x".to_owned())
+    );
+
+    let output = kvs.output();
+    assert!(
+        output.matches("took the txn-server token").count() >= 3,
+        "{output}"
+    );
+    assert!(
+        !output.contains(&short) && !output.contains(&fresh),
+        "a token was logged:\n{output}"
+    );
 }
 
 #[tokio::test]
