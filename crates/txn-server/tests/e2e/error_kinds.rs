@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::{Buf, BufMut};
-use kvs_core::{Key, Txn, Value};
+use kvs_core::Value;
 use kvs_proto::api::{AppendRequest, Transaction};
 use kvs_testkit::process::run_to_exit_within;
 use kvs_testkit::wait_until;
@@ -15,7 +15,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Request, Status};
 
-use crate::stack::Stack;
+use crate::stack::{self, Stack};
 
 /// How long a process may take to do what the test waits for.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -126,10 +126,7 @@ async fn a_message_that_does_not_decode_is_invalid_argument() {
 }
 
 fn put(key: &str) -> Transaction {
-    Transaction::from(&Txn::Put {
-        key: Key::parse(key).unwrap(),
-        value: Value::Int(1),
-    })
+    stack::put(key, Value::Int(1))
 }
 
 #[tokio::test]

@@ -4,21 +4,10 @@
 use kvs_core::{Key, Txn, Value};
 use kvs_proto::api::{AppendRequest, Transaction};
 
-use crate::stack::Stack;
-
-fn put(key: &str, value: Value) -> Transaction {
-    Transaction::from(&Txn::Put {
-        key: Key::parse(key).unwrap(),
-        value,
-    })
-}
+use crate::stack::{self, Stack, put};
 
 fn append(sequence: u64, transactions: Vec<Transaction>) -> AppendRequest {
-    AppendRequest {
-        writer_id: "careless_writer".into(),
-        sequence,
-        transactions,
-    }
+    stack::append("careless_writer", sequence, transactions)
 }
 
 #[tokio::test]

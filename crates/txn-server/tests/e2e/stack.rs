@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use kvs_core::{Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
+use kvs_proto::api::{AppendRequest, Transaction};
 use kvs_testkit::certs::Certs;
 use kvs_testkit::http::Api;
 use kvs_testkit::pg::PgCluster;
@@ -225,4 +227,21 @@ pub async fn assert_mix(base: &Api) {
         );
     }
     assert_eq!(base.get("/int/gone").await.0, StatusCode::NOT_FOUND);
+}
+
+/// A put of `value` under `key`, as it goes on the wire.
+pub fn put(key: &str, value: Value) -> Transaction {
+    Transaction::from(&Txn::Put {
+        key: Key::parse(key).unwrap(),
+        value,
+    })
+}
+
+/// An append of `writer`'s batch `sequence`.
+pub fn append(writer: &str, sequence: u64, transactions: Vec<Transaction>) -> AppendRequest {
+    AppendRequest {
+        writer_id: writer.into(),
+        sequence,
+        transactions,
+    }
 }

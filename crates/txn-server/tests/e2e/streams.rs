@@ -13,7 +13,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::replay::read_all;
-use crate::stack::{Stack, Store};
+use crate::stack::{Stack, Store, append, put};
 
 /// How long a test waits for what it needs before it fails.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -30,19 +30,8 @@ const LOGGED: usize = BATCHES as usize * PER_BATCH;
 
 const WRITER: &str = "filler";
 
-fn put(key: &str, value: Value) -> Transaction {
-    Transaction::from(&Txn::Put {
-        key: Key::parse(key).unwrap(),
-        value,
-    })
-}
-
 fn batch(sequence: u64, transactions: Vec<Transaction>) -> AppendRequest {
-    AppendRequest {
-        writer_id: WRITER.into(),
-        sequence,
-        transactions,
-    }
+    append(WRITER, sequence, transactions)
 }
 
 /// Logs [`LOGGED`] keys of 1 KiB each, as the writer's batches 1 to
