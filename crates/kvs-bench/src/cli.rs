@@ -1,5 +1,4 @@
-//! The command line: the load run (no subcommand), `replay`, `memory` and
-//! `soak`.
+//! The command line: the load run (no subcommand), `replay` and `memory`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,8 +13,7 @@ use crate::client::{self, BenchConfig, Limit, Target};
 use crate::memory::{self, MemoryConfig};
 use crate::replay::{self, ReplayConfig};
 use crate::report::Report;
-use crate::server::{default_bin, default_server_bin};
-use crate::soak::{self, Fault, SoakConfig};
+use crate::server::default_server_bin;
 use crate::workload::{KeyDist, ValueKind, WorkloadKind, WorkloadSpec};
 
 #[derive(Debug, Parser)]
@@ -29,16 +27,14 @@ use crate::workload::{KeyDist, ValueKind, WorkloadKind, WorkloadSpec};
         reports throughput, latency percentiles (an HDR histogram), responses by status and \
         transport errors.\n\n\
         `kvs-bench replay` times a server start on a log of N transactions; `kvs-bench memory` \
-        measures the resident memory of a server holding N keys; `kvs-bench soak` runs minutes of \
-        load while txn-server is killed and restarted, then compares memory with the log.",
+        measures the resident memory of a server holding N keys.",
     after_help = "Examples:\n  \
         kvs-bench --workload get --prefill --keys 100000 --connections 50 --duration 10\n  \
         kvs-bench --workload mixed --read-ratio 0.9 --dist zipf --duration 30 --json\n  \
         kvs-bench --workload put --requests 100000 --rate 20000\n  \
         kvs-bench replay --records 1000000\n  \
         kvs-bench replay --reuse-log -- --txn-addr https://localhost:5051 --tls-ca ca.crt --tls-cert client.crt --tls-key client.key\n  \
-        kvs-bench memory --keys 1000000 --key-size 16 --value-size 32\n  \
-        kvs-bench soak --duration 300",
+        kvs-bench memory --keys 1000000 --key-size 16 --value-size 32",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -66,28 +62,6 @@ pub enum Command {
     /// Fill a memory-only kvs-server with N string keys and report its
     /// resident memory (VmRSS).
     Memory(MemoryArgs),
-    /// Mixed load on kvs-server and a txn-server that is killed and
-    /// restarted meanwhile; then memory compared with the log, and RSS
-    /// checked. Exits non-zero when a check fails.
-    #[command(
-        long_about = "Mixed load on kvs-server and a txn-server that is killed and restarted \
-            meanwhile; then memory compared with the log, and RSS checked.\n\n\
-            Starts txn-server (file backend, fresh certificates for mutual TLS, a temporary \
-            directory) and kvs-server keeping its log there (durability sync), PUTs every key, \
-            then runs mixed reads and writes of every value type for --duration. At even \
-            intervals txn-server is killed with SIGKILL and started again on the same port and \
-            log after --downtime (or, with --fault stop, frozen with SIGSTOP and resumed). Afterwards every key and value kvs-server holds is read over \
-            REST, txn-server is stopped (SIGTERM) and its log file replayed, and the two must be \
-            equal. kvs-server's RSS is sampled every second.\n\n\
-            Fails (exit status 1) when: an answer is not 2xx or 503 (every key is written \
-            first, so even a 404 is a lost value); a request gets no answer within --timeout; \
-            a 503 comes outside an outage (or to a read); kvs-server does not recover by itself; \
-            txn-server does not stop cleanly on SIGTERM; memory and the log differ; the end \
-            RSS exceeds baseline + --rss-factor x live keys and values + --rss-allowance-mib; \
-            or the mean RSS of the final third of the load exceeds the second third's by more \
-            than --rss-growth. See docs/soak.md."
-    )]
-    Soak(SoakArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -322,98 +296,6 @@ pub struct MemoryArgs {
     pub server_args: Vec<OsString>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct SoakArgs {
-    /// The kvs-server binary [default: the one beside kvs-bench, else
-    /// kvs-server on the PATH].
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-
-    /// The txn-server binary [default: the one beside kvs-bench, else
-    /// txn-server on the PATH].
-    #[arg(long)]
-    pub txn_server_bin: Option<PathBuf>,
-
-    /// Seconds of load (after the prefill); decimals allowed.
-    #[arg(short, long, default_value = "300", value_parser = parse_secs)]
-    pub duration: Duration,
-
-    /// Keys of the string and the int workloads; uint, float, map and set
-    /// use a tenth of it, the counters a hundredth.
-    #[arg(long, default_value_t = 100_000)]
-    pub keys: u64,
-
-    /// Connections of all workloads together.
-    #[arg(short, long, default_value_t = 48)]
-    pub connections: usize,
-
-    /// Bytes of each string value, map field value and set member.
-    #[arg(long, default_value_t = 32)]
-    pub value_size: usize,
-
-    /// Share of GETs in the mixed workloads, 0.0 to 1.0.
-    #[arg(long, default_value_t = 0.8)]
-    pub read_ratio: f64,
-
-    /// Map fields and set members per key.
-    #[arg(long, default_value_t = 4)]
-    pub fields: u64,
-
-    /// Outages of txn-server, evenly spread over the load.
-    #[arg(long, default_value_t = 2)]
-    pub restarts: u32,
-
-    /// How txn-server is taken away: kill (SIGKILL, then a new process on
-    /// the same port and log: a crash) or stop (SIGSTOP, then SIGCONT: a
-    /// hang, as of a stalled disk).
-    #[arg(long, value_enum, default_value = "kill")]
-    pub fault: Fault,
-
-    /// Seconds txn-server stays away each time.
-    #[arg(long, default_value = "2", value_parser = parse_secs)]
-    pub downtime: Duration,
-
-    /// Seconds after which a request without an answer is stuck (a
-    /// failure).
-    #[arg(long, default_value = "5", value_parser = parse_secs)]
-    pub timeout: Duration,
-
-    /// The end RSS may be at most the baseline plus this many times the
-    /// bytes of the live keys and values, plus --rss-allowance-mib.
-    #[arg(long, default_value_t = 8.0)]
-    pub rss_factor: f64,
-
-    /// Fixed allowance of the RSS bound, MiB.
-    #[arg(long, default_value_t = 64)]
-    pub rss_allowance_mib: u64,
-
-    /// Largest growth of the mean RSS from the second third of the load to
-    /// the final third, as a fraction (0.1 is 10%).
-    #[arg(long, default_value_t = 0.1)]
-    pub rss_growth: f64,
-
-    /// txn-server's --compact-min-bytes: small, so that compactions run
-    /// during the soak.
-    #[arg(long, default_value_t = 16 << 20)]
-    pub txn_compact_min_bytes: u64,
-
-    /// Seed of the request streams.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-
-    /// Worker threads of the tool's runtime [default: one per CPU].
-    #[arg(long)]
-    pub threads: Option<usize>,
-
-    /// Print the report as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-
-    /// No progress lines on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
-}
-
 /// Seconds, decimals allowed.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -432,7 +314,6 @@ impl Cli {
         match &self.command {
             None => self.load.threads,
             Some(Command::Memory(m)) => m.threads,
-            Some(Command::Soak(s)) => s.threads,
             Some(Command::Replay(_)) => None,
         }
     }
@@ -505,8 +386,6 @@ pub async fn run(cli: Cli) -> ExitCode {
         None => run_load(&cli.load).await,
         Some(Command::Replay(args)) => run_replay(args).await,
         Some(Command::Memory(args)) => run_memory(args).await,
-        // A soak prints its report whether it passed or not.
-        Some(Command::Soak(args)) => return run_soak(args).await,
     };
     match result {
         Ok(out) => {
@@ -587,62 +466,6 @@ async fn run_memory(args: MemoryArgs) -> Result<String, String> {
     } else {
         report.table()
     })
-}
-
-impl SoakArgs {
-    /// The soak these arguments describe.
-    pub fn config(&self) -> SoakConfig {
-        SoakConfig {
-            kvs_bin: self.server_bin.clone().unwrap_or_else(default_server_bin),
-            txn_bin: self
-                .txn_server_bin
-                .clone()
-                .unwrap_or_else(|| default_bin("txn-server")),
-            duration: self.duration,
-            keys: self.keys,
-            connections: self.connections,
-            value_size: self.value_size,
-            read_ratio: self.read_ratio,
-            fields: self.fields,
-            restarts: self.restarts,
-            fault: self.fault,
-            downtime: self.downtime,
-            timeout: self.timeout,
-            rss_factor: self.rss_factor,
-            rss_allowance: self.rss_allowance_mib << 20,
-            rss_growth: self.rss_growth,
-            txn_compact_min_bytes: self.txn_compact_min_bytes,
-            seed: self.seed,
-            progress: !self.quiet,
-            stop: Arc::default(),
-        }
-    }
-}
-
-async fn run_soak(args: SoakArgs) -> ExitCode {
-    let cfg = args.config();
-    stop_on_ctrl_c(&cfg.stop);
-    let report = match soak::run(&cfg).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kvs-bench: the soak could not run: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.table());
-    }
-    if report.passed {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("kvs-bench: soak FAILED");
-        for f in &report.failures {
-            eprintln!("  {f}");
-        }
-        ExitCode::FAILURE
-    }
 }
 
 #[cfg(test)]
@@ -729,50 +552,6 @@ mod tests {
             Some(Command::Memory(m)) => assert_eq!((m.keys, m.key_size), (5, 8)),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn soak_flags_map_to_its_config() {
-        let cli = Cli::parse_from(["kvs-bench", "soak"]);
-        let Some(Command::Soak(s)) = cli.command else {
-            panic!("not a soak");
-        };
-        let cfg = s.config();
-        assert_eq!(cfg.duration, Duration::from_secs(300));
-        assert_eq!(
-            (cfg.keys, cfg.restarts, cfg.fault),
-            (100_000, 2, Fault::Kill)
-        );
-        assert_eq!(cfg.rss_allowance, 64 << 20);
-        assert!(cfg.progress);
-        let cli = Cli::parse_from([
-            "kvs-bench",
-            "soak",
-            "-d",
-            "20",
-            "--keys",
-            "500",
-            "--downtime",
-            "1.5",
-            "--fault",
-            "stop",
-            "--rss-allowance-mib",
-            "8",
-            "--txn-server-bin",
-            "/x/txn-server",
-            "--quiet",
-        ]);
-        let Some(Command::Soak(s)) = cli.command else {
-            panic!("not a soak");
-        };
-        let cfg = s.config();
-        assert_eq!(cfg.duration, Duration::from_secs(20));
-        assert_eq!(cfg.keys, 500);
-        assert_eq!(cfg.downtime, Duration::from_millis(1500));
-        assert_eq!(cfg.fault, Fault::Stop);
-        assert_eq!(cfg.rss_allowance, 8 << 20);
-        assert_eq!(cfg.txn_bin, PathBuf::from("/x/txn-server"));
-        assert!(!cfg.progress);
     }
 
     #[test]

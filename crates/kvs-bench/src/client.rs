@@ -224,7 +224,7 @@ pub enum Limit {
 }
 
 /// Told of every measured request as it ends, while the run goes on (the
-/// soak's progress line and its accounting of outages, which need to know
+/// soak test's progress line and its accounting of outages, which need to know
 /// *when* each answer came, not only how many there were). A connection that
 /// cannot be made is no request it is told of; the run's [`Stats`] count it.
 pub trait Observer: Send + Sync + std::fmt::Debug {

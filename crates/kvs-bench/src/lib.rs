@@ -7,8 +7,6 @@
 //! - [`stats`] and [`report`]: HDR histograms, counts, the table and JSON.
 //! - [`replay`] and [`memory`]: start-up time on a filled log, and resident
 //!   memory of a filled server, each on a kvs-server child ([`server`]).
-//! - [`soak`]: minutes of mixed load on kvs-server and a txn-server that is
-//!   killed and restarted meanwhile, then memory compared with the log.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -18,7 +16,6 @@ pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod server;
-pub mod soak;
 pub mod stats;
 pub mod workload;
 pub mod zipf;

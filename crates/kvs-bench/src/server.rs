@@ -1,13 +1,13 @@
-//! A server child process (kvs-server for the replay, memory and soak
-//! measurements, txn-server for the soak): its JSON log lines are read as
-//! they come, its address taken from the "listening" line, kvs-server's
-//! readiness polled over HTTP.
+//! A kvs-server child process for the replay and memory measurements: its
+//! JSON log lines are read as they come, its address taken from the
+//! "listening" line, its readiness polled over HTTP. (The tests' servers
+//! are kvs-testkit's.)
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,28 +39,17 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot signal {name} (pid {pid}): {reason}")]
-    Signal {
-        name: String,
-        pid: u32,
-        reason: String,
-    },
 }
 
 /// The kvs-server next to this program when there is one, or the one on
 /// the PATH.
 pub fn default_server_bin() -> PathBuf {
-    default_bin("kvs-server")
-}
-
-/// The program `name` next to this one when there is one, or the one on the
-/// PATH.
-pub fn default_bin(name: &str) -> PathBuf {
+    const NAME: &str = "kvs-server";
     std::env::current_exe()
         .ok()
-        .map(|exe| exe.with_file_name(name))
+        .map(|exe| exe.with_file_name(NAME))
         .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
+        .unwrap_or_else(|| PathBuf::from(NAME))
 }
 
 /// What the output reader collected.
@@ -182,18 +171,9 @@ impl ServerProcess {
         }
     }
 
-    /// How many log events so far had the message `message`.
-    pub fn count_events(&self, message: &str) -> usize {
-        let out = lock(&self.output);
-        out.events
-            .iter()
-            .filter(|e| e["fields"]["message"].as_str() == Some(message))
-            .count()
-    }
-
     /// An error with the process's last output when it has exited (both its
     /// output streams ended).
-    pub fn check_running(&self) -> Result<(), ServerError> {
+    fn check_running(&self) -> Result<(), ServerError> {
         if lock(&self.output).closed >= 2 {
             return Err(self.failed(&format!("{} exited", self.name)));
         }
@@ -203,16 +183,6 @@ impl ServerProcess {
     /// Polls kvs-server's `/readyz` every millisecond over one keep-alive
     /// connection until it answers 200; returns when that answer came.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<Instant, ServerError> {
-        self.wait_readyz(true, timeout).await
-    }
-
-    /// As [`ServerProcess::wait_ready`], until `/readyz` answers anything
-    /// but 200 (kvs-server noticed that its log is down).
-    pub async fn wait_not_ready(&self, timeout: Duration) -> Result<Instant, ServerError> {
-        self.wait_readyz(false, timeout).await
-    }
-
-    async fn wait_readyz(&self, ready: bool, timeout: Duration) -> Result<Instant, ServerError> {
         let target = Target::addr(self.addr);
         let deadline = Instant::now() + timeout;
         let mut conn: Option<Conn> = None;
@@ -230,17 +200,14 @@ impl ServerProcess {
                         Some(Duration::from_secs(5)),
                     )
                     .await;
-                if let Ok(status) = answer
-                    && (status == 200) == ready
-                {
+                if answer == Ok(200) {
                     return Ok(Instant::now());
                 }
             }
             self.check_running()?;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let what = if ready { "ready" } else { "not ready" };
-        Err(self.failed(&format!("{} was not {what} within {timeout:?}", self.name)))
+        Err(self.failed(&format!("{} was not ready within {timeout:?}", self.name)))
     }
 
     /// The server's resident set size and its peak, from /proc.
@@ -252,44 +219,6 @@ impl ServerProcess {
     /// it to exit.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
-    }
-
-    /// Sends the signal `name` (`TERM`, `STOP`, `CONT`...).
-    pub async fn signal(&self, name: &str) -> Result<(), ServerError> {
-        // tokio offers SIGKILL only; kill(1) sends the rest.
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid.to_string()])
-            .status()
-            .await
-            .map_err(|e| self.signal_error(e.to_string()))?;
-        if !sent.success() {
-            return Err(self.signal_error(format!("kill -{name} exited with {sent}")));
-        }
-        Ok(())
-    }
-
-    fn signal_error(&self, reason: String) -> ServerError {
-        ServerError::Signal {
-            name: self.name.clone(),
-            pid: self.pid,
-            reason,
-        }
-    }
-
-    /// SIGTERM, then waits up to `timeout` for the server to exit by itself;
-    /// past that it is killed and the wait is an error.
-    pub async fn terminate(mut self, timeout: Duration) -> Result<ExitStatus, ServerError> {
-        self.signal("TERM").await?;
-        match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(status) => status.map_err(|e| self.signal_error(e.to_string())),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                Err(self.failed(&format!(
-                    "{} did not stop within {timeout:?} of SIGTERM",
-                    self.name
-                )))
-            }
-        }
     }
 
     fn failed(&self, what: &str) -> ServerError {

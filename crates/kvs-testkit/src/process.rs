@@ -93,6 +93,35 @@ impl ServerProcess {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The `fields` of its JSON log events whose message is `message`, in
+    /// order.
+    pub fn events(&self, message: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                let fields = v.get("fields")?.as_object()?;
+                (fields.get("message")? == message).then(|| fields.clone())
+            })
+            .collect()
+    }
+
+    /// Sends the signal `name` (`STOP`, `CONT`...) and waits for nothing.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill -{name}: {e}"));
+        assert!(sent.success(), "kill -{name} {}", self.child.id());
+    }
+
     /// Its exit status, once it has stopped by itself.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("try_wait")
@@ -124,12 +153,7 @@ impl ServerProcess {
     }
 
     fn sigterm(&self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM");
-        assert!(sent.success());
+        self.signal("TERM");
     }
 }
 

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::SoakError;
-use crate::client::{self, BenchConfig, BenchError, RunResult};
-use crate::report::PhaseReport;
-use crate::stats::Stats;
+use kvs_bench::client::{self, BenchConfig, BenchError, RunResult};
+use kvs_bench::report::PhaseReport;
+use kvs_bench::stats::Stats;
 
 /// Runs the parts' configurations at once; returns each with its result.
 pub(super) async fn run_parts(

@@ -8,7 +8,7 @@ use kvs_core::{PlainState, Value};
 use serde::Serialize;
 
 use super::outage::{TickCounts, Timeline};
-use crate::server::ProcMemory;
+use kvs_bench::server::ProcMemory;
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RssSample {

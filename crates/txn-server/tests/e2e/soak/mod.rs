@@ -1,19 +1,20 @@
-//! The soak: a bounded mixed load on kvs-server keeping its log in a real
-//! txn-server (file backend, mutual TLS), txn-server killed and restarted
-//! (or frozen) in the middle, then a full comparison of kvs-server's memory
-//! with the log and checks of its resident memory. See docs/soak.md.
+//! The soak: a bounded mixed load (kvs-bench's load generator) on
+//! kvs-server keeping its log in a real txn-server (file backend, mutual
+//! TLS), txn-server killed and restarted (or frozen) in the middle, then a
+//! full comparison of kvs-server's memory with the log and checks of its
+//! resident memory. See docs/soak.md.
 //!
 //! - `config`: the settings, the fault, and the parts of the load.
-//! - `stack`: txn-server and kvs-server as children, and the outages of
-//!   txn-server.
+//! - `stack`: the end-to-end stack, and the outages of txn-server.
 //! - `load`: the parts run together and their counts merged.
 //! - `outage`: every answer on a timeline, the 503s placed against the
 //!   outages.
 //! - `memory`: kvs-server's RSS sampled during the load, and its bounds.
-//! - `compare`: kvs-server's keys and values dumped over REST against the
-//!   log replayed.
+//! - `compare`: kvs-server's keys and values (the paged dump of the test
+//!   harness) against the log replayed.
 //! - `checks`: what a soak must show to pass.
 //! - `report`: the report, as a table and as JSON.
+//! - `tests`: the short soaks of the test suite, and the long one.
 
 mod checks;
 mod compare;
@@ -23,32 +24,26 @@ mod memory;
 mod outage;
 mod report;
 mod stack;
+mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kvs_bench::client::{BenchConfig, BenchError, Limit, Target};
+use kvs_bench::report::Report;
+use kvs_bench::server::{ProcMemory, ServerError};
+use kvs_bench::workload::WorkloadError;
 use kvs_log::LogError;
 
-use crate::client::{BenchConfig, BenchError, Limit, Target};
-use crate::report::Report;
-use crate::server::ServerError;
-use crate::workload::WorkloadError;
-
-// What a report holds is public; how it is worked out stays inside.
-pub use checks::Check;
-pub use compare::{Comparison, Fetched};
-pub use config::{Fault, SoakConfig};
-pub use memory::{MemoryReport, RssSample};
-pub use outage::{Outage, Unavailable};
-pub use report::{LogReport, SoakReport};
-
 use checks::checks;
-use compare::{compare, dump, read_log};
+use compare::{compare, memory_of, read_log};
+use config::SoakConfig;
 use load::{merged, run_parts};
-use memory::{live_bytes, rss_bound, sample, third_means};
-use outage::{Timeline, unavailable_by_window};
-use stack::Stack;
+use memory::{MemoryReport, live_bytes, rss_bound, sample, third_means};
+use outage::{Timeline, Unavailable, unavailable_by_window};
+use report::{LogReport, SoakReport};
+use stack::SoakStack;
 
 /// After kvs-server says it is ready again, writes refused a little later
 /// were decided before it recovered and still count as the outage's.
@@ -68,10 +63,6 @@ const OPENED: &str = "opened the file log";
 pub enum SoakError {
     #[error("{0}")]
     Config(String),
-    #[error("{0}")]
-    Certs(#[from] kvs_certs::CertError),
-    #[error("temporary directory: {0}")]
-    Io(#[from] std::io::Error),
     #[error("{0}")]
     Server(#[from] ServerError),
     #[error("{0}")]
@@ -111,19 +102,18 @@ async fn sleep_unless_stopped(deadline: Instant, stop: &AtomicBool) -> bool {
 pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     cfg.validate()?;
     let _stop = StopOnDrop(cfg.stop.clone());
-    let dir = tempfile::Builder::new()
-        .prefix("kvs-bench-soak")
-        .tempdir()?;
-    let mut stack = Stack::start(cfg, dir.path()).await?;
-    let baseline = stack.kvs.memory()?;
-    let target = Target::addr(stack.kvs.addr);
+    let mut stack = SoakStack::start(cfg).await;
+    let kvs_pid = stack.kvs().pid();
+    let baseline = ProcMemory::of(kvs_pid)?;
+    let addr = stack.kvs().addr.parse().expect("kvs-server's address");
+    let target = Target::addr(addr);
     let parts = cfg.parts(&target)?;
 
     // Every key once, so that reads hit and the live data hardly grows
     // during the load: growth of memory then means something.
     let puts: u64 = parts.iter().map(|p| p.workload.spec.keys).sum();
     if cfg.progress {
-        eprintln!("kvs-bench soak: prefilling {puts} keys");
+        eprintln!("soak: prefilling {puts} keys");
     }
     let prefilled = run_parts(
         parts
@@ -139,13 +129,13 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     let prefill = merged(&prefilled, |r| r.prefill.as_ref());
     if cfg.progress {
         eprintln!(
-            "kvs-bench soak: prefilled {puts} keys in {:.1} s; {:.0} s of load follow",
+            "soak: prefilled {puts} keys in {:.1} s; {:.0} s of load follow",
             prefill.seconds,
             cfg.duration.as_secs_f64()
         );
     }
 
-    let prefilled_rss = stack.kvs.memory()?.rss_bytes;
+    let prefilled_rss = ProcMemory::of(kvs_pid)?.rss_bytes;
     let load_start = Instant::now();
     let timeline = Arc::new(Timeline::new(load_start, cfg.duration + PROCESS_TIMEOUT));
     let load = tokio::spawn(run_parts(
@@ -161,7 +151,7 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     let txn_state = Arc::new(Mutex::new("txn-server up".to_owned()));
     let (done, done_rx) = tokio::sync::oneshot::channel();
     let sampler = tokio::spawn(sample(
-        stack.kvs.pid,
+        kvs_pid,
         load_start,
         cfg.duration,
         timeline.clone(),
@@ -178,7 +168,7 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
             break;
         }
         set_state(format!("txn-server away ({n} of {})", cfg.restarts));
-        let outage = stack.outage(cfg.fault, cfg.downtime, load_start).await?;
+        let outage = stack.outage(cfg.fault, cfg.downtime, load_start).await;
         set_state("txn-server up".to_owned());
         outages.push(outage);
     }
@@ -191,15 +181,13 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
 
     // The last answers are in; a write refused at the very end may still
     // be recovering: wait until kvs-server takes writes again.
-    stack.kvs.check_running()?;
-    let settled = stack.kvs.wait_ready(PROCESS_TIMEOUT).await;
-    let end = stack.kvs.memory()?;
-    let memory = dump(&target, cfg.connections.min(16), cfg.timeout).await?;
-    stack.compactions += stack.txn.as_ref().map_or(0, |t| t.count_events(COMPACTED));
-    let stopped = match stack.txn.take() {
-        Some(txn) => Some(txn.terminate(PROCESS_TIMEOUT).await),
-        None => None,
-    };
+    let settled = stack.wait_readyz(true, PROCESS_TIMEOUT).await;
+    let end = ProcMemory::of(kvs_pid)?;
+    let memory = tokio::time::timeout(PROCESS_TIMEOUT, stack.stack.api().dump())
+        .await
+        .map_err(|_| SoakError::Dump(format!("not done within {PROCESS_TIMEOUT:?}")))?;
+    let memory = memory_of(memory);
+    let stopped = stack.terminate_txn(PROCESS_TIMEOUT).await;
     let (log_state, replayed) = read_log(&stack.log_path).await?;
     let comparison = compare(&memory, &log_state);
     let log = LogReport {
@@ -208,10 +196,10 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
         bytes: replayed.bytes,
         torn_bytes: replayed.torn_bytes,
         compactions: stack.compactions,
-        failed_appends: stack.kvs.count_events(APPEND_FAILED),
-        reapplied_batches: stack.kvs.count_events(REAPPLIED),
+        failed_appends: stack.kvs().events(APPEND_FAILED).len(),
+        reapplied_batches: stack.kvs().events(REAPPLIED).len(),
     };
-    stack.kvs.stop().await;
+    drop(stack);
 
     // Outage windows: from the kill to a little after kvs-server's recovery
     // (to the end, when it never recovered).
@@ -274,7 +262,9 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
         &memory_report,
         &log,
         &comparison,
-        settled.err().map(|e| e.to_string()),
+        settled
+            .is_none()
+            .then(|| format!("kvs-server was not ready within {PROCESS_TIMEOUT:?}")),
         stopped,
         stopped_early,
     );
@@ -287,8 +277,8 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
         passed: failures.is_empty(),
         failures,
         checks,
-        kvs_server: cfg.kvs_bin.display().to_string(),
-        txn_server: cfg.txn_bin.display().to_string(),
+        kvs_server: kvs_testkit::binary("kvs-server").display().to_string(),
+        txn_server: kvs_testkit::binary("txn-server").display().to_string(),
         duration_s: cfg.duration.as_secs_f64(),
         keys: cfg.keys,
         connections: part_reports.iter().map(|r| r.connections).sum(),

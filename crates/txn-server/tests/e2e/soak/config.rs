@@ -1,7 +1,6 @@
 //! The soak's settings, the fault done to txn-server, and the parts of the
 //! load that together write every value type.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -9,9 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::SoakError;
-use crate::client::{BenchConfig, Target};
-use crate::server::{default_bin, default_server_bin};
-use crate::workload::{ValueKind, WorkloadKind, WorkloadSpec};
+use kvs_bench::client::{BenchConfig, Target};
+use kvs_bench::workload::{ValueKind, WorkloadKind, WorkloadSpec};
 
 /// One part of the load: a workload of the bench over a key space of its
 /// own, on connections of its own. Together they write every value type.
@@ -54,7 +52,7 @@ const PARTS: [Part; 7] = [
 ];
 
 /// How txn-server is taken away in each outage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fault {
     /// SIGKILL, then a new process on the same port and log: a crash.
@@ -75,8 +73,6 @@ impl Fault {
 
 #[derive(Debug, Clone)]
 pub struct SoakConfig {
-    pub kvs_bin: PathBuf,
-    pub txn_bin: PathBuf,
     /// Length of the load (after the prefill).
     pub duration: Duration,
     /// Key space of the string and int parts; the others use a tenth or a
@@ -114,8 +110,6 @@ pub struct SoakConfig {
 impl Default for SoakConfig {
     fn default() -> SoakConfig {
         SoakConfig {
-            kvs_bin: default_server_bin(),
-            txn_bin: default_bin("txn-server"),
             duration: Duration::from_secs(300),
             keys: 100_000,
             connections: 48,
@@ -202,7 +196,7 @@ mod tests {
     use kvs_core::ValueType;
 
     use super::*;
-    use crate::report::WorkloadReport;
+    use kvs_bench::report::WorkloadReport;
 
     #[test]
     fn connections_are_split_by_weight() {

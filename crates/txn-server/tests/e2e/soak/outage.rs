@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::client::Observer;
-use crate::stats::ErrorKind;
-use crate::workload::OpClass;
+use kvs_bench::client::Observer;
+use kvs_bench::stats::ErrorKind;
+use kvs_bench::workload::OpClass;
 
 /// Resolution of the timeline that places each answer in or out of an
 /// outage.

@@ -9,8 +9,8 @@ use super::compare::Comparison;
 use super::config::Fault;
 use super::memory::{MemoryReport, mib};
 use super::outage::{Outage, Unavailable};
-use crate::report::{PhaseReport, Report};
-use crate::stats::LatencySummary;
+use kvs_bench::report::{PhaseReport, Report};
+use kvs_bench::stats::LatencySummary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LogReport {

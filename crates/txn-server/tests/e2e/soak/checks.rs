@@ -7,8 +7,7 @@ use super::config::SoakConfig;
 use super::memory::{MemoryReport, mib};
 use super::outage::{Outage, Unavailable, acceptable};
 use super::report::LogReport;
-use crate::report::PhaseReport;
-use crate::server::ServerError;
+use kvs_bench::report::PhaseReport;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -48,7 +47,7 @@ pub(super) fn checks(
     log: &LogReport,
     comparison: &Comparison,
     unsettled: Option<String>,
-    txn_stop: Option<Result<std::process::ExitStatus, ServerError>>,
+    txn_stop: Result<std::process::ExitStatus, String>,
     stopped_early: bool,
 ) -> Vec<Check> {
     let mut out = Vec::new();
@@ -123,9 +122,8 @@ pub(super) fn checks(
         unsettled.unwrap_or_else(|| "kvs-server took writes after the load".into()),
     ));
     let (stop_ok, stop_detail) = match txn_stop {
-        Some(Ok(status)) => (status.success(), format!("txn-server exited with {status}")),
-        Some(Err(e)) => (false, e.to_string()),
-        None => (false, "txn-server was not running".into()),
+        Ok(status) => (status.success(), format!("txn-server exited with {status}")),
+        Err(e) => (false, e),
     };
     out.push(check("txn-server stops on SIGTERM", stop_ok, stop_detail));
     out.push(check(
