@@ -1,8 +1,8 @@
 //! kvs-bench: the load generator and measurements of KVS.
 //!
 //! - [`workload`]: what to send (operations, key space, distribution) and the
-//!   deterministic per-connection request generator; [`zipf`] and [`rng`]
-//!   beneath it.
+//!   deterministic per-connection request generator (rand and rand_distr
+//!   beneath it).
 //! - [`client`]: the load itself, one hyper HTTP/1.1 connection per task.
 //! - [`stats`] and [`report`]: HDR histograms, counts, the table and JSON.
 //! - [`replay`] and [`memory`]: start-up time on a filled log, and resident
@@ -14,11 +14,9 @@ pub mod client;
 pub mod memory;
 pub mod replay;
 pub mod report;
-pub mod rng;
 pub mod server;
 pub mod stats;
 pub mod workload;
-pub mod zipf;
 
 pub use client::{BenchConfig, BenchError, Limit, RunResult, Target};
 pub use report::Report;

@@ -9,9 +9,10 @@ use kvs_core::{Key, Txn, Value};
 use kvs_log::{FileLog, FileOptions, Log};
 use serde::Serialize;
 
-use crate::rng::Rng;
+use rand::RngExt;
+
 use crate::server::{ServerProcess, default_server_bin};
-use crate::workload::key_name;
+use crate::workload::{alnum, key_name, stream_rng};
 
 /// The message kvs-server logs once its log is replayed.
 pub const READY_MESSAGE: &str = "replayed the transaction log; ready";
@@ -203,9 +204,8 @@ pub async fn write_log(cfg: &ReplayConfig) -> Result<WriteReport, ReplayError> {
         compact_min_bytes: u64::MAX,
     };
     let mut log = FileLog::open(&path, opts)?;
-    let mut rng = Rng::new(cfg.seed);
-    let mut pool = vec![0u8; cfg.value_size + 1024];
-    rng.fill_alnum(&mut pool);
+    let mut rng = stream_rng(cfg.seed, 0);
+    let pool = alnum(&mut rng, cfg.value_size + 1024);
     let pool = String::from_utf8(pool).expect("letters and digits are UTF-8");
     let mut batch = Vec::with_capacity(cfg.batch);
     let mut name = String::new();
@@ -217,7 +217,7 @@ pub async fn write_log(cfg: &ReplayConfig) -> Result<WriteReport, ReplayError> {
         for i in written..written + n {
             name.clear();
             key_name(&cfg.key_prefix, cfg.key_size, i % cfg.keys, &mut name);
-            let start = rng.below(1025) as usize;
+            let start = rng.random_range(0..=1024);
             batch.push(Txn::Put {
                 key: Key::parse(&name)?,
                 value: Value::Str(pool[start..start + cfg.value_size].to_owned()),

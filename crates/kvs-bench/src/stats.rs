@@ -249,13 +249,14 @@ mod tests {
     #[test]
     fn percentiles_are_ordered() {
         let mut s = Stats::new();
-        let mut rng = crate::rng::Rng::new(8);
+        use rand::RngExt;
+        let mut rng = crate::workload::stream_rng(8, 0);
         for _ in 0..100_000 {
             // A long-tailed mix of latencies.
             let us = 50
-                + rng.below(100)
-                + if rng.below(100) == 0 {
-                    rng.below(100_000)
+                + rng.random_range(0..100)
+                + if rng.random_range(0..100) == 0 {
+                    rng.random_range(0..100_000)
                 } else {
                     0
                 };

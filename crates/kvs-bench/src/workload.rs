@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::Method;
+use rand::distr::Alphanumeric;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::Zipf;
 use serde::Serialize;
-
-use crate::rng::Rng;
-use crate::zipf::{Zipf, ZipfError};
 
 /// The operation mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -130,8 +131,8 @@ pub enum WorkloadError {
     BadPrefix(String),
     #[error("--key-size must be at most 256 (the server's key limit)")]
     KeySizeTooLarge,
-    #[error("{0}")]
-    Zipf(#[from] ZipfError),
+    #[error("--zipf-theta must be in [0, 1); got {0}")]
+    BadTheta(f64),
 }
 
 impl WorkloadSpec {
@@ -186,7 +187,11 @@ impl WorkloadSpec {
         }
         let zipf = match self.dist {
             KeyDist::Uniform => None,
-            KeyDist::Zipf { theta } => Some(Zipf::new(self.keys, theta)?),
+            // YCSB's range of skews, which the reports compare with.
+            KeyDist::Zipf { theta } if (0.0..1.0).contains(&theta) => Some(
+                Zipf::new(self.keys as f64, theta).map_err(|_| WorkloadError::BadTheta(theta))?,
+            ),
+            KeyDist::Zipf { theta } => return Err(WorkloadError::BadTheta(theta)),
         };
         Ok(Arc::new(Workload { spec: self, zipf }))
     }
@@ -205,7 +210,8 @@ fn digits(mut n: u64) -> usize {
 #[derive(Debug)]
 pub struct Workload {
     pub spec: WorkloadSpec,
-    zipf: Option<Zipf>,
+    /// Over ranks 1..=keys; rank 1 is key 0, the most popular.
+    zipf: Option<Zipf<f64>>,
 }
 
 /// Whether a request reads or writes (latencies are kept apart).
@@ -225,25 +231,38 @@ pub struct Op {
     pub class: OpClass,
 }
 
+/// The request stream `stream` of `seed`: both go into the generator's
+/// seed side by side, so that every pair has a stream of its own.
+pub fn stream_rng(seed: u64, stream: u64) -> StdRng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&stream.to_le_bytes());
+    StdRng::from_seed(bytes)
+}
+
+/// `len` random ASCII letters and digits.
+pub fn alnum(rng: &mut StdRng, len: usize) -> Vec<u8> {
+    rng.sample_iter(Alphanumeric).take(len).collect()
+}
+
 /// Slack at the end of the value pool, so that values start at varying
 /// offsets and differ from one request to the next without copying.
 const POOL_SLACK: usize = 1024;
 
 /// One connection's source of requests: deterministic for a seed and a
 /// stream number.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Generator {
     workload: Arc<Workload>,
-    rng: Rng,
+    rng: StdRng,
     /// Random letters and digits; string values are slices of it.
     pool: Bytes,
 }
 
 impl Generator {
     pub fn new(workload: Arc<Workload>, seed: u64, stream: u64) -> Generator {
-        let mut rng = Rng::stream(seed, stream);
-        let mut pool = vec![0u8; workload.spec.value_size + POOL_SLACK];
-        rng.fill_alnum(&mut pool);
+        let mut rng = stream_rng(seed, stream);
+        let pool = alnum(&mut rng, workload.spec.value_size + POOL_SLACK);
         Generator {
             workload,
             rng,
@@ -258,8 +277,8 @@ impl Generator {
     /// The next key number.
     pub fn next_key(&mut self) -> u64 {
         match &self.workload.zipf {
-            None => self.rng.below(self.workload.spec.keys),
-            Some(z) => z.sample(&mut self.rng),
+            None => self.rng.random_range(0..self.workload.spec.keys),
+            Some(z) => self.rng.sample(z) as u64 - 1,
         }
     }
 
@@ -282,7 +301,7 @@ impl Generator {
             WorkloadKind::Mixed => {
                 // Draw the coin even at 0.0 and 1.0, so that the key
                 // sequence does not depend on the ratio.
-                if self.rng.next_f64() < read_ratio {
+                if self.rng.random::<f64>() < read_ratio {
                     self.read(key)
                 } else {
                     self.write(key)
@@ -299,7 +318,7 @@ impl Generator {
                 }
             }
             WorkloadKind::MapField => {
-                let field = self.rng.below(fields);
+                let field = self.rng.random_range(0..fields);
                 let mut path = self.path_for("map", key);
                 let _ = write!(path, "/f{field}");
                 Op {
@@ -310,7 +329,7 @@ impl Generator {
                 }
             }
             WorkloadKind::SetAdd => {
-                let member = self.rng.below(fields);
+                let member = self.rng.random_range(0..fields);
                 let mut path = self.path_for("set", key);
                 let _ = write!(path, "/m{member}");
                 Op {
@@ -366,10 +385,10 @@ impl Generator {
         let ty = self.workload.spec.value_type;
         let body = match ty {
             ValueKind::Str => self.string_value(),
-            ValueKind::Int => Bytes::from((self.rng.next_u64() as i32).to_string()),
-            ValueKind::Uint => Bytes::from((self.rng.next_u64() as u32).to_string()),
+            ValueKind::Int => Bytes::from(self.rng.random::<i32>().to_string()),
+            ValueKind::Uint => Bytes::from(self.rng.random::<u32>().to_string()),
             ValueKind::Float => {
-                let x = (self.rng.next_f64() * 2.0 - 1.0) * 1e6;
+                let x = (self.rng.random::<f64>() * 2.0 - 1.0) * 1e6;
                 Bytes::from((x as f32).to_string())
             }
             ValueKind::Map => self.json_value(b"{\"f\":\"", b"\"}"),
@@ -386,7 +405,7 @@ impl Generator {
     /// `value_size` random letters and digits, shared with the pool.
     fn string_value(&mut self) -> Bytes {
         let size = self.workload.spec.value_size;
-        let start = self.rng.below(POOL_SLACK as u64 + 1) as usize;
+        let start = self.rng.random_range(0..=POOL_SLACK);
         self.pool.slice(start..start + size)
     }
 
@@ -455,7 +474,9 @@ mod tests {
         ));
         let mut s = WorkloadSpec::new(WorkloadKind::Put, 10);
         s.dist = KeyDist::Zipf { theta: 1.0 };
-        assert!(matches!(s.build().unwrap_err(), WorkloadError::Zipf(_)));
+        assert_eq!(s.clone().build().unwrap_err(), WorkloadError::BadTheta(1.0));
+        s.dist = KeyDist::Zipf { theta: -0.1 };
+        assert_eq!(s.build().unwrap_err(), WorkloadError::BadTheta(-0.1));
     }
 
     #[test]
@@ -577,7 +598,8 @@ mod tests {
         let draws = 100_000;
         let hot = (0..draws).filter(|_| g.next_key() == 0).count();
         let share = hot as f64 / draws as f64;
-        let expected = 1.0 / crate::zipf::zeta(1000, 0.99);
+        let zeta: f64 = (1..=1000).map(|k| 1.0 / f64::from(k).powf(0.99)).sum();
+        let expected = 1.0 / zeta;
         assert!(
             (share - expected).abs() < expected * 0.05,
             "{share} vs {expected}"
