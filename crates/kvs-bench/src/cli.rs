@@ -168,26 +168,12 @@ pub struct LoadArgs {
     #[arg(long, default_value = "10", value_parser = parse_secs)]
     pub timeout: Duration,
 
-    /// Worker threads of the tool's runtime [default: one per CPU].
-    #[arg(long)]
-    pub threads: Option<usize>,
-
-    /// Print the report as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-
-    /// No progress line on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
-    /// The kvs-server binary [default: the one beside kvs-bench, else
-    /// kvs-server on the PATH].
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-
     /// Directory for kvs.log, given to the server as --data-dir [default: a
     /// temporary directory, removed afterwards].
     #[arg(long)]
@@ -235,26 +221,15 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "600", value_parser = parse_secs)]
     pub ready_timeout: Duration,
 
-    /// Print the report as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
 
-    /// No progress lines on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Extra arguments for kvs-server, after `--`.
-    #[arg(last = true, value_name = "SERVER_ARGS")]
-    pub server_args: Vec<OsString>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct MemoryArgs {
-    /// The kvs-server binary [default: the one beside kvs-bench, else
-    /// kvs-server on the PATH].
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-
     /// String keys to store.
     #[arg(long, default_value_t = 1_000_000)]
     pub keys: u64,
@@ -279,6 +254,16 @@ pub struct MemoryArgs {
     #[arg(long, default_value = "0.5", value_parser = parse_secs)]
     pub settle: Duration,
 
+    #[command(flatten)]
+    pub common: Common,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// The flags of every mode: the runtime and the report.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
     /// Worker threads of the tool's runtime [default: one per CPU].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -287,13 +272,29 @@ pub struct MemoryArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// No progress line on stderr.
+    /// No progress lines on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+}
 
-    /// Extra arguments for kvs-server (after --memory-only), after `--`.
+/// The kvs-server that `replay` and `memory` start.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The kvs-server binary [default: the one beside kvs-bench, else
+    /// kvs-server on the PATH].
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+
+    /// Extra arguments for kvs-server, after `--` (`memory` gives
+    /// --memory-only before them).
     #[arg(last = true, value_name = "SERVER_ARGS")]
     pub server_args: Vec<OsString>,
+}
+
+impl ServerArgs {
+    fn bin(&self) -> PathBuf {
+        self.server_bin.clone().unwrap_or_else(default_server_bin)
+    }
 }
 
 /// Seconds, decimals allowed.
@@ -312,9 +313,9 @@ impl Cli {
     /// Worker threads asked for, if any.
     pub fn threads(&self) -> Option<usize> {
         match &self.command {
-            None => self.load.threads,
-            Some(Command::Memory(m)) => m.threads,
-            Some(Command::Replay(_)) => None,
+            None => self.load.common.threads,
+            Some(Command::Memory(m)) => m.common.threads,
+            Some(Command::Replay(r)) => r.common.threads,
         }
     }
 }
@@ -361,7 +362,7 @@ impl LoadArgs {
         cfg.seed = self.seed;
         cfg.prefill = self.prefill;
         cfg.timeout = (!self.timeout.is_zero()).then_some(self.timeout);
-        cfg.progress = !self.quiet;
+        cfg.progress = !self.common.quiet;
         Ok(cfg)
     }
 }
@@ -404,7 +405,7 @@ async fn run_load(args: &LoadArgs) -> Result<String, String> {
     stop_on_ctrl_c(&cfg.stop);
     let result = client::run(&cfg).await.map_err(|e| e.to_string())?;
     let report = Report::new(&cfg, &result);
-    Ok(if args.json {
+    Ok(if args.common.json {
         report.to_json() + "\n"
     } else {
         report.table()
@@ -424,7 +425,7 @@ async fn run_replay(args: ReplayArgs) -> Result<String, String> {
         }
     };
     let mut cfg = ReplayConfig::new(data_dir);
-    cfg.server_bin = args.server_bin.unwrap_or_else(default_server_bin);
+    cfg.server_bin = args.server.bin();
     cfg.records = args.records;
     cfg.keys = args.keys.unwrap_or(args.records);
     cfg.value_size = args.value_size;
@@ -434,12 +435,12 @@ async fn run_replay(args: ReplayArgs) -> Result<String, String> {
     cfg.overwrite = args.overwrite;
     cfg.runs = args.runs;
     cfg.seed = args.seed;
-    cfg.server_args = args.server_args;
+    cfg.server_args = args.server.server_args;
     cfg.ready_timeout = args.ready_timeout;
-    cfg.progress = !args.quiet;
+    cfg.progress = !args.common.quiet;
     let report = replay::run(&cfg).await.map_err(|e| e.to_string())?;
     drop(temp);
-    Ok(if args.json {
+    Ok(if args.common.json {
         serde_json::to_string_pretty(&report).expect("a report serialises") + "\n"
     } else {
         report.table()
@@ -448,20 +449,20 @@ async fn run_replay(args: ReplayArgs) -> Result<String, String> {
 
 async fn run_memory(args: MemoryArgs) -> Result<String, String> {
     let cfg = MemoryConfig {
-        server_bin: args.server_bin.unwrap_or_else(default_server_bin),
+        server_bin: args.server.bin(),
         keys: args.keys,
         key_size: args.key_size,
         value_size: args.value_size,
         connections: args.connections,
         seed: args.seed,
-        server_args: args.server_args,
+        server_args: args.server.server_args,
         settle: args.settle,
-        progress: !args.quiet,
+        progress: !args.common.quiet,
         ..MemoryConfig::default()
     };
     stop_on_ctrl_c(&cfg.stop);
     let report = memory::run(&cfg).await.map_err(|e| e.to_string())?;
-    Ok(if args.json {
+    Ok(if args.common.json {
         serde_json::to_string_pretty(&report).expect("a report serialises") + "\n"
     } else {
         report.table()
@@ -490,7 +491,7 @@ mod tests {
         assert_eq!(a.workload, WorkloadKind::Get);
         assert_eq!(a.value_type, ValueKind::Str);
         assert_eq!(a.dist, DistArg::Uniform);
-        assert!(a.requests.is_none() && !a.prefill && !a.json);
+        assert!(a.requests.is_none() && !a.prefill && !a.common.json);
     }
 
     #[test]
@@ -543,7 +544,10 @@ mod tests {
         match cli.command {
             Some(Command::Replay(r)) => {
                 assert_eq!(r.records, 10);
-                assert_eq!(r.server_args, ["--txn-addr", "https://localhost:5051"]);
+                assert_eq!(
+                    r.server.server_args,
+                    ["--txn-addr", "https://localhost:5051"]
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -551,6 +555,25 @@ mod tests {
         match cli.command {
             Some(Command::Memory(m)) => assert_eq!((m.keys, m.key_size), (5, 8)),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_mode_takes_the_common_flags() {
+        for mode in [
+            &["kvs-bench"][..],
+            &["kvs-bench", "replay"],
+            &["kvs-bench", "memory"],
+        ] {
+            let args = [mode, &["--json", "-q", "--threads", "3"]].concat();
+            let cli = Cli::parse_from(&args);
+            assert_eq!(cli.threads(), Some(3), "{mode:?}");
+            let common = match &cli.command {
+                None => &cli.load.common,
+                Some(Command::Replay(r)) => &r.common,
+                Some(Command::Memory(m)) => &m.common,
+            };
+            assert!(common.json && common.quiet, "{mode:?}");
         }
     }
 
