@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One sitting of docs/benchmarks.md: the anchors (Redis, webdis, etcd,
 # PostgreSQL's pgbench) and KVS, measured one after the other on this
-# machine, 50 connections, 100k keys, 32-byte values. Prints each figure as
-# it comes and a table with the ratios at the end; raw outputs stay in
-# target/bench/<time>/.
+# machine, 50 connections, 100k keys, 32-byte values. KVS's GET and PUT
+# figures come from wrk with the Lua scripts of scripts/bench/, as webdis's
+# and etcd's do; kvs-bench fills the keys, runs the mixed zipfian load wrk
+# cannot express (latency percentiles by operation) and times the replay
+# and the memory. Prints each figure as it comes and a table with the
+# ratios at the end; raw outputs stay in target/bench/<time>/.
 #
 #   scripts/bench.sh [SECONDS-PER-RUN (default 10)]
 #
@@ -29,8 +32,8 @@ if [ -z "${KVS_BIN_DIR:-}" ]; then
 fi
 bins=$(cd "${KVS_BIN_DIR:-target/release}" && pwd)
 
-need=(psql pgbench)
-[ "$anchors" = 1 ] && need+=(redis-server redis-benchmark redis-cli webdis etcd wrk)
+need=(psql pgbench wrk)
+[ "$anchors" = 1 ] && need+=(redis-server redis-benchmark redis-cli webdis etcd)
 for tool in "${need[@]}"; do
     command -v "$tool" >/dev/null || {
         echo "missing $tool (Debian: apt-get install redis-server webdis etcd-server wrk postgresql)" >&2
@@ -183,24 +186,32 @@ start_kvs() {
     echo "kvs-server ($name) did not become ready; see $out/kvs-server-$name.log" >&2
     exit 1
 }
+# The headline figures: the load tool of the HTTP anchors, on the same keys.
+kvs_wrk() {
+    local name=$1 script=$2
+    wrk -t 2 -c 50 -d "${secs}s" -s "scripts/bench/$script" "$kvs_url" >"$out/kvs-$name.txt"
+    record "kvs $name" "$(wrk_rps "$out/kvs-$name.txt")"
+}
 kvs_bench() {
     local name=$1
     shift
     "$bins/kvs-bench" --url "$kvs_url" --connections 50 --keys 100000 --key-size 16 --value-size 32 \
-        --duration "$secs" --json --quiet "$@" >"$out/kvs-$name.json"
+        --json --quiet "$@" >"$out/kvs-$name.json"
     local errors
     errors=$(json "$out/kvs-$name.json" "sum(v for k, v in d['statuses'].items() if not k.startswith('2')) + d['transport_errors']")
     [ "$errors" = 0 ] || { echo "kvs-bench $name: $errors failed requests; see $out/kvs-$name.json" >&2; exit 1; }
-    record "kvs $name" "$(json "$out/kvs-$name.json" "round(d['throughput_rps'])")"
 }
 
 start_kvs file
-kvs_bench GET --workload get --prefill
-kvs_bench "PUT sync" --workload put
+kvs_bench fill --workload get --prefill --requests 1
+kvs_wrk GET kvs-get.lua
+kvs_wrk "PUT sync" kvs-put.lua
+kvs_bench mixed-zipf --workload mixed --dist zipf --read-ratio 0.9 --duration "$secs"
+record "kvs mixed zipf" "$(json "$out/kvs-mixed-zipf.json" "round(d['throughput_rps'])")"
 stop "$kvs_pid"
 
 start_kvs async --durability async
-kvs_bench "PUT async" --workload put
+kvs_wrk "PUT async" kvs-put.lua
 stop "$kvs_pid"
 
 echo "== KVS with txn-server and PostgreSQL"
@@ -215,7 +226,7 @@ wait_port "$txn_port"
 remote=(--txn-addr "https://127.0.0.1:$txn_port" --tls-ca "$work/certs/ca.crt"
     --tls-cert "$work/certs/client.crt" --tls-key "$work/certs/client.key")
 start_kvs pg "${remote[@]}"
-kvs_bench "PUT sync, PostgreSQL" --workload put
+kvs_wrk "PUT sync, PostgreSQL" kvs-put.lua
 echo "  (filling 1M keys for the replay)"
 "$bins/kvs-bench" --url "$kvs_url" --connections 200 --keys 1000000 --value-size 32 --key-size 16 \
     --workload get --prefill --requests 1 --json --quiet >"$out/kvs-fill-pg.json"

@@ -8,6 +8,7 @@ ROWS = [
     ("PUT sync, embedded file log", "kvs PUT sync", "redis SET fsync always", "higher"),
     ("PUT sync, txn-server + PostgreSQL", "kvs PUT sync, PostgreSQL", "pgbench 1-row INSERT", "higher, goal 2x"),
     ("PUT async", "kvs PUT async", "webdis SET", "higher"),
+    ("mixed 90% GET, zipfian 0.99 (kvs-bench)", "kvs mixed zipf", None, "no anchor"),
     ("replay 1M, file (s)", "kvs replay 1M, file s", None, "goal < 1 s"),
     ("replay 1M, PostgreSQL (s)", "kvs replay 1M, PostgreSQL s", None, "goal < 5 s"),
     ("RSS, 1M keys 16 B + 32 B (MB)", "kvs RSS 1M keys MB", "redis used_memory_rss MB", "lower"),
