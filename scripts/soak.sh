@@ -3,7 +3,7 @@
 # on kvs-server over 100k keys while txn-server is killed (SIGKILL) and
 # restarted twice, then kvs-server's memory compared with txn-server's log
 # and its resident memory checked. It is the ignored test
-# soak::tests::the_full_soak_passes of txn-server's e2e suite, run on the
+# tests::the_full_soak_passes of txn-server's soak test binary, run on the
 # release binaries. Prints the report, also kept in target/soak/<time>.txt
 # (and .json); exits non-zero when a check fails.
 #
@@ -19,7 +19,7 @@ mkdir -p target/soak
 out=target/soak/$(date +%Y%m%d-%H%M%S)
 export KVS_SOAK_JSON=$PWD/$out.json
 status=0
-cargo test --release --locked -p txn-server --test e2e soak::tests::the_full_soak_passes \
+cargo test --release --locked -p txn-server --test soak tests::the_full_soak_passes \
     -- --ignored --nocapture --exact | tee "$out.txt" || status=$?
 echo "report: $out.txt"
 exit "$status"

@@ -12,7 +12,6 @@ mod outcome;
 mod refused;
 mod relay;
 mod replay;
-mod soak;
 mod stack;
 mod streams;
 mod tables;

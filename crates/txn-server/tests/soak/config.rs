@@ -145,20 +145,22 @@ impl SoakConfig {
     pub(super) fn validate(&self) -> Result<(), SoakError> {
         let bad = |s: &str| Err(SoakError::Config(s.to_owned()));
         if self.duration < Duration::from_secs(3) {
-            return bad("--duration must be at least 3 seconds");
+            return bad("the load must last at least 3 seconds (KVS_SOAK_SECONDS)");
         }
         if self.connections < PARTS.len() {
             return bad(&format!(
-                "--connections must be at least {} (one per part of the load)",
+                "at least {} connections are needed (one per part of the load)",
                 PARTS.len()
             ));
         }
         if self.keys == 0 {
-            return bad("--keys must be at least 1");
+            return bad("at least 1 key is needed (KVS_SOAK_KEYS)");
         }
         let slot = self.duration / (self.restarts + 1);
         if self.restarts > 0 && self.downtime >= slot {
-            return bad("--downtime must be shorter than the time between restarts");
+            return bad(
+                "the downtime (KVS_SOAK_DOWNTIME) must be shorter than the time between restarts",
+            );
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use super::config::{Fault, SoakConfig};
 use super::outage::Outage;
 use super::{COMPACTED, OPENED, PROCESS_TIMEOUT};
-use crate::stack::{Stack, Store};
+use crate::e2e_stack::{Stack, Store};
 
 /// The stack and what the soak reads of it.
 pub(super) struct SoakStack {

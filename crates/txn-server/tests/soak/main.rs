@@ -5,7 +5,8 @@
 //! resident memory. See docs/soak.md.
 //!
 //! - `config`: the settings, the fault, and the parts of the load.
-//! - `stack`: the end-to-end stack, and the outages of txn-server.
+//! - `stack`: the e2e suite's stack (`e2e_stack`), and the outages of
+//!   txn-server.
 //! - `load`: the parts run together and their counts merged.
 //! - `outage`: every answer on a timeline, the 503s placed against the
 //!   outages.
@@ -15,10 +16,17 @@
 //! - `checks`: what a soak must show to pass.
 //! - `report`: the report, as a table and as JSON.
 //! - `tests`: the short soaks of the test suite, and the long one.
+//!
+//! A test binary of its own, so that its load does not share the machine
+//! with the end-to-end tests, whose stack it uses.
 
 mod checks;
 mod compare;
 mod config;
+// The e2e suite's stack itself, not a copy; the soak uses part of it.
+#[allow(dead_code)]
+#[path = "../e2e/stack.rs"]
+mod e2e_stack;
 mod load;
 mod memory;
 mod outage;
@@ -183,9 +191,12 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     // be recovering: wait until kvs-server takes writes again.
     let settled = stack.wait_readyz(true, PROCESS_TIMEOUT).await;
     let end = ProcMemory::of(kvs_pid)?;
-    let memory = tokio::time::timeout(PROCESS_TIMEOUT, stack.stack.api().dump())
+    // One request per key, one after the other: a millisecond each is
+    // generous even for a loaded debug build.
+    let dump_limit = PROCESS_TIMEOUT + Duration::from_millis(puts);
+    let memory = tokio::time::timeout(dump_limit, stack.stack.api().dump())
         .await
-        .map_err(|_| SoakError::Dump(format!("not done within {PROCESS_TIMEOUT:?}")))?;
+        .map_err(|_| SoakError::Dump(format!("not done within {dump_limit:?}")))?;
     let memory = memory_of(memory);
     let stopped = stack.terminate_txn(PROCESS_TIMEOUT).await;
     let (log_state, replayed) = read_log(&stack.log_path).await?;
