@@ -7,6 +7,7 @@
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kvs_core::error::chain;
 use kvs_core::{KeyError, ValueError};
 
 use crate::store::{JournalError, LimitError};
@@ -104,9 +105,18 @@ impl From<ValueError> for ApiError {
 
 impl From<JournalError> for ApiError {
     fn from(e: JournalError) -> ApiError {
+        // A data route's 5xx comes from here: logged with its cause, in
+        // the request's span (the cap's and /readyz's 503s are not errors).
+        let cause = chain(&e);
         let status = match e {
-            JournalError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+            JournalError::OutcomeUnknown(_) => {
+                tracing::error!(status = 504, error = %cause, "answered: outcome unknown");
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            _ => {
+                tracing::warn!(status = 503, error = %cause, "answered: write not applied");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         ApiError::new(status, e.to_string())
     }

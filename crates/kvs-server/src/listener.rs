@@ -22,18 +22,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use kvs_service::accept::{self, Handshakes};
 use kvs_service::pem::{PemError, read_certs, read_key};
 use kvs_service::throttle::Throttle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
 
 use crate::error::ApiError;
 use idle::Idle;
 
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much longer than the header timeout a connection may stay silent:
 /// a request that runs out of time is answered 408 rather than cut off.
 const IDLE_GRACE: Duration = Duration::from_secs(5);
@@ -90,7 +88,7 @@ impl Listener {
                 "the server is serving as many connections as it may (--max-connections); retry shortly",
             )
         });
-        let acceptor = self.tls.map(TlsAcceptor::from);
+        let handshakes = self.tls.map(Handshakes::new);
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
         let warnings = Throttle::new(Duration::from_secs(1));
@@ -98,15 +96,7 @@ impl Listener {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors, most often: wait for some to close.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = accept::next(&self.tcp) => accepted,
                 _ = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
@@ -128,18 +118,14 @@ impl Listener {
                 None => (busy_http.clone(), busy_app.clone()),
             };
             let watcher = graceful.watcher();
-            let acceptor = acceptor.clone();
+            let handshakes = handshakes.clone();
             tokio::spawn(async move {
                 let _refusal = refusal;
-                match acceptor {
+                match handshakes {
                     None => serve_connection(tcp, builder, app, watcher, slot).await,
-                    Some(acceptor) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => serve_connection(tls, builder, app, watcher, slot).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Some(handshakes) => {
+                        if let Some(tls) = handshakes.accept(tcp, peer).await {
+                            serve_connection(tls, builder, app, watcher, slot).await
                         }
                     }
                 }

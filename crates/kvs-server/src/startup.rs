@@ -105,8 +105,10 @@ pub async fn spawn(config: Config) -> Result<Running, StartupError> {
 }
 
 /// [`spawn`] on an ephemeral loopback port with the log in `data_dir`, and
-/// otherwise the defaults changed by the command-line flags `args`.
+/// otherwise the defaults changed by the command-line flags `args`. With
+/// `TEST_LOG` set, its logs go to the test's output.
 pub async fn spawn_with(data_dir: &Path, args: &[&str]) -> Result<Running, StartupError> {
+    kvs_service::telemetry::init_for_tests();
     let dir = data_dir.to_string_lossy();
     let argv = ["kvs-server", "--listen", "127.0.0.1:0", "--data-dir", &dir]
         .into_iter()

@@ -1,11 +1,13 @@
 //! Start and stop, the same for every KVS binary.
 //!
 //! - [`telemetry`]: logs as text or JSON lines, filtered by level.
+//! - [`accept`]: the next connection, and TLS handshakes bounded in time.
 //! - [`backoff`]: waits before trying again.
 //! - [`pem`]: certificates and keys read from PEM files.
 //! - [`throttle`]: warnings a flood cannot multiply.
 //! - [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 
+pub mod accept;
 pub mod backoff;
 pub mod pem;
 pub mod telemetry;

@@ -1,5 +1,7 @@
 //! A real binary as a child process, told to listen on port 0 and log JSON;
-//! its address is read from its `listening` log line.
+//! its address is read from its `listening` log line. With `TEST_LOG` set
+//! (see [`kvs_service::telemetry::test_log`]), what it prints goes to the
+//! test's stderr as well, and a level other than `1` is the one it runs at.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -7,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use kvs_service::telemetry::test_log;
 
 use crate::http::Api;
 
@@ -23,6 +27,11 @@ fn command(binary: &Path, args: &[String]) -> Command {
     let mut cmd = Command::new(binary);
     if !args.iter().any(|a| a == "--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    // Through the environment, so that a test's own `--log-level` wins.
+    if let Some(level) = test_log().filter(|l| l != "info") {
+        cmd.env("KVS_LOG_LEVEL", &level)
+            .env("TXN_LOG_LEVEL", &level);
     }
     cmd.args(["--log-format", "json"])
         .args(args)
@@ -41,15 +50,22 @@ fn listening_addr(line: &str) -> Option<String> {
 }
 
 /// Collects a pipe's lines; sends the listening address when it appears.
+/// With `TEST_LOG`, each line goes to stderr too, after `name`; the test
+/// harness captures it with the test's own output.
 fn collect(
+    name: String,
     pipe: impl std::io::Read + Send + 'static,
     lines: Arc<Mutex<Vec<String>>>,
     addr: mpsc::Sender<String>,
 ) {
+    let echo = test_log().is_some();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if let Some(a) = listening_addr(&line) {
                 let _ = addr.send(a);
+            }
+            if echo {
+                eprintln!("[{name}] {line}");
             }
             lines.lock().unwrap().push(line);
         }
@@ -64,12 +80,17 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let output = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
+        let name = binary.file_name().map_or_else(
+            || binary.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         collect(
+            name.clone(),
             child.stdout.take().unwrap(),
             output.clone(),
             addr_tx.clone(),
         );
-        collect(child.stderr.take().unwrap(), output.clone(), addr_tx);
+        collect(name, child.stderr.take().unwrap(), output.clone(), addr_tx);
         let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {

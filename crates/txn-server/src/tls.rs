@@ -7,24 +7,15 @@
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use kvs_service::accept::{self, Handshakes};
 use kvs_service::pem::{PemError, read_certs, read_key};
-use kvs_service::throttle::Throttle;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
-
-/// Refused handshakes are logged at most once a second (`held_back` counts
-/// the rest): anyone who can reach the port can cause them.
-static REFUSALS: Throttle = Throttle::new(Duration::from_secs(1));
-
-/// A handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -69,39 +60,19 @@ pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
-    let acceptor = TlsAcceptor::from(config);
+    let handshakes = Handshakes::new(config);
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
+            let (tcp, peer) = tokio::select! {
+                accepted = accept::next(&listener) => accepted,
                 _ = tx.closed() => return,
             };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let (handshakes, tx) = (handshakes.clone(), tx.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        tracing::debug!(%peer, "client authenticated");
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => {
-                        if let Some(held_back) = REFUSALS.admit() {
-                            tracing::warn!(%peer, error = %e, held_back, "refused a client: TLS handshake failed");
-                        }
-                    }
-                    Err(_) => {
-                        if let Some(held_back) = REFUSALS.admit() {
-                            tracing::warn!(%peer, held_back, "refused a client: TLS handshake timed out");
-                        }
-                    }
+                if let Some(tls) = handshakes.accept(tcp, peer).await {
+                    tracing::debug!(%peer, "client authenticated");
+                    let _ = tx.send(Ok(tls)).await;
                 }
             });
         }

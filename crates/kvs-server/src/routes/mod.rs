@@ -24,6 +24,9 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tower_http::LatencyUnit;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
 
 use crate::auth::{Tokens, require_token};
 use crate::error::ApiError;
@@ -90,12 +93,36 @@ pub fn router(state: AppState, guards: Guards) -> Router {
         state.clone(),
         move |s, req, next| track(s, max_body, req, next),
     ))
+    // Outermost, so that everything a request logs is inside its span. A
+    // 5xx is logged where its cause is known (`ApiError`'s conversions),
+    // not again here; statuses and latencies only at debug.
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(request_span)
+            .on_request(())
+            .on_response(
+                DefaultOnResponse::new()
+                    .level(Level::DEBUG)
+                    .latency_unit(LatencyUnit::Micros),
+            )
+            .on_failure(()),
+    )
     .with_state(state)
+}
+
+/// A request's span: its method and route pattern (never the path, which
+/// holds keys), so that what it logs says which request it was.
+fn request_span(req: &Request) -> Span {
+    let route = req.extensions().get::<MatchedPath>();
+    let route = route.map_or("unmatched", |r| r.as_str());
+    tracing::info_span!("request", method = %req.method(), route)
 }
 
 /// Answers 408 for a request that is not done in time, most often because
 /// its body arrives too slowly. A write that was already applied stays
 /// applied (its answer is what is lost), as when a client gives up.
+/// tower-http's timeout layer would answer an empty 408; this one answers
+/// in the API's problem format and names the flag to change.
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
@@ -139,4 +166,151 @@ async fn track(State(s): State<AppState>, max_body: usize, req: Request, next: N
     s.metrics
         .request(&method, route, resp.status().as_u16(), started.elapsed());
     resp
+}
+
+/// The middleware stack through the router itself, without a socket.
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, header};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::store::{Db, Durability, Journal, Limits};
+
+    /// The API over a store still replaying its log; `tokens`, when given,
+    /// are the only ones let in.
+    fn app(max_body_bytes: usize, tokens: Option<Tokens>) -> Router {
+        let metrics = Arc::new(Metrics::default());
+        let (journal, _queue) = Journal::new(
+            Durability::Sync,
+            1,
+            false,
+            Duration::from_secs(1),
+            metrics.clone(),
+        );
+        let store = Arc::new(Store {
+            db: Arc::new(Db::default()),
+            journal,
+            limits: Limits::NONE,
+        });
+        router(
+            AppState { store, metrics },
+            Guards {
+                max_body_bytes,
+                request_timeout: Duration::from_secs(30),
+                tokens: tokens.map(Arc::new),
+            },
+        )
+    }
+
+    async fn answer(app: Router, req: Request) -> (StatusCode, header::HeaderMap, String) {
+        let resp = app.oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn request(method: Method, path: &str, body: &'static str) -> Request {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_route_is_a_404_problem_that_points_to_the_docs() {
+        let (status, headers, body) =
+            answer(app(1024, None), request(Method::GET, "/nowhere", "")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert!(body.contains("/kvs/v1-0-0/docs"), "{body}");
+    }
+
+    /// Everything the test's subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Logged(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logged {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logged {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_during_replay_is_a_503_logged_with_its_cause_and_route() {
+        let logged = Logged::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let logged = logged.clone();
+                move || logged.clone()
+            })
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let (status, headers, body) = answer(
+            app(1024, None),
+            request(Method::PUT, "/kvs/v1-0-0/str/k", "value"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        assert!(body.contains("replaying"), "{body}");
+        // The body was never read: the connection cannot carry another request.
+        assert_eq!(headers[header::CONNECTION], "close");
+        let log = logged.text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("status=503"))
+            .unwrap_or_else(|| panic!("no 503 logged:\n{log}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("still replaying"), "{line}");
+        assert!(line.contains("method=PUT"), "{line}");
+        assert!(
+            line.contains(r#"route="/kvs/v1-0-0/{type}/{key}""#),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_declared_over_the_limit_is_refused_before_the_token_check() {
+        let tokens = Tokens::parse("read-write:a-token-long-enough-to-pass").unwrap();
+        let (status, headers, body) = answer(
+            app(4, Some(tokens)),
+            request(Method::PUT, "/kvs/v1-0-0/str/k", "too long"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(headers[header::CONNECTION], "close");
+        assert!(body.contains("--max-body-bytes"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_token_is_401_when_tokens_are_set() {
+        let tokens = Tokens::parse("read-write:a-token-long-enough-to-pass").unwrap();
+        let (status, headers, _) = answer(
+            app(1024, Some(tokens)),
+            request(Method::GET, "/kvs/v1-0-0/str/k", ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+    }
 }
