@@ -19,10 +19,10 @@ use crate::error::ApiError;
 use crate::routes::BASE_PATH;
 
 /// Shorter tokens are refused: they can be guessed.
-pub const MIN_TOKEN_LEN: usize = 16;
+pub(crate) const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
+pub(crate) enum Access {
     ReadOnly,
     ReadWrite,
 }
@@ -52,7 +52,7 @@ impl Tokens {
     /// Parses entries `read-write:TOKEN` or `read-only:TOKEN`, separated by
     /// newlines or commas; blank lines and lines starting with `#` are
     /// skipped. Errors never repeat a token.
-    pub fn parse(text: &str) -> Result<Tokens, String> {
+    pub(crate) fn parse(text: &str) -> Result<Tokens, String> {
         let mut tokens = Tokens::default();
         let entries = text
             .lines()
@@ -92,26 +92,26 @@ impl Tokens {
     }
 
     /// [`Tokens::parse`] of a file's text.
-    pub fn read(path: &Path) -> Result<Tokens, String> {
+    pub(crate) fn read(path: &Path) -> Result<Tokens, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Tokens::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn extend(&mut self, other: Tokens) {
+    pub(crate) fn extend(&mut self, other: Tokens) {
         self.entries.extend(other.entries);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// What `token` may do, if it is one of ours. Every entry is compared,
     /// so the time taken does not depend on which one matched.
-    pub fn access(&self, token: &[u8]) -> Option<Access> {
+    pub(crate) fn access(&self, token: &[u8]) -> Option<Access> {
         let presented = sha256(token);
         let mut found = None;
         for (accepted, access) in &self.entries {
@@ -159,7 +159,7 @@ fn reads_only(req: &Request) -> bool {
 
 /// Lets a request through when it carries a token allowed to do what it
 /// asks; the health check is open to all, for load balancers and probes.
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(tokens): State<Arc<Tokens>>,
     req: Request,
     next: Next,

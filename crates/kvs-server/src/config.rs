@@ -175,7 +175,7 @@ pub struct Config {
 
 impl Config {
     /// The remote log's settings, when `--txn-addr` is given.
-    pub fn remote(&self) -> Option<Result<RemoteOptions, String>> {
+    pub(crate) fn remote(&self) -> Option<Result<RemoteOptions, String>> {
         let addr = self.txn_addr.clone()?;
         let (Some(ca), Some(cert), Some(key)) = (&self.tls_ca, &self.tls_cert, &self.tls_key)
         else {
@@ -202,7 +202,7 @@ impl Config {
     /// The bearer tokens of --auth-tokens-file and --auth-tokens; none
     /// means the API is open. Either given but empty is an error, so that a
     /// mistake cannot quietly leave the API open.
-    pub fn tokens(&self) -> Result<Option<Tokens>, String> {
+    pub(crate) fn tokens(&self) -> Result<Option<Tokens>, String> {
         if self.auth_tokens.as_ref().is_some_and(Tokens::is_empty) {
             return Err("--auth-tokens (KVS_AUTH_TOKENS) is set but holds no token".into());
         }
@@ -217,7 +217,7 @@ impl Config {
         Ok((!tokens.is_empty()).then_some(tokens))
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_value_bytes: self.max_value_bytes,
             max_entries: self.max_entries,
@@ -225,7 +225,7 @@ impl Config {
     }
 
     /// Where the embedded log lives.
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.data_dir.join("kvs.log")
     }
 }

@@ -43,10 +43,6 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, detail)
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// A request body over `--max-body-bytes`, declared or found so.
     pub fn body_too_large() -> ApiError {
         ApiError::new(

@@ -1,23 +1,32 @@
 //! kvs-server: a REST API over typed in-memory stores, with every write
 //! recorded in a transaction log that is replayed at start-up.
 //!
-//! - [`startup`]: builds the service, replays the log, serves until told to stop.
-//! - [`routes`]: where a request enters; one module per family of routes.
-//! - [`store`]: where a value is stored ([`store::db`]) and where a write
-//!   becomes durable ([`store::journal`]).
-//! - [`listener`]: connections: TLS, the connection cap, draining.
-//! - [`auth`]: bearer tokens, read-only and read-write.
-//! - [`config`], [`metrics`], [`error`]: flags, counters and the API's
+//! A request enters in `routes/`, its value is stored in `store/db.rs`,
+//! `store/write.rs` changes the table and queues the write on the journal
+//! (`store/journal.rs`), and `store/committer.rs` makes it durable (group
+//! commit).
+//!
+//! - `startup.rs`: builds the service, replays the log, serves until told
+//!   to stop.
+//! - `routes/`: one module per family of routes.
+//! - `store/`: the tables, the write path, the journal and its committer,
+//!   the limits, and the log kept by txn-server.
+//! - `listener.rs`: connections: TLS, the connection cap, draining.
+//! - `auth.rs`: bearer tokens, read-only and read-write.
+//! - `config.rs`, `metrics.rs`, `error.rs`: flags, counters and the API's
 //!   error format.
+//!
+//! Outside the crate, only what the binary and embedding tests use is
+//! public: [`Config`], and [`spawn`], [`spawn_with`] or [`run`].
 
-pub mod auth;
-pub mod config;
-pub mod error;
-pub mod listener;
-pub mod metrics;
-pub mod routes;
-pub mod startup;
-pub mod store;
+mod auth;
+mod config;
+mod error;
+mod listener;
+mod metrics;
+mod routes;
+mod startup;
+mod store;
 
 pub use config::Config;
-pub use startup::{Running, run, spawn, spawn_with};
+pub use startup::{Running, StartupError, run, spawn, spawn_with};

@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The content type of [`Metrics::render`]'s text.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -45,7 +45,7 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(1e-4, 2.0, 18))
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -53,8 +53,8 @@ pub struct Metrics {
     log_records: Counter,
     log_append: Histogram,
     batch_records: Histogram,
-    pub log_failures: Counter,
-    pub audit_dropped: Counter,
+    pub(crate) log_failures: Counter,
+    pub(crate) audit_dropped: Counter,
     replay_records: Counter,
     replay_skipped: Counter,
     replay_seconds: Gauge<f64, AtomicU64>,
@@ -173,7 +173,7 @@ fn method_label(method: &Method) -> &'static str {
 impl Metrics {
     /// Counts one answered request; `route` is a pattern of the router or
     /// `unmatched`.
-    pub fn request(&self, method: &Method, route: &str, status: u16, took: Duration) {
+    pub(crate) fn request(&self, method: &Method, route: &str, status: u16, took: Duration) {
         let route = self.route_label(route);
         self.requests
             .get_or_create(&RequestLabels {
@@ -202,14 +202,14 @@ impl Metrics {
             .or_insert_with(|| Box::leak(route.into()))
     }
 
-    pub fn log_appended(&self, records: usize, took: Duration) {
+    pub(crate) fn log_appended(&self, records: usize, took: Duration) {
         self.log_batches.inc();
         self.log_records.inc_by(records as u64);
         self.log_append.observe(took.as_secs_f64());
         self.batch_records.observe(records as f64);
     }
 
-    pub fn replayed(&self, stats: &ReplayStats, took: Duration) {
+    pub(crate) fn replayed(&self, stats: &ReplayStats, took: Duration) {
         self.replay_records.inc_by(stats.records);
         self.replay_skipped.inc_by(stats.skipped);
         self.replay_seconds.set(took.as_secs_f64());
@@ -217,7 +217,7 @@ impl Metrics {
 
     /// The exposition text; `keys` holds the key count of each type, in
     /// [`ValueType::ALL`] order.
-    pub fn render(&self, keys: [usize; ValueType::ALL.len()], ready: bool) -> String {
+    pub(crate) fn render(&self, keys: [usize; ValueType::ALL.len()], ready: bool) -> String {
         for (ty, n) in ValueType::ALL.iter().zip(keys) {
             self.keys
                 .get_or_create(&TypeLabels { r#type: ty.name() })

@@ -53,7 +53,7 @@ const TYPED: [(ValueType, &str, &str, &str); 6] = [
     ),
 ];
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     let mut router = Router::new()
         .route("/echo", post(echo))
         .route("/hello", post(hello))

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 const OPENAPI: &str = include_str!("../../assets/openapi.json");
 const DOCS: &str = include_str!("../../assets/docs.html");
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { text("ok".to_owned()) }))
         .route("/readyz", get(readyz))

@@ -20,7 +20,7 @@ use crate::store::ValueRef;
 /// Set on a set-member PUT that added a new member.
 static ADDED: HeaderName = HeaderName::from_static("added");
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/keys/{type}", get(list_keys))
         .route("/int/{key}/incr", post(incr))
@@ -100,12 +100,10 @@ async fn map_get(
     ApiPath((key, field)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
-    let found = {
-        let shard = s.store.db.read(key.as_str());
-        let map = map_of(shard.get(ValueType::Map, key.as_str()))
-            .ok_or_else(|| absent(ValueType::Map, &key))?;
-        map.get(&field).cloned()
-    };
+    let found = s.store.db.view(ValueType::Map, key.as_str(), |v| {
+        map_of(v).map(|map| map.get(&field).cloned())
+    });
+    let found = found.ok_or_else(|| absent(ValueType::Map, &key))?;
     let value = found
         .ok_or_else(|| ApiError::not_found(format!("map key {key} has no field {field:?}")))?;
     s.store.audit_read(ValueType::Map, &key);
@@ -147,12 +145,10 @@ async fn set_contains(
     ApiPath((key, member)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
-    let found = {
-        let shard = s.store.db.read(key.as_str());
-        let set = set_of(shard.get(ValueType::Set, key.as_str()))
-            .ok_or_else(|| absent(ValueType::Set, &key))?;
-        set.contains(&member)
-    };
+    let found = s.store.db.view(ValueType::Set, key.as_str(), |v| {
+        set_of(v).map(|set| set.contains(&member))
+    });
+    let found = found.ok_or_else(|| absent(ValueType::Set, &key))?;
     if !found {
         return Err(ApiError::not_found(format!(
             "set key {key} has no member {member:?}"

@@ -10,10 +10,10 @@ use crate::store::ValueRef;
 
 /// The header the original clients read to learn that a DELETE removed
 /// something.
-pub static DELETED: HeaderName = HeaderName::from_static("deleted");
+pub(crate) static DELETED: HeaderName = HeaderName::from_static("deleted");
 
 /// 200 with `{name}: true` when `flag` is set.
-pub fn flagged(name: &'static HeaderName, flag: bool) -> Response {
+pub(crate) fn flagged(name: &'static HeaderName, flag: bool) -> Response {
     let mut resp = StatusCode::OK.into_response();
     if flag {
         resp.headers_mut()
@@ -22,15 +22,15 @@ pub fn flagged(name: &'static HeaderName, flag: bool) -> Response {
     resp
 }
 
-pub fn text(body: String) -> Response {
+pub(crate) fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-pub fn absent(ty: ValueType, key: &Key) -> ApiError {
+pub(crate) fn absent(ty: ValueType, key: &Key) -> ApiError {
     ApiError::not_found(format!("no {ty} key {key}"))
 }
 
-pub async fn get(state: AppState, ty: ValueType, key: String) -> Result<Response, ApiError> {
+pub(crate) async fn get(state: AppState, ty: ValueType, key: String) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
     let value = state
         .store
@@ -49,7 +49,7 @@ pub async fn get(state: AppState, ty: ValueType, key: String) -> Result<Response
     })
 }
 
-pub async fn put(
+pub(crate) async fn put(
     state: AppState,
     ty: ValueType,
     key: String,
@@ -67,7 +67,11 @@ pub async fn put(
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn delete(state: AppState, ty: ValueType, key: String) -> Result<Response, ApiError> {
+pub(crate) async fn delete(
+    state: AppState,
+    ty: ValueType,
+    key: String,
+) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
     let removed = state
         .store
@@ -78,7 +82,11 @@ pub async fn delete(state: AppState, ty: ValueType, key: String) -> Result<Respo
 
 /// Adds `by` to an int key (absent counts as 0); returns the value before
 /// and after. Overflow is a 409 and changes nothing.
-pub async fn increment(state: &AppState, key: &Key, by: i32) -> Result<(i32, i32), ApiError> {
+pub(crate) async fn increment(
+    state: &AppState,
+    key: &Key,
+    by: i32,
+) -> Result<(i32, i32), ApiError> {
     state
         .store
         .write(key, |tx| {

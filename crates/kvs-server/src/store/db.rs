@@ -8,6 +8,10 @@
 //! [`Value`]: a table's buckets are most of what a key costs, and a `Value`
 //! is as large as its largest variant (32 bytes), where a string needs 16 and
 //! a number 4. Reads get a [`ValueRef`] borrowed from the table.
+//!
+//! Callers never hold a shard's lock: [`Db`]'s methods take it and let it
+//! go, and a read that needs less than a whole copy passes a closure to
+//! [`Db::view`].
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -21,7 +25,7 @@ const SHARDS: usize = 64;
 
 /// A stored value, borrowed from its table.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ValueRef<'a> {
+pub(crate) enum ValueRef<'a> {
     Int(i32),
     Uint(u32),
     Float(f32),
@@ -32,7 +36,7 @@ pub enum ValueRef<'a> {
 
 impl ValueRef<'_> {
     /// A copy of the value.
-    pub fn to_value(self) -> Value {
+    pub(crate) fn to_value(self) -> Value {
         match self {
             ValueRef::Int(v) => Value::Int(v),
             ValueRef::Uint(v) => Value::Uint(v),
@@ -107,7 +111,7 @@ fn swap<T: Stored>(table: &mut HashMap<Key, T>, key: Key, value: T) -> Option<Va
 }
 
 #[derive(Default)]
-pub struct Shard {
+pub(crate) struct Shard {
     int: HashMap<Key, i32>,
     uint: HashMap<Key, u32>,
     float: HashMap<Key, f32>,
@@ -139,12 +143,12 @@ impl Shard {
         }
     }
 
-    pub fn get(&self, ty: ValueType, key: &str) -> Option<ValueRef<'_>> {
+    pub(crate) fn get(&self, ty: ValueType, key: &str) -> Option<ValueRef<'_>> {
         self.table(ty).view(key)
     }
 
     /// Stores `value` under `key` in its type's table; returns what was there.
-    pub fn put(&mut self, key: Key, value: Value) -> Option<Value> {
+    pub(crate) fn put(&mut self, key: Key, value: Value) -> Option<Value> {
         match value {
             Value::Int(v) => swap(&mut self.int, key, v),
             Value::Uint(v) => swap(&mut self.uint, key, v),
@@ -156,7 +160,7 @@ impl Shard {
         }
     }
 
-    pub fn remove(&mut self, ty: ValueType, key: &str) -> Option<Value> {
+    pub(crate) fn remove(&mut self, ty: ValueType, key: &str) -> Option<Value> {
         self.table_mut(ty).take(key)
     }
 }
@@ -197,7 +201,7 @@ fn entry<'t, T: Default>(
     table.get_mut(key.as_str())
 }
 
-pub struct Db {
+pub(crate) struct Db {
     shards: Box<[RwLock<Shard>]>,
     hasher: RandomState,
 }
@@ -218,40 +222,62 @@ impl Db {
 
     // A poisoned lock means a panic inside a critical section, which holds
     // no await and no user code; the table is still consistent.
-    pub fn read(&self, key: &str) -> RwLockReadGuard<'_, Shard> {
-        self.shard_of(key).read().unwrap_or_else(|e| e.into_inner())
+    fn read(shard: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+        shard.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies `txn` to its key's shard.
-    pub fn apply(&self, txn: Txn) {
-        let mut shard = self.write(txn.key().as_str());
-        txn.apply_to(&mut *shard);
+    fn write(shard: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+        shard.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn write(&self, key: &str) -> RwLockWriteGuard<'_, Shard> {
-        self.shard_of(key)
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Empties every table (before a replay starts over).
-    pub fn clear(&self) {
-        for shard in self.shards.iter() {
-            *shard.write().unwrap_or_else(|e| e.into_inner()) = Shard::default();
-        }
+    /// Runs `f` on the value of type `ty` under `key`, borrowed from its
+    /// table under the shard's read lock: a read takes out only what it
+    /// needs. `f` must be quick; writers to the shard wait for it.
+    pub(crate) fn view<R>(
+        &self,
+        ty: ValueType,
+        key: &str,
+        f: impl FnOnce(Option<ValueRef<'_>>) -> R,
+    ) -> R {
+        f(Self::read(self.shard_of(key)).get(ty, key))
     }
 
     /// A copy of one value.
-    pub fn get(&self, ty: ValueType, key: &str) -> Option<Value> {
-        self.read(key).get(ty, key).map(ValueRef::to_value)
+    pub(crate) fn get(&self, ty: ValueType, key: &str) -> Option<Value> {
+        self.view(ty, key, |v| v.map(ValueRef::to_value))
+    }
+
+    /// Runs `f` on `key`'s shard under its write lock: the write path's
+    /// changes and their undoing. `f` must not wait.
+    pub(super) fn update<R>(&self, key: &str, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut Self::write(self.shard_of(key)))
+    }
+
+    /// Applies `txn` to its key's shard.
+    pub(crate) fn apply(&self, txn: Txn) {
+        let mut shard = Self::write(self.shard_of(txn.key().as_str()));
+        txn.apply_to(&mut *shard);
+    }
+
+    /// Empties every table (before a replay starts over).
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            *Self::write(shard) = Shard::default();
+        }
     }
 
     /// Keys of type `ty` that start with `prefix` and sort after `after`,
     /// sorted, at most `limit` of them.
-    pub fn keys(&self, ty: ValueType, prefix: &str, after: Option<&str>, limit: usize) -> Vec<Key> {
+    pub(crate) fn keys(
+        &self,
+        ty: ValueType,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<Key> {
         let mut found = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            let shard = Self::read(shard);
             let mut keys: Vec<&Key> = shard
                 .table(ty)
                 .keys()
@@ -270,10 +296,10 @@ impl Db {
     }
 
     /// How many keys each type holds, in [`ValueType::ALL`] order.
-    pub fn counts(&self) -> [usize; ValueType::ALL.len()] {
+    pub(crate) fn counts(&self) -> [usize; ValueType::ALL.len()] {
         let mut counts = [0; ValueType::ALL.len()];
         for shard in self.shards.iter() {
-            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            let shard = Self::read(shard);
             for (c, ty) in counts.iter_mut().zip(ValueType::ALL) {
                 *c += shard.table(ty).len();
             }
@@ -313,11 +339,16 @@ mod tests {
     #[test]
     fn keys_are_listed_sorted_by_prefix_after_a_cursor_and_limited() {
         let db = Db::default();
+        let put = |k: &str, value| {
+            db.apply(Txn::Put {
+                key: Key::parse(k).unwrap(),
+                value,
+            })
+        };
         for k in ["b2", "a1", "b1", "b3", "c1"] {
-            db.write(k).put(Key::parse(k).unwrap(), Value::Int(0));
+            put(k, Value::Int(0));
         }
-        db.write("b9")
-            .put(Key::parse("b9").unwrap(), Value::Uint(0));
+        put("b9", Value::Uint(0));
         let names = |v: Vec<Key>| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         assert_eq!(
             names(db.keys(ValueType::Int, "", None, 100)),

@@ -1,32 +1,18 @@
-//! The write path: from a changed table to a durable transaction.
+//! The journal: the queue from writers to the committer, the gate between
+//! them, and the state that decides whether a write is taken.
 //!
 //! Writers queue their transactions on a channel while they still hold their
-//! shard's lock; one committer task takes everything queued, appends it as
-//! one batch (one fsync or one round trip), and answers every writer of the
-//! batch. That is group commit: the more writers, the larger the batches.
-//!
-//! When an append fails, the committer closes the gate (so no writer is
-//! between changing a table and queueing), takes back everything queued,
-//! undoes it newest first, and retries the log until it recovers. Memory then
-//! again equals the log. Writes that never reached the log are answered
-//! "not applied" at once. The batch that failed may have reached it (an
-//! answer lost on the way back), so its writers wait for the recovery to
-//! tell: durable, and they succeed; not, and they are "not applied". Only if
-//! the recovery cannot tell within the outcome timeout are they answered
-//! "outcome unknown". A "not applied" is thus always true, and a client may
-//! retry it.
+//! shard's lock ([`super::write`]); one committer task makes them durable
+//! ([`super::committer`]). The state is read on every write, so it is an
+//! atomic, never a lock.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
-use kvs_core::{Key, Txn, ValueType};
-use kvs_log::{ErrorKind, Log, LogError};
-use kvs_service::backoff::Backoff;
+use kvs_core::{Key, Txn};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Store, WriteTx};
 use crate::metrics::Metrics;
 
 /// When a write is answered.
@@ -40,7 +26,7 @@ pub enum Durability {
 
 /// Why a write was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum JournalError {
+pub(crate) enum JournalError {
     #[error("the server is still replaying its transaction log")]
     Replaying,
     /// The write was not applied, and is not in the log.
@@ -60,102 +46,95 @@ pub enum JournalError {
     Halted,
 }
 
-/// The most transactions in one append.
-const MAX_BATCH: usize = 4096;
-/// About the most bytes in one append (see `Txn::size`): a batch is one
-/// message to txn-server, which must take it whole. A transaction larger
-/// than this goes in a batch of its own.
-pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Where the journal is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    /// The start-up replay is running: no writes yet.
+    Replaying,
+    Up,
+    /// An append failed; the committer retries the log.
+    Down,
+    Closed,
+    /// The committer is gone.
+    Halted,
+}
 
-const REPLAYING: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-const CLOSED: u8 = 3;
-const HALTED: u8 = 4;
+impl Phase {
+    /// Indexed by discriminant.
+    const ALL: [Phase; 5] = [
+        Phase::Replaying,
+        Phase::Up,
+        Phase::Down,
+        Phase::Closed,
+        Phase::Halted,
+    ];
+}
 
-/// A write's inverse transactions, applied newest first to undo it.
-type Undo = Vec<Txn>;
-/// What a `sync` writer waits on: its batch's outcome.
-type Outcome = oneshot::Receiver<Result<(), JournalError>>;
+/// A [`Phase`] kept as its discriminant, so that reading it takes no lock.
+struct AtomicPhase(AtomicU8);
+
+impl AtomicPhase {
+    fn new(phase: Phase) -> AtomicPhase {
+        AtomicPhase(AtomicU8::new(phase as u8))
+    }
+
+    fn get(&self) -> Phase {
+        // Only `set` and `shift` store, and only discriminants.
+        Phase::ALL[usize::from(self.0.load(Ordering::Acquire))]
+    }
+
+    fn set(&self, phase: Phase) {
+        self.0.store(phase as u8, Ordering::Release);
+    }
+
+    /// Moves from `from` to `to`; any other phase stays.
+    fn shift(&self, from: Phase, to: Phase) {
+        let _ = self
+            .0
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
 /// Where the committer answers a `sync` writer.
-type Answer = oneshot::Sender<Result<(), JournalError>>;
+pub(super) type Answer = oneshot::Sender<Result<(), JournalError>>;
 
-struct Pending {
-    key: Key,
-    txns: Vec<Txn>,
-    undo: Undo,
-    done: Option<Answer>,
+/// One write's transactions on their way to the log.
+pub(super) struct Pending {
+    pub(super) key: Key,
+    pub(super) txns: Vec<Txn>,
+    /// The inverse transactions, applied newest first to undo the write.
+    pub(super) undo: Vec<Txn>,
+    pub(super) done: Option<Answer>,
 }
 
-/// The writers of a failed batch, waiting to learn whether it is durable.
-struct InDoubt {
-    writers: Vec<Answer>,
-    /// Transactions in the batch: what the log hands back when all of it
-    /// turned out durable.
-    records: usize,
-    /// When they are answered "outcome unknown" if the log has not told.
-    deadline: tokio::time::Instant,
-    /// Why the append failed.
-    reason: String,
-}
+/// The committer's end of the queue.
+pub(crate) struct Queue(pub(super) mpsc::Receiver<Pending>);
 
-impl InDoubt {
-    fn shutting_down(&self) -> JournalError {
-        JournalError::OutcomeUnknown(format!("{}; the server is shutting down", self.reason))
-    }
-
-    fn answer(&mut self, outcome: Result<(), JournalError>) {
-        for w in self.writers.drain(..) {
-            let _ = w.send(outcome.clone());
-        }
-    }
-
-    /// Runs `step`, answering the writers "outcome unknown" if their
-    /// deadline passes meanwhile; `step` itself is never cut short.
-    async fn meanwhile<T>(&mut self, step: impl Future<Output = T>) -> T {
-        let mut step = std::pin::pin!(step);
-        loop {
-            tokio::select! {
-                out = &mut step => return out,
-                _ = tokio::time::sleep_until(self.deadline), if !self.writers.is_empty() => {
-                    tracing::warn!(
-                        writers = self.writers.len(),
-                        "the log has not told whether the failed batch is durable; answering its writers \"outcome unknown\""
-                    );
-                    let why = format!("{}; the log did not recover within --outcome-timeout-ms", self.reason);
-                    self.answer(Err(JournalError::OutcomeUnknown(why)));
-                }
-            }
-        }
-    }
-}
-
-pub struct Journal {
-    tx: mpsc::Sender<Pending>,
+pub(crate) struct Journal {
+    pub(super) tx: mpsc::Sender<Pending>,
     /// Writers hold it shared from their state check until their
     /// transaction is queued; the committer holds it exclusively to fail
     /// everything queued at once.
     gate: RwLock<()>,
-    state: AtomicU8,
+    phase: AtomicPhase,
     /// Why the log is down, for the 503s meanwhile.
     down_reason: RwLock<String>,
-    mode: Durability,
-    audit_reads: bool,
+    pub(super) mode: Durability,
+    pub(super) audit_reads: bool,
     /// How long the writers of a failed batch wait for its outcome.
-    outcome_timeout: Duration,
-    finish: Notify,
-    metrics: Arc<Metrics>,
+    pub(super) outcome_timeout: Duration,
+    /// Tells the committer to flush and stop.
+    pub(super) finish: Notify,
+    pub(super) metrics: Arc<Metrics>,
 }
-
-/// The committer's end of the queue.
-pub struct Queue(mpsc::Receiver<Pending>);
 
 impl Journal {
     /// A journal in the replaying state; `capacity` bounds the queue, which
     /// is what pushes back on writers in `async` mode; `outcome_timeout` is
     /// how long after a failed append its writers may wait to learn whether
     /// it is durable.
-    pub fn new(
+    pub(crate) fn new(
         mode: Durability,
         capacity: usize,
         audit_reads: bool,
@@ -166,7 +145,7 @@ impl Journal {
         let journal = Journal {
             tx,
             gate: RwLock::new(()),
-            state: AtomicU8::new(REPLAYING),
+            phase: AtomicPhase::new(Phase::Replaying),
             down_reason: RwLock::new(String::new()),
             mode,
             audit_reads,
@@ -177,656 +156,112 @@ impl Journal {
         (journal, Queue(rx))
     }
 
-    pub fn is_up(&self) -> bool {
-        self.state.load(Ordering::Acquire) == UP
-    }
-
-    pub fn mode(&self) -> Durability {
-        self.mode
+    pub(crate) fn is_up(&self) -> bool {
+        self.phase.get() == Phase::Up
     }
 
     /// The start-up replay is over (the log may since have gone down).
-    pub fn replayed(&self) -> bool {
-        self.state.load(Ordering::Acquire) != REPLAYING
+    pub(crate) fn replayed(&self) -> bool {
+        self.phase.get() != Phase::Replaying
     }
 
     /// Why the journal takes no writes right now.
-    pub fn not_ready_reason(&self) -> String {
+    pub(crate) fn not_ready_reason(&self) -> String {
         match self.check() {
             Ok(()) => "ready".to_owned(),
             Err(e) => e.to_string(),
         }
     }
 
-    fn check(&self) -> Result<(), JournalError> {
-        match self.state.load(Ordering::Acquire) {
-            UP => Ok(()),
-            REPLAYING => Err(JournalError::Replaying),
-            DOWN => Err(JournalError::Unavailable(self.down_reason())),
-            CLOSED => Err(JournalError::Closed),
-            _ => Err(JournalError::Halted),
+    /// Whether a write may start now.
+    pub(super) fn check(&self) -> Result<(), JournalError> {
+        match self.phase.get() {
+            Phase::Up => Ok(()),
+            Phase::Replaying => Err(JournalError::Replaying),
+            Phase::Down => Err(JournalError::Unavailable(self.down_reason())),
+            Phase::Closed => Err(JournalError::Closed),
+            Phase::Halted => Err(JournalError::Halted),
         }
     }
 
     /// Why the log last failed.
-    pub fn down_reason(&self) -> String {
+    pub(crate) fn down_reason(&self) -> String {
         self.down_reason
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    fn gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+    pub(super) fn set_down_reason(&self, reason: String) {
+        *self.down_reason.write().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    /// Held by a writer from its state check until its transaction is queued.
+    pub(super) fn gate(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Held while no writer may be between its state check and its queueing.
+    pub(super) fn shut_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Replay is over: writes may start.
-    pub fn open(&self) {
-        self.state.store(UP, Ordering::Release);
+    pub(crate) fn open(&self) {
+        self.phase.set(Phase::Up);
+    }
+
+    /// An append failed: writes are refused, naming `reason`, until
+    /// [`Journal::recovered`]. A close that raced with the failure keeps
+    /// the journal closed.
+    pub(super) fn went_down(&self, reason: String) {
+        self.set_down_reason(reason);
+        self.phase.shift(Phase::Up, Phase::Down);
+    }
+
+    /// The log takes writes again.
+    pub(super) fn recovered(&self) {
+        self.phase.shift(Phase::Down, Phase::Up);
     }
 
     /// The committer is gone: nothing can become durable any more, and
     /// every write and `/readyz` say so.
-    pub fn halt(&self) {
-        let _excl = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.state.store(HALTED, Ordering::Release);
+    pub(crate) fn halt(&self) {
+        let _excl = self.shut_gate();
+        self.phase.set(Phase::Halted);
     }
 
     /// Why a write's batch got no answer, or its queue is gone: the
     /// committer ended, after a close or by itself.
-    fn gone(&self) -> JournalError {
-        match self.state.load(Ordering::Acquire) {
-            CLOSED => JournalError::Closed,
+    pub(super) fn gone(&self) -> JournalError {
+        match self.phase.get() {
+            Phase::Closed => JournalError::Closed,
             _ => JournalError::Halted,
         }
     }
 
     /// Stops taking writes and tells the committer to flush what is queued
     /// and stop.
-    pub fn close(&self) {
-        let _excl = self.gate.write().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn close(&self) {
+        let _excl = self.shut_gate();
         // A halted journal stays halted: that is the reason to give.
-        if self.state.load(Ordering::Acquire) != HALTED {
-            self.state.store(CLOSED, Ordering::Release);
+        if self.phase.get() != Phase::Halted {
+            self.phase.set(Phase::Closed);
         }
         self.finish.notify_one();
     }
 }
 
-impl Store {
-    /// Runs `op` on `key`'s shard and logs what it changed. `op` must leave
-    /// the shard unchanged when it fails; whatever it changed is rolled back
-    /// anyway. In `sync` mode, returns once the change is durable, and
-    /// even an `op` that changed nothing waits for earlier writes to be
-    /// durable, so that what it saw cannot vanish after it answered.
-    pub async fn write<T, E: From<JournalError>>(
-        &self,
-        key: &Key,
-        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let j = &self.journal;
-        j.check()?;
-        // Wait for queue space before taking any lock.
-        let permit = j.tx.reserve().await.map_err(|_| j.gone())?;
-        let (out, wait) = self.apply(key, op, permit)?;
-        if let Some(wait) = wait {
-            match wait.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e.into()),
-                // The write was queued, and may have been appended.
-                Err(_) => return Err(JournalError::OutcomeUnknown(j.gone().to_string()).into()),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The locked part of [`Store::write`]: applies `op` and queues what it
-    /// changed; returns what to wait on in `sync` mode.
-    fn apply<T, E: From<JournalError>>(
-        &self,
-        key: &Key,
-        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
-        permit: mpsc::Permit<'_, Pending>,
-    ) -> Result<(T, Option<Outcome>), E> {
-        let j = &self.journal;
-        let _gate = j.gate();
-        j.check()?;
-        let mut shard = self.db.write(key.as_str());
-        let mut tx = WriteTx::new(&mut shard, key, self.limits);
-        let out = match op(&mut tx) {
-            Ok(out) => out,
-            Err(e) => {
-                tx.rollback();
-                return Err(e);
-            }
-        };
-        let (txns, undo) = tx.finish();
-        let (done, wait) = match j.mode {
-            Durability::Async if txns.is_empty() => return Ok((out, None)),
-            Durability::Async => (None, None),
-            Durability::Sync => {
-                let (done, wait) = oneshot::channel();
-                (Some(done), Some(wait))
-            }
-        };
-        permit.send(Pending {
-            key: key.clone(),
-            txns,
-            undo,
-            done,
-        });
-        Ok((out, wait))
-    }
-
-    /// Records a read, when read auditing is on. Never waits and never
-    /// fails the read: an audit record that finds the queue full is dropped.
-    pub fn audit_read(&self, ty: ValueType, key: &Key) {
-        let j = &self.journal;
-        if !j.audit_reads || j.check().is_err() {
-            return;
-        }
-        let Ok(permit) = j.tx.try_reserve() else {
-            self.journal.metrics.audit_dropped.inc();
-            return;
-        };
-        let _gate = j.gate();
-        if j.check().is_ok() {
-            let txns = vec![Txn::Get {
-                ty,
-                key: key.clone(),
-            }];
-            permit.send(Pending {
-                key: key.clone(),
-                txns,
-                undo: Vec::new(),
-                done: None,
-            });
-        }
-    }
-
-    /// Takes queued transactions in batches and makes them durable, until
-    /// [`Journal::close`]. Returns once everything accepted is flushed.
-    pub async fn commit<L: Log>(&self, mut log: L, queue: Queue) {
-        let Queue(mut rx) = queue;
-        let j = &self.journal;
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        // Received but left for a later batch, oldest first.
-        let mut waiting = VecDeque::new();
-        let mut txns = Vec::new();
-        let mut closing = false;
-        loop {
-            if waiting.is_empty() && !closing {
-                closing = tokio::select! {
-                    n = rx.recv_many(&mut batch, MAX_BATCH) => n == 0,
-                    _ = j.finish.notified() => true,
-                };
-                waiting.extend(batch.drain(..));
-            }
-            if closing {
-                // The gate is shut: whatever is queued now is all there is.
-                while let Ok(p) = rx.try_recv() {
-                    waiting.push_back(p);
-                }
-            }
-            let mut bytes = 0;
-            while let Some(p) = waiting.front() {
-                let size: usize = p.txns.iter().map(Txn::size).sum();
-                if !batch.is_empty() && (bytes + size > MAX_BATCH_BYTES || batch.len() == MAX_BATCH)
-                {
-                    break;
-                }
-                bytes += size;
-                batch.extend(waiting.pop_front());
-            }
-            txns.extend(batch.iter_mut().flat_map(|p| p.txns.drain(..)));
-            let started = Instant::now();
-            let result = if txns.is_empty() {
-                Ok(())
-            } else {
-                log.append(&txns, &[]).await
-            };
-            match result {
-                Ok(()) => {
-                    j.metrics.log_appended(txns.len(), started.elapsed());
-                    for p in batch.drain(..) {
-                        if let Some(done) = p.done {
-                            let _ = done.send(Ok(()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, records = txns.len(), "log append failed; undoing the batch");
-                    j.metrics.log_failures.inc();
-                    let mut doubt = InDoubt {
-                        writers: batch.iter_mut().filter_map(|p| p.done.take()).collect(),
-                        records: txns.len(),
-                        deadline: tokio::time::Instant::now() + j.outcome_timeout,
-                        reason: e.to_string(),
-                    };
-                    batch.extend(waiting.drain(..));
-                    self.fail(&mut batch, &mut rx, e.to_string());
-                    if !goes_on_after(&e) {
-                        // The log refused the batch, for good: it is not in it.
-                        doubt.answer(Err(JournalError::Unavailable(e.to_string())));
-                        return self.stop(e);
-                    }
-                    if closing {
-                        doubt.answer(Err(doubt.shutting_down()));
-                    } else {
-                        match self.recover(&mut log, doubt).await {
-                            Ok(true) => {}
-                            Ok(false) => break,
-                            Err(e) => return self.stop(e),
-                        }
-                    }
-                }
-            }
-            txns.clear();
-            if closing && waiting.is_empty() {
-                break;
-            }
-        }
-        tracing::info!("transaction log flushed and closed");
-    }
-
-    /// Undoes every queued write, newest first, and answers each still
-    /// waiting "not applied"; the journal stays down until the log recovers.
-    fn fail(&self, batch: &mut Vec<Pending>, rx: &mut mpsc::Receiver<Pending>, reason: String) {
-        let j = &self.journal;
-        let _excl = j.gate.write().unwrap_or_else(|e| e.into_inner());
-        *j.down_reason.write().unwrap_or_else(|e| e.into_inner()) = reason.clone();
-        // A close that raced with the failure keeps the journal closed.
-        let _ = j
-            .state
-            .compare_exchange(UP, DOWN, Ordering::AcqRel, Ordering::Acquire);
-        while let Ok(p) = rx.try_recv() {
-            batch.push(p);
-        }
-        for p in batch.iter_mut().rev() {
-            super::undo_all(&mut self.db.write(p.key.as_str()), &mut p.undo);
-        }
-        for p in batch.drain(..) {
-            if let Some(done) = p.done {
-                let _ = done.send(Err(JournalError::Unavailable(reason.clone())));
-            }
-        }
-    }
-
-    /// A failure no retry can mend (a damaged or misconfigured log, a bug):
-    /// the committer stops, and the server with it, naming `e`.
-    fn stop(&self, e: LogError) {
-        tracing::error!(error = %e, kind = ?e.kind(), "the transaction log failed for good; the committer stops");
-        *self
-            .journal
-            .down_reason
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = e.to_string();
-    }
-
-    /// Retries the log until it takes writes again (true), the journal is
-    /// closed meanwhile (false), or it fails in a way retrying cannot mend,
-    /// and answers the writers of the failed batch by what it says.
-    async fn recover<L: Log>(&self, log: &mut L, mut doubt: InDoubt) -> Result<bool, LogError> {
-        let j = &self.journal;
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
-        let mut wait = backoff.next_wait();
-        loop {
-            let closed = doubt
-                .meanwhile(async {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => false,
-                        _ = j.finish.notified() => true,
-                    }
-                })
-                .await;
-            if closed {
-                doubt.answer(Err(doubt.shutting_down()));
-                return Ok(false);
-            }
-            match doubt.meanwhile(log.recover()).await {
-                Ok(redo) => {
-                    let _excl = j.gate.write().unwrap_or_else(|e| e.into_inner());
-                    let outcome = if redo.is_empty() {
-                        Err(JournalError::Unavailable(doubt.reason.clone()))
-                    } else {
-                        // The answer was lost, not the batch: memory follows the log.
-                        tracing::warn!(
-                            records = redo.len(),
-                            "the failed batch turned out durable; applying it again"
-                        );
-                        let whole = redo.len() == doubt.records;
-                        for txn in redo {
-                            self.db.apply(txn);
-                        }
-                        if whole {
-                            Ok(())
-                        } else {
-                            tracing::error!(
-                                records = doubt.records,
-                                "only part of the failed batch is durable; its writers cannot be told which"
-                            );
-                            Err(JournalError::OutcomeUnknown(format!(
-                                "{}; only part of its batch reached the log",
-                                doubt.reason
-                            )))
-                        }
-                    };
-                    doubt.answer(outcome);
-                    let _ = j
-                        .state
-                        .compare_exchange(DOWN, UP, Ordering::AcqRel, Ordering::Acquire);
-                    tracing::info!("transaction log recovered; taking writes again");
-                    return Ok(true);
-                }
-                Err(e) if !goes_on_after(&e) => {
-                    doubt.answer(Err(JournalError::OutcomeUnknown(format!(
-                        "{}; then the log failed for good: {e}",
-                        doubt.reason
-                    ))));
-                    return Err(e);
-                }
-                Err(e) => {
-                    wait = backoff.next_wait();
-                    tracing::warn!(error = %e, retry_in = ?wait, "transaction log still unavailable");
-                }
-            }
-        }
-    }
-}
-
-/// Whether the committer can go on after `e`: the log comes back (it is
-/// unreachable now) or is fine (it refused one batch, which is not in it);
-/// not when it is damaged or misconfigured, or KVS has a bug.
-fn goes_on_after(e: &LogError) -> bool {
-    match e.kind() {
-        ErrorKind::Unavailable | ErrorKind::Refused => true,
-        ErrorKind::DataLoss | ErrorKind::Misconfigured | ErrorKind::Internal => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-    use std::sync::atomic::AtomicBool;
-
-    use kvs_core::{PlainState, State, Value};
-    use kvs_log::{LogError, ReplayStats, WriterMark};
-    use kvs_testkit::wait_until;
-
     use super::*;
-    use crate::store::{Db, Limits};
 
-    /// A log whose appends fail while `failing` is set, as a full disk or an
-    /// unreachable txn-server would; while `losing_answers` is set it keeps
-    /// the batch but reports failure, as a connection lost after the commit.
-    #[derive(Clone, Default)]
-    struct FlakyLog {
-        failing: Arc<AtomicBool>,
-        losing_answers: Arc<AtomicBool>,
-        accepted: Arc<Mutex<Vec<Txn>>>,
-        in_doubt: Arc<Mutex<Vec<Txn>>>,
-        /// The size of each batch appended.
-        batch_bytes: Arc<Mutex<Vec<usize>>>,
-    }
-
-    impl Log for FlakyLog {
-        async fn replay(
-            &mut self,
-            _visit: impl FnMut(Txn) + Send + 'static,
-        ) -> Result<ReplayStats, LogError> {
-            Ok(ReplayStats::default())
-        }
-        async fn append(&mut self, batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
-            tokio::task::yield_now().await;
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(LogError::Unavailable("disk on fire".into()));
-            }
-            self.accepted.lock().unwrap().extend_from_slice(batch);
-            let bytes = batch.iter().map(Txn::size).sum();
-            self.batch_bytes.lock().unwrap().push(bytes);
-            if self.losing_answers.load(Ordering::SeqCst) {
-                *self.in_doubt.lock().unwrap() = batch.to_vec();
-                return Err(LogError::Unavailable("answer lost".into()));
-            }
-            Ok(())
-        }
-        async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
-            if self.failing.load(Ordering::SeqCst) || self.losing_answers.load(Ordering::SeqCst) {
-                return Err(LogError::Unavailable("still unreachable".into()));
-            }
-            Ok(std::mem::take(&mut *self.in_doubt.lock().unwrap()))
-        }
-        async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
-            Ok(0)
-        }
-    }
-
-    /// Long enough for any machine: a test that does not reach an outcome
-    /// timeout on purpose never does.
-    const PATIENT: Duration = Duration::from_secs(120);
-
-    fn store(
-        mode: Durability,
-        outcome_timeout: Duration,
-    ) -> (Arc<Store>, FlakyLog, tokio::task::JoinHandle<()>) {
-        let (journal, queue) = Journal::new(mode, 1024, false, outcome_timeout, Arc::default());
-        let store = Arc::new(Store {
-            db: Arc::new(Db::default()),
-            journal,
-            limits: Limits::NONE,
-        });
-        store.journal.open();
-        let log = FlakyLog::default();
-        let committer = {
-            let (store, log) = (store.clone(), log.clone());
-            tokio::spawn(async move { store.commit(log, queue).await })
-        };
-        (store, log, committer)
-    }
-
-    #[tokio::test]
-    async fn batches_stay_under_the_byte_cap_and_keep_their_order() {
-        let (store, log, committer) = store(Durability::Async, PATIENT);
-        let big = "x".repeat(1 << 20);
-        // Queued all at once: the committer runs only when this task waits.
-        for i in 0..12 {
-            store
-                .write(&Key::parse(&format!("k{i}")).unwrap(), |tx| {
-                    tx.put(Value::Str(big.clone())).expect("no limits");
-                    Ok::<_, JournalError>(())
-                })
-                .await
-                .unwrap();
-        }
-        store.journal.close();
-        committer.await.unwrap();
-        let sizes = log.batch_bytes.lock().unwrap().clone();
-        assert!(sizes.len() >= 3, "{sizes:?}");
-        assert!(sizes.iter().all(|&b| b <= MAX_BATCH_BYTES), "{sizes:?}");
-        let keys: Vec<String> = log
-            .accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|t| t.key().to_string())
-            .collect();
-        let expected: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
-        assert_eq!(keys, expected);
-    }
-
-    async fn put(store: &Store, key: &str, v: i32) -> Result<(), JournalError> {
-        store
-            .write(&Key::parse(key).unwrap(), |tx| {
-                tx.put(Value::Int(v)).expect("the test store has no limits");
-                Ok(())
-            })
-            .await
-    }
-
-    async fn wait_up(store: &Store) {
-        wait_until("the journal recovered", PATIENT, || store.journal.is_up()).await;
-    }
-
-    async fn wait_down(store: &Store) {
-        wait_until("an append failed", PATIENT, || !store.journal.is_up()).await;
-    }
-
-    /// `put(key, v)` on a task of its own, so that the test can change the
-    /// log while the write waits for its outcome.
-    fn spawn_put(
-        store: &Arc<Store>,
-        key: &'static str,
-        v: i32,
-    ) -> tokio::task::JoinHandle<Result<(), JournalError>> {
-        let store = store.clone();
-        tokio::spawn(async move { put(&store, key, v).await })
-    }
-
-    fn memory(db: &Db) -> PlainState {
-        let mut state = PlainState::new();
-        for ty in ValueType::ALL {
-            for key in db.keys(ty, "", None, usize::MAX) {
-                let value = db.get(ty, key.as_str()).unwrap();
-                state.put(key, value);
-            }
-        }
-        state
-    }
-
-    #[tokio::test]
-    async fn a_write_that_did_not_reach_the_log_is_refused_and_undone() {
-        let (store, log, _committer) = store(Durability::Sync, PATIENT);
-        put(&store, "a", 1).await.unwrap();
-        log.failing.store(true, Ordering::SeqCst);
-        let refused = spawn_put(&store, "a", 2);
-        wait_down(&store).await;
-        // Undone while the log cannot say; writes meanwhile are refused at
-        // once and change nothing.
-        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
-        assert!(matches!(
-            put(&store, "b", 1).await,
-            Err(JournalError::Unavailable(_))
-        ));
-        assert_eq!(store.db.get(ValueType::Int, "b"), None);
-
-        log.failing.store(false, Ordering::SeqCst);
-        // The log is back and does not hold the batch: "not applied".
-        assert!(matches!(
-            refused.await.unwrap(),
-            Err(JournalError::Unavailable(_))
-        ));
-        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
-        wait_up(&store).await;
-        put(&store, "a", 3).await.unwrap();
-        let accepted = log.accepted.lock().unwrap().clone();
-        let values: Vec<_> = accepted
-            .iter()
-            .map(|t| match t {
-                Txn::Put {
-                    value: Value::Int(v),
-                    ..
-                } => *v,
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
-        assert_eq!(values, [1, 3]);
-    }
-
-    #[tokio::test]
-    async fn a_write_whose_answer_was_lost_succeeds_once_the_log_says_it_is_durable() {
-        let (store, log, _committer) = store(Durability::Sync, PATIENT);
-        put(&store, "a", 1).await.unwrap();
-        log.losing_answers.store(true, Ordering::SeqCst);
-        let in_doubt = spawn_put(&store, "a", 2);
-        wait_down(&store).await;
-        // Not shown while the outcome is unknown ...
-        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
-        log.losing_answers.store(false, Ordering::SeqCst);
-        // ... and answered as applied once the log says it is durable: a 503
-        // here would invite a retry that applies it twice.
-        in_doubt.await.unwrap().unwrap();
-        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(2)));
-        assert_eq!(log.accepted.lock().unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_write_whose_outcome_the_log_does_not_tell_in_time_is_answered_unknown() {
-        let (store, log, _committer) = store(Durability::Sync, Duration::from_millis(1));
-        put(&store, "a", 1).await.unwrap();
-        // The log stays unreachable until the answer is in.
-        log.losing_answers.store(true, Ordering::SeqCst);
-        match put(&store, "a", 2).await {
-            Err(JournalError::OutcomeUnknown(why)) => {
-                assert!(why.contains("--outcome-timeout-ms"), "{why}");
-                assert!(why.contains("answer lost"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(1)));
-        log.losing_answers.store(false, Ordering::SeqCst);
-        wait_up(&store).await;
-        // It was durable: it is there, as a re-read before a retry finds.
-        assert_eq!(store.db.get(ValueType::Int, "a"), Some(Value::Int(2)));
-    }
-
-    #[tokio::test]
-    async fn a_write_in_doubt_at_shutdown_is_answered_unknown() {
-        let (store, log, committer) = store(Durability::Sync, PATIENT);
-        log.losing_answers.store(true, Ordering::SeqCst);
-        let in_doubt = spawn_put(&store, "a", 1);
-        wait_down(&store).await;
-        store.journal.close();
-        match in_doubt.await.unwrap() {
-            Err(JournalError::OutcomeUnknown(why)) => {
-                assert!(why.contains("shutting down"), "{why}")
-            }
-            other => panic!("{other:?}"),
-        }
-        committer.await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory_equals_the_log_after_failures_under_concurrent_writes() {
-        for mode in [Durability::Sync, Durability::Async] {
-            let (store, log, committer) = store(mode, PATIENT);
-            let writers: Vec<_> = (0..8)
-                .map(|w| {
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        for i in 0..300 {
-                            let key = format!("k{}", (w * 7 + i) % 13);
-                            let _ = put(&store, &key, i).await;
-                            if i % 50 == 0 {
-                                tokio::time::sleep(Duration::from_millis(2)).await;
-                            }
-                        }
-                    })
-                })
-                .collect();
-            // Alternate between failed appends, lost answers and health.
-            for flip in 0..9 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                log.failing.store(flip % 3 == 0, Ordering::SeqCst);
-                log.losing_answers.store(flip % 3 == 1, Ordering::SeqCst);
-            }
-            log.failing.store(false, Ordering::SeqCst);
-            log.losing_answers.store(false, Ordering::SeqCst);
-            for w in writers {
-                w.await.unwrap();
-            }
-            wait_up(&store).await;
-            store.journal.close();
-            committer.await.unwrap();
-
-            let mut logged = PlainState::new();
-            for t in log.accepted.lock().unwrap().iter().cloned() {
-                t.apply_to(&mut logged);
-            }
-            assert!(
-                store.journal.metrics.log_failures.get() > 0,
-                "{mode:?}: no append failed"
-            );
-            assert_eq!(memory(&store.db), logged, "{mode:?}");
+    #[test]
+    fn every_phase_reads_back_as_it_was_set() {
+        let phase = AtomicPhase::new(Phase::Replaying);
+        for p in Phase::ALL {
+            phase.set(p);
+            assert_eq!(phase.get(), p);
         }
     }
 }

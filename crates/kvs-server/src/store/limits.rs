@@ -5,29 +5,35 @@
 use kvs_core::{Key, Value, ValueType};
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Bytes of text in one value ([`Value::data_len`]).
-    pub max_value_bytes: usize,
+    pub(crate) max_value_bytes: usize,
     /// Fields of one map or members of one set.
-    pub max_entries: usize,
+    pub(crate) max_entries: usize,
 }
 
 impl Limits {
     /// No limit at all, for tests of other things.
-    pub const NONE: Limits = Limits {
+    #[cfg(test)]
+    pub(crate) const NONE: Limits = Limits {
         max_value_bytes: usize::MAX,
         max_entries: usize::MAX,
     };
 
     /// Refuses `new` when it is over a limit and larger than `old` in that
     /// measure: a value stored under a higher limit can still shrink.
-    pub fn check(&self, key: &Key, new: &Value, old: Option<&Value>) -> Result<(), LimitError> {
+    pub(crate) fn check(
+        &self,
+        key: &Key,
+        new: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), LimitError> {
         self.check_size(key, new.value_type(), Size::of(new), old.map(Size::of))
     }
 
     /// [`Limits::check`] on sizes alone, for a change that knows them
     /// without building the value.
-    pub fn check_size(
+    pub(crate) fn check_size(
         &self,
         key: &Key,
         ty: ValueType,
@@ -60,15 +66,15 @@ impl Limits {
 
 /// What the limits measure of a value.
 #[derive(Debug, Clone, Copy)]
-pub struct Size {
+pub(crate) struct Size {
     /// [`Value::data_len`].
-    pub bytes: usize,
+    pub(crate) bytes: usize,
     /// [`Value::entries`].
-    pub entries: usize,
+    pub(crate) entries: usize,
 }
 
 impl Size {
-    pub fn of(value: &Value) -> Size {
+    pub(crate) fn of(value: &Value) -> Size {
         Size {
             bytes: value.data_len(),
             entries: value.entries(),
@@ -77,7 +83,7 @@ impl Size {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LimitError {
+pub(crate) enum LimitError {
     #[error(
         "{ty} key {key} would hold {bytes} bytes; one value may hold at most {max} (--max-value-bytes)"
     )]

@@ -1,274 +1,34 @@
 //! Where a value is stored and where a write becomes durable.
 //!
-//! - [`db`]: the sharded in-memory tables.
-//! - [`journal`]: the write path to the transaction log: group commit,
-//!   durability modes, and undoing writes that could not be made durable.
+//! - [`db`]: the sharded in-memory tables; where a value is stored.
+//! - [`write`](mod@write): a write's path, [`Store::write`]: it changes its shard
+//!   through a [`write::WriteTx`], which records each change and its undoing, and
+//!   queues them on the journal under the shard's lock, so the log holds
+//!   each key's changes in the order they were applied.
+//! - [`journal`]: the queue from writers to the committer, durability
+//!   modes, and the state that says whether writes are taken.
+//! - [`committer`]: where a write becomes durable: group commit, and
+//!   undoing writes that could not be made durable.
+//! - [`limits`]: what every stored value is held to.
 //! - [`remote`]: the log kept by a txn-server, over gRPC with mutual TLS.
-//!
-//! A write takes its shard's lock, changes the table and queues its
-//! transaction before letting go, so the log holds each key's changes in the
-//! order they were applied. In `sync` mode it then waits for the batch that
-//! carries it to be durable.
 
-pub mod db;
-pub mod journal;
-pub mod limits;
-pub mod remote;
+mod committer;
+mod db;
+mod journal;
+mod limits;
+pub(crate) mod remote;
+mod write;
 
 use std::sync::Arc;
 
-use kvs_core::value::{map_data_len, set_data_len};
-use kvs_core::{Key, Txn, Value, ValueType};
-
-pub use db::{Db, Shard, ValueRef};
-pub use journal::{Durability, Journal, JournalError};
-pub use limits::{LimitError, Limits, Size};
+pub(crate) use db::{Db, ValueRef};
+pub(crate) use journal::{Durability, Journal, JournalError};
+pub(crate) use limits::{LimitError, Limits};
 
 /// The tables, the journal that keeps them durable, and the limits every
 /// stored value is held to.
-pub struct Store {
-    pub db: Arc<Db>,
-    pub journal: Journal,
-    pub limits: Limits,
-}
-
-/// One write's view of its key's shard: every change made through it is
-/// recorded, for the log, and so is its inverse, for undoing.
-pub struct WriteTx<'a> {
-    shard: &'a mut Shard,
-    key: &'a Key,
-    limits: Limits,
-    txns: Vec<Txn>,
-    undo: Vec<Txn>,
-}
-
-impl<'a> WriteTx<'a> {
-    pub(crate) fn new(shard: &'a mut Shard, key: &'a Key, limits: Limits) -> WriteTx<'a> {
-        WriteTx {
-            shard,
-            key,
-            limits,
-            txns: Vec::new(),
-            undo: Vec::new(),
-        }
-    }
-
-    pub fn get(&self, ty: ValueType) -> Option<ValueRef<'_>> {
-        self.shard.get(ty, self.key.as_str())
-    }
-
-    /// Stores `value` unless it is over the limits.
-    pub fn put(&mut self, value: Value) -> Result<(), LimitError> {
-        let ty = value.value_type();
-        // What the key holds matters only to a value over a limit, so only
-        // then is it copied out of the table.
-        self.limits.check(self.key, &value, None).or_else(|_| {
-            let old = self.get(ty).map(ValueRef::to_value);
-            self.limits.check(self.key, &value, old.as_ref())
-        })?;
-        self.txns.push(Txn::Put {
-            key: self.key.clone(),
-            value: value.clone(),
-        });
-        let old = self.shard.put(self.key.clone(), value);
-        self.undo.push(self.restoring(ty, old));
-        Ok(())
-    }
-
-    /// Removes the key of type `ty`; returns whether it was there. Removing
-    /// an absent key records nothing.
-    pub fn delete(&mut self, ty: ValueType) -> bool {
-        let Some(old) = self.shard.remove(ty, self.key.as_str()) else {
-            return false;
-        };
-        self.txns.push(Txn::Delete {
-            ty,
-            key: self.key.clone(),
-        });
-        self.undo.push(self.restoring(ty, Some(old)));
-        true
-    }
-
-    /// Adds `member` to the set (creating it), or removes it (`!present`);
-    /// returns whether that changed the set. Only the member is logged.
-    pub fn set_member(&mut self, member: &str, present: bool) -> Result<bool, LimitError> {
-        let set = match self.get(ValueType::Set) {
-            Some(ValueRef::Set(s)) => Some(s),
-            _ => None,
-        };
-        if set.map_or(!present, |s| s.contains(member) == present) {
-            return Ok(false);
-        }
-        let old = set.map(|s| Size {
-            bytes: set_data_len(s),
-            entries: s.len(),
-        });
-        if present {
-            let base = old.unwrap_or(Size {
-                bytes: 0,
-                entries: 0,
-            });
-            let new = Size {
-                bytes: base.bytes + member.len(),
-                entries: base.entries + 1,
-            };
-            self.limits.check_size(self.key, ValueType::Set, new, old)?;
-        }
-        let undo = match old {
-            None => self.restoring(ValueType::Set, None),
-            Some(_) => Txn::SetMember {
-                key: self.key.clone(),
-                member: member.to_owned(),
-                present: !present,
-            },
-        };
-        self.apply(
-            Txn::SetMember {
-                key: self.key.clone(),
-                member: member.to_owned(),
-                present,
-            },
-            undo,
-        );
-        Ok(true)
-    }
-
-    /// Sets `field` of the map (creating it) to `value`, or removes it
-    /// (`None`); returns whether there was anything to do. Only the field is
-    /// logged.
-    pub fn map_field(&mut self, field: &str, value: Option<String>) -> Result<bool, LimitError> {
-        let map = match self.get(ValueType::Map) {
-            Some(ValueRef::Map(m)) => Some(m),
-            _ => None,
-        };
-        let before = map.and_then(|m| m.get(field)).cloned();
-        if value.is_none() && before.is_none() {
-            return Ok(false);
-        }
-        let old = map.map(|m| Size {
-            bytes: map_data_len(m),
-            entries: m.len(),
-        });
-        if let Some(v) = &value {
-            let base = old.unwrap_or(Size {
-                bytes: 0,
-                entries: 0,
-            });
-            let replaced = before.as_ref().map_or(0, |b| field.len() + b.len());
-            let new = Size {
-                bytes: base.bytes - replaced + field.len() + v.len(),
-                entries: base.entries + usize::from(before.is_none()),
-            };
-            self.limits.check_size(self.key, ValueType::Map, new, old)?;
-        }
-        let undo = match old {
-            None => self.restoring(ValueType::Map, None),
-            Some(_) => Txn::MapField {
-                key: self.key.clone(),
-                field: field.to_owned(),
-                value: before,
-            },
-        };
-        self.apply(
-            Txn::MapField {
-                key: self.key.clone(),
-                field: field.to_owned(),
-                value,
-            },
-            undo,
-        );
-        Ok(true)
-    }
-
-    /// Applies `txn` to the shard and records it with its inverse.
-    fn apply(&mut self, txn: Txn, undo: Txn) {
-        txn.clone().apply_to(&mut *self.shard);
-        self.txns.push(txn);
-        self.undo.push(undo);
-    }
-
-    /// The transaction that puts back what the key of type `ty` held
-    /// before: `old`, or nothing.
-    fn restoring(&self, ty: ValueType, old: Option<Value>) -> Txn {
-        let key = self.key.clone();
-        match old {
-            Some(value) => Txn::Put { key, value },
-            None => Txn::Delete { ty, key },
-        }
-    }
-
-    /// Puts every changed value back as it was, newest change first.
-    pub(crate) fn rollback(&mut self) {
-        self.txns.clear();
-        undo_all(self.shard, &mut self.undo);
-    }
-
-    pub(crate) fn finish(self) -> (Vec<Txn>, Vec<Txn>) {
-        (self.txns, self.undo)
-    }
-}
-
-/// Applies the inverse transactions `undo` (as [`WriteTx::finish`] gives
-/// them) to `shard`, newest first.
-pub(crate) fn undo_all(shard: &mut Shard, undo: &mut Vec<Txn>) {
-    while let Some(txn) = undo.pop() {
-        txn.apply_to(shard);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_value_over_a_limit_may_replace_a_larger_one_and_is_undone() {
-        let key = Key::parse("k").unwrap();
-        let mut shard = Shard::default();
-        // Stored under a higher limit, or before there was one.
-        shard.put(key.clone(), Value::Str("abcd".into()));
-        let limits = Limits {
-            max_value_bytes: 2,
-            max_entries: usize::MAX,
-        };
-        let mut tx = WriteTx::new(&mut shard, &key, limits);
-        assert!(tx.put(Value::Str("abc".into())).is_ok());
-        assert!(tx.put(Value::Str("abcd".into())).is_err());
-        assert!(tx.put(Value::Str("ab".into())).is_ok());
-        tx.rollback();
-        assert_eq!(shard.get(ValueType::Str, "k"), Some(ValueRef::Str("abcd")));
-    }
-
-    #[test]
-    fn member_and_field_changes_log_one_entry_keep_limits_and_undo() {
-        let key = Key::parse("k").unwrap();
-        let mut shard = Shard::default();
-        shard.put(key.clone(), Value::Set(["a".into()].into()));
-        let limits = Limits {
-            max_value_bytes: 3,
-            max_entries: 2,
-        };
-        let mut tx = WriteTx::new(&mut shard, &key, limits);
-        assert!(!tx.set_member("a", true).unwrap(), "already there");
-        assert!(!tx.set_member("b", false).unwrap(), "not there");
-        assert!(tx.set_member("b", true).unwrap());
-        assert!(tx.set_member("c", true).is_err(), "a third entry");
-        assert!(tx.set_member("a", false).unwrap());
-        assert!(tx.map_field("f", Some("v".into())).unwrap());
-        assert!(tx.map_field("f", Some("long".into())).is_err(), "5 bytes");
-        assert!(tx.map_field("f", Some("w".into())).unwrap());
-        assert!(!tx.map_field("g", None).unwrap());
-        let (txns, mut undo) = tx.finish();
-        assert_eq!(txns.len(), 4, "{txns:?}");
-        assert!(txns.iter().all(|t| t.size() < 40), "{txns:?}");
-        assert_eq!(
-            shard.get(ValueType::Set, "k"),
-            Some(ValueRef::Set(&["b".into()].into()))
-        );
-        undo_all(&mut shard, &mut undo);
-        assert_eq!(
-            shard.get(ValueType::Set, "k"),
-            Some(ValueRef::Set(&["a".into()].into()))
-        );
-        assert_eq!(shard.get(ValueType::Map, "k"), None, "created, then undone");
-    }
+pub(crate) struct Store {
+    pub(crate) db: Arc<Db>,
+    pub(crate) journal: Journal,
+    pub(crate) limits: Limits,
 }
