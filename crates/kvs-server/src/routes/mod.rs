@@ -265,6 +265,9 @@ mod tests {
             .with_ansi(false)
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
+        // Tests without a subscriber, run before this one, leave callsites
+        // cached as never enabled: ask again with this subscriber in place.
+        tracing::callsite::rebuild_interest_cache();
         let (status, headers, body) = answer(
             app(1024, None),
             request(Method::PUT, "/kvs/v1-0-0/str/k", "value"),
