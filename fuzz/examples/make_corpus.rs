@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use kvs_core::{Key, Txn, Value, ValueType};
+use kvs_core::{Key, Txn, ValueType};
 use kvs_log::WriterMark;
 use kvs_log::codec::{self, HEADER_LEN};
 use kvs_proto::api::Transaction;
@@ -13,57 +13,6 @@ use prost::Message;
 
 fn key(s: &str) -> Key {
     Key::parse(s).expect("seed key")
-}
-
-fn samples() -> Vec<Txn> {
-    vec![
-        Txn::Put {
-            key: key("i"),
-            value: Value::Int(-7),
-        },
-        Txn::Put {
-            key: key("u"),
-            value: Value::Uint(u32::MAX),
-        },
-        Txn::Put {
-            key: key("f"),
-            value: Value::Float(0.1),
-        },
-        Txn::Put {
-            key: key("s"),
-            value: Value::Str("h\u{e9}llo\n".into()),
-        },
-        Txn::Put {
-            key: key("m"),
-            value: Value::Map([("a".into(), "1".into()), ("".into(), "".into())].into()),
-        },
-        Txn::Put {
-            key: key("t"),
-            value: Value::Set(["x".into(), "y".into()].into()),
-        },
-        Txn::Delete {
-            ty: ValueType::Map,
-            key: key("m"),
-        },
-        Txn::IncrBy {
-            key: key("i"),
-            by: -3,
-        },
-        Txn::Get {
-            ty: ValueType::Str,
-            key: key("s"),
-        },
-        Txn::SetMember {
-            key: key("t"),
-            member: "z".into(),
-            present: true,
-        },
-        Txn::MapField {
-            key: key("m"),
-            field: "f".into(),
-            value: None,
-        },
-    ]
 }
 
 fn frame(txn: &Txn) -> Vec<u8> {
@@ -94,7 +43,7 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let txns = samples();
+    let txns = kvs_core::samples::every_kind();
     let names = [
         "put_int",
         "put_uint",

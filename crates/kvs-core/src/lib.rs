@@ -4,9 +4,13 @@
 //! - [`value`]: the six value types and their text and JSON forms.
 //! - [`txn`]: the transactions that the log records and replay applies.
 //! - [`error`]: an error and its causes as one sentence.
+//! - `samples` (feature `samples`): one transaction of every kind, for
+//!   tests and fuzz seeds.
 
 pub mod error;
 pub mod key;
+#[cfg(feature = "samples")]
+pub mod samples;
 pub mod txn;
 pub mod value;
 

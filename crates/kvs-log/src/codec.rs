@@ -386,69 +386,9 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use kvs_core::samples::every_kind as samples;
 
-    fn samples() -> Vec<Txn> {
-        let key = |s: &str| Key::parse(s).unwrap();
-        vec![
-            Txn::Put {
-                key: key("i"),
-                value: Value::Int(-5),
-            },
-            Txn::Put {
-                key: key("u"),
-                value: Value::Uint(u32::MAX),
-            },
-            Txn::Put {
-                key: key("f"),
-                value: Value::Float(0.1),
-            },
-            Txn::Put {
-                key: key("s"),
-                value: Value::Str("héllo".into()),
-            },
-            Txn::Put {
-                key: key("m"),
-                value: Value::Map([("a".into(), "1".into()), ("".into(), "".into())].into()),
-            },
-            Txn::Put {
-                key: key("t"),
-                value: Value::Set(["x".into(), "y".into()].into()),
-            },
-            Txn::Delete {
-                ty: ValueType::Map,
-                key: key("m"),
-            },
-            Txn::IncrBy {
-                key: key("i"),
-                by: -3,
-            },
-            Txn::Get {
-                ty: ValueType::Str,
-                key: key("s"),
-            },
-            Txn::SetMember {
-                key: key("t"),
-                member: "z".into(),
-                present: true,
-            },
-            Txn::SetMember {
-                key: key("t"),
-                member: "".into(),
-                present: false,
-            },
-            Txn::MapField {
-                key: key("m"),
-                field: "f".into(),
-                value: Some("v".into()),
-            },
-            Txn::MapField {
-                key: key("m"),
-                field: "f".into(),
-                value: None,
-            },
-        ]
-    }
+    use super::*;
 
     #[test]
     fn every_kind_of_transaction_round_trips() {

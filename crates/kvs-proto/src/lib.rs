@@ -249,65 +249,7 @@ mod tests {
 
     #[test]
     fn every_domain_transaction_survives_the_wire() {
-        let txns = [
-            Txn::Put {
-                key: key("i"),
-                value: Value::Int(-1),
-            },
-            Txn::Put {
-                key: key("u"),
-                value: Value::Uint(7),
-            },
-            Txn::Put {
-                key: key("f"),
-                value: Value::Float(0.5),
-            },
-            Txn::Put {
-                key: key("s"),
-                value: Value::Str("x".into()),
-            },
-            Txn::Put {
-                key: key("m"),
-                value: Value::Map([("a".into(), "b".into())].into()),
-            },
-            Txn::Put {
-                key: key("t"),
-                value: Value::Set(["a".into()].into()),
-            },
-            Txn::Delete {
-                ty: ValueType::Set,
-                key: key("t"),
-            },
-            Txn::IncrBy {
-                key: key("i"),
-                by: 3,
-            },
-            Txn::Get {
-                ty: ValueType::Str,
-                key: key("s"),
-            },
-            Txn::SetMember {
-                key: key("t"),
-                member: "b".into(),
-                present: true,
-            },
-            Txn::SetMember {
-                key: key("t"),
-                member: "a".into(),
-                present: false,
-            },
-            Txn::MapField {
-                key: key("m"),
-                field: "f".into(),
-                value: Some("v".into()),
-            },
-            Txn::MapField {
-                key: key("m"),
-                field: "a".into(),
-                value: None,
-            },
-        ];
-        for txn in txns {
+        for txn in kvs_core::samples::every_kind() {
             assert_eq!(Txn::try_from(Transaction::from(&txn)).unwrap(), txn);
         }
     }
