@@ -223,7 +223,7 @@ pub async fn write_log(cfg: &ReplayConfig) -> Result<WriteReport, ReplayError> {
                 value: Value::Str(pool[start..start + cfg.value_size].to_owned()),
             });
         }
-        log.append(&batch, &[]).await?;
+        log.append(&batch).await?;
         written += n;
         if cfg.progress && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();

@@ -22,7 +22,7 @@ use kvs_core::{Key, PlainState, Txn};
 use tokio::task::spawn_blocking;
 
 use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
-use crate::{Log, LogError, ReplayStats, ReplayStream, WriterMark};
+use crate::{Log, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The first bytes of every log file: a name and a format version.
 pub const MAGIC: &[u8; 8] = b"KVSLOG\x00\x01";
@@ -183,19 +183,6 @@ impl FileLog {
         })
     }
 
-    /// A handle that streams the log as it is when asked, while appends go
-    /// on (txn-server's `ReadTransactions`).
-    pub fn reader(&self) -> FileReader {
-        FileReader {
-            path: self.path.clone(),
-            published: self
-                .inner
-                .as_ref()
-                .map(|i| i.published.clone())
-                .unwrap_or_default(),
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -243,7 +230,33 @@ impl Log for FileLog {
             .await?
     }
 
-    async fn append(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
+    async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+        self.append_marked(batch, &[]).await
+    }
+
+    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+        WriterLog::recover(self).await?;
+        // A failed batch is cut off the file: none of it is durable.
+        Ok(Vec::new())
+    }
+}
+
+impl WriterLog for FileLog {
+    type Reader = FileReader;
+
+    /// Streams the log as it is when asked, while appends go on.
+    fn reader(&self) -> FileReader {
+        FileReader {
+            path: self.path.clone(),
+            published: self
+                .inner
+                .as_ref()
+                .map(|i| i.published.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn append_marked(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         for txn in batch {
@@ -275,11 +288,9 @@ impl Log for FileLog {
         result
     }
 
-    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
-        self.blocking(|inner, path, _| inner.recover(path))
-            .await??;
-        // A failed batch is cut off the file: none of it is durable.
-        Ok(Vec::new())
+    /// Cuts the remains of the failed batch off the file.
+    async fn recover(&mut self) -> Result<(), LogError> {
+        self.blocking(|inner, path, _| inner.recover(path)).await?
     }
 
     async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
@@ -743,19 +754,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Streams a file log as it is at the time of the call; see
-/// [`FileLog::reader`].
+/// [`WriterLog::reader`].
 #[derive(Clone)]
 pub struct FileReader {
     path: PathBuf,
     published: Arc<Mutex<Option<u64>>>,
 }
 
-impl FileReader {
+impl LogReader for FileReader {
     /// Every transaction, in order, read by a blocking thread; reading stops
     /// early when the stream is dropped. The stream's end says whether the
     /// whole log was read. The thread is tokio's, held until then: callers
     /// bound their streams, or appends' writes wait for a thread.
-    pub fn stream(&self) -> ReplayStream {
+    fn stream(&self) -> ReplayStream {
         let (path, published) = (self.path.clone(), self.published.clone());
         ReplayStream::spawn_blocking(move |mut sink| {
             let shown = path.display().to_string();

@@ -1,6 +1,21 @@
 //! The KVS transaction log: where a write becomes durable.
 //!
-//! - [`Log`]: what every backend offers (replay, append, recover).
+//! The log has two kinds of callers, and a trait for each:
+//!
+//! - [`Log`]: what kvs-server's journal uses. It replays the log at
+//!   start-up, appends batches and recovers after a failed append; a
+//!   kvs-server is the log's only writer, so it needs no writer marks.
+//!   The file and memory backends implement it, and so does kvs-server's
+//!   remote log (a txn-server).
+//! - [`WriterLog`]: what txn-server's backends offer its committer and its
+//!   service. Many writers share the log, so each batch goes with their
+//!   [`WriterMark`]s, which tell a resent batch from a new one; the log
+//!   answers a writer's durable sequence, forgets idle writers, and hands
+//!   out a [`LogReader`] that streams it to clients while appends go on.
+//!   The file, PostgreSQL and memory backends implement it.
+//!
+//! The modules:
+//!
 //! - [`codec`]: the checksummed binary record of one transaction.
 //! - [`file`]: the append-only file backend, with torn-tail handling and
 //!   background compaction.
@@ -153,10 +168,11 @@ pub struct WriterMark {
     pub sequence: u64,
 }
 
-/// A durable, ordered record of transactions.
+/// A durable, ordered record of transactions, as kvs-server's journal
+/// uses it.
 ///
 /// Callers hand it batches: one durable write per batch is how many
-/// concurrent requests share one fsync or one COMMIT.
+/// concurrent requests share one fsync or one network round trip.
 pub trait Log: Send + 'static {
     /// Feeds every live transaction to `visit`, in the order it must be
     /// applied. Called once at start-up, before the first append.
@@ -165,19 +181,41 @@ pub trait Log: Send + 'static {
         visit: impl FnMut(Txn) + Send + 'static,
     ) -> impl Future<Output = Result<ReplayStats, LogError>> + Send;
 
-    /// Makes `batch` durable, in order, together with `marks`; on `Ok`
-    /// all of it survives a crash.
-    fn append(
-        &mut self,
-        batch: &[Txn],
-        marks: &[WriterMark],
-    ) -> impl Future<Output = Result<(), LogError>> + Send;
+    /// Makes `batch` durable, in order; on `Ok` all of it survives a crash.
+    fn append(&mut self, batch: &[Txn]) -> impl Future<Output = Result<(), LogError>> + Send;
 
     /// After a failed append, brings the log back to a known state. Returns
     /// the transactions of the failed batch that turned out to be durable
     /// after all (an answer lost on the way back): the caller must apply
     /// them. Every other transaction of the failed batch is not in the log.
     fn recover(&mut self) -> impl Future<Output = Result<Vec<Txn>, LogError>> + Send;
+}
+
+/// A durable, ordered record of transactions shared by many writers, as
+/// txn-server's committer and service use it.
+///
+/// Callers hand it batches (one COMMIT or one fsync each), each with the
+/// marks of the writers whose batches it holds, so that a resent batch is
+/// recognised.
+pub trait WriterLog: Send + 'static {
+    /// What streams the log to a client (txn-server's `ReadTransactions`).
+    type Reader: LogReader;
+
+    /// A handle that streams the log while appends go on.
+    fn reader(&self) -> Self::Reader;
+
+    /// Makes `batch` durable, in order, together with `marks`; on `Ok`
+    /// all of it survives a crash.
+    fn append_marked(
+        &mut self,
+        batch: &[Txn],
+        marks: &[WriterMark],
+    ) -> impl Future<Output = Result<(), LogError>> + Send;
+
+    /// After a failed append, brings the log back to a known state. Whether
+    /// the failed batch is durable after all, its writers learn from their
+    /// marks ([`WriterLog::writer_sequence`]).
+    fn recover(&mut self) -> impl Future<Output = Result<(), LogError>> + Send;
 
     /// The durable sequence of `writer` (0 for one never seen).
     fn writer_sequence(
@@ -196,4 +234,11 @@ pub trait Log: Send + 'static {
         let _ = idle;
         async { Ok(0) }
     }
+}
+
+/// Streams a [`WriterLog`] as it is when asked.
+pub trait LogReader: Send + Sync + 'static {
+    /// Every live transaction, in order, read by a task of its own; the
+    /// stream's end says whether the whole log was read.
+    fn stream(&self) -> ReplayStream;
 }

@@ -3,9 +3,9 @@
 
 use kvs_core::{Key, Txn};
 
-use crate::{Log, LogError, ReplayStats, WriterMark};
+use crate::{Log, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct MemoryLog;
 
 impl Log for MemoryLog {
@@ -16,15 +16,41 @@ impl Log for MemoryLog {
         Ok(ReplayStats::default())
     }
 
-    async fn append(&mut self, _batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
+    async fn append(&mut self, _batch: &[Txn]) -> Result<(), LogError> {
         Ok(())
     }
 
     async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
         Ok(Vec::new())
     }
+}
+
+impl WriterLog for MemoryLog {
+    type Reader = MemoryLog;
+
+    fn reader(&self) -> MemoryLog {
+        MemoryLog
+    }
+
+    async fn append_marked(
+        &mut self,
+        _batch: &[Txn],
+        _marks: &[WriterMark],
+    ) -> Result<(), LogError> {
+        Ok(())
+    }
+
+    async fn recover(&mut self) -> Result<(), LogError> {
+        Ok(())
+    }
 
     async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
         Ok(0)
+    }
+}
+
+impl LogReader for MemoryLog {
+    fn stream(&self) -> ReplayStream {
+        ReplayStream::spawn(|_| async { Ok(ReplayStats::default()) })
     }
 }

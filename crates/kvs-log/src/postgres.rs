@@ -59,7 +59,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql, Type, WasNull};
 
 use crate::stream::Sink;
-use crate::{ErrorKind, Log, LogError, ReplayStats, ReplayStream, WriterMark};
+use crate::{ErrorKind, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The migrations, applied in order at start-up.
 const MIGRATIONS: [(i32, &str, &str); 4] = [
@@ -247,15 +247,6 @@ impl PgLog {
         }
         tx.commit().await.map_err(db_error)
     }
-
-    /// A handle that streams the log while appends go on, on connections
-    /// of its own (`replay_pool_size` of them, shared by its clones).
-    pub fn reader(&self) -> PgReader {
-        PgReader {
-            pool: self.replay_pool.clone(),
-            strict: false,
-        }
-    }
 }
 
 /// What a batch does to one key, all its transactions folded together.
@@ -361,15 +352,19 @@ fn fold_entry(
     }
 }
 
-impl Log for PgLog {
-    async fn replay(
-        &mut self,
-        visit: impl FnMut(Txn) + Send + 'static,
-    ) -> Result<ReplayStats, LogError> {
-        self.reader().stream().drain(visit).await
+impl WriterLog for PgLog {
+    type Reader = PgReader;
+
+    /// Streams the log while appends go on, on connections of its own
+    /// (`replay_pool_size` of them, shared by its clones).
+    fn reader(&self) -> PgReader {
+        PgReader {
+            pool: self.replay_pool.clone(),
+            strict: false,
+        }
     }
 
-    async fn append(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
+    async fn append_marked(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
         let folded = fold(batch);
         let mut writes: Vec<Write> = ValueType::ALL
             .into_iter()
@@ -387,12 +382,13 @@ impl Log for PgLog {
         transaction(&client, &writes).await
     }
 
-    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
-        // A failed batch was rolled back (or, if its COMMIT landed, its
-        // writer learns that through its mark): nothing to hand back here.
+    /// A failed batch was rolled back, or its COMMIT landed and its writers
+    /// learn that through their marks: all there is to do is to see the
+    /// database answer again.
+    async fn recover(&mut self) -> Result<(), LogError> {
         let client = self.pool.get().await.map_err(db_error)?;
         client.simple_query("SELECT 1").await.map_err(db_error)?;
-        Ok(Vec::new())
+        Ok(())
     }
 
     async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
@@ -764,7 +760,7 @@ async fn start(requests: &mut [Request<'_>]) {
     .await;
 }
 
-/// Streams the PostgreSQL log; see [`PgLog::reader`].
+/// Streams the PostgreSQL log; see [`WriterLog::reader`].
 #[derive(Clone)]
 pub struct PgReader {
     pool: Pool,
@@ -772,13 +768,15 @@ pub struct PgReader {
 }
 
 impl PgReader {
-    /// With `strict`, a row that cannot be replayed (see [`PgReader::stream`])
+    /// With `strict`, a row that cannot be replayed (see its `stream`)
     /// ends the read with an error naming it, instead of being skipped.
     pub fn strict(mut self, strict: bool) -> PgReader {
         self.strict = strict;
         self
     }
+}
 
+impl LogReader for PgReader {
     /// Every live transaction, type by type, each type in id order, read by
     /// a task as rows arrive: a large log is never held in memory at once.
     ///
@@ -790,7 +788,7 @@ impl PgReader {
     /// know. A table KVS cannot read (a column of another type, a NULL where
     /// the schema has none) ends the read with an error naming the table,
     /// row and column, in every mode.
-    pub fn stream(&self) -> ReplayStream {
+    fn stream(&self) -> ReplayStream {
         let (pool, strict) = (self.pool.clone(), self.strict);
         ReplayStream::spawn(move |mut sink| async move {
             let client = pool.get().await.map_err(db_error)?;

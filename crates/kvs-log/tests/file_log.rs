@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use kvs_core::{Key, PlainState, Txn, Value, ValueType};
-use kvs_log::{FileLog, FileOptions, Log, LogError};
+use kvs_log::{FileLog, FileOptions, Log, LogError, LogReader, WriterLog};
 
 fn key(s: &str) -> Key {
     Key::parse(s).unwrap()
@@ -39,7 +39,7 @@ async fn replay_all(
 async fn write(path: &Path, txns: &[Txn]) {
     let mut log = FileLog::open(path, FileOptions::default()).unwrap();
     log.replay(|_| {}).await.unwrap();
-    log.append(txns, &[]).await.unwrap();
+    log.append(txns).await.unwrap();
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn a_torn_last_record_is_dropped_and_the_log_stays_usable() {
     let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
     assert_eq!(seen, [put("a", 1)]);
     assert!(stats.torn_bytes > 0);
-    log.append(&[put("c", 3)], &[]).await.unwrap();
+    log.append(&[put("c", 3)]).await.unwrap();
     drop(log);
     let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
     assert_eq!(seen, [put("a", 1), put("c", 3)]);
@@ -170,7 +170,7 @@ async fn compaction_shrinks_many_overwrites_to_the_live_set() {
         for t in batch.clone() {
             t.apply_to(&mut expected);
         }
-        log.append(&batch, &[]).await.unwrap();
+        log.append(&batch).await.unwrap();
     }
     drop(log);
     let size = fs::metadata(&path).unwrap().len();
@@ -201,7 +201,9 @@ async fn writer_marks_survive_reopening_and_compaction() {
             writer: writer.clone(),
             sequence: seq,
         };
-        log.append(&[put("k", seq as i32)], &[mark]).await.unwrap();
+        log.append_marked(&[put("k", seq as i32)], &[mark])
+            .await
+            .unwrap();
     }
     assert_eq!(log.writer_sequence(&writer).await.unwrap(), 300);
     assert_eq!(log.writer_sequence(&key("stranger")).await.unwrap(), 0);
@@ -222,9 +224,9 @@ async fn a_reader_streams_what_is_durable_while_appends_go_on() {
     let path = log_path(&dir);
     let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
     log.replay(|_| {}).await.unwrap();
-    log.append(&[put("a", 1), put("b", 2)], &[]).await.unwrap();
+    log.append(&[put("a", 1), put("b", 2)]).await.unwrap();
     let mut stream = log.reader().stream();
-    log.append(&[put("c", 3)], &[]).await.unwrap();
+    log.append(&[put("c", 3)]).await.unwrap();
     let mut seen = Vec::new();
     while let Some(t) = stream.next().await {
         seen.push(t);
@@ -245,9 +247,9 @@ async fn a_reader_that_meets_damage_ends_with_an_error_after_what_came_before() 
     let path = log_path(&dir);
     let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
     log.replay(|_| {}).await.unwrap();
-    log.append(&[put("a", 1)], &[]).await.unwrap();
+    log.append(&[put("a", 1)]).await.unwrap();
     let second = std::fs::metadata(&path).unwrap().len();
-    log.append(&[put("b", 2), put("c", 3)], &[]).await.unwrap();
+    log.append(&[put("b", 2), put("c", 3)]).await.unwrap();
     // Damage the second record's payload (past its 8-byte frame header)
     // behind the log's back.
     let mut bytes = fs::read(&path).unwrap();
@@ -523,7 +525,7 @@ async fn a_log_laid_out_by_hand_as_documented_replays_and_takes_appends() {
     let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
     assert_eq!(seen, written);
     assert_eq!((stats.torn_bytes, stats.corrupt_bytes), (0, 0));
-    log.append(&[put("c", 9)], &[]).await.unwrap();
+    log.append(&[put("c", 9)]).await.unwrap();
     drop(log);
     let (seen, _, _) = replay_all(&path, FileOptions::default()).await.unwrap();
     assert_eq!(seen, [&written[..], &[put("c", 9)]].concat());
@@ -553,7 +555,9 @@ async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
         ..FileOptions::default()
     };
     let (_, _, mut log) = replay_all(&path, opts.clone()).await.unwrap();
-    log.append(&[], &[mark("live_writer", 5)]).await.unwrap();
+    log.append_marked(&[], &[mark("live_writer", 5)])
+        .await
+        .unwrap();
     assert_eq!(log.writer_sequence(&key("idle_writer")).await.unwrap(), 3);
     let hour = std::time::Duration::from_secs(3600);
     assert_eq!(log.forget_writers(hour).await.unwrap(), 1);
@@ -575,7 +579,7 @@ async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
             "no compaction dropped the forgotten mark"
         );
         seq += 1;
-        log.append(&[put("k", seq as i32)], &[mark("live_writer", seq)])
+        log.append_marked(&[put("k", seq as i32)], &[mark("live_writer", seq)])
             .await
             .unwrap();
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use kvs_core::{Key, PlainState, State, Txn, Value, ValueType};
 use kvs_log::codec::{self, Record};
-use kvs_log::{FileLog, FileOptions, Log, ReplayStats, WriterMark};
+use kvs_log::{FileLog, FileOptions, Log, ReplayStats, WriterLog, WriterMark};
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -220,7 +220,7 @@ fn appended_batches_replay_to_the_model_through_compaction_and_reopening() {
                 prop_assert!(state.is_empty());
                 let mut appended = 8u64;
                 for (i, b) in batches.iter().enumerate() {
-                    log.append(&b.txns, &b.marks).await.unwrap();
+                    log.append_marked(&b.txns, &b.marks).await.unwrap();
                     for t in &b.txns {
                         let mut frame = Vec::new();
                         codec::encode(t, &mut frame).unwrap();
@@ -279,7 +279,7 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                 let mut ends = Vec::new();
                 let mut offset = 8u64;
                 for b in &batches {
-                    log.append(&b.txns, &b.marks).await.unwrap();
+                    log.append_marked(&b.txns, &b.marks).await.unwrap();
                     let in_order = b
                         .txns
                         .iter()
@@ -335,7 +335,7 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                     key: key("after"),
                     value: Value::Str("cut".into()),
                 }];
-                log.append(&more, &[]).await.unwrap();
+                log.append(&more).await.unwrap();
                 drop(log);
                 let (mut log, state, stats) = open(&cut_path, &opts).await;
                 prop_assert_eq!(stats.torn_bytes + stats.corrupt_bytes, 0);
@@ -420,14 +420,14 @@ fn a_reopened_log_keeps_its_writes_while_the_old_logs_compaction_finishes() {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("kvs.log");
             let (mut old, _, _) = open(&path, &opts).await;
-            old.append(&puts(1), &[]).await.unwrap(); // starts a compaction
+            old.append(&puts(1)).await.unwrap(); // starts a compaction
             drop(old); // ... which goes on without its log
             let (mut new, _, _) = open(&path, &opts).await;
             for round in 2..5 {
-                new.append(&puts(round), &[]).await.unwrap(); // starts another
+                new.append(&puts(round)).await.unwrap(); // starts another
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            new.append(&[], &[]).await.unwrap(); // swaps it in
+            new.append(&[]).await.unwrap(); // swaps it in
             drop(new);
             let (_, state, _) = open(&path, &opts).await;
             let mut expected = PlainState::new();

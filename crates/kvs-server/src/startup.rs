@@ -358,8 +358,7 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
 
 #[cfg(test)]
 mod tests {
-    use kvs_core::{Key, Txn};
-    use kvs_log::WriterMark;
+    use kvs_core::Txn;
 
     use super::*;
 
@@ -373,14 +372,11 @@ mod tests {
         ) -> Result<ReplayStats, LogError> {
             Ok(ReplayStats::default())
         }
-        async fn append(&mut self, _batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
+        async fn append(&mut self, _batch: &[Txn]) -> Result<(), LogError> {
             panic!("a bug in the backend");
         }
         async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
             Ok(Vec::new())
-        }
-        async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
-            Ok(0)
         }
     }
 

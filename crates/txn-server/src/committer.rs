@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kvs_core::{Key, Txn};
-use kvs_log::{Log, LogError, WriterMark};
+use kvs_log::{LogError, WriterLog, WriterMark};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most requests in one batch.
@@ -90,7 +90,7 @@ struct Writers {
 }
 
 impl Writers {
-    async fn durable<L: Log>(&mut self, log: &mut L, writer: &Key) -> Result<u64, LogError> {
+    async fn durable<L: WriterLog>(&mut self, log: &mut L, writer: &Key) -> Result<u64, LogError> {
         if let Some(seq) = self.durable.get(writer) {
             return Ok(*seq);
         }
@@ -108,7 +108,7 @@ impl Writers {
 
     /// Forgets writers idle for `ttl`: their marks in the log, their fences
     /// (no batch is on its way that long), and the cache.
-    async fn forget_idle<L: Log>(&mut self, log: &mut L, ttl: Duration) {
+    async fn forget_idle<L: WriterLog>(&mut self, log: &mut L, ttl: Duration) {
         match log.forget_writers(ttl).await {
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, ?ttl, "forgot the marks of idle writers"),
@@ -134,7 +134,7 @@ impl Writers {
 
 /// Runs until every sender is gone, then returns: all accepted work done.
 /// Writers idle for `writer_ttl` are forgotten.
-pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>, writer_ttl: Duration) {
+pub async fn run<L: WriterLog>(mut log: L, mut rx: mpsc::Receiver<Command>, writer_ttl: Duration) {
     let mut writers = Writers::default();
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let period = (writer_ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(3600));
@@ -229,7 +229,7 @@ pub async fn run<L: Log>(mut log: L, mut rx: mpsc::Receiver<Command>, writer_ttl
 }
 
 /// A writer's position, after fencing its batches up to `fence`.
-async fn position<L: Log>(
+async fn position<L: WriterLog>(
     log: &mut L,
     writers: &mut Writers,
     writer: Key,
@@ -252,7 +252,7 @@ async fn position<L: Log>(
 }
 
 /// Appends one round's batches as one, and answers their writers.
-async fn commit<L: Log>(
+async fn commit<L: WriterLog>(
     log: &mut L,
     writers: &mut Writers,
     txns: Vec<Txn>,
@@ -269,7 +269,7 @@ async fn commit<L: Log>(
     let result = if txns.is_empty() && mark_list.is_empty() {
         Ok(())
     } else {
-        log.append(&txns, &mark_list).await
+        log.append_marked(&txns, &mark_list).await
     };
     match result {
         Ok(()) => {

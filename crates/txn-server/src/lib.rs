@@ -20,7 +20,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use kvs_log::postgres::{PgLog, PgOptions};
-use kvs_log::{FileLog, FileOptions, Log, LogError};
+use kvs_log::{FileLog, FileOptions, Log, LogError, WriterLog};
 use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_server::TransactionServiceServer;
 use kvs_service::backoff::Backoff;
@@ -31,7 +31,7 @@ use tonic::service::interceptor::InterceptedService;
 
 pub use config::{Backend, Config};
 use replays::Replays;
-use service::{Reader, TxnService};
+use service::TxnService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
@@ -86,7 +86,7 @@ pub async fn run(
                 timeout: config.db_timeout(),
             };
             let log = connect_postgres(&opts).await?;
-            let reader = Reader::Postgres(log.reader().strict(config.strict_replay));
+            let reader = log.reader().strict(config.strict_replay);
             if config.strict_replay {
                 tracing::info!("strict replay: a row that cannot be replayed fails the replay");
             }
@@ -100,7 +100,7 @@ pub async fn run(
             let mut log = FileLog::open(config.log_path(), opts)?;
             let stats = log.replay(|_| {}).await?;
             tracing::info!(log = %config.log_path().display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
-            let reader = Reader::File(log.reader());
+            let reader = log.reader();
             serve(listener, &config, tls, bearer, log, reader, shutdown).await
         }
     }
@@ -151,13 +151,13 @@ fn bearer_check(config: &Config) -> Result<auth::BearerCheck, TxnError> {
 
 /// Serves until `shutdown`, then ends the open streams and gives in-flight
 /// requests the shutdown timeout; the committer commits what was accepted.
-async fn serve<L: Log>(
+async fn serve<L: WriterLog>(
     listener: TcpListener,
     config: &Config,
     tls: std::sync::Arc<rustls::ServerConfig>,
     bearer: auth::BearerCheck,
     log: L,
-    reader: Reader,
+    reader: L::Reader,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TxnError> {
     let (queue, rx) = mpsc::channel(QUEUE);

@@ -10,8 +10,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use kvs_core::{Key, Txn};
-use kvs_log::postgres::PgReader;
-use kvs_log::{ErrorKind, FileReader, LogError, ReplayStream, WriterMark};
+use kvs_log::{ErrorKind, LogError, LogReader, ReplayStream, WriterMark};
 use kvs_proto::api::transaction_service_server::TransactionService;
 use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
 use kvs_proto::replay::ReplayEnd;
@@ -36,27 +35,13 @@ const OWNER_HEX: usize = 32;
 /// still be a key.
 pub const MAX_WRITER_ID: usize = kvs_core::key::MAX_KEY_LEN - OWNER_HEX - 1;
 
-/// Where `ReadTransactions` reads from.
-#[derive(Clone)]
-pub enum Reader {
-    File(FileReader),
-    Postgres(PgReader),
-}
-
-impl Reader {
-    fn stream(&self) -> ReplayStream {
-        match self {
-            Reader::File(r) => r.stream(),
-            Reader::Postgres(r) => r.stream(),
-        }
-    }
-}
-
-pub struct TxnService {
+/// The service over a backend whose reader is `R`.
+pub struct TxnService<R> {
     /// Weak, so that connections still open after the shutdown timeout do
     /// not keep the committer waiting: the server holds the queue.
     pub queue: mpsc::WeakSender<Command>,
-    pub reader: Reader,
+    /// Where `ReadTransactions` reads from.
+    pub reader: R,
     pub replays: Replays,
     /// Cancelled at shutdown: open streams end.
     pub stopping: CancellationToken,
@@ -117,7 +102,7 @@ fn writer_key<T>(req: &Request<T>, id: &str) -> Result<Key, Status> {
     Ok(Key::parse(&format!("{owner}_{id}")).expect("hex, '_' and a key form a key"))
 }
 
-impl TxnService {
+impl<R> TxnService<R> {
     async fn submit(&self, command: Command) -> Result<(), Status> {
         let queue = self.queue.upgrade().ok_or_else(|| shutting_down(()))?;
         queue.send(command).await.map_err(shutting_down)
@@ -141,7 +126,7 @@ impl TxnService {
 type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl TransactionService for TxnService {
+impl<R: LogReader> TransactionService for TxnService<R> {
     type ReadTransactionsStream = TxnStream;
 
     async fn read_transactions(&self, _req: Request<()>) -> Result<Response<TxnStream>, Status> {

@@ -117,7 +117,7 @@ impl Store {
             let result = if txns.is_empty() {
                 Ok(())
             } else {
-                log.append(&txns, &[]).await
+                log.append(&txns).await
             };
             match result {
                 Ok(()) => {
@@ -275,7 +275,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use kvs_core::{Key, PlainState, State, Value, ValueType};
-    use kvs_log::{LogError, ReplayStats, WriterMark};
+    use kvs_log::{LogError, ReplayStats};
     use kvs_testkit::wait_until;
 
     use super::*;
@@ -301,7 +301,7 @@ mod tests {
         ) -> Result<ReplayStats, LogError> {
             Ok(ReplayStats::default())
         }
-        async fn append(&mut self, batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
+        async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
             tokio::task::yield_now().await;
             if self.failing.load(Ordering::SeqCst) {
                 return Err(LogError::Unavailable("disk on fire".into()));
@@ -320,9 +320,6 @@ mod tests {
                 return Err(LogError::Unavailable("still unreachable".into()));
             }
             Ok(std::mem::take(&mut *self.in_doubt.lock().unwrap()))
-        }
-        async fn writer_sequence(&mut self, _writer: &Key) -> Result<u64, LogError> {
-            Ok(0)
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Key, Txn};
-use kvs_log::{ErrorKind, Log, LogError, ReplayStats, WriterMark};
+use kvs_log::{ErrorKind, Log, LogError, ReplayStats};
 use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
@@ -238,7 +238,7 @@ impl Log for RemoteLog {
         Ok(stats)
     }
 
-    async fn append(&mut self, batch: &[Txn], _marks: &[WriterMark]) -> Result<(), LogError> {
+    async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
         let mut resynced = false;
         loop {
             self.sequence += 1;
@@ -291,19 +291,6 @@ impl Log for RemoteLog {
             Some((seq, txns)) if durable >= seq => Ok(txns),
             _ => Ok(Vec::new()),
         }
-    }
-
-    async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
-        let mut client = self.client.clone();
-        let request = DurableSequenceRequest {
-            writer_id: writer.to_string(),
-            fence: 0,
-        };
-        Ok(self
-            .timed(client.durable_sequence(request))
-            .await?
-            .into_inner()
-            .durable_sequence)
     }
 }
 
