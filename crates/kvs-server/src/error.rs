@@ -22,29 +22,29 @@ const OUTCOME_HEADER: &str = "kvs-outcome";
 const OUTCOME_UNKNOWN_TYPE: &str = "urn:kvs:problem:outcome-unknown";
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     detail: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
         ApiError {
             status,
             detail: detail.into(),
         }
     }
 
-    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, detail)
     }
 
-    pub fn not_found(detail: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, detail)
     }
 
     /// A request body over `--max-body-bytes`, declared or found so.
-    pub fn body_too_large() -> ApiError {
+    pub(crate) fn body_too_large() -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body is larger than the server's limit (--max-body-bytes)",

@@ -39,7 +39,7 @@ const IDLE_GRACE: Duration = Duration::from_secs(5);
 /// connection is closed without an answer.
 const REFUSALS_IN_FLIGHT: usize = 64;
 
-pub struct Listener {
+pub(crate) struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub max_connections: usize,
@@ -59,7 +59,10 @@ pub enum TlsConfigError {
 
 /// TLS 1.2 and 1.3 settings for the HTTP listener from PEM files; ALPN
 /// offers HTTP/2 and HTTP/1.1.
-pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+pub(crate) fn tls_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -72,7 +75,11 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 impl Listener {
     /// Serves `app` until `shutdown` resolves, then waits for the open
     /// connections to finish their requests and close.
-    pub async fn serve(self, app: Router, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    pub(crate) async fn serve(
+        self,
+        app: Router,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())

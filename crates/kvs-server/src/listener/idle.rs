@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 /// `inner`, failing its pending reads and writes with `TimedOut` once
 /// nothing was read or written for `limit`.
-pub struct Idle<S> {
+pub(super) struct Idle<S> {
     inner: S,
     limit: Duration,
     /// When a byte last moved; the timer is moved up to it lazily, so that
@@ -27,7 +27,7 @@ pub struct Idle<S> {
 }
 
 impl<S> Idle<S> {
-    pub fn new(inner: S, limit: Duration) -> Idle<S> {
+    pub(super) fn new(inner: S, limit: Duration) -> Idle<S> {
         let now = Instant::now();
         Idle {
             inner,

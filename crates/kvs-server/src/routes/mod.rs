@@ -34,21 +34,21 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Every route lives under this path: service `kvs`, API version `v1.0.0`.
-pub const BASE_PATH: &str = "/kvs/v1-0-0";
+pub(crate) const BASE_PATH: &str = "/kvs/v1-0-0";
 /// The version of the API, the original service's; the binaries have a
 /// version of their own (`--version`, the workspace's).
-pub const API_VERSION: &str = "v1.0.0";
+pub(crate) const API_VERSION: &str = "v1.0.0";
 /// The docs page, where `/` and the base path itself lead.
 const DOCS_PATH: &str = "/kvs/v1-0-0/docs";
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
 }
 
 /// What every request is held to before it reaches a route.
-pub struct Guards {
+pub(crate) struct Guards {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     /// `None`: the API is open.
@@ -56,7 +56,7 @@ pub struct Guards {
 }
 
 /// The whole HTTP API.
-pub fn router(state: AppState, guards: Guards) -> Router {
+pub(crate) fn router(state: AppState, guards: Guards) -> Router {
     let data = compat::routes()
         .merge(resource::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), replayed));

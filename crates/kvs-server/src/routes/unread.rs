@@ -62,7 +62,7 @@ fn has_body(req: &Request) -> bool {
 }
 
 /// Whether `req` declares a body longer than `max` bytes.
-pub fn declared_over(req: &Request, max: usize) -> bool {
+pub(super) fn declared_over(req: &Request, max: usize) -> bool {
     req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
@@ -71,7 +71,7 @@ pub fn declared_over(req: &Request, max: usize) -> bool {
 
 /// Watches the body of `req`, when it has one; hand the result to
 /// [`close_if_unread`] with the answer.
-pub fn watch(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
+pub(super) fn watch(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
     if !has_body(&req) {
         return (req, None);
     }
@@ -87,7 +87,7 @@ pub fn watch(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
 
 /// Adds `Connection: close` to an answer whose request body was not read
 /// to its end.
-pub fn close_if_unread(resp: &mut Response, read: Option<Arc<AtomicBool>>) {
+pub(super) fn close_if_unread(resp: &mut Response, read: Option<Arc<AtomicBool>>) {
     if read.is_some_and(|read| !read.load(Ordering::Relaxed)) {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -4,7 +4,7 @@
 //! durable sequence tells whether the batch made it. A replay counts as
 //! complete only when txn-server's trailers say so (`kvs_proto::replay`).
 
-pub mod token;
+pub(crate) mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ const NEXT_SEQUENCE_HEADER: &str = "kvs-next-sequence";
 
 /// Where the txn-server is and how to prove who we are to it.
 #[derive(Debug, Clone)]
-pub struct RemoteOptions {
+pub(crate) struct RemoteOptions {
     pub addr: String,
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -45,7 +45,7 @@ pub struct RemoteOptions {
 
 /// Adds the bearer token, when there is one, to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<Arc<TokenFile>>);
+pub(crate) struct Bearer(Option<Arc<TokenFile>>);
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -58,7 +58,7 @@ impl Interceptor for Bearer {
 
 type Client = TransactionServiceClient<InterceptedService<Channel, Bearer>>;
 
-pub struct RemoteLog {
+pub(crate) struct RemoteLog {
     client: Client,
     writer: Key,
     sequence: u64,
@@ -122,7 +122,7 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, LogError> {
 impl RemoteLog {
     /// Sets up the connection; it is made on first use and remade after
     /// failures, so a txn-server that is down now is no error yet.
-    pub fn new(opts: &RemoteOptions) -> Result<RemoteLog, LogError> {
+    pub(crate) fn new(opts: &RemoteOptions) -> Result<RemoteLog, LogError> {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(read(&opts.ca)?))
             .identity(Identity::from_pem(read(&opts.cert)?, read(&opts.key)?))

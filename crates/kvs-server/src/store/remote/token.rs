@@ -68,7 +68,7 @@ impl Token {
 }
 
 /// The token file and the last good token read from it.
-pub struct TokenFile {
+pub(crate) struct TokenFile {
     path: PathBuf,
     held: RwLock<Token>,
     warnings: Throttle,
@@ -87,7 +87,7 @@ impl TokenFile {
     /// Reads the token; a file that cannot be read or holds no token is an
     /// error, an expired token only a warning (the file may be replaced
     /// while the server waits for txn-server).
-    pub fn open(path: &Path) -> Result<TokenFile, String> {
+    pub(crate) fn open(path: &Path) -> Result<TokenFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
         let token = Token::parse(&text)?;
         let file = TokenFile {
@@ -100,7 +100,7 @@ impl TokenFile {
     }
 
     /// `Bearer <token>` of the token held.
-    pub fn header(&self) -> MetadataValue<Ascii> {
+    pub(crate) fn header(&self) -> MetadataValue<Ascii> {
         self.held().header.clone()
     }
 
@@ -110,7 +110,7 @@ impl TokenFile {
 
     /// Reads the file again from a thread of its own, every [`POLL`], for as
     /// long as anyone holds `file`.
-    pub fn watch(file: &Arc<TokenFile>) {
+    pub(crate) fn watch(file: &Arc<TokenFile>) {
         let weak = Arc::downgrade(file);
         let spawned = std::thread::Builder::new()
             .name("txn-token-file".into())
@@ -131,7 +131,7 @@ impl TokenFile {
 
     /// Takes the file's token if it changed and is a token; keeps the one
     /// held, with a warning, if the file cannot be read or holds none.
-    pub fn reread(&self) {
+    pub(crate) fn reread(&self) {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) => return self.warn(&format!("cannot be read ({e})")),
