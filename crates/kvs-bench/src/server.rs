@@ -8,11 +8,12 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::Method;
+use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -149,7 +150,7 @@ impl ServerProcess {
         loop {
             let notified = self.news.notified();
             {
-                let out = lock(&self.output);
+                let out = self.output.lock();
                 if let Some(fields) = find_event(&out.events, message) {
                     return Ok(fields);
                 }
@@ -174,7 +175,7 @@ impl ServerProcess {
     /// An error with the process's last output when it has exited (both its
     /// output streams ended).
     fn check_running(&self) -> Result<(), ServerError> {
-        if lock(&self.output).closed >= 2 {
+        if self.output.lock().closed >= 2 {
             return Err(self.failed(&format!("{} exited", self.name)));
         }
         Ok(())
@@ -222,7 +223,7 @@ impl ServerProcess {
     }
 
     fn failed(&self, what: &str) -> ServerError {
-        let out = lock(&self.output);
+        let out = self.output.lock();
         ServerError::Failed {
             what: what.to_owned(),
             tail: out.tail.iter().cloned().collect::<Vec<_>>().join("\n"),
@@ -269,10 +270,6 @@ impl ProcMemory {
     }
 }
 
-fn lock(m: &Mutex<Output>) -> std::sync::MutexGuard<'_, Output> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The `fields` of the first event whose `fields.message` is `message`.
 fn find_event(events: &[Value], message: &str) -> Option<serde_json::Map<String, Value>> {
     events.iter().find_map(|e| {
@@ -285,7 +282,7 @@ async fn read_lines(stream: impl AsyncRead + Unpin, output: Arc<Mutex<Output>>, 
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         {
-            let mut out = lock(&output);
+            let mut out = output.lock();
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v.get("fields").is_some()
             {
@@ -298,7 +295,7 @@ async fn read_lines(stream: impl AsyncRead + Unpin, output: Arc<Mutex<Output>>, 
         }
         news.notify_waiters();
     }
-    lock(&output).closed += 1;
+    output.lock().closed += 1;
     news.notify_waiters();
 }
 

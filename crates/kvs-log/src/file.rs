@@ -14,11 +14,12 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Key, PlainState, Txn};
+use parking_lot::Mutex;
 use tokio::task::spawn_blocking;
 
 use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
@@ -374,7 +375,7 @@ impl Inner {
         }
         self.len = Some(valid);
         self.base_len = valid;
-        *lock(&self.published) = Some(valid);
+        *self.published.lock() = Some(valid);
         Ok(stats)
     }
 
@@ -406,7 +407,7 @@ impl Inner {
         self.dirty = false;
         let len = len + bytes.len() as u64;
         self.len = Some(len);
-        *lock(&self.published) = Some(len);
+        *self.published.lock() = Some(len);
         if self.compaction.is_none() && len > opts.compact_min_bytes.max(2 * self.base_len) {
             let path = path.to_path_buf();
             tracing::info!(log = %path.display(), bytes = len, "compacting the log");
@@ -475,7 +476,7 @@ impl Inner {
         tmp.sync_all()
             .map_err(LogError::io(format!("syncing {shown}")))?;
         let new_len = done.len + (len - done.upto);
-        let mut published = lock(&self.published);
+        let mut published = self.published.lock();
         fs::rename(&done.tmp, path).map_err(LogError::io(format!("renaming {shown}")))?;
         *published = Some(new_len);
         sync_dir(path)?;
@@ -573,7 +574,7 @@ fn compact(
     len += buf.len() as u64;
     let mut upto = upto;
     for _ in 0..CATCH_UP_ROUNDS {
-        let durable = lock(published).unwrap_or(upto);
+        let durable = published.lock().unwrap_or(upto);
         if durable < upto + SWAP_IN_TAIL {
             break;
         }
@@ -749,10 +750,6 @@ fn sync_dir(path: &Path) -> Result<(), LogError> {
         .map_err(LogError::io(format!("syncing directory {}", dir.display())))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Streams a file log as it is at the time of the call; see
 /// [`WriterLog::reader`].
 #[derive(Clone)]
@@ -771,7 +768,7 @@ impl LogReader for FileReader {
         ReplayStream::spawn_blocking(move |mut sink| {
             let shown = path.display().to_string();
             let (file, len) = {
-                let len = lock(&published);
+                let len = published.lock();
                 match *len {
                     Some(len) => File::open(&path)
                         .map(|f| (f, len))

@@ -6,13 +6,13 @@
 //! `OTHER`), a status its number, a value type one of six.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::http::Method;
 use kvs_core::ValueType;
 use kvs_log::ReplayStats;
+use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -188,15 +188,10 @@ impl Metrics {
     }
 
     fn route_label(&self, route: &str) -> &'static str {
-        if let Some(known) = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-        {
+        if let Some(known) = self.routes.read().get(route) {
             return known;
         }
-        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let mut routes = self.routes.write();
         routes
             .entry(route.into())
             .or_insert_with(|| Box::leak(route.into()))

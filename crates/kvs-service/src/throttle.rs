@@ -1,8 +1,9 @@
 //! Warnings that a flood of unauthenticated events cannot multiply: at
 //! most one a period, saying how many were held back.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 pub struct Throttle {
     period: Duration,
@@ -21,7 +22,7 @@ impl Throttle {
     /// `Some(held_back)` when this event is to be logged, with the number
     /// of events held back since the last one that was; `None` otherwise.
     pub fn admit(&self) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock();
         let (last, held) = &mut *state;
         if last.is_some_and(|t| t.elapsed() < self.period) {
             *held += 1;

@@ -1,7 +1,7 @@
 //! The in-memory tables: one hash table per value type, split into shards.
 //!
 //! A key's six types live in the same shard, so `/del/{key}` changes them
-//! under one lock. Shards use std's `RwLock`: critical sections are a hash
+//! under one lock. Shards use parking_lot's `RwLock`: critical sections are a hash
 //! lookup and a clone, never an await, so an async lock would only add cost.
 //!
 //! Each table holds its type in the smallest form it has, not as a
@@ -15,10 +15,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Key, State, Txn, Value, ValueType};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -223,11 +223,11 @@ impl Db {
     // A poisoned lock means a panic inside a critical section, which holds
     // no await and no user code; the table is still consistent.
     fn read(shard: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
-        shard.read().unwrap_or_else(|e| e.into_inner())
+        shard.read()
     }
 
     fn write(shard: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
-        shard.write().unwrap_or_else(|e| e.into_inner())
+        shard.write()
     }
 
     /// Runs `f` on the value of type `ty` under `key`, borrowed from its

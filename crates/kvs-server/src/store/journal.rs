@@ -6,11 +6,12 @@
 //! ([`super::committer`]). The state is read on every write, so it is an
 //! atomic, never a lock.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use kvs_core::{Key, Txn};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -186,24 +187,21 @@ impl Journal {
 
     /// Why the log last failed.
     pub(crate) fn down_reason(&self) -> String {
-        self.down_reason
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.down_reason.read().clone()
     }
 
     pub(super) fn set_down_reason(&self, reason: String) {
-        *self.down_reason.write().unwrap_or_else(|e| e.into_inner()) = reason;
+        *self.down_reason.write() = reason;
     }
 
     /// Held by a writer from its state check until its transaction is queued.
     pub(super) fn gate(&self) -> RwLockReadGuard<'_, ()> {
-        self.gate.read().unwrap_or_else(|e| e.into_inner())
+        self.gate.read()
     }
 
     /// Held while no writer may be between its state check and its queueing.
     pub(super) fn shut_gate(&self) -> RwLockWriteGuard<'_, ()> {
-        self.gate.write().unwrap_or_else(|e| e.into_inner())
+        self.gate.write()
     }
 
     /// Replay is over: writes may start.

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use kvs_core::{PlainState, Txn, ValueType};
 use kvs_log::{FileLog, FileOptions, Log, ReplayStats};
@@ -138,10 +140,10 @@ pub(super) async fn read_log(path: &Path) -> Result<(PlainState, ReplayStats), S
     let state = Arc::new(Mutex::new(PlainState::new()));
     let sink = state.clone();
     let stats = log
-        .replay(move |t: Txn| t.apply_to(&mut *sink.lock().unwrap_or_else(|e| e.into_inner())))
+        .replay(move |t: Txn| t.apply_to(&mut *sink.lock()))
         .await?;
     drop(log);
-    let state = std::mem::take(&mut *state.lock().unwrap_or_else(|e| e.into_inner()));
+    let state = std::mem::take(&mut *state.lock());
     Ok((state, stats))
 }
 

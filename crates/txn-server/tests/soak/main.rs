@@ -34,8 +34,8 @@ mod report;
 mod stack;
 mod tests;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kvs_bench::client::{BenchConfig, BenchError, Limit, Target};
@@ -43,6 +43,7 @@ use kvs_bench::report::Report;
 use kvs_bench::server::{ProcMemory, ServerError};
 use kvs_bench::workload::WorkloadError;
 use kvs_log::LogError;
+use parking_lot::Mutex;
 
 use checks::checks;
 use compare::{compare, memory_of, read_log};
@@ -167,7 +168,7 @@ pub async fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
         cfg.progress,
         done_rx,
     ));
-    let set_state = |s: String| *txn_state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    let set_state = |s: String| *txn_state.lock() = s;
 
     let mut outages = Vec::new();
     for n in 1..=cfg.restarts {

@@ -1,8 +1,10 @@
 //! kvs-server's resident memory: sampled during the load, and the bounds it
 //! is held to against the live keys and values.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use kvs_core::{PlainState, Value};
 use serde::Serialize;
@@ -142,7 +144,7 @@ pub(super) async fn sample(
                 total.unavailable,
                 total.failed,
                 rss.map_or(0.0, |b| mib(b as f64)),
-                txn_state.lock().unwrap_or_else(|e| e.into_inner()),
+                txn_state.lock(),
             );
         }
     }

@@ -11,10 +11,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kvs_service::throttle::Throttle;
+use parking_lot::{RwLock, RwLockReadGuard};
 use tonic::metadata::{Ascii, MetadataValue};
 
 /// How often the file is read again.
@@ -105,7 +106,7 @@ impl TokenFile {
     }
 
     fn held(&self) -> RwLockReadGuard<'_, Token> {
-        self.held.read().unwrap_or_else(|e| e.into_inner())
+        self.held.read()
     }
 
     /// Reads the file again from a thread of its own, every [`POLL`], for as
@@ -149,7 +150,7 @@ impl TokenFile {
         match Token::parse(&text) {
             Ok(token) => {
                 self.took(&token);
-                *self.held.write().unwrap_or_else(|e| e.into_inner()) = token;
+                *self.held.write() = token;
             }
             Err(why) => self.warn(&why),
         }
