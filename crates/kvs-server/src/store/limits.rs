@@ -65,7 +65,7 @@ impl Limits {
 }
 
 /// What the limits measure of a value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Size {
     /// [`Value::data_len`].
     pub(crate) bytes: usize,

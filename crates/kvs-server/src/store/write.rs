@@ -181,10 +181,7 @@ impl<'a> WriteTx<'a> {
             entries: s.len(),
         });
         if present {
-            let base = old.unwrap_or(Size {
-                bytes: 0,
-                entries: 0,
-            });
+            let base = old.unwrap_or_default();
             let new = Size {
                 bytes: base.bytes + member.len(),
                 entries: base.entries + 1,
@@ -231,10 +228,7 @@ impl<'a> WriteTx<'a> {
             entries: m.len(),
         });
         if let Some(v) = &value {
-            let base = old.unwrap_or(Size {
-                bytes: 0,
-                entries: 0,
-            });
+            let base = old.unwrap_or_default();
             let replaced = before.as_ref().map_or(0, |b| field.len() + b.len());
             let new = Size {
                 bytes: base.bytes - replaced + field.len() + v.len(),
