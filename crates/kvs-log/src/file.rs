@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kvs_core::{Key, PlainState, Txn};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, PlainState, Revisions, Txn};
 use parking_lot::Mutex;
 use tokio::task::spawn_blocking;
 
@@ -225,17 +226,17 @@ impl Drop for FileLog {
 impl Log for FileLog {
     async fn replay(
         &mut self,
-        mut visit: impl FnMut(Txn) + Send + 'static,
+        mut visit: impl FnMut(Change) + Send + 'static,
     ) -> Result<ReplayStats, LogError> {
         self.blocking(move |inner, path, opts| inner.replay(path, opts, &mut visit))
             .await?
     }
 
-    async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+    async fn append(&mut self, batch: &[Change]) -> Result<(), LogError> {
         self.append_marked(batch, &[]).await
     }
 
-    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+    async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
         WriterLog::recover(self).await?;
         // A failed batch is cut off the file: none of it is durable.
         Ok(Vec::new())
@@ -257,11 +258,15 @@ impl WriterLog for FileLog {
         }
     }
 
-    async fn append_marked(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
+    async fn append_marked(
+        &mut self,
+        batch: &[Change],
+        marks: &[WriterMark],
+    ) -> Result<(), LogError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        for txn in batch {
-            codec::encode(txn, &mut buf).map_err(LogError::TooLarge)?;
+        for change in batch {
+            codec::encode(&change.txn, &mut buf).map_err(LogError::TooLarge)?;
         }
         let at_ms = now_ms();
         for mark in marks {
@@ -320,7 +325,7 @@ impl Inner {
         &mut self,
         path: &Path,
         opts: &FileOptions,
-        visit: &mut dyn FnMut(Txn),
+        visit: &mut dyn FnMut(Change),
     ) -> Result<ReplayStats, LogError> {
         let shown = path.display().to_string();
         let end = self
@@ -329,9 +334,14 @@ impl Inner {
             .map_err(LogError::io(format!("reading {shown}")))?
             .len();
         let marks = &mut self.marks;
+        let mut revisions = Revisions::default();
         let mut visit_record = |r: Record| {
             match r {
-                Record::Txn(t) => visit(t),
+                Record::Txn(t) => {
+                    let mut change = Change::new(UNSTAMPED, t);
+                    revisions.stamp(&mut change);
+                    visit(change);
+                }
                 Record::Mark(m, at_ms) => {
                     marks.insert(m.writer, Mark::read(m.sequence, at_ms));
                 }
@@ -342,6 +352,7 @@ impl Inner {
             .map_err(LogError::io(format!("reading {shown}")))?;
         let mut stats = ReplayStats {
             records,
+            head: revisions.head(),
             bytes: end,
             ..ReplayStats::default()
         };
@@ -782,7 +793,7 @@ impl LogReader for FileReader {
             };
             let mut failed = None;
             let scanned = scan(&file, len, &mut |r| match r {
-                Record::Txn(t) => match sink.blocking_send(t) {
+                Record::Txn(t) => match sink.blocking_send(Change::new(UNSTAMPED, t)) {
                     Ok(()) => ControlFlow::Continue(()),
                     Err(e) => {
                         failed = Some(e);
@@ -797,6 +808,7 @@ impl LogReader for FileReader {
             match scanned {
                 Ok((_, ScanEnd::Clean)) => Ok(ReplayStats {
                     records: sink.sent(),
+                    head: sink.head(),
                     bytes: len,
                     ..ReplayStats::default()
                 }),

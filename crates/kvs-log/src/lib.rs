@@ -33,7 +33,7 @@ pub mod stream;
 use std::future::Future;
 use std::time::Duration;
 
-use kvs_core::{Key, Txn};
+use kvs_core::{Change, Key};
 
 pub use file::{FileLog, FileOptions, FileReader};
 pub use memory::MemoryLog;
@@ -44,6 +44,10 @@ pub use stream::ReplayStream;
 pub struct ReplayStats {
     /// Transactions handed to the caller.
     pub records: u64,
+    /// The highest revision the log has given, whether or not a record of
+    /// it is left (a delete compacted away leaves none): where the store's
+    /// revisions go on after the replay.
+    pub head: u64,
     /// Bytes of the log read.
     pub bytes: u64,
     /// Bytes of a torn last record dropped (a crash in the middle of a write).
@@ -175,20 +179,24 @@ pub struct WriterMark {
 /// concurrent requests share one fsync or one network round trip.
 pub trait Log: Send + 'static {
     /// Feeds every live transaction to `visit`, in the order it must be
-    /// applied. Called once at start-up, before the first append.
+    /// applied, each with its revision (given by [`kvs_core::Revisions`]
+    /// when logged without one). Called once at start-up, before the first
+    /// append.
     fn replay(
         &mut self,
-        visit: impl FnMut(Txn) + Send + 'static,
+        visit: impl FnMut(Change) + Send + 'static,
     ) -> impl Future<Output = Result<ReplayStats, LogError>> + Send;
 
     /// Makes `batch` durable, in order; on `Ok` all of it survives a crash.
-    fn append(&mut self, batch: &[Txn]) -> impl Future<Output = Result<(), LogError>> + Send;
+    /// The transactions of one revision are kept whole: after a crash the
+    /// log holds all of them or none.
+    fn append(&mut self, batch: &[Change]) -> impl Future<Output = Result<(), LogError>> + Send;
 
     /// After a failed append, brings the log back to a known state. Returns
     /// the transactions of the failed batch that turned out to be durable
     /// after all (an answer lost on the way back): the caller must apply
     /// them. Every other transaction of the failed batch is not in the log.
-    fn recover(&mut self) -> impl Future<Output = Result<Vec<Txn>, LogError>> + Send;
+    fn recover(&mut self) -> impl Future<Output = Result<Vec<Change>, LogError>> + Send;
 }
 
 /// A durable, ordered record of transactions shared by many writers, as
@@ -205,10 +213,11 @@ pub trait WriterLog: Send + 'static {
     fn reader(&self) -> Self::Reader;
 
     /// Makes `batch` durable, in order, together with `marks`; on `Ok`
-    /// all of it survives a crash.
+    /// all of it survives a crash, and after a crash each revision's
+    /// transactions are there whole or not at all.
     fn append_marked(
         &mut self,
-        batch: &[Txn],
+        batch: &[Change],
         marks: &[WriterMark],
     ) -> impl Future<Output = Result<(), LogError>> + Send;
 

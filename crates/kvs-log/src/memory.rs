@@ -1,7 +1,7 @@
 //! A log that keeps nothing: for caches, where losing everything on restart
 //! is fine, and for measuring the server without a disk.
 
-use kvs_core::{Key, Txn};
+use kvs_core::{Change, Key};
 
 use crate::{Log, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
@@ -11,16 +11,16 @@ pub struct MemoryLog;
 impl Log for MemoryLog {
     async fn replay(
         &mut self,
-        _visit: impl FnMut(Txn) + Send + 'static,
+        _visit: impl FnMut(Change) + Send + 'static,
     ) -> Result<ReplayStats, LogError> {
         Ok(ReplayStats::default())
     }
 
-    async fn append(&mut self, _batch: &[Txn]) -> Result<(), LogError> {
+    async fn append(&mut self, _batch: &[Change]) -> Result<(), LogError> {
         Ok(())
     }
 
-    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+    async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
         Ok(Vec::new())
     }
 }
@@ -34,7 +34,7 @@ impl WriterLog for MemoryLog {
 
     async fn append_marked(
         &mut self,
-        _batch: &[Txn],
+        _batch: &[Change],
         _marks: &[WriterMark],
     ) -> Result<(), LogError> {
         Ok(())

@@ -52,8 +52,9 @@ use futures_util::TryStreamExt;
 use futures_util::future::{
     BoxFuture, FutureExt, MaybeDone, TryFutureExt, join_all, maybe_done, try_join_all,
 };
+use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
-use kvs_core::{Key, Txn, Value, ValueType};
+use kvs_core::{Change, Key, Txn, Value, ValueType};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql, Type, WasNull};
@@ -273,9 +274,9 @@ struct Folded {
     gets: [Vec<Key>; ValueType::ALL.len()],
 }
 
-fn fold(batch: &[Txn]) -> Folded {
+fn fold(batch: &[Change]) -> Folded {
     let mut f = Folded::default();
-    for txn in batch {
+    for txn in batch.iter().map(|c| &c.txn) {
         let nets = &mut f.nets[txn.value_type().index()];
         match txn {
             Txn::Put { key, value } => {
@@ -364,7 +365,11 @@ impl WriterLog for PgLog {
         }
     }
 
-    async fn append_marked(&mut self, batch: &[Txn], marks: &[WriterMark]) -> Result<(), LogError> {
+    async fn append_marked(
+        &mut self,
+        batch: &[Change],
+        marks: &[WriterMark],
+    ) -> Result<(), LogError> {
         let folded = fold(batch);
         let mut writes: Vec<Write> = ValueType::ALL
             .into_iter()
@@ -800,6 +805,7 @@ impl LogReader for PgReader {
             }
             Ok(ReplayStats {
                 records: sink.sent(),
+                head: sink.head(),
                 skipped,
                 ..ReplayStats::default()
             })
@@ -887,10 +893,11 @@ impl Table {
                     continue;
                 }
                 let (_, key, value) = open.take().expect("checked");
-                sink.send(Txn::Put { key, value }).await?;
+                sink.send(Change::new(UNSTAMPED, Txn::Put { key, value }))
+                    .await?;
             }
             match self.decode(&row, id)? {
-                Decoded::Txn(txn) => sink.send(txn).await?,
+                Decoded::Txn(txn) => sink.send(Change::new(UNSTAMPED, txn)).await?,
                 Decoded::Open(key, value) => open = Some((id, key, value)),
                 Decoded::Lost { key, reason } => {
                     self.skip(id, &key, reason)?;
@@ -899,7 +906,8 @@ impl Table {
             }
         }
         if let Some((_, key, value)) = open {
-            sink.send(Txn::Put { key, value }).await?;
+            sink.send(Change::new(UNSTAMPED, Txn::Put { key, value }))
+                .await?;
         }
         Ok(())
     }
@@ -1097,44 +1105,47 @@ mod tests {
 
     #[test]
     fn folding_keeps_each_keys_net_effect() {
-        let f = fold(&[
-            Txn::Put {
-                key: key("a"),
-                value: Value::Int(1),
-            },
-            Txn::IncrBy {
-                key: key("a"),
-                by: 2,
-            },
-            Txn::IncrBy {
-                key: key("b"),
-                by: 2,
-            },
-            Txn::IncrBy {
-                key: key("b"),
-                by: 3,
-            },
-            Txn::Delete {
-                ty: ValueType::Int,
-                key: key("c"),
-            },
-            Txn::IncrBy {
-                key: key("c"),
-                by: 4,
-            },
-            Txn::Put {
-                key: key("d"),
-                value: Value::Int(1),
-            },
-            Txn::Delete {
-                ty: ValueType::Int,
-                key: key("d"),
-            },
-            Txn::Get {
-                ty: ValueType::Int,
-                key: key("a"),
-            },
-        ]);
+        let f = fold(
+            &[
+                Txn::Put {
+                    key: key("a"),
+                    value: Value::Int(1),
+                },
+                Txn::IncrBy {
+                    key: key("a"),
+                    by: 2,
+                },
+                Txn::IncrBy {
+                    key: key("b"),
+                    by: 2,
+                },
+                Txn::IncrBy {
+                    key: key("b"),
+                    by: 3,
+                },
+                Txn::Delete {
+                    ty: ValueType::Int,
+                    key: key("c"),
+                },
+                Txn::IncrBy {
+                    key: key("c"),
+                    by: 4,
+                },
+                Txn::Put {
+                    key: key("d"),
+                    value: Value::Int(1),
+                },
+                Txn::Delete {
+                    ty: ValueType::Int,
+                    key: key("d"),
+                },
+                Txn::Get {
+                    ty: ValueType::Int,
+                    key: key("a"),
+                },
+            ]
+            .map(|t| Change::new(1, t)),
+        );
         let nets = &f.nets[ValueType::Int.index()];
         assert!(matches!(nets[&key("a")], Net::Put(Value::Int(3))));
         assert!(matches!(nets[&key("b")], Net::Incr(5)));

@@ -12,7 +12,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use kvs_core::Txn;
+use kvs_core::{Change, Revisions};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,7 +20,7 @@ use crate::{LogError, ReplayStats};
 
 /// Transactions read so far by a reader task, and the task itself.
 pub struct ReplayStream {
-    rx: mpsc::Receiver<Txn>,
+    rx: mpsc::Receiver<Change>,
     /// `None` once finished.
     task: Option<JoinHandle<Result<ReplayStats, LogError>>>,
     /// Transactions handed out by [`ReplayStream::next`].
@@ -29,8 +29,10 @@ pub struct ReplayStream {
 
 /// A reader's side of a [`ReplayStream`].
 pub struct Sink {
-    tx: mpsc::Sender<Txn>,
+    tx: mpsc::Sender<Change>,
     sent: u64,
+    /// Gives a revision to each change read without one.
+    revisions: Revisions,
 }
 
 /// Transactions that may wait between the reader and its consumer.
@@ -41,19 +43,32 @@ fn gone() -> LogError {
 }
 
 impl Sink {
-    /// Hands one transaction on; fails when the consumer went away, which
-    /// ends the read.
-    pub async fn send(&mut self, txn: Txn) -> Result<(), LogError> {
-        self.tx.send(txn).await.map_err(|_| gone())?;
+    /// Changes read without a revision get those after `head` (a log that
+    /// keeps its head apart from its records says so before the first).
+    pub fn number_after(&mut self, head: u64) {
+        self.revisions = Revisions::after(head);
+    }
+
+    /// Hands one transaction on, with its revision; fails when the consumer
+    /// went away, which ends the read.
+    pub async fn send(&mut self, mut change: Change) -> Result<(), LogError> {
+        self.revisions.stamp(&mut change);
+        self.tx.send(change).await.map_err(|_| gone())?;
         self.sent += 1;
         Ok(())
     }
 
     /// [`Sink::send`] from a blocking thread.
-    pub fn blocking_send(&mut self, txn: Txn) -> Result<(), LogError> {
-        self.tx.blocking_send(txn).map_err(|_| gone())?;
+    pub fn blocking_send(&mut self, mut change: Change) -> Result<(), LogError> {
+        self.revisions.stamp(&mut change);
+        self.tx.blocking_send(change).map_err(|_| gone())?;
         self.sent += 1;
         Ok(())
+    }
+
+    /// The highest revision handed on so far, or numbered after.
+    pub fn head(&self) -> u64 {
+        self.revisions.head()
     }
 
     /// Transactions handed on so far.
@@ -65,7 +80,11 @@ impl Sink {
 impl ReplayStream {
     fn with(make: impl FnOnce(Sink) -> JoinHandle<Result<ReplayStats, LogError>>) -> Self {
         let (tx, rx) = mpsc::channel(BUFFER);
-        let task = make(Sink { tx, sent: 0 });
+        let task = make(Sink {
+            tx,
+            sent: 0,
+            revisions: Revisions::default(),
+        });
         ReplayStream {
             rx,
             task: Some(task),
@@ -91,12 +110,12 @@ impl ReplayStream {
 
     /// The next transaction; `None` once the reader has stopped sending, for
     /// whatever reason: [`ReplayStream::finish`] says which.
-    pub async fn next(&mut self) -> Option<Txn> {
+    pub async fn next(&mut self) -> Option<Change> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
 
     /// [`ReplayStream::next`] as a poll, for a hand-written `Stream`.
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Txn>> {
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Change>> {
         let txn = ready!(self.rx.poll_recv(cx));
         self.received += u64::from(txn.is_some());
         Poll::Ready(txn)
@@ -142,7 +161,7 @@ impl ReplayStream {
     }
 
     /// Hands every transaction to `visit`, then finishes.
-    pub async fn drain(mut self, mut visit: impl FnMut(Txn)) -> Result<ReplayStats, LogError> {
+    pub async fn drain(mut self, mut visit: impl FnMut(Change)) -> Result<ReplayStats, LogError> {
         while let Some(txn) = self.next().await {
             visit(txn);
         }
@@ -171,18 +190,22 @@ fn panic_message(panic: Box<dyn Any + Send>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use kvs_core::{Key, Value};
+    use kvs_core::{Key, Txn, Value};
 
     use super::*;
 
-    fn put(n: i32) -> Txn {
-        Txn::Put {
-            key: Key::parse("k").unwrap(),
-            value: Value::Int(n),
-        }
+    /// A put of `n` at revision `n + 1`.
+    fn put(n: i32) -> Change {
+        Change::new(
+            n as u64 + 1,
+            Txn::Put {
+                key: Key::parse("k").unwrap(),
+                value: Value::Int(n),
+            },
+        )
     }
 
-    async fn collect(stream: ReplayStream) -> (Vec<Txn>, Result<ReplayStats, LogError>) {
+    async fn collect(stream: ReplayStream) -> (Vec<Change>, Result<ReplayStats, LogError>) {
         let mut got = Vec::new();
         let end = stream.drain(|t| got.push(t)).await;
         (got, end)
@@ -203,6 +226,27 @@ mod tests {
         assert_eq!(got, [put(1), put(2)]);
         let stats = end.unwrap();
         assert_eq!((stats.records, stats.skipped), (2, 3));
+    }
+
+    #[tokio::test]
+    async fn changes_read_without_a_revision_are_numbered_after_the_head() {
+        let stream = ReplayStream::spawn(|mut sink| async move {
+            sink.number_after(10);
+            let mut unstamped = put(0);
+            unstamped.revision = kvs_core::change::UNSTAMPED;
+            sink.send(unstamped.clone()).await?;
+            sink.send(put(20)).await?;
+            sink.send(unstamped).await?;
+            Ok(ReplayStats {
+                records: sink.sent(),
+                head: sink.head(),
+                ..ReplayStats::default()
+            })
+        });
+        let (got, end) = collect(stream).await;
+        let revisions: Vec<u64> = got.iter().map(|c| c.revision).collect();
+        assert_eq!(revisions, [11, 21, 22]);
+        assert_eq!(end.unwrap().head, 22);
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 use std::time::SystemTime;
 
 use kvs_core::value::{MapValue, SetValue};
-use kvs_core::{Key, Txn, Value, ValueType};
+use kvs_core::{Change, Key, Txn, Value, ValueType};
 
 pub mod codec;
 pub mod replay;
@@ -126,8 +126,9 @@ fn one<T>(items: impl ExactSizeIterator<Item = T>) -> Result<T, ConvertError> {
     }
 }
 
-impl From<&Txn> for Transaction {
-    fn from(txn: &Txn) -> Transaction {
+impl From<&Change> for Transaction {
+    fn from(change: &Change) -> Transaction {
+        let txn = &change.txn;
         let (txn_type, data) = match txn {
             Txn::Put { value, .. } => (TxnType::TxnPut, data(value_kind(value))),
             Txn::Delete { .. } => (TxnType::TxnDel, data(Kind::NullValue(0))),
@@ -152,91 +153,97 @@ impl From<&Txn> for Transaction {
             txn_type: txn_type as i32,
             key: txn.key().to_string(),
             data,
+            revision: change.revision,
         }
     }
 }
 
-impl TryFrom<Transaction> for Txn {
+impl TryFrom<Transaction> for Change {
     type Error = ConvertError;
 
-    fn try_from(t: Transaction) -> Result<Txn, ConvertError> {
-        let ty = StorageType::try_from(t.storage_type)
-            .map(value_type)
-            .map_err(|_| ConvertError::StorageType(t.storage_type))?;
-        let txn_type =
-            TxnType::try_from(t.txn_type).map_err(|_| ConvertError::TxnType(t.txn_type))?;
-        let key = Key::parse(&t.key).map_err(|e| ConvertError::Key {
-            key: t.key.clone(),
-            reason: e.to_string(),
-        })?;
-        let kind = t.data.and_then(|d| d.kind);
-        let wrong = |txn: &'static str, kind: &Option<Kind>| ConvertError::Data {
-            txn,
-            ty,
-            found: kind_name(kind),
-        };
-        Ok(match txn_type {
-            TxnType::TxnPut => {
-                let value = match (ty, kind) {
-                    (ValueType::Int, Some(Kind::IntValue(v))) => Value::Int(v),
-                    (ValueType::Uint, Some(Kind::UintValue(v))) => Value::Uint(v),
-                    (ValueType::Float, Some(Kind::FloatValue(v))) => Value::Float(v),
-                    (ValueType::Str, Some(Kind::StrValue(s))) => Value::Str(s),
-                    (ValueType::Map, Some(Kind::MapValue(m))) => {
-                        Value::Map(m.data.into_iter().collect::<MapValue>())
-                    }
-                    (ValueType::Set, Some(Kind::SetValue(s))) => {
-                        Value::Set(s.members.into_iter().collect::<SetValue>())
-                    }
-                    (_, other) => return Err(wrong("put", &other)),
-                };
-                Txn::Put { key, value }
-            }
-            TxnType::TxnDel => Txn::Delete { ty, key },
-            TxnType::TxnGet => Txn::Get { ty, key },
-            TxnType::TxnIncr if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
-            TxnType::TxnIncrBy => match (ty, kind) {
-                (ValueType::Int, Some(Kind::IntValue(by))) => Txn::IncrBy { key, by },
-                (_, other) => return Err(wrong("increment", &other)),
-            },
-            TxnType::TxnIncr => return Err(wrong("increment", &kind)),
-            TxnType::TxnPutEntry => match (ty, kind) {
-                (ValueType::Set, Some(Kind::SetValue(s))) => Txn::SetMember {
-                    key,
-                    member: one(s.members.into_iter())?,
-                    present: true,
-                },
+    fn try_from(t: Transaction) -> Result<Change, ConvertError> {
+        let revision = t.revision;
+        txn(t).map(|txn| Change::new(revision, txn))
+    }
+}
+
+/// The transaction `t` carries.
+fn txn(t: Transaction) -> Result<Txn, ConvertError> {
+    let ty = StorageType::try_from(t.storage_type)
+        .map(value_type)
+        .map_err(|_| ConvertError::StorageType(t.storage_type))?;
+    let txn_type = TxnType::try_from(t.txn_type).map_err(|_| ConvertError::TxnType(t.txn_type))?;
+    let key = Key::parse(&t.key).map_err(|e| ConvertError::Key {
+        key: t.key.clone(),
+        reason: e.to_string(),
+    })?;
+    let kind = t.data.and_then(|d| d.kind);
+    let wrong = |txn: &'static str, kind: &Option<Kind>| ConvertError::Data {
+        txn,
+        ty,
+        found: kind_name(kind),
+    };
+    Ok(match txn_type {
+        TxnType::TxnPut => {
+            let value = match (ty, kind) {
+                (ValueType::Int, Some(Kind::IntValue(v))) => Value::Int(v),
+                (ValueType::Uint, Some(Kind::UintValue(v))) => Value::Uint(v),
+                (ValueType::Float, Some(Kind::FloatValue(v))) => Value::Float(v),
+                (ValueType::Str, Some(Kind::StrValue(s))) => Value::Str(s),
                 (ValueType::Map, Some(Kind::MapValue(m))) => {
-                    let (field, value) = one(m.data.into_iter())?;
+                    Value::Map(m.data.into_iter().collect::<MapValue>())
+                }
+                (ValueType::Set, Some(Kind::SetValue(s))) => {
+                    Value::Set(s.members.into_iter().collect::<SetValue>())
+                }
+                (_, other) => return Err(wrong("put", &other)),
+            };
+            Txn::Put { key, value }
+        }
+        TxnType::TxnDel => Txn::Delete { ty, key },
+        TxnType::TxnGet => Txn::Get { ty, key },
+        TxnType::TxnIncr if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
+        TxnType::TxnIncrBy => match (ty, kind) {
+            (ValueType::Int, Some(Kind::IntValue(by))) => Txn::IncrBy { key, by },
+            (_, other) => return Err(wrong("increment", &other)),
+        },
+        TxnType::TxnIncr => return Err(wrong("increment", &kind)),
+        TxnType::TxnPutEntry => match (ty, kind) {
+            (ValueType::Set, Some(Kind::SetValue(s))) => Txn::SetMember {
+                key,
+                member: one(s.members.into_iter())?,
+                present: true,
+            },
+            (ValueType::Map, Some(Kind::MapValue(m))) => {
+                let (field, value) = one(m.data.into_iter())?;
+                Txn::MapField {
+                    key,
+                    field,
+                    value: Some(value),
+                }
+            }
+            (_, other) => return Err(wrong("entry put", &other)),
+        },
+        TxnType::TxnDelEntry => match (ty, kind) {
+            (ValueType::Set | ValueType::Map, Some(Kind::SetValue(s))) => {
+                let name = one(s.members.into_iter())?;
+                if ty == ValueType::Set {
+                    Txn::SetMember {
+                        key,
+                        member: name,
+                        present: false,
+                    }
+                } else {
                     Txn::MapField {
                         key,
-                        field,
-                        value: Some(value),
+                        field: name,
+                        value: None,
                     }
                 }
-                (_, other) => return Err(wrong("entry put", &other)),
-            },
-            TxnType::TxnDelEntry => match (ty, kind) {
-                (ValueType::Set | ValueType::Map, Some(Kind::SetValue(s))) => {
-                    let name = one(s.members.into_iter())?;
-                    if ty == ValueType::Set {
-                        Txn::SetMember {
-                            key,
-                            member: name,
-                            present: false,
-                        }
-                    } else {
-                        Txn::MapField {
-                            key,
-                            field: name,
-                            value: None,
-                        }
-                    }
-                }
-                (_, other) => return Err(wrong("entry delete", &other)),
-            },
-        })
-    }
+            }
+            (_, other) => return Err(wrong("entry delete", &other)),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -249,8 +256,12 @@ mod tests {
 
     #[test]
     fn every_domain_transaction_survives_the_wire() {
-        for txn in kvs_core::samples::every_kind() {
-            assert_eq!(Txn::try_from(Transaction::from(&txn)).unwrap(), txn);
+        for (n, txn) in kvs_core::samples::every_kind().into_iter().enumerate() {
+            let change = Change::new(n as u64, txn);
+            assert_eq!(
+                Change::try_from(Transaction::from(&change)).unwrap(),
+                change
+            );
         }
     }
 
@@ -263,7 +274,7 @@ mod tests {
             ..Transaction::default()
         };
         assert_eq!(
-            Txn::try_from(t).unwrap(),
+            txn(t).unwrap(),
             Txn::IncrBy {
                 key: key("c"),
                 by: 1
@@ -278,10 +289,10 @@ mod tests {
             txn_type: TxnType::TxnPut as i32,
             key: "k".into(),
             data: data(Kind::StrValue("1".into())),
-            timestamp: None,
+            ..Transaction::default()
         };
         assert!(matches!(
-            Txn::try_from(base.clone()),
+            txn(base.clone()),
             Err(ConvertError::Data {
                 found: "string",
                 ..
@@ -291,20 +302,17 @@ mod tests {
             key: "a b".into(),
             ..base.clone()
         };
-        assert!(matches!(
-            Txn::try_from(bad_key),
-            Err(ConvertError::Key { .. })
-        ));
+        assert!(matches!(txn(bad_key), Err(ConvertError::Key { .. })));
         let bad_type = Transaction {
             storage_type: 9,
             ..base.clone()
         };
-        assert_eq!(Txn::try_from(bad_type), Err(ConvertError::StorageType(9)));
+        assert_eq!(txn(bad_type), Err(ConvertError::StorageType(9)));
         let bad_txn = Transaction {
             txn_type: -1,
             ..base
         };
-        assert_eq!(Txn::try_from(bad_txn), Err(ConvertError::TxnType(-1)));
+        assert_eq!(txn(bad_txn), Err(ConvertError::TxnType(-1)));
         let two_members = Transaction {
             storage_type: StorageType::StorageSet as i32,
             txn_type: TxnType::TxnPutEntry as i32,
@@ -312,18 +320,18 @@ mod tests {
             data: data(Kind::SetValue(api::Set {
                 members: vec!["a".into(), "b".into()],
             })),
-            timestamp: None,
+            ..Transaction::default()
         };
-        assert_eq!(Txn::try_from(two_members), Err(ConvertError::Entries(2)));
+        assert_eq!(txn(two_members), Err(ConvertError::Entries(2)));
         let of_a_string = Transaction {
             storage_type: StorageType::StorageStr as i32,
             txn_type: TxnType::TxnDelEntry as i32,
             key: "s".into(),
             data: data(names("a")),
-            timestamp: None,
+            ..Transaction::default()
         };
         assert!(matches!(
-            Txn::try_from(of_a_string),
+            txn(of_a_string),
             Err(ConvertError::Data {
                 ty: ValueType::Str,
                 ..

@@ -25,6 +25,8 @@ const OUTCOME_UNKNOWN_TYPE: &str = "urn:kvs:problem:outcome-unknown";
 pub(crate) struct ApiError {
     status: StatusCode,
     detail: String,
+    /// Members the problem has beyond the standard ones.
+    extra: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -32,7 +34,15 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
+            extra: Vec::new(),
         }
+    }
+
+    /// The same problem with the member `name` (RFC 9457's extension
+    /// members), for what a client acts on without parsing the detail.
+    pub(crate) fn with(mut self, name: &'static str, value: serde_json::Value) -> ApiError {
+        self.extra.push((name, value));
+        self
     }
 
     pub(crate) fn bad_request(detail: impl Into<String>) -> ApiError {
@@ -60,12 +70,15 @@ impl IntoResponse for ApiError {
             StatusCode::GATEWAY_TIMEOUT => (OUTCOME_UNKNOWN_TYPE, "Outcome Unknown"),
             status => ("about:blank", status.canonical_reason().unwrap_or("Error")),
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": kind,
             "title": title,
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
+        for (name, value) in self.extra {
+            body[name] = value;
+        }
         let mut resp = (self.status, body.to_string()).into_response();
         let headers = resp.headers_mut();
         headers.insert(

@@ -258,7 +258,7 @@ async fn serve<L: Log>(
         took_ms = took.as_millis() as u64,
         "replayed the transaction log; ready"
     );
-    store.journal.open();
+    store.journal.open(stats.head);
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
@@ -333,17 +333,24 @@ enum Ended {
 async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogError> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
-        let applied = Arc::new(AtomicU64::new(0));
-        let (counter, target) = (applied.clone(), db.clone());
+        let head = Arc::new(AtomicU64::new(0));
+        let (seen, target) = (head.clone(), db.clone());
+        let mut applied = 0u64;
         let result = log
-            .replay(move |txn| {
-                target.apply(txn);
-                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(PROGRESS_EVERY) {
-                    tracing::info!(records = n, "replaying the transaction log");
+            .replay(move |change| {
+                seen.fetch_max(change.revision, Ordering::Relaxed);
+                target.apply(change);
+                applied += 1;
+                if applied.is_multiple_of(PROGRESS_EVERY) {
+                    tracing::info!(records = applied, "replaying the transaction log");
                 }
             })
-            .await;
+            .await
+            .map(|mut stats| {
+                // The log's own head counts deletes that left no record.
+                stats.head = stats.head.max(head.load(Ordering::Relaxed));
+                stats
+            });
         match result {
             Err(reason) if reason.is_temporary() => {
                 let wait = backoff.next_wait();
@@ -358,7 +365,7 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
 
 #[cfg(test)]
 mod tests {
-    use kvs_core::Txn;
+    use kvs_core::Change;
 
     use super::*;
 
@@ -368,14 +375,14 @@ mod tests {
     impl Log for PanickingLog {
         async fn replay(
             &mut self,
-            _visit: impl FnMut(Txn) + Send + 'static,
+            _visit: impl FnMut(Change) + Send + 'static,
         ) -> Result<ReplayStats, LogError> {
             Ok(ReplayStats::default())
         }
-        async fn append(&mut self, _batch: &[Txn]) -> Result<(), LogError> {
+        async fn append(&mut self, _batch: &[Change]) -> Result<(), LogError> {
             panic!("a bug in the backend");
         }
-        async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+        async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
             Ok(Vec::new())
         }
     }

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kvs_core::{Key, Txn};
+use kvs_core::{Change, Key};
 use kvs_log::{LogError, WriterLog, WriterMark};
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,7 +66,7 @@ pub type Ack = oneshot::Sender<Result<u64, Refused>>;
 pub enum Command {
     /// Log `txns`; with a `mark`, the writer's batch `mark.sequence`.
     Append {
-        txns: Vec<Txn>,
+        txns: Vec<Change>,
         mark: Option<WriterMark>,
         done: Option<Ack>,
     },
@@ -255,7 +255,7 @@ async fn position<L: WriterLog>(
 async fn commit<L: WriterLog>(
     log: &mut L,
     writers: &mut Writers,
-    txns: Vec<Txn>,
+    txns: Vec<Change>,
     marks: HashMap<Key, u64>,
     waiting: Vec<(Option<Key>, Option<Ack>)>,
 ) {

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use kvs_core::{Key, Txn};
+use kvs_core::{Change, Key, Txn};
 use kvs_log::{ErrorKind, LogError, LogReader, ReplayStream, WriterMark};
 use kvs_proto::api::transaction_service_server::TransactionService;
 use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
@@ -291,7 +291,7 @@ const MAX_RUN: usize = 1024;
 /// before any is committed. A bad one refuses the stream and its whole run;
 /// runs committed before it stay, since the original kvs keeps one stream
 /// open for its whole life and cannot wait for its end to be logged.
-async fn next_run(stream: &mut Streaming<Transaction>) -> Result<Option<Vec<Txn>>, Status> {
+async fn next_run(stream: &mut Streaming<Transaction>) -> Result<Option<Vec<Change>>, Status> {
     let Some(first) = stream.message().await? else {
         return Ok(None);
     };
@@ -315,12 +315,12 @@ async fn next_run(stream: &mut Streaming<Transaction>) -> Result<Option<Vec<Txn>
 /// A writer's transaction, if every backend can keep it: refused here, a
 /// NUL in a text or a NaN fails this request alone instead of the batch it
 /// would be committed with.
-fn accepted(t: Transaction) -> Result<Txn, Status> {
-    let txn = Txn::try_from(t).map_err(invalid)?;
-    if let Txn::Put { key, value } = &txn {
+fn accepted(t: Transaction) -> Result<Change, Status> {
+    let change = Change::try_from(t).map_err(invalid)?;
+    if let Txn::Put { key, value } = &change.txn {
         value
             .validate()
             .map_err(|e| invalid(format!("{} key {key}: {e}", value.value_type())))?;
     }
-    Ok(txn)
+    Ok(change)
 }

@@ -9,6 +9,7 @@ use kvs_core::{Key, ValueType};
 use serde::Deserialize;
 
 use super::extract::{ApiPath, ApiQuery, Body};
+use super::revision::{Conditions, stamped};
 use super::values::{self, DELETED, flagged, text};
 use super::{API_VERSION, AppState};
 use crate::error::ApiError;
@@ -69,7 +70,7 @@ pub(crate) fn routes() -> Router<AppState> {
                     move |State(s): State<AppState>,
                           ApiPath(key): ApiPath<String>,
                           Body(body): Body| async move {
-                        values::put(s, ty, key, &body).await
+                        values::put(s, ty, key, &body, Conditions::NONE).await
                     },
                 ),
             )
@@ -77,7 +78,7 @@ pub(crate) fn routes() -> Router<AppState> {
                 get_path,
                 get(
                     move |State(s): State<AppState>, ApiPath(key): ApiPath<String>| {
-                        values::get(s, ty, key)
+                        values::get(s, ty, key, Conditions::NONE)
                     },
                 ),
             )
@@ -85,7 +86,7 @@ pub(crate) fn routes() -> Router<AppState> {
                 del_path,
                 delete(
                     move |State(s): State<AppState>, ApiPath(key): ApiPath<String>| {
-                        values::delete(s, ty, key)
+                        values::delete(s, ty, key, Conditions::NONE)
                     },
                 ),
             );
@@ -143,8 +144,13 @@ async fn incr(
     ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
-    let (before, _) = values::increment(&s, &key, 1).await?;
-    Ok(text(before.to_string()))
+    let written = values::increment(&s, &key, 1).await?;
+    let revision = written.revision;
+    Ok(stamped(
+        text(written.out.0.to_string()),
+        revision,
+        Some(revision),
+    ))
 }
 
 async fn incr_by(
@@ -154,8 +160,13 @@ async fn incr_by(
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
     let by = parse_int(&body)?;
-    let (before, _) = values::increment(&s, &key, by).await?;
-    Ok(text(before.to_string()))
+    let written = values::increment(&s, &key, by).await?;
+    let revision = written.revision;
+    Ok(stamped(
+        text(written.out.0.to_string()),
+        revision,
+        Some(revision),
+    ))
 }
 
 async fn delete_everywhere(
@@ -173,5 +184,9 @@ async fn delete_everywhere(
             Ok::<_, ApiError>(any)
         })
         .await?;
-    Ok(flagged(&DELETED, removed))
+    Ok(stamped(
+        flagged(&DELETED, removed.out),
+        removed.revision,
+        None,
+    ))
 }

@@ -5,6 +5,7 @@
 //! - [`ops`]: health, readiness, metrics, OpenAPI document and docs page.
 //! - [`values`]: the operations both route families share.
 //! - [`extract`]: extractors that answer in the API's error format.
+//! - [`revision`]: `ETag`, `KVS-Revision` and the preconditions.
 //! - [`unread`]: bodies declared too large, and `Connection: close` on
 //!   answers given before the body was read.
 
@@ -12,6 +13,7 @@ mod compat;
 mod extract;
 mod ops;
 mod resource;
+mod revision;
 mod unread;
 mod values;
 
@@ -140,13 +142,21 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
 }
 
 /// Data routes wait for the start-up replay; reads go on while the log is
-/// down, writes find out for themselves.
+/// down, writes find out for themselves. Every answer says the store's
+/// revision; routes that know a more exact one (a write's own) say it
+/// themselves.
 async fn replayed(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if s.store.journal.replayed() {
+    let mut resp = if s.store.journal.replayed() {
         next.run(req).await
     } else {
         ApiError::from(crate::store::JournalError::Replaying).into_response()
+    };
+    let headers = resp.headers_mut();
+    if !headers.contains_key(&revision::REVISION) {
+        let visible = s.store.journal.visible();
+        headers.insert(revision::REVISION.clone(), visible.into());
     }
+    resp
 }
 
 /// Counts every request by route pattern and status; closes the

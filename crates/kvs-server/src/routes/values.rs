@@ -5,8 +5,9 @@ use axum::response::{IntoResponse, Response};
 use kvs_core::{Key, Value, ValueType};
 
 use super::AppState;
+use super::revision::{Conditions, Unmet, not_modified, stamped};
 use crate::error::ApiError;
-use crate::store::ValueRef;
+use crate::store::{Read, ValueRef, Written};
 
 /// The header the original clients read to learn that a DELETE removed
 /// something.
@@ -30,15 +31,29 @@ pub(crate) fn absent(ty: ValueType, key: &Key) -> ApiError {
     ApiError::not_found(format!("no {ty} key {key}"))
 }
 
-pub(crate) async fn get(state: AppState, ty: ValueType, key: String) -> Result<Response, ApiError> {
+pub(crate) async fn get(
+    state: AppState,
+    ty: ValueType,
+    key: String,
+    conditions: Conditions,
+) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
-    let value = state
+    let Read { found, revision } = state
         .store
-        .db
-        .get(ty, key.as_str())
-        .ok_or_else(|| absent(ty, &key))?;
+        .read(|db| {
+            db.view(ty, key.as_str(), |f| {
+                f.map(|f| (f.value.to_value(), f.revision))
+            })
+        })
+        .await?;
+    match conditions.check_read(ty, &key, found.as_ref().map(|f| f.1)) {
+        Ok(()) => {}
+        Err(Unmet::NotModified) => return Ok(not_modified(revision, found.map(|f| f.1))),
+        Err(Unmet::Failed(e)) => return Err(e),
+    }
+    let (value, tag) = found.ok_or_else(|| absent(ty, &key))?;
     state.store.audit_read(ty, &key);
-    Ok(match value {
+    let resp = match value {
         // The copy out of the table is the body: a string is not copied again.
         Value::Str(s) => text(s),
         value => (
@@ -46,7 +61,8 @@ pub(crate) async fn get(state: AppState, ty: ValueType, key: String) -> Result<R
             value.render(),
         )
             .into_response(),
-    })
+    };
+    Ok(stamped(resp, revision, Some(tag)))
 }
 
 pub(crate) async fn put(
@@ -54,39 +70,51 @@ pub(crate) async fn put(
     ty: ValueType,
     key: String,
     body: &[u8],
+    conditions: Conditions,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
     let value = Value::parse(ty, body)?;
-    state
+    let written = state
         .store
         .write(&key, |tx| {
+            conditions.check(ty, &key, tx.revision(ty))?;
             tx.put(value)?;
             Ok::<_, ApiError>(())
         })
         .await?;
-    Ok(StatusCode::OK.into_response())
+    let revision = written.revision;
+    Ok(stamped(
+        StatusCode::OK.into_response(),
+        revision,
+        Some(revision),
+    ))
 }
 
 pub(crate) async fn delete(
     state: AppState,
     ty: ValueType,
     key: String,
+    conditions: Conditions,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
-    let removed = state
+    let Written { out, revision, .. } = state
         .store
-        .write(&key, |tx| Ok::<_, ApiError>(tx.delete(ty)))
+        .write(&key, |tx| {
+            conditions.check(ty, &key, tx.revision(ty))?;
+            Ok::<_, ApiError>(tx.delete(ty))
+        })
         .await?;
-    Ok(flagged(&DELETED, removed))
+    Ok(stamped(flagged(&DELETED, out), revision, None))
 }
 
 /// Adds `by` to an int key (absent counts as 0); returns the value before
-/// and after. Overflow is a 409 and changes nothing.
+/// and after, and the increment's revision. Overflow is a 409 and changes
+/// nothing.
 pub(crate) async fn increment(
     state: &AppState,
     key: &Key,
     by: i32,
-) -> Result<(i32, i32), ApiError> {
+) -> Result<Written<(i32, i32)>, ApiError> {
     state
         .store
         .write(key, |tx| {

@@ -18,14 +18,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use kvs_core::Txn;
+use kvs_core::{Change, Txn};
 use kvs_log::{ErrorKind, Log, LogError};
 use kvs_service::backoff::Backoff;
 use tokio::sync::mpsc;
 
 use super::Store;
 use super::journal::{Answer, JournalError, Pending, Queue};
-use super::write::undo_all;
 
 /// The most transactions in one append.
 const MAX_BATCH: usize = 4096;
@@ -112,7 +111,11 @@ impl Store {
                 bytes += size;
                 batch.extend(waiting.pop_front());
             }
-            txns.extend(batch.iter_mut().flat_map(|p| p.txns.drain(..)));
+            for p in &mut batch {
+                let revision = p.revision;
+                txns.extend(p.txns.drain(..).map(|t| Change::new(revision, t)));
+            }
+            let last = batch.last().map(|p| p.revision);
             let started = Instant::now();
             let result = if txns.is_empty() {
                 Ok(())
@@ -122,6 +125,9 @@ impl Store {
             match result {
                 Ok(()) => {
                     j.metrics.log_appended(txns.len(), started.elapsed());
+                    if let Some(revision) = last {
+                        j.made_durable(revision);
+                    }
                     for p in batch.drain(..) {
                         if let Some(done) = p.done {
                             let _ = done.send(Ok(()));
@@ -173,9 +179,11 @@ impl Store {
             batch.push(p);
         }
         for p in batch.iter_mut().rev() {
-            self.db
-                .update(p.key.as_str(), |shard| undo_all(shard, &mut p.undo));
+            while let Some(change) = p.undo.pop() {
+                self.db.apply(change);
+            }
         }
+        j.undid_all();
         for p in batch.drain(..) {
             if let Some(done) = p.done {
                 let _ = done.send(Err(JournalError::Unavailable(reason.clone())));
@@ -271,80 +279,13 @@ fn goes_on_after(e: &LogError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::atomic::Ordering;
 
-    use kvs_core::{Key, PlainState, State, Value, ValueType};
-    use kvs_log::{LogError, ReplayStats};
-    use kvs_testkit::wait_until;
+    use kvs_core::{Key, PlainState, Value, ValueType};
 
     use super::*;
-    use crate::store::{Db, Durability, Journal, Limits};
-
-    /// A log whose appends fail while `failing` is set, as a full disk or an
-    /// unreachable txn-server would; while `losing_answers` is set it keeps
-    /// the batch but reports failure, as a connection lost after the commit.
-    #[derive(Clone, Default)]
-    struct FlakyLog {
-        failing: Arc<AtomicBool>,
-        losing_answers: Arc<AtomicBool>,
-        accepted: Arc<Mutex<Vec<Txn>>>,
-        in_doubt: Arc<Mutex<Vec<Txn>>>,
-        /// The size of each batch appended.
-        batch_bytes: Arc<Mutex<Vec<usize>>>,
-    }
-
-    impl Log for FlakyLog {
-        async fn replay(
-            &mut self,
-            _visit: impl FnMut(Txn) + Send + 'static,
-        ) -> Result<ReplayStats, LogError> {
-            Ok(ReplayStats::default())
-        }
-        async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
-            tokio::task::yield_now().await;
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(LogError::Unavailable("disk on fire".into()));
-            }
-            self.accepted.lock().unwrap().extend_from_slice(batch);
-            let bytes = batch.iter().map(Txn::size).sum();
-            self.batch_bytes.lock().unwrap().push(bytes);
-            if self.losing_answers.load(Ordering::SeqCst) {
-                *self.in_doubt.lock().unwrap() = batch.to_vec();
-                return Err(LogError::Unavailable("answer lost".into()));
-            }
-            Ok(())
-        }
-        async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
-            if self.failing.load(Ordering::SeqCst) || self.losing_answers.load(Ordering::SeqCst) {
-                return Err(LogError::Unavailable("still unreachable".into()));
-            }
-            Ok(std::mem::take(&mut *self.in_doubt.lock().unwrap()))
-        }
-    }
-
-    /// Long enough for any machine: a test that does not reach an outcome
-    /// timeout on purpose never does.
-    const PATIENT: Duration = Duration::from_secs(120);
-
-    fn store(
-        mode: Durability,
-        outcome_timeout: Duration,
-    ) -> (Arc<Store>, FlakyLog, tokio::task::JoinHandle<()>) {
-        let (journal, queue) = Journal::new(mode, 1024, false, outcome_timeout, Arc::default());
-        let store = Arc::new(Store {
-            db: Arc::new(Db::default()),
-            journal,
-            limits: Limits::NONE,
-        });
-        store.journal.open();
-        let log = FlakyLog::default();
-        let committer = {
-            let (store, log) = (store.clone(), log.clone());
-            tokio::spawn(async move { store.commit(log, queue).await })
-        };
-        (store, log, committer)
-    }
+    use crate::store::Durability;
+    use crate::store::flaky::{PATIENT, memory, put, spawn_put, store, wait_down, wait_up};
 
     #[tokio::test]
     async fn batches_stay_under_the_byte_cap_and_keep_their_order() {
@@ -370,49 +311,10 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .map(|t| t.key().to_string())
+            .map(|c| c.txn.key().to_string())
             .collect();
         let expected: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
         assert_eq!(keys, expected);
-    }
-
-    async fn put(store: &Store, key: &str, v: i32) -> Result<(), JournalError> {
-        store
-            .write(&Key::parse(key).unwrap(), |tx| {
-                tx.put(Value::Int(v)).expect("the test store has no limits");
-                Ok(())
-            })
-            .await
-    }
-
-    async fn wait_up(store: &Store) {
-        wait_until("the journal recovered", PATIENT, || store.journal.is_up()).await;
-    }
-
-    async fn wait_down(store: &Store) {
-        wait_until("an append failed", PATIENT, || !store.journal.is_up()).await;
-    }
-
-    /// `put(key, v)` on a task of its own, so that the test can change the
-    /// log while the write waits for its outcome.
-    fn spawn_put(
-        store: &Arc<Store>,
-        key: &'static str,
-        v: i32,
-    ) -> tokio::task::JoinHandle<Result<(), JournalError>> {
-        let store = store.clone();
-        tokio::spawn(async move { put(&store, key, v).await })
-    }
-
-    fn memory(db: &Db) -> PlainState {
-        let mut state = PlainState::new();
-        for ty in ValueType::ALL {
-            for key in db.keys(ty, "", None, usize::MAX) {
-                let value = db.get(ty, key.as_str()).unwrap();
-                state.put(key, value);
-            }
-        }
-        state
     }
 
     #[tokio::test]
@@ -443,7 +345,7 @@ mod tests {
         let accepted = log.accepted.lock().unwrap().clone();
         let values: Vec<_> = accepted
             .iter()
-            .map(|t| match t {
+            .map(|c| match &c.txn {
                 Txn::Put {
                     value: Value::Int(v),
                     ..
@@ -541,8 +443,8 @@ mod tests {
             committer.await.unwrap();
 
             let mut logged = PlainState::new();
-            for t in log.accepted.lock().unwrap().iter().cloned() {
-                t.apply_to(&mut logged);
+            for c in log.accepted.lock().unwrap().iter().cloned() {
+                c.txn.apply_to(&mut logged);
             }
             assert!(
                 store.journal.metrics.log_failures.get() > 0,

@@ -12,12 +12,17 @@
 //! Callers never hold a shard's lock: [`Db`]'s methods take it and let it
 //! go, and a read that needs less than a whole copy passes a closure to
 //! [`Db::view`].
+//!
+//! Every value carries the revision of its last change (its ETag), and
+//! every shard the highest revision applied to it, deletes included: a read
+//! that must not show what is not durable yet compares that with the
+//! journal's durable revision (see [`super::Store::read`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use kvs_core::value::{MapValue, SetValue};
-use kvs_core::{Key, State, Txn, Value, ValueType};
+use kvs_core::{Change, Key, State, Txn, Value, ValueType};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
@@ -46,6 +51,21 @@ impl ValueRef<'_> {
             ValueRef::Set(s) => Value::Set(s.clone()),
         }
     }
+}
+
+/// A stored value, borrowed, with the revision of its last change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Found<'a> {
+    pub(crate) value: ValueRef<'a>,
+    pub(crate) revision: u64,
+}
+
+/// A value (in its table's form, or taken out), with the revision of its
+/// last change.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Revised<T> {
+    pub(crate) value: T,
+    pub(crate) revision: u64,
 }
 
 /// How a type's values sit in its table.
@@ -84,18 +104,27 @@ stored! {
 /// A table seen without its value type, so that one `match` on a
 /// [`ValueType`] picks it for any operation that needs no typed value.
 trait Table {
-    fn view(&self, key: &str) -> Option<ValueRef<'_>>;
-    fn take(&mut self, key: &str) -> Option<Value>;
+    fn view(&self, key: &str) -> Option<Found<'_>>;
+    fn take(&mut self, key: &str) -> Option<Revised<Value>>;
+    fn stamp(&mut self, key: &str, revision: u64);
     fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_>;
     fn len(&self) -> usize;
 }
 
-impl<T: Stored> Table for HashMap<Key, T> {
-    fn view(&self, key: &str) -> Option<ValueRef<'_>> {
-        self.get(key).map(T::view)
+impl<T: Stored> Table for HashMap<Key, Revised<T>> {
+    fn view(&self, key: &str) -> Option<Found<'_>> {
+        self.get(key).map(|r| Found {
+            value: r.value.view(),
+            revision: r.revision,
+        })
     }
-    fn take(&mut self, key: &str) -> Option<Value> {
-        self.remove(key).map(T::into_value)
+    fn take(&mut self, key: &str) -> Option<Revised<Value>> {
+        self.remove(key).map(taken)
+    }
+    fn stamp(&mut self, key: &str, revision: u64) {
+        if let Some(r) = self.get_mut(key) {
+            r.revision = revision;
+        }
     }
     fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_> {
         Box::new(HashMap::keys(self))
@@ -105,19 +134,34 @@ impl<T: Stored> Table for HashMap<Key, T> {
     }
 }
 
-/// Stores `value` under `key`; returns what was there.
-fn swap<T: Stored>(table: &mut HashMap<Key, T>, key: Key, value: T) -> Option<Value> {
-    table.insert(key, value).map(T::into_value)
+/// A value taken out of its table.
+fn taken<T: Stored>(r: Revised<T>) -> Revised<Value> {
+    Revised {
+        value: r.value.into_value(),
+        revision: r.revision,
+    }
+}
+
+/// Stores `value` under `key` at `revision`; returns what was there.
+fn swap<T: Stored>(
+    table: &mut HashMap<Key, Revised<T>>,
+    key: Key,
+    value: T,
+    revision: u64,
+) -> Option<Revised<Value>> {
+    table.insert(key, Revised { value, revision }).map(taken)
 }
 
 #[derive(Default)]
 pub(crate) struct Shard {
-    int: HashMap<Key, i32>,
-    uint: HashMap<Key, u32>,
-    float: HashMap<Key, f32>,
-    str: HashMap<Key, Box<str>>,
-    map: HashMap<Key, MapValue>,
-    set: HashMap<Key, SetValue>,
+    int: HashMap<Key, Revised<i32>>,
+    uint: HashMap<Key, Revised<u32>>,
+    float: HashMap<Key, Revised<f32>>,
+    str: HashMap<Key, Revised<Box<str>>>,
+    map: HashMap<Key, Revised<MapValue>>,
+    set: HashMap<Key, Revised<SetValue>>,
+    /// The highest revision applied to any key of the shard.
+    last: u64,
 }
 
 impl Shard {
@@ -144,39 +188,76 @@ impl Shard {
     }
 
     pub(crate) fn get(&self, ty: ValueType, key: &str) -> Option<ValueRef<'_>> {
+        self.found(ty, key).map(|f| f.value)
+    }
+
+    pub(crate) fn found(&self, ty: ValueType, key: &str) -> Option<Found<'_>> {
         self.table(ty).view(key)
     }
 
-    /// Stores `value` under `key` in its type's table; returns what was there.
-    pub(crate) fn put(&mut self, key: Key, value: Value) -> Option<Value> {
+    /// The highest revision applied to any key of the shard.
+    pub(crate) fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Stores `value` under `key` in its type's table at `revision`;
+    /// returns what was there.
+    pub(crate) fn put(&mut self, key: Key, value: Value, revision: u64) -> Option<Revised<Value>> {
+        self.last = self.last.max(revision);
         match value {
-            Value::Int(v) => swap(&mut self.int, key, v),
-            Value::Uint(v) => swap(&mut self.uint, key, v),
-            Value::Float(v) => swap(&mut self.float, key, v),
+            Value::Int(v) => swap(&mut self.int, key, v, revision),
+            Value::Uint(v) => swap(&mut self.uint, key, v, revision),
+            Value::Float(v) => swap(&mut self.float, key, v, revision),
             // Sheds any spare capacity; parsed strings have none.
-            Value::Str(s) => swap(&mut self.str, key, s.into_boxed_str()),
-            Value::Map(m) => swap(&mut self.map, key, m),
-            Value::Set(s) => swap(&mut self.set, key, s),
+            Value::Str(s) => swap(&mut self.str, key, s.into_boxed_str(), revision),
+            Value::Map(m) => swap(&mut self.map, key, m, revision),
+            Value::Set(s) => swap(&mut self.set, key, s, revision),
         }
     }
 
-    pub(crate) fn remove(&mut self, ty: ValueType, key: &str) -> Option<Value> {
+    /// Removes `key` of type `ty`, a change at `revision`; returns what was there.
+    pub(crate) fn remove(
+        &mut self,
+        ty: ValueType,
+        key: &str,
+        revision: u64,
+    ) -> Option<Revised<Value>> {
+        self.last = self.last.max(revision);
         self.table_mut(ty).take(key)
+    }
+
+    /// Applies `change`: its value, if any is left, has its revision. A
+    /// read (an audit record) changes nothing, its value's revision neither.
+    pub(crate) fn apply(&mut self, change: Change) {
+        if let Txn::Get { .. } = change.txn {
+            return;
+        }
+        let (ty, key) = (change.txn.value_type(), change.txn.key().clone());
+        change.txn.apply_to(self);
+        self.stamp(ty, &key, change.revision);
+    }
+
+    /// `key` of type `ty`, if it exists, was last changed at `revision`.
+    pub(crate) fn stamp(&mut self, ty: ValueType, key: &Key, revision: u64) {
+        self.last = self.last.max(revision);
+        self.table_mut(ty).stamp(key.as_str(), revision);
     }
 }
 
-/// Transactions apply to a shard directly: replay, and undoing a write.
+/// Transactions apply to a shard through [`Shard::apply`], which stamps
+/// what they leave with their revision: replay, undoing a write, and the
+/// member and field changes of the write path.
 impl State for Shard {
     fn put(&mut self, key: Key, value: Value) {
-        Shard::put(self, key, value);
+        Shard::put(self, key, value, 0);
     }
 
     fn delete(&mut self, ty: ValueType, key: &Key) {
-        self.remove(ty, key.as_str());
+        self.remove(ty, key.as_str(), 0);
     }
 
     fn int(&self, key: &Key) -> Option<i32> {
-        self.int.get(key.as_str()).copied()
+        self.int.get(key.as_str()).map(|r| r.value)
     }
 
     fn set_mut(&mut self, key: &Key, create: bool) -> Option<&mut SetValue> {
@@ -189,16 +270,17 @@ impl State for Shard {
 }
 
 /// The value of `key` in `table`, an empty one made first when absent and
-/// `create`.
+/// `create` (its revision is stamped after).
 fn entry<'t, T: Default>(
-    table: &'t mut HashMap<Key, T>,
+    table: &'t mut HashMap<Key, Revised<T>>,
     key: &Key,
     create: bool,
 ) -> Option<&'t mut T> {
     if create && !table.contains_key(key.as_str()) {
-        table.insert(key.clone(), T::default());
+        let value = T::default();
+        table.insert(key.clone(), Revised { value, revision: 0 });
     }
-    table.get_mut(key.as_str())
+    table.get_mut(key.as_str()).map(|r| &mut r.value)
 }
 
 pub(crate) struct Db {
@@ -232,19 +314,23 @@ impl Db {
 
     /// Runs `f` on the value of type `ty` under `key`, borrowed from its
     /// table under the shard's read lock: a read takes out only what it
-    /// needs. `f` must be quick; writers to the shard wait for it.
+    /// needs. `f` must be quick; writers to the shard wait for it. Returns
+    /// also the highest revision applied to the shard: what the read may
+    /// have seen.
     pub(crate) fn view<R>(
         &self,
         ty: ValueType,
         key: &str,
-        f: impl FnOnce(Option<ValueRef<'_>>) -> R,
-    ) -> R {
-        f(Self::read(self.shard_of(key)).get(ty, key))
+        f: impl FnOnce(Option<Found<'_>>) -> R,
+    ) -> (R, u64) {
+        let shard = Self::read(self.shard_of(key));
+        (f(shard.found(ty, key)), shard.last)
     }
 
     /// A copy of one value.
+    #[cfg(test)]
     pub(crate) fn get(&self, ty: ValueType, key: &str) -> Option<Value> {
-        self.view(ty, key, |v| v.map(ValueRef::to_value))
+        self.view(ty, key, |v| v.map(|f| f.value.to_value())).0
     }
 
     /// Runs `f` on `key`'s shard under its write lock: the write path's
@@ -253,10 +339,9 @@ impl Db {
         f(&mut Self::write(self.shard_of(key)))
     }
 
-    /// Applies `txn` to its key's shard.
-    pub(crate) fn apply(&self, txn: Txn) {
-        let mut shard = Self::write(self.shard_of(txn.key().as_str()));
-        txn.apply_to(&mut *shard);
+    /// Applies `change` to its key's shard.
+    pub(crate) fn apply(&self, change: Change) {
+        Self::write(self.shard_of(change.txn.key().as_str())).apply(change);
     }
 
     /// Empties every table (before a replay starts over).
@@ -267,17 +352,21 @@ impl Db {
     }
 
     /// Keys of type `ty` that start with `prefix` and sort after `after`,
-    /// sorted, at most `limit` of them.
+    /// sorted, at most `limit` of them, all as of one moment: every shard
+    /// is read-locked for the whole listing. Returns also the highest
+    /// revision applied to any shard.
     pub(crate) fn keys(
         &self,
         ty: ValueType,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Vec<Key> {
+    ) -> (Vec<Key>, u64) {
+        let shards: Vec<_> = self.shards.iter().map(Self::read).collect();
         let mut found = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = Self::read(shard);
+        let mut last = 0;
+        for shard in &shards {
+            last = last.max(shard.last);
             let mut keys: Vec<&Key> = shard
                 .table(ty)
                 .keys()
@@ -290,9 +379,10 @@ impl Db {
             }
             found.extend(keys.into_iter().cloned());
         }
+        drop(shards);
         found.sort_unstable();
         found.truncate(limit);
-        found
+        (found, last)
     }
 
     /// How many keys each type holds, in [`ValueType::ALL`] order.
@@ -313,7 +403,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_type_comes_back_as_it_was_put() {
+    fn every_type_comes_back_as_it_was_put_with_its_revision() {
         let key = Key::parse("k").unwrap();
         let values = [
             Value::Int(-1),
@@ -324,32 +414,72 @@ mod tests {
             Value::Set(["m".into()].into()),
         ];
         let mut shard = Shard::default();
-        for v in &values {
-            assert_eq!(shard.put(key.clone(), v.clone()), None);
+        for (rev, v) in (1..).zip(&values) {
+            assert_eq!(shard.put(key.clone(), v.clone(), rev), None);
         }
-        for v in &values {
+        for (rev, v) in (1..).zip(&values) {
             let ty = v.value_type();
-            assert_eq!(shard.get(ty, "k").map(ValueRef::to_value).as_ref(), Some(v));
-            assert_eq!(shard.put(key.clone(), v.clone()).as_ref(), Some(v));
-            assert_eq!(shard.remove(ty, "k").as_ref(), Some(v));
+            let found = shard.found(ty, "k").unwrap();
+            assert_eq!((found.value.to_value(), found.revision), (v.clone(), rev));
+            let was = Some(Revised {
+                value: v.clone(),
+                revision: rev,
+            });
+            assert_eq!(shard.put(key.clone(), v.clone(), rev + 10), was);
+            assert_eq!(
+                shard.remove(ty, "k", 30).map(|r| r.revision),
+                Some(rev + 10)
+            );
             assert_eq!(shard.get(ty, "k"), None);
         }
+        assert_eq!(shard.last(), 30, "a delete counts too");
+    }
+
+    #[test]
+    fn applied_changes_stamp_what_they_leave_and_reads_change_nothing() {
+        let key = Key::parse("s").unwrap();
+        let mut shard = Shard::default();
+        let member = |m: &str, present| Txn::SetMember {
+            key: key.clone(),
+            member: m.into(),
+            present,
+        };
+        shard.apply(Change::new(3, member("a", true)));
+        shard.apply(Change::new(5, member("b", true)));
+        shard.apply(Change::new(
+            9,
+            Txn::Get {
+                ty: ValueType::Set,
+                key: key.clone(),
+            },
+        ));
+        assert_eq!(shard.found(ValueType::Set, "s").unwrap().revision, 5);
+        shard.apply(Change::new(
+            7,
+            Txn::Delete {
+                ty: ValueType::Set,
+                key: key.clone(),
+            },
+        ));
+        assert_eq!(shard.found(ValueType::Set, "s"), None);
+        assert_eq!(shard.last(), 7);
     }
 
     #[test]
     fn keys_are_listed_sorted_by_prefix_after_a_cursor_and_limited() {
         let db = Db::default();
         let put = |k: &str, value| {
-            db.apply(Txn::Put {
+            let txn = Txn::Put {
                 key: Key::parse(k).unwrap(),
                 value,
-            })
+            };
+            db.apply(Change::new(1, txn))
         };
         for k in ["b2", "a1", "b1", "b3", "c1"] {
             put(k, Value::Int(0));
         }
         put("b9", Value::Uint(0));
-        let names = |v: Vec<Key>| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let names = |(v, _): (Vec<Key>, u64)| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         assert_eq!(
             names(db.keys(ValueType::Int, "", None, 100)),
             ["a1", "b1", "b2", "b3", "c1"]

@@ -5,14 +5,19 @@
 //! shard's lock ([`super::write`]); one committer task makes them durable
 //! ([`super::committer`]). The state is read on every write, so it is an
 //! atomic, never a lock.
+//!
+//! The journal also keeps the store's revisions: the highest given (a
+//! writer takes the next one and queues under one short lock, so the queue
+//! holds revisions in order) and the highest durable, which reads wait for
+//! ([`super::read`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use kvs_core::{Key, Txn};
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use tokio::sync::{Notify, mpsc, oneshot};
+use kvs_core::{Change, Txn};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
 
@@ -102,10 +107,11 @@ pub(super) type Answer = oneshot::Sender<Result<(), JournalError>>;
 
 /// One write's transactions on their way to the log.
 pub(super) struct Pending {
-    pub(super) key: Key,
+    /// The write's revision: that of every one of its transactions.
+    pub(super) revision: u64,
     pub(super) txns: Vec<Txn>,
-    /// The inverse transactions, applied newest first to undo the write.
-    pub(super) undo: Vec<Txn>,
+    /// The inverse changes, applied newest first to undo the write.
+    pub(super) undo: Vec<Change>,
     pub(super) done: Option<Answer>,
 }
 
@@ -121,6 +127,14 @@ pub(crate) struct Journal {
     phase: AtomicPhase,
     /// Why the log is down, for the 503s meanwhile.
     down_reason: RwLock<String>,
+    /// The highest revision given. Held while a writer takes the next and
+    /// queues its write, so that the queue is in revision order.
+    head: Mutex<u64>,
+    /// Every revision up to this one is durable, or was undone.
+    durable: watch::Sender<u64>,
+    /// How many times queued writes were undone: a read that waited for a
+    /// batch that then failed must look again.
+    undone: AtomicU64,
     pub(super) mode: Durability,
     pub(super) audit_reads: bool,
     /// How long the writers of a failed batch wait for its outcome.
@@ -148,6 +162,9 @@ impl Journal {
             gate: RwLock::new(()),
             phase: AtomicPhase::new(Phase::Replaying),
             down_reason: RwLock::new(String::new()),
+            head: Mutex::new(0),
+            durable: watch::Sender::new(0),
+            undone: AtomicU64::new(0),
             mode,
             audit_reads,
             outcome_timeout,
@@ -204,9 +221,75 @@ impl Journal {
         self.gate.write()
     }
 
-    /// Replay is over: writes may start.
-    pub(crate) fn open(&self) {
+    /// Replay is over, up to revision `head`: writes may start, with the
+    /// revisions after it.
+    pub(crate) fn open(&self, head: u64) {
+        *self.head.lock() = head;
+        self.durable.send_replace(head);
         self.phase.set(Phase::Up);
+    }
+
+    /// Gives a write the next revision and runs `queue` with it, which
+    /// stamps the write's values and queues it; nobody else takes a
+    /// revision meanwhile.
+    pub(super) fn next_revision<R>(&self, queue: impl FnOnce(u64) -> R) -> R {
+        let mut head = self.head.lock();
+        *head += 1;
+        queue(*head)
+    }
+
+    /// The highest revision given.
+    pub(crate) fn revision(&self) -> u64 {
+        *self.head.lock()
+    }
+
+    /// The revision reads see: the durable one in `sync` mode, the highest
+    /// given in `async` mode.
+    pub(crate) fn visible(&self) -> u64 {
+        match self.mode {
+            Durability::Sync => self.durable(),
+            Durability::Async => self.revision(),
+        }
+    }
+
+    /// Every revision up to this one is durable, or was undone.
+    pub(crate) fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// The revisions up to `revision` are durable.
+    pub(super) fn made_durable(&self, revision: u64) {
+        self.durable.send_if_modified(|d| {
+            let raised = revision > *d;
+            *d = (*d).max(revision);
+            raised
+        });
+    }
+
+    /// Every write queued was undone (the gate is shut): no revision given
+    /// so far is left in memory that is not durable.
+    pub(super) fn undid_all(&self) {
+        self.undone.fetch_add(1, Ordering::AcqRel);
+        self.made_durable(*self.head.lock());
+    }
+
+    /// How many times queued writes were undone.
+    pub(super) fn undone(&self) -> u64 {
+        self.undone.load(Ordering::Acquire)
+    }
+
+    /// Waits until revision `revision` is durable (or undone); fails if the
+    /// committer stopped first, so that it never will be.
+    pub(super) async fn wait_durable(&self, revision: u64) -> Result<(), JournalError> {
+        let mut rx = self.durable.subscribe();
+        let stopped = |j: &Journal| j.phase.get() == Phase::Halted;
+        // `halt` wakes the waiters after it sets the phase.
+        let _ = rx.wait_for(|d| *d >= revision || stopped(self)).await;
+        if *rx.borrow() >= revision {
+            Ok(())
+        } else {
+            Err(JournalError::Halted)
+        }
     }
 
     /// An append failed: writes are refused, naming `reason`, until
@@ -227,6 +310,7 @@ impl Journal {
     pub(crate) fn halt(&self) {
         let _excl = self.shut_gate();
         self.phase.set(Phase::Halted);
+        self.durable.send_modify(|_| {});
     }
 
     /// Why a write's batch got no answer, or its queue is gone: the

@@ -5,8 +5,11 @@
 //!   through a [`write::WriteTx`], which records each change and its undoing, and
 //!   queues them on the journal under the shard's lock, so the log holds
 //!   each key's changes in the order they were applied.
+//! - [`read`]: a read's path, [`Store::read`]: it answers only what is
+//!   durable.
 //! - [`journal`]: the queue from writers to the committer, durability
-//!   modes, and the state that says whether writes are taken.
+//!   modes, the store's revisions, and the state that says whether writes
+//!   are taken.
 //! - [`committer`]: where a write becomes durable: group commit, and
 //!   undoing writes that could not be made durable.
 //! - [`limits`]: what every stored value is held to.
@@ -14,16 +17,21 @@
 
 mod committer;
 mod db;
+#[cfg(test)]
+mod flaky;
 mod journal;
 mod limits;
+mod read;
 pub(crate) mod remote;
 mod write;
 
 use std::sync::Arc;
 
-pub(crate) use db::{Db, ValueRef};
+pub(crate) use db::{Db, Found, ValueRef};
 pub(crate) use journal::{Durability, Journal, JournalError};
 pub(crate) use limits::{LimitError, Limits};
+pub(crate) use read::Read;
+pub(crate) use write::Written;
 
 /// The tables, the journal that keeps them durable, and the limits every
 /// stored value is held to.

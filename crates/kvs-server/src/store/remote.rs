@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kvs_core::{Key, Txn};
+use kvs_core::{Change, Key, Revisions};
 use kvs_log::{ErrorKind, Log, LogError, ReplayStats};
 use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
@@ -63,7 +63,7 @@ pub(crate) struct RemoteLog {
     writer: Key,
     sequence: u64,
     /// The last batch sent whose answer never came.
-    in_doubt: Option<(u64, Vec<Txn>)>,
+    in_doubt: Option<(u64, Vec<Change>)>,
     timeout: Duration,
     token: Option<Arc<TokenFile>>,
 }
@@ -212,20 +212,23 @@ impl RemoteLog {
 impl Log for RemoteLog {
     async fn replay(
         &mut self,
-        mut visit: impl FnMut(Txn) + Send + 'static,
+        mut visit: impl FnMut(Change) + Send + 'static,
     ) -> Result<ReplayStats, LogError> {
         let mut client = self.client.clone();
         let mut stream = self.timed(client.read_transactions(())).await?.into_inner();
         let mut stats = ReplayStats::default();
+        let mut revisions = Revisions::default();
         while let Some(t) = stream.message().await.map_err(log_error)? {
-            let txn = Txn::try_from(t).map_err(|e| LogError::Corrupt {
+            let mut change = Change::try_from(t).map_err(|e| LogError::Corrupt {
                 path: "txn-server".into(),
                 offset: stats.records,
                 reason: e.to_string(),
             })?;
-            visit(txn);
+            revisions.stamp(&mut change);
+            visit(change);
             stats.records += 1;
         }
+        stats.head = revisions.head();
         let trailers = stream.trailers().await.map_err(log_error)?;
         let end = checked_end(trailers.as_ref(), stats.records)?;
         stats.skipped = end.skipped;
@@ -238,7 +241,7 @@ impl Log for RemoteLog {
         Ok(stats)
     }
 
-    async fn append(&mut self, batch: &[Txn]) -> Result<(), LogError> {
+    async fn append(&mut self, batch: &[Change]) -> Result<(), LogError> {
         let mut resynced = false;
         loop {
             self.sequence += 1;
@@ -285,7 +288,7 @@ impl Log for RemoteLog {
         }
     }
 
-    async fn recover(&mut self) -> Result<Vec<Txn>, LogError> {
+    async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
         let durable = self.fence().await?;
         match self.in_doubt.take() {
             Some((seq, txns)) if durable >= seq => Ok(txns),

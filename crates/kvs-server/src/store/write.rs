@@ -1,46 +1,83 @@
 //! The write path: a write changes its key's shard through a [`WriteTx`],
-//! which records every change for the log and its inverse for undoing, and
-//! queues them on the journal before the shard's lock is let go, so the log
-//! holds each key's changes in the order they were applied. In `sync` mode
-//! the writer then waits for the committer to answer.
+//! which records every change for the log and its inverse for undoing.
+//! Then, before the shard's lock is let go, the write takes the next
+//! revision, stamps its values with it and queues its changes on the
+//! journal, so the log holds each key's changes in the order they were
+//! applied and all of them in revision order. In `sync` mode the writer
+//! then waits for the committer to answer.
 
 use kvs_core::value::{map_data_len, set_data_len};
-use kvs_core::{Key, Txn, Value, ValueType};
+use kvs_core::{Change, Key, Txn, Value, ValueType};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Store;
-use super::db::{Shard, ValueRef};
+use super::db::{Revised, Shard, ValueRef};
 use super::journal::{Durability, JournalError, Pending};
 use super::limits::{LimitError, Limits, Size};
 
-/// What a `sync` writer waits on: its batch's outcome.
-type Outcome = oneshot::Receiver<Result<(), JournalError>>;
+/// What a writer waits on in `sync` mode.
+enum Wait {
+    /// Its batch's outcome.
+    Batch(oneshot::Receiver<Result<(), JournalError>>),
+    /// It changed nothing, but saw the shard at this revision: that must be
+    /// durable before it answers.
+    Saw(u64),
+}
+
+/// What a write did: `op`'s result, and the revision it reflects (its own,
+/// or, for a write that changed nothing, the store's).
+pub(crate) struct Written<T> {
+    pub(crate) out: T,
+    pub(crate) revision: u64,
+    /// Whether the write changed anything (and so has a revision of its own).
+    pub(crate) changed: bool,
+}
+
+impl<T> Written<T> {
+    pub(crate) fn map<U>(&self, f: impl FnOnce(&T) -> U) -> Written<U> {
+        Written {
+            out: f(&self.out),
+            revision: self.revision,
+            changed: self.changed,
+        }
+    }
+}
 
 impl Store {
     /// Runs `op` on `key`'s shard and logs what it changed. `op` must leave
     /// the shard unchanged when it fails; whatever it changed is rolled back
     /// anyway. In `sync` mode, returns once the change is durable, and
-    /// even an `op` that changed nothing waits for earlier writes to be
-    /// durable, so that what it saw cannot vanish after it answered.
+    /// even an `op` that changed nothing waits until what it saw is
+    /// durable, so that it cannot vanish after it answered.
     pub(crate) async fn write<T, E: From<JournalError>>(
         &self,
         key: &Key,
         op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
+    ) -> Result<Written<T>, E> {
         let j = &self.journal;
         j.check()?;
         // Wait for queue space before taking any lock.
         let permit = j.tx.reserve().await.map_err(|_| j.gone())?;
-        let (out, wait) = self.apply(key, op, permit)?;
-        if let Some(wait) = wait {
-            match wait.await {
+        let undone = j.undone();
+        let (mut written, wait) = self.apply(key, op, permit)?;
+        match wait {
+            None => {}
+            Some(Wait::Batch(wait)) => match wait.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e.into()),
                 // The write was queued, and may have been appended.
                 Err(_) => return Err(JournalError::OutcomeUnknown(j.gone().to_string()).into()),
+            },
+            Some(Wait::Saw(seen)) => {
+                j.wait_durable(seen).await?;
+                if j.undone() != undone {
+                    // What it saw may have been undone: it did nothing.
+                    return Err(JournalError::Unavailable(j.down_reason()).into());
+                }
+                written.revision = j.durable();
             }
         }
-        Ok(out)
+        Ok(written)
     }
 
     /// The locked part of [`Store::write`]: applies `op` and queues what it
@@ -50,7 +87,7 @@ impl Store {
         key: &Key,
         op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
         permit: mpsc::Permit<'_, Pending>,
-    ) -> Result<(T, Option<Outcome>), E> {
+    ) -> Result<(Written<T>, Option<Wait>), E> {
         let j = &self.journal;
         let _gate = j.gate();
         j.check()?;
@@ -64,21 +101,47 @@ impl Store {
                 }
             };
             let (txns, undo) = tx.finish();
+            if txns.is_empty() {
+                let wait = (j.mode == Durability::Sync).then_some(Wait::Saw(shard.last()));
+                let revision = j.revision();
+                let changed = false;
+                return Ok((
+                    Written {
+                        out,
+                        revision,
+                        changed,
+                    },
+                    wait,
+                ));
+            }
             let (done, wait) = match j.mode {
-                Durability::Async if txns.is_empty() => return Ok((out, None)),
                 Durability::Async => (None, None),
                 Durability::Sync => {
                     let (done, wait) = oneshot::channel();
-                    (Some(done), Some(wait))
+                    (Some(done), Some(Wait::Batch(wait)))
                 }
             };
-            permit.send(Pending {
-                key: key.clone(),
-                txns,
-                undo,
-                done,
+            let revision = j.next_revision(|revision| {
+                for t in &txns {
+                    shard.stamp(t.value_type(), t.key(), revision);
+                }
+                permit.send(Pending {
+                    revision,
+                    txns,
+                    undo,
+                    done,
+                });
+                revision
             });
-            Ok((out, wait))
+            let changed = true;
+            Ok((
+                Written {
+                    out,
+                    revision,
+                    changed,
+                },
+                wait,
+            ))
         })
     }
 
@@ -99,8 +162,10 @@ impl Store {
                 ty,
                 key: key.clone(),
             }];
+            // A read takes no revision of its own: it is logged at the
+            // store's.
             permit.send(Pending {
-                key: key.clone(),
+                revision: j.revision(),
                 txns,
                 undo: Vec::new(),
                 done: None,
@@ -116,7 +181,7 @@ pub(crate) struct WriteTx<'a> {
     key: &'a Key,
     limits: Limits,
     txns: Vec<Txn>,
-    undo: Vec<Txn>,
+    undo: Vec<Change>,
 }
 
 impl<'a> WriteTx<'a> {
@@ -134,6 +199,11 @@ impl<'a> WriteTx<'a> {
         self.shard.get(ty, self.key.as_str())
     }
 
+    /// The revision of the key's last change as type `ty`, if it has one.
+    pub(crate) fn revision(&self, ty: ValueType) -> Option<u64> {
+        self.shard.found(ty, self.key.as_str()).map(|f| f.revision)
+    }
+
     /// Stores `value` unless it is over the limits.
     pub(crate) fn put(&mut self, value: Value) -> Result<(), LimitError> {
         let ty = value.value_type();
@@ -147,7 +217,7 @@ impl<'a> WriteTx<'a> {
             key: self.key.clone(),
             value: value.clone(),
         });
-        let old = self.shard.put(self.key.clone(), value);
+        let old = self.shard.put(self.key.clone(), value, 0);
         self.undo.push(self.restoring(ty, old));
         Ok(())
     }
@@ -155,7 +225,7 @@ impl<'a> WriteTx<'a> {
     /// Removes the key of type `ty`; returns whether it was there. Removing
     /// an absent key records nothing.
     pub(crate) fn delete(&mut self, ty: ValueType) -> bool {
-        let Some(old) = self.shard.remove(ty, self.key.as_str()) else {
+        let Some(old) = self.shard.remove(ty, self.key.as_str(), 0) else {
             return false;
         };
         self.txns.push(Txn::Delete {
@@ -180,6 +250,7 @@ impl<'a> WriteTx<'a> {
             bytes: set_data_len(s),
             entries: s.len(),
         });
+        let was = self.revision(ValueType::Set).unwrap_or_default();
         if present {
             let base = old.unwrap_or_default();
             let new = Size {
@@ -190,11 +261,14 @@ impl<'a> WriteTx<'a> {
         }
         let undo = match old {
             None => self.restoring(ValueType::Set, None),
-            Some(_) => Txn::SetMember {
-                key: self.key.clone(),
-                member: member.to_owned(),
-                present: !present,
-            },
+            Some(_) => Change::new(
+                was,
+                Txn::SetMember {
+                    key: self.key.clone(),
+                    member: member.to_owned(),
+                    present: !present,
+                },
+            ),
         };
         self.apply(
             Txn::SetMember {
@@ -227,6 +301,7 @@ impl<'a> WriteTx<'a> {
             bytes: map_data_len(m),
             entries: m.len(),
         });
+        let was = self.revision(ValueType::Map).unwrap_or_default();
         if let Some(v) = &value {
             let base = old.unwrap_or_default();
             let replaced = before.as_ref().map_or(0, |b| field.len() + b.len());
@@ -238,11 +313,14 @@ impl<'a> WriteTx<'a> {
         }
         let undo = match old {
             None => self.restoring(ValueType::Map, None),
-            Some(_) => Txn::MapField {
-                key: self.key.clone(),
-                field: field.to_owned(),
-                value: before,
-            },
+            Some(_) => Change::new(
+                was,
+                Txn::MapField {
+                    key: self.key.clone(),
+                    field: field.to_owned(),
+                    value: before,
+                },
+            ),
         };
         self.apply(
             Txn::MapField {
@@ -256,19 +334,19 @@ impl<'a> WriteTx<'a> {
     }
 
     /// Applies `txn` to the shard and records it with its inverse.
-    fn apply(&mut self, txn: Txn, undo: Txn) {
+    fn apply(&mut self, txn: Txn, undo: Change) {
         txn.clone().apply_to(&mut *self.shard);
         self.txns.push(txn);
         self.undo.push(undo);
     }
 
-    /// The transaction that puts back what the key of type `ty` held
-    /// before: `old`, or nothing.
-    fn restoring(&self, ty: ValueType, old: Option<Value>) -> Txn {
+    /// The change that puts back what the key of type `ty` held before:
+    /// `old` at its revision, or nothing.
+    fn restoring(&self, ty: ValueType, old: Option<Revised<Value>>) -> Change {
         let key = self.key.clone();
         match old {
-            Some(value) => Txn::Put { key, value },
-            None => Txn::Delete { ty, key },
+            Some(Revised { value, revision }) => Change::new(revision, Txn::Put { key, value }),
+            None => Change::new(0, Txn::Delete { ty, key }),
         }
     }
 
@@ -278,16 +356,16 @@ impl<'a> WriteTx<'a> {
         undo_all(self.shard, &mut self.undo);
     }
 
-    fn finish(self) -> (Vec<Txn>, Vec<Txn>) {
+    fn finish(self) -> (Vec<Txn>, Vec<Change>) {
         (self.txns, self.undo)
     }
 }
 
-/// Applies the inverse transactions `undo` (as [`WriteTx::finish`] gives
-/// them) to `shard`, newest first.
-pub(super) fn undo_all(shard: &mut Shard, undo: &mut Vec<Txn>) {
-    while let Some(txn) = undo.pop() {
-        txn.apply_to(shard);
+/// Applies the inverse changes `undo` (as [`WriteTx::finish`] gives them)
+/// to `shard`, newest first.
+pub(super) fn undo_all(shard: &mut Shard, undo: &mut Vec<Change>) {
+    while let Some(change) = undo.pop() {
+        shard.apply(change);
     }
 }
 
@@ -300,7 +378,7 @@ mod tests {
         let key = Key::parse("k").unwrap();
         let mut shard = Shard::default();
         // Stored under a higher limit, or before there was one.
-        shard.put(key.clone(), Value::Str("abcd".into()));
+        shard.put(key.clone(), Value::Str("abcd".into()), 1);
         let limits = Limits {
             max_value_bytes: 2,
             max_entries: usize::MAX,
@@ -317,7 +395,7 @@ mod tests {
     fn member_and_field_changes_log_one_entry_keep_limits_and_undo() {
         let key = Key::parse("k").unwrap();
         let mut shard = Shard::default();
-        shard.put(key.clone(), Value::Set(["a".into()].into()));
+        shard.put(key.clone(), Value::Set(["a".into()].into()), 1);
         let limits = Limits {
             max_value_bytes: 3,
             max_entries: 2,

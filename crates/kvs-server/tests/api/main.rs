@@ -8,3 +8,4 @@ mod idle;
 mod limits;
 mod ops;
 mod resource;
+mod revisions;
