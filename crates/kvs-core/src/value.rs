@@ -221,6 +221,71 @@ impl Value {
         }
     }
 
+    /// The value as JSON, typed: a number, a string, an object of strings
+    /// or an array of strings (what a watch event or a transaction's
+    /// result holds).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Int(v) => (*v).into(),
+            Value::Uint(v) => (*v).into(),
+            // The shortest text that reads back as the same f32, as GET
+            // renders it, not the f64 nearest the f32 (0.1 not 0.100000001).
+            Value::Float(v) => v
+                .to_string()
+                .parse()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Value::Str(s) => s.clone().into(),
+            Value::Map(m) => serde_json::to_value(m).expect("a string map always serializes"),
+            Value::Set(s) => serde_json::to_value(s).expect("a string set always serializes"),
+        }
+    }
+
+    /// A value of type `ty` from its JSON form ([`Value::to_json`]),
+    /// checked as a request body is.
+    pub fn from_json(ty: ValueType, json: &serde_json::Value) -> Result<Value, ValueError> {
+        let got = || quote(&json.to_string());
+        let number = |expected| ValueError::BadNumber {
+            ty,
+            expected,
+            got: got(),
+        };
+        let value = match ty {
+            ValueType::Int => json
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .map(Value::Int)
+                .ok_or_else(|| number("a 32-bit signed integer"))?,
+            ValueType::Uint => json
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .map(Value::Uint)
+                .ok_or_else(|| number("a 32-bit unsigned integer"))?,
+            // As a request body's text would: the nearest f32.
+            ValueType::Float => json
+                .as_f64()
+                .map(|v| Value::Float(v as f32))
+                .ok_or_else(|| number("a number"))?,
+            ValueType::Str => json
+                .as_str()
+                .map(|s| Value::Str(s.to_owned()))
+                .ok_or_else(|| ValueError::BadNumber {
+                    ty,
+                    expected: "a JSON string",
+                    got: got(),
+                })?,
+            ValueType::Map => serde_json::from_value(json.clone())
+                .map(Value::Map)
+                .map_err(|e| ValueError::BadMap(e.to_string()))?,
+            ValueType::Set => serde_json::from_value::<Vec<String>>(json.clone())
+                .map(|v| Value::Set(v.into_iter().collect()))
+                .map_err(|e| ValueError::BadSet(e.to_string()))?,
+        };
+        value.validate()?;
+        Ok(value)
+    }
+
     /// The bytes of text the value holds: a string's length, the sum of a
     /// map's field and value lengths, or of a set's members; 4 for numbers.
     /// What the server's value-size limit counts.
@@ -254,6 +319,35 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_type_survives_its_json_form_and_a_wrong_one_is_refused() {
+        let values = [
+            Value::Int(i32::MIN),
+            Value::Uint(u32::MAX),
+            Value::Float(0.1),
+            Value::Str("a \"b\"".into()),
+            Value::Map([("f".into(), "v".into())].into()),
+            Value::Set(["x".into(), "y".into()].into()),
+        ];
+        for v in values {
+            let back = Value::from_json(v.value_type(), &v.to_json()).unwrap();
+            assert_eq!(back, v);
+        }
+        assert_eq!(Value::Float(0.1).to_json().to_string(), "0.1");
+        let refused = [
+            (ValueType::Int, serde_json::json!(1u64 << 40)),
+            (ValueType::Uint, serde_json::json!(-1)),
+            (ValueType::Float, serde_json::json!("1.5")),
+            (ValueType::Str, serde_json::json!(5)),
+            (ValueType::Map, serde_json::json!({"f": 1})),
+            (ValueType::Set, serde_json::json!("x")),
+            (ValueType::Str, serde_json::json!("nul\u{0}")),
+        ];
+        for (ty, json) in refused {
+            assert!(Value::from_json(ty, &json).is_err(), "{ty} {json}");
+        }
+    }
 
     #[test]
     fn text_with_nul_and_non_finite_floats_are_refused() {
