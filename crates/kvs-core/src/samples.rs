@@ -8,10 +8,11 @@ fn key(s: &str) -> Key {
     Key::parse(s).expect("a sample key")
 }
 
-/// A put of every value type, then a delete, an increment, a read and the
-/// member and field changes, each both ways (edge cases included: the
-/// largest uint, a text with a non-ASCII letter and a newline, an empty map
-/// field, an empty set member).
+/// A put of every value type, then a delete, an increment, a read, the
+/// member and field changes, each both ways, and an expiry set and come
+/// (edge cases included: the largest uint, a text with a non-ASCII letter
+/// and a newline, an empty map field, an empty set member, the largest
+/// time).
 pub fn every_kind() -> Vec<Txn> {
     vec![
         Txn::Put {
@@ -69,6 +70,20 @@ pub fn every_kind() -> Vec<Txn> {
             key: key("m"),
             field: "f".into(),
             value: None,
+        },
+        Txn::Expiry {
+            ty: ValueType::Str,
+            key: key("s"),
+            at_ms: Some(u64::MAX),
+        },
+        Txn::Expiry {
+            ty: ValueType::Int,
+            key: key("i"),
+            at_ms: None,
+        },
+        Txn::Expire {
+            ty: ValueType::Set,
+            key: key("t"),
         },
     ]
 }

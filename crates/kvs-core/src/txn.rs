@@ -35,6 +35,19 @@ pub enum Txn {
         field: String,
         value: Option<String>,
     },
+    /// `key` of this type now expires at `at_ms` (milliseconds since the
+    /// Unix epoch), or never (`None`). Logged after the put that gave the
+    /// key a TTL or took it away, in the same change. (A put replaces a
+    /// key's expiry too; the record says so to logs that keep the expiry
+    /// apart from the value.)
+    Expiry {
+        ty: ValueType,
+        key: Key,
+        at_ms: Option<u64>,
+    },
+    /// `key` of this type expired, and is gone: a delete that a watcher
+    /// sees as an expiry.
+    Expire { ty: ValueType, key: Key },
 }
 
 impl Txn {
@@ -45,7 +58,9 @@ impl Txn {
             | Txn::IncrBy { key, .. }
             | Txn::Get { key, .. }
             | Txn::SetMember { key, .. }
-            | Txn::MapField { key, .. } => key,
+            | Txn::MapField { key, .. }
+            | Txn::Expiry { key, .. }
+            | Txn::Expire { key, .. } => key,
         }
     }
 
@@ -58,6 +73,7 @@ impl Txn {
             Txn::MapField { field, value, .. } => {
                 16 + field.len() + value.as_ref().map_or(0, String::len)
             }
+            Txn::Expiry { .. } => 8,
             _ => 4,
         };
         16 + self.key().as_str().len() + value
@@ -66,7 +82,10 @@ impl Txn {
     pub fn value_type(&self) -> ValueType {
         match self {
             Txn::Put { value, .. } => value.value_type(),
-            Txn::Delete { ty, .. } | Txn::Get { ty, .. } => *ty,
+            Txn::Delete { ty, .. }
+            | Txn::Get { ty, .. }
+            | Txn::Expiry { ty, .. }
+            | Txn::Expire { ty, .. } => *ty,
             Txn::IncrBy { .. } => ValueType::Int,
             Txn::SetMember { .. } => ValueType::Set,
             Txn::MapField { .. } => ValueType::Map,
@@ -78,7 +97,8 @@ impl Txn {
     pub fn apply_to(self, state: &mut impl State) {
         match self {
             Txn::Put { key, value } => state.put(key, value),
-            Txn::Delete { ty, key } => state.delete(ty, &key),
+            Txn::Delete { ty, key } | Txn::Expire { ty, key } => state.delete(ty, &key),
+            Txn::Expiry { ty, key, at_ms } => state.set_expiry(ty, &key, at_ms),
             Txn::IncrBy { key, by } => {
                 let now = state.int(&key).unwrap_or(0).wrapping_add(by);
                 state.put(key, Value::Int(now));
@@ -111,8 +131,12 @@ impl Txn {
 
 /// Something transactions can be applied to.
 pub trait State {
+    /// Stores `value`, replacing what `key` held and its expiry.
     fn put(&mut self, key: Key, value: Value);
+    /// Removes `key` and its expiry.
     fn delete(&mut self, ty: ValueType, key: &Key);
+    /// `key`, if it exists, expires at `at_ms`, or never.
+    fn set_expiry(&mut self, ty: ValueType, key: &Key, at_ms: Option<u64>);
     fn int(&self, key: &Key) -> Option<i32>;
     /// The set `key` holds; an empty one is created first when it has none
     /// and `create`.
@@ -121,7 +145,9 @@ pub trait State {
     fn map_mut(&mut self, key: &Key, create: bool) -> Option<&mut MapValue>;
 }
 
-/// The simplest [`State`]: one map from (type, key) to value.
+/// The simplest [`State`]: one map from (type, key) to value. It keeps
+/// values only, not when they expire: what compares states, not what
+/// compacts a log.
 pub type PlainState = std::collections::HashMap<(ValueType, Key), Value>;
 
 impl State for PlainState {
@@ -131,6 +157,7 @@ impl State for PlainState {
     fn delete(&mut self, ty: ValueType, key: &Key) {
         self.remove(&(ty, key.clone()));
     }
+    fn set_expiry(&mut self, _: ValueType, _: &Key, _: Option<u64>) {}
     fn int(&self, key: &Key) -> Option<i32> {
         match self.get(&(ValueType::Int, key.clone())) {
             Some(Value::Int(v)) => Some(*v),

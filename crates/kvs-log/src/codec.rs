@@ -32,8 +32,12 @@ const OP_PUT_ENTRY: u8 = 6;
 const OP_DEL_ENTRY: u8 = 7;
 /// A writer's progress and when it was logged; [`OP_MARK`] had no time.
 const OP_MARK_AT: u8 = 8;
+/// A key's expiry time: `at_ms: u64 LE` after the key, 0 for never.
+const OP_EXPIRY: u8 = 10;
+/// A key that expired, and is gone.
+const OP_EXPIRE: u8 = 11;
 /// The highest operation code.
-const OP_LAST: u8 = OP_MARK_AT;
+const OP_LAST: u8 = OP_EXPIRE;
 
 /// One record of the file: a transaction, or a writer's progress with the
 /// time it was logged, in milliseconds since the Unix epoch (0 in a mark
@@ -108,6 +112,8 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         Txn::Get { ty, .. } => (OP_GET, *ty),
         Txn::SetMember { present, .. } => (entry_op(*present), ValueType::Set),
         Txn::MapField { value, .. } => (entry_op(value.is_some()), ValueType::Map),
+        Txn::Expiry { ty, .. } => (OP_EXPIRY, *ty),
+        Txn::Expire { ty, .. } => (OP_EXPIRE, *ty),
     };
     out.push(op);
     out.push(ty.index() as u8);
@@ -117,7 +123,8 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
     match txn {
         Txn::Put { value, .. } => encode_value(value, out),
         Txn::IncrBy { by, .. } => out.extend_from_slice(&by.to_le_bytes()),
-        Txn::Delete { .. } | Txn::Get { .. } => {}
+        Txn::Delete { .. } | Txn::Get { .. } | Txn::Expire { .. } => {}
+        Txn::Expiry { at_ms, .. } => out.extend_from_slice(&at_ms.unwrap_or(0).to_le_bytes()),
         Txn::SetMember { member, .. } => put_bytes(member.as_bytes(), out),
         Txn::MapField { field, value, .. } => {
             put_bytes(field.as_bytes(), out);
@@ -192,6 +199,12 @@ pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
         }),
         OP_DELETE => Record::Txn(Txn::Delete { ty, key }),
         OP_GET => Record::Txn(Txn::Get { ty, key }),
+        OP_EXPIRY => Record::Txn(Txn::Expiry {
+            ty,
+            key,
+            at_ms: Some(u64::from_le_bytes(r.array()?)).filter(|&at| at != 0),
+        }),
+        OP_EXPIRE => Record::Txn(Txn::Expire { ty, key }),
         OP_INCR_BY if ty == ValueType::Int => Record::Txn(Txn::IncrBy {
             key,
             by: i32::from_le_bytes(r.array()?),
@@ -261,7 +274,7 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
             ValueType::Set => w.items(1),
         },
         OP_INCR_BY => w.skip(4),
-        OP_MARK => w.skip(8),
+        OP_MARK | OP_EXPIRY => w.skip(8),
         OP_MARK_AT => w.skip(16),
         OP_PUT_ENTRY if ty == ValueType::Map => w.field().and_then(|()| w.field()),
         OP_PUT_ENTRY | OP_DEL_ENTRY => w.field(),

@@ -282,9 +282,12 @@ fn fold(batch: &[Change]) -> Folded {
             Txn::Put { key, value } => {
                 nets.insert(key.clone(), Net::Put(value.clone()));
             }
-            Txn::Delete { key, .. } => {
+            // No key has a TTL here (see `append_marked`), but an expiry
+            // is a delete wherever it comes from.
+            Txn::Delete { key, .. } | Txn::Expire { key, .. } => {
                 nets.insert(key.clone(), Net::Delete);
             }
+            Txn::Expiry { .. } => {}
             Txn::IncrBy { key, by } => {
                 let next = match nets.remove(key) {
                     None => Net::Incr(*by),
@@ -370,6 +373,12 @@ impl WriterLog for PgLog {
         batch: &[Change],
         marks: &[WriterMark],
     ) -> Result<(), LogError> {
+        if let Some(c) = batch.iter().find(|c| matches!(c.txn, Txn::Expiry { .. })) {
+            return Err(LogError::Refused(format!(
+                "the PostgreSQL log does not keep expiry times yet (key {} has a TTL); use the file log for keys with a TTL",
+                c.txn.key()
+            )));
+        }
         let folded = fold(batch);
         let mut writes: Vec<Write> = ValueType::ALL
             .into_iter()

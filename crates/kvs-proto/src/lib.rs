@@ -146,6 +146,8 @@ impl From<&Change> for Transaction {
                 ),
                 None => (TxnType::TxnDelEntry, data(names(field))),
             },
+            Txn::Expiry { .. } => (TxnType::TxnExpiry, data(Kind::NullValue(0))),
+            Txn::Expire { .. } => (TxnType::TxnExpire, data(Kind::NullValue(0))),
         };
         Transaction {
             timestamp: Some(SystemTime::now().into()),
@@ -154,6 +156,10 @@ impl From<&Change> for Transaction {
             key: txn.key().to_string(),
             data,
             revision: change.revision,
+            expires_at: match txn {
+                Txn::Expiry { at_ms, .. } => at_ms.unwrap_or(0),
+                _ => 0,
+            },
         }
     }
 }
@@ -202,6 +208,12 @@ fn txn(t: Transaction) -> Result<Txn, ConvertError> {
         }
         TxnType::TxnDel => Txn::Delete { ty, key },
         TxnType::TxnGet => Txn::Get { ty, key },
+        TxnType::TxnExpiry => Txn::Expiry {
+            ty,
+            key,
+            at_ms: Some(t.expires_at).filter(|&at| at != 0),
+        },
+        TxnType::TxnExpire => Txn::Expire { ty, key },
         TxnType::TxnIncr if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
         TxnType::TxnIncrBy => match (ty, kind) {
             (ValueType::Int, Some(Kind::IntValue(by))) => Txn::IncrBy { key, by },

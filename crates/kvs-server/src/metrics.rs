@@ -55,6 +55,7 @@ pub(crate) struct Metrics {
     batch_records: Histogram,
     pub(crate) log_failures: Counter,
     pub(crate) audit_dropped: Counter,
+    pub(crate) expired: Counter,
     replay_records: Counter,
     replay_skipped: Counter,
     replay_seconds: Gauge<f64, AtomicU64>,
@@ -77,6 +78,7 @@ impl Default for Metrics {
             batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             log_failures: Counter::default(),
             audit_dropped: Counter::default(),
+            expired: Counter::default(),
             replay_records: Counter::default(),
             replay_skipped: Counter::default(),
             replay_seconds: Gauge::default(),
@@ -130,6 +132,11 @@ impl Default for Metrics {
             "kvs_audit_dropped",
             "Read-audit records dropped because the log queue was full",
             m.audit_dropped.clone(),
+        );
+        r.register(
+            "kvs_expired_keys",
+            "Keys whose TTL ran out, expired by the server",
+            m.expired.clone(),
         );
         r.register(
             "kvs_replay_records",

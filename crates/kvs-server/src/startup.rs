@@ -266,6 +266,7 @@ async fn serve<L: Log>(
         let store = store.clone();
         tokio::spawn(async move { store.commit(log, queue).await })
     };
+    let expirer = tokio::spawn(store.clone().expire());
 
     let ended = tokio::select! {
         r = &mut http => Ended::Http(r),
@@ -305,6 +306,9 @@ async fn serve<L: Log>(
             }
         }
     };
+    // Expiries wait for the next start: a key past its deadline reads as
+    // absent then too.
+    expirer.abort();
     store.journal.close();
     if halted.is_none() {
         let _ = committer.await;

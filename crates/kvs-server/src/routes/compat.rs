@@ -70,7 +70,7 @@ pub(crate) fn routes() -> Router<AppState> {
                     move |State(s): State<AppState>,
                           ApiPath(key): ApiPath<String>,
                           Body(body): Body| async move {
-                        values::put(s, ty, key, &body, Conditions::NONE).await
+                        values::put(s, ty, key, &body, Conditions::NONE, None).await
                     },
                 ),
             )

@@ -56,13 +56,20 @@ async fn value_get(
     values::get(s, value_type(&ty)?, key, conditions).await
 }
 
+#[derive(Deserialize)]
+struct PutQuery {
+    ttl: Option<String>,
+}
+
 async fn value_put(
     State(s): State<AppState>,
     ApiPath((ty, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PutQuery>,
     conditions: Conditions,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    values::put(s, value_type(&ty)?, key, &body, conditions).await
+    let ttl = values::ttl_secs(q.ttl.as_deref())?;
+    values::put(s, value_type(&ty)?, key, &body, conditions, ttl).await
 }
 
 async fn value_delete(
@@ -94,6 +101,7 @@ fn map_of(found: Option<Found<'_>>) -> Option<(&MapValue, u64)> {
         Some(Found {
             value: ValueRef::Map(m),
             revision,
+            ..
         }) => Some((m, revision)),
         _ => None,
     }
@@ -104,6 +112,7 @@ fn set_of(found: Option<Found<'_>>) -> Option<(&SetValue, u64)> {
         Some(Found {
             value: ValueRef::Set(s),
             revision,
+            ..
         }) => Some((s, revision)),
         _ => None,
     }

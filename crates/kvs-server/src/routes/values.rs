@@ -1,5 +1,7 @@
 //! Whole-value operations, shared by the compatibility and resource routes.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kvs_core::{Key, Value, ValueType};
@@ -7,11 +9,14 @@ use kvs_core::{Key, Value, ValueType};
 use super::AppState;
 use super::revision::{Conditions, Unmet, not_modified, stamped};
 use crate::error::ApiError;
+use crate::store::expiry::{MAX_TTL_SECS, deadline_after};
 use crate::store::{Read, ValueRef, Written};
 
 /// The header the original clients read to learn that a DELETE removed
 /// something.
 pub(crate) static DELETED: HeaderName = HeaderName::from_static("deleted");
+/// When the key an answer is about expires (RFC 3339, UTC, milliseconds).
+static EXPIRES_AT: HeaderName = HeaderName::from_static("kvs-expires-at");
 
 /// 200 with `{name}: true` when `flag` is set.
 pub(crate) fn flagged(name: &'static HeaderName, flag: bool) -> Response {
@@ -42,7 +47,7 @@ pub(crate) async fn get(
         .store
         .read(|db| {
             db.view(ty, key.as_str(), |f| {
-                f.map(|f| (f.value.to_value(), f.revision))
+                f.map(|f| (f.value.to_value(), f.revision, f.expires_ms))
             })
         })
         .await?;
@@ -51,7 +56,7 @@ pub(crate) async fn get(
         Err(Unmet::NotModified) => return Ok(not_modified(revision, found.map(|f| f.1))),
         Err(Unmet::Failed(e)) => return Err(e),
     }
-    let (value, tag) = found.ok_or_else(|| absent(ty, &key))?;
+    let (value, tag, expires_ms) = found.ok_or_else(|| absent(ty, &key))?;
     state.store.audit_read(ty, &key);
     let resp = match value {
         // The copy out of the table is the body: a string is not copied again.
@@ -62,32 +67,55 @@ pub(crate) async fn get(
         )
             .into_response(),
     };
-    Ok(stamped(resp, revision, Some(tag)))
+    Ok(expiring(stamped(resp, revision, Some(tag)), expires_ms))
 }
 
+/// Marks `resp` with when the key it is about expires, if it does.
+pub(crate) fn expiring(mut resp: Response, expires_ms: Option<u64>) -> Response {
+    if let Some(at) = expires_ms {
+        let when = UNIX_EPOCH + Duration::from_millis(at);
+        let text = humantime::format_rfc3339_millis(when).to_string();
+        let value = HeaderValue::from_str(&text).expect("RFC 3339 is ASCII");
+        resp.headers_mut().insert(EXPIRES_AT.clone(), value);
+    }
+    resp
+}
+
+/// Stores a value; with `ttl_secs`, one that expires that many seconds
+/// from now.
 pub(crate) async fn put(
     state: AppState,
     ty: ValueType,
     key: String,
     body: &[u8],
     conditions: Conditions,
+    ttl_secs: Option<u64>,
 ) -> Result<Response, ApiError> {
     let key = Key::parse(&key)?;
     let value = Value::parse(ty, body)?;
+    let at_ms = ttl_secs.map(deadline_after);
     let written = state
         .store
         .write(&key, |tx| {
             conditions.check(ty, &key, tx.revision(ty))?;
-            tx.put(value)?;
+            tx.put_expiring(value, at_ms)?;
             Ok::<_, ApiError>(())
         })
         .await?;
     let revision = written.revision;
-    Ok(stamped(
-        StatusCode::OK.into_response(),
-        revision,
-        Some(revision),
-    ))
+    let resp = stamped(StatusCode::OK.into_response(), revision, Some(revision));
+    Ok(expiring(resp, at_ms))
+}
+
+/// The `ttl` of a PUT: whole seconds, from 1 to ten years.
+pub(crate) fn ttl_secs(text: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    match text.parse::<u64>() {
+        Ok(secs) if (1..=MAX_TTL_SECS).contains(&secs) => Ok(Some(secs)),
+        _ => Err(ApiError::bad_request(format!(
+            "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}; got {text:?}"
+        ))),
+    }
 }
 
 pub(crate) async fn delete(

@@ -17,13 +17,20 @@
 //! every shard the highest revision applied to it, deletes included: a read
 //! that must not show what is not durable yet compares that with the
 //! journal's durable revision (see [`super::Store::read`]).
+//!
+//! A key with a TTL has a deadline in its shard, by key and by time; keys
+//! without one cost nothing. A key whose deadline has passed reads as
+//! absent at once, before the expirer ([`super::expiry`]) logs its
+//! expiry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Change, Key, State, Txn, Value, ValueType};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::expiry::now_ms;
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -53,11 +60,14 @@ impl ValueRef<'_> {
     }
 }
 
-/// A stored value, borrowed, with the revision of its last change.
+/// A stored value, borrowed, with the revision of its last change and
+/// when it expires.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Found<'a> {
     pub(crate) value: ValueRef<'a>,
     pub(crate) revision: u64,
+    /// Milliseconds since the Unix epoch; `None`: never.
+    pub(crate) expires_ms: Option<u64>,
 }
 
 /// A value (in its table's form, or taken out), with the revision of its
@@ -116,6 +126,7 @@ impl<T: Stored> Table for HashMap<Key, Revised<T>> {
         self.get(key).map(|r| Found {
             value: r.value.view(),
             revision: r.revision,
+            expires_ms: None,
         })
     }
     fn take(&mut self, key: &str) -> Option<Revised<Value>> {
@@ -162,6 +173,10 @@ pub(crate) struct Shard {
     set: HashMap<Key, Revised<SetValue>>,
     /// The highest revision applied to any key of the shard.
     last: u64,
+    /// When each key with a TTL expires, by type.
+    deadlines: [HashMap<Key, u64>; ValueType::ALL.len()],
+    /// The same deadlines in time order, for the expirer.
+    by_time: BTreeSet<(u64, ValueType, Key)>,
 }
 
 impl Shard {
@@ -191,8 +206,62 @@ impl Shard {
         self.found(ty, key).map(|f| f.value)
     }
 
+    /// The value of `key` as type `ty`, unless it is absent or expired.
     pub(crate) fn found(&self, ty: ValueType, key: &str) -> Option<Found<'_>> {
-        self.table(ty).view(key)
+        let mut found = self.table(ty).view(key)?;
+        if let Some(at) = self.deadline(ty, key) {
+            if at <= now_ms() {
+                return None;
+            }
+            found.expires_ms = Some(at);
+        }
+        Some(found)
+    }
+
+    /// When `key` of type `ty` expires, if it has a TTL (expired or not).
+    pub(crate) fn deadline(&self, ty: ValueType, key: &str) -> Option<u64> {
+        let deadlines = &self.deadlines[ty.index()];
+        // Most shards hold no TTL at all: no hashing then.
+        if deadlines.is_empty() {
+            return None;
+        }
+        deadlines.get(key).copied()
+    }
+
+    /// `key` of type `ty` expires at `at_ms`, or never; an absent key gets
+    /// no deadline.
+    pub(crate) fn set_deadline(&mut self, ty: ValueType, key: &Key, at_ms: Option<u64>) {
+        if let Some(old) = self.deadlines[ty.index()].remove(key.as_str()) {
+            self.by_time.remove(&(old, ty, key.clone()));
+        }
+        if let Some(at) = at_ms
+            && self.table(ty).view(key.as_str()).is_some()
+        {
+            self.deadlines[ty.index()].insert(key.clone(), at);
+            self.by_time.insert((at, ty, key.clone()));
+        }
+    }
+
+    /// Keys whose deadline is at or before `now_ms`, earliest first, at
+    /// most `limit`.
+    pub(crate) fn due(&self, now_ms: u64, limit: usize) -> Vec<(ValueType, Key)> {
+        self.by_time
+            .iter()
+            .take_while(|(at, ..)| *at <= now_ms)
+            .take(limit)
+            .map(|(_, ty, key)| (*ty, key.clone()))
+            .collect()
+    }
+
+    /// Drops `key`'s deadline, if it has one: its value was replaced or
+    /// removed.
+    fn clear_deadline(&mut self, ty: ValueType, key: &str) {
+        if self.deadlines[ty.index()].is_empty() {
+            return;
+        }
+        if let Some((key, at)) = self.deadlines[ty.index()].remove_entry(key) {
+            self.by_time.remove(&(at, ty, key));
+        }
     }
 
     /// The highest revision applied to any key of the shard.
@@ -202,8 +271,10 @@ impl Shard {
 
     /// Stores `value` under `key` in its type's table at `revision`;
     /// returns what was there.
+    /// Replaces the key's expiry too: the value is permanent.
     pub(crate) fn put(&mut self, key: Key, value: Value, revision: u64) -> Option<Revised<Value>> {
         self.last = self.last.max(revision);
+        self.clear_deadline(value.value_type(), key.as_str());
         match value {
             Value::Int(v) => swap(&mut self.int, key, v, revision),
             Value::Uint(v) => swap(&mut self.uint, key, v, revision),
@@ -223,18 +294,23 @@ impl Shard {
         revision: u64,
     ) -> Option<Revised<Value>> {
         self.last = self.last.max(revision);
+        self.clear_deadline(ty, key);
         self.table_mut(ty).take(key)
     }
 
     /// Applies `change`: its value, if any is left, has its revision. A
-    /// read (an audit record) changes nothing, its value's revision neither.
+    /// read (an audit record) changes nothing, its value's revision neither;
+    /// an expiry time belongs to the put beside it, which has stamped it.
     pub(crate) fn apply(&mut self, change: Change) {
-        if let Txn::Get { .. } = change.txn {
-            return;
+        match change.txn {
+            Txn::Get { .. } => {}
+            Txn::Expiry { ty, key, at_ms } => self.set_deadline(ty, &key, at_ms),
+            txn => {
+                let (ty, key) = (txn.value_type(), txn.key().clone());
+                txn.apply_to(self);
+                self.stamp(ty, &key, change.revision);
+            }
         }
-        let (ty, key) = (change.txn.value_type(), change.txn.key().clone());
-        change.txn.apply_to(self);
-        self.stamp(ty, &key, change.revision);
     }
 
     /// `key` of type `ty`, if it exists, was last changed at `revision`.
@@ -254,6 +330,10 @@ impl State for Shard {
 
     fn delete(&mut self, ty: ValueType, key: &Key) {
         self.remove(ty, key.as_str(), 0);
+    }
+
+    fn set_expiry(&mut self, ty: ValueType, key: &Key, at_ms: Option<u64>) {
+        self.set_deadline(ty, key, at_ms);
     }
 
     fn int(&self, key: &Key) -> Option<i32> {
@@ -363,6 +443,7 @@ impl Db {
         limit: usize,
     ) -> (Vec<Key>, u64) {
         let shards: Vec<_> = self.shards.iter().map(Self::read).collect();
+        let now = now_ms();
         let mut found = Vec::new();
         let mut last = 0;
         for shard in &shards {
@@ -371,6 +452,7 @@ impl Db {
                 .table(ty)
                 .keys()
                 .filter(|k| k.as_str().starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
+                .filter(|k| shard.deadline(ty, k.as_str()).is_none_or(|at| at > now))
                 .collect();
             // Only this shard's first `limit` can make the overall first `limit`.
             if keys.len() > limit {
@@ -383,6 +465,18 @@ impl Db {
         found.sort_unstable();
         found.truncate(limit);
         (found, last)
+    }
+
+    /// Keys whose deadline is at or before `now_ms`, at most `limit`.
+    pub(crate) fn due(&self, now_ms: u64, limit: usize) -> Vec<(ValueType, Key)> {
+        let mut due = Vec::new();
+        for shard in self.shards.iter() {
+            if due.len() >= limit {
+                break;
+            }
+            due.extend(Self::read(shard).due(now_ms, limit - due.len()));
+        }
+        due
     }
 
     /// How many keys each type holds, in [`ValueType::ALL`] order.

@@ -12,11 +12,13 @@
 //!   are taken.
 //! - [`committer`]: where a write becomes durable: group commit, and
 //!   undoing writes that could not be made durable.
+//! - [`expiry`]: keys with a TTL, and the task that expires them.
 //! - [`limits`]: what every stored value is held to.
 //! - [`remote`]: the log kept by a txn-server, over gRPC with mutual TLS.
 
 mod committer;
 mod db;
+pub(crate) mod expiry;
 #[cfg(test)]
 mod flaky;
 mod journal;

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Store;
 use super::db::{Revised, Shard, ValueRef};
+use super::expiry::now_ms;
 use super::journal::{Durability, JournalError, Pending};
 use super::limits::{LimitError, Limits, Size};
 
@@ -55,11 +56,8 @@ impl Store {
         op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<Written<T>, E> {
         let j = &self.journal;
-        j.check()?;
-        // Wait for queue space before taking any lock.
-        let permit = j.tx.reserve().await.map_err(|_| j.gone())?;
         let undone = j.undone();
-        let (mut written, wait) = self.apply(key, op, permit)?;
+        let (mut written, wait) = self.queued(key, op).await?;
         match wait {
             None => {}
             Some(Wait::Batch(wait)) => match wait.await {
@@ -80,8 +78,31 @@ impl Store {
         Ok(written)
     }
 
-    /// The locked part of [`Store::write`]: applies `op` and queues what it
-    /// changed; returns what to wait on in `sync` mode.
+    /// [`Store::write`] without waiting for durability, in either mode: for
+    /// the server's own writes (expiries), whose writer answers nobody.
+    pub(crate) async fn queue<T, E: From<JournalError>>(
+        &self,
+        key: &Key,
+        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<Written<T>, E> {
+        Ok(self.queued(key, op).await?.0)
+    }
+
+    /// Applies `op` and queues what it changed; returns what to wait on.
+    async fn queued<T, E: From<JournalError>>(
+        &self,
+        key: &Key,
+        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<(Written<T>, Option<Wait>), E> {
+        let j = &self.journal;
+        j.check()?;
+        // Wait for queue space before taking any lock.
+        let permit = j.tx.reserve().await.map_err(|_| j.gone())?;
+        self.apply(key, op, permit)
+    }
+
+    /// The locked part of [`Store::queued`]: applies `op` and queues what
+    /// it changed; returns what to wait on in `sync` mode.
     fn apply<T, E: From<JournalError>>(
         &self,
         key: &Key,
@@ -204,9 +225,20 @@ impl<'a> WriteTx<'a> {
         self.shard.found(ty, self.key.as_str()).map(|f| f.revision)
     }
 
-    /// Stores `value` unless it is over the limits.
+    /// Stores `value`, permanent, unless it is over the limits.
     pub(crate) fn put(&mut self, value: Value) -> Result<(), LimitError> {
+        self.put_expiring(value, None)
+    }
+
+    /// Stores `value`, to expire at `at_ms` (or never), unless it is over
+    /// the limits.
+    pub(crate) fn put_expiring(
+        &mut self,
+        value: Value,
+        at_ms: Option<u64>,
+    ) -> Result<(), LimitError> {
         let ty = value.value_type();
+        self.settle(ty);
         // What the key holds matters only to a value over a limit, so only
         // then is it copied out of the table.
         self.limits.check(self.key, &value, None).or_else(|_| {
@@ -217,14 +249,48 @@ impl<'a> WriteTx<'a> {
             key: self.key.clone(),
             value: value.clone(),
         });
+        let deadline = self.shard.deadline(ty, self.key.as_str());
         let old = self.shard.put(self.key.clone(), value, 0);
-        self.undo.push(self.restoring(ty, old));
+        if at_ms.is_some() || deadline.is_some() {
+            // Said even when dropped: a log may keep the expiry apart from
+            // the value (PostgreSQL does).
+            self.txns.push(Txn::Expiry {
+                ty,
+                key: self.key.clone(),
+                at_ms,
+            });
+            self.shard.set_deadline(ty, self.key, at_ms);
+        }
+        self.restore(ty, old, deadline);
         Ok(())
+    }
+
+    /// Expires the key of type `ty` if its deadline has passed (logging
+    /// its expiry), so that a write sees it as absent, as reads do; returns
+    /// whether it did.
+    pub(crate) fn settle(&mut self, ty: ValueType) -> bool {
+        let Some(deadline) = self.shard.deadline(ty, self.key.as_str()) else {
+            return false;
+        };
+        if deadline > now_ms() {
+            return false;
+        }
+        let Some(old) = self.shard.remove(ty, self.key.as_str(), 0) else {
+            return false;
+        };
+        self.txns.push(Txn::Expire {
+            ty,
+            key: self.key.clone(),
+        });
+        self.restore(ty, Some(old), Some(deadline));
+        true
     }
 
     /// Removes the key of type `ty`; returns whether it was there. Removing
     /// an absent key records nothing.
     pub(crate) fn delete(&mut self, ty: ValueType) -> bool {
+        self.settle(ty);
+        let deadline = self.shard.deadline(ty, self.key.as_str());
         let Some(old) = self.shard.remove(ty, self.key.as_str(), 0) else {
             return false;
         };
@@ -232,13 +298,14 @@ impl<'a> WriteTx<'a> {
             ty,
             key: self.key.clone(),
         });
-        self.undo.push(self.restoring(ty, Some(old)));
+        self.restore(ty, Some(old), deadline);
         true
     }
 
     /// Adds `member` to the set (creating it), or removes it (`!present`);
     /// returns whether that changed the set. Only the member is logged.
     pub(crate) fn set_member(&mut self, member: &str, present: bool) -> Result<bool, LimitError> {
+        self.settle(ValueType::Set);
         let set = match self.get(ValueType::Set) {
             Some(ValueRef::Set(s)) => Some(s),
             _ => None,
@@ -260,7 +327,7 @@ impl<'a> WriteTx<'a> {
             self.limits.check_size(self.key, ValueType::Set, new, old)?;
         }
         let undo = match old {
-            None => self.restoring(ValueType::Set, None),
+            None => self.removing(ValueType::Set),
             Some(_) => Change::new(
                 was,
                 Txn::SetMember {
@@ -289,6 +356,7 @@ impl<'a> WriteTx<'a> {
         field: &str,
         value: Option<String>,
     ) -> Result<bool, LimitError> {
+        self.settle(ValueType::Map);
         let map = match self.get(ValueType::Map) {
             Some(ValueRef::Map(m)) => Some(m),
             _ => None,
@@ -312,7 +380,7 @@ impl<'a> WriteTx<'a> {
             self.limits.check_size(self.key, ValueType::Map, new, old)?;
         }
         let undo = match old {
-            None => self.restoring(ValueType::Map, None),
+            None => self.removing(ValueType::Map),
             Some(_) => Change::new(
                 was,
                 Txn::MapField {
@@ -340,14 +408,29 @@ impl<'a> WriteTx<'a> {
         self.undo.push(undo);
     }
 
-    /// The change that puts back what the key of type `ty` held before:
-    /// `old` at its revision, or nothing.
-    fn restoring(&self, ty: ValueType, old: Option<Revised<Value>>) -> Change {
+    /// Records how to put back what the key of type `ty` held before: `old`
+    /// at its revision, with its `deadline`, or nothing.
+    fn restore(&mut self, ty: ValueType, old: Option<Revised<Value>>, deadline: Option<u64>) {
         let key = self.key.clone();
-        match old {
-            Some(Revised { value, revision }) => Change::new(revision, Txn::Put { key, value }),
-            None => Change::new(0, Txn::Delete { ty, key }),
+        // Undone newest first: the deadline is given back after the value.
+        if let Some(at) = deadline {
+            let txn = Txn::Expiry {
+                ty,
+                key: key.clone(),
+                at_ms: Some(at),
+            };
+            self.undo.push(Change::new(0, txn));
         }
+        self.undo.push(match old {
+            Some(Revised { value, revision }) => Change::new(revision, Txn::Put { key, value }),
+            None => self.removing(ty),
+        });
+    }
+
+    /// The change that removes what the write created.
+    fn removing(&self, ty: ValueType) -> Change {
+        let key = self.key.clone();
+        Change::new(0, Txn::Delete { ty, key })
     }
 
     /// Puts every changed value back as it was, newest change first.

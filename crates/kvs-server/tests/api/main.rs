@@ -3,6 +3,7 @@
 mod access;
 mod compat;
 mod durability;
+mod expiry;
 mod helpers;
 mod idle;
 mod limits;
