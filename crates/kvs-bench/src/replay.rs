@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kvs_core::{Key, Txn, Value};
+use kvs_core::{Change, Key, Txn, Value};
 use kvs_log::{FileLog, FileOptions, Log};
 use serde::Serialize;
 
@@ -218,10 +218,14 @@ pub async fn write_log(cfg: &ReplayConfig) -> Result<WriteReport, ReplayError> {
             name.clear();
             key_name(&cfg.key_prefix, cfg.key_size, i % cfg.keys, &mut name);
             let start = rng.random_range(0..=1024);
-            batch.push(Txn::Put {
-                key: Key::parse(&name)?,
-                value: Value::Str(pool[start..start + cfg.value_size].to_owned()),
-            });
+            // One revision per record, as kvs-server gives one per write.
+            batch.push(Change::new(
+                i + 1,
+                Txn::Put {
+                    key: Key::parse(&name)?,
+                    value: Value::Str(pool[start..start + cfg.value_size].to_owned()),
+                },
+            ));
         }
         log.append(&batch).await?;
         written += n;

@@ -1,4 +1,6 @@
-//! The binary form of one transaction in the file log (see `docs/file-log.md`).
+//! The binary form of the file log's records (see `docs/file-log.md`): a
+//! revision's transactions, a writer's progress, and the single transactions
+//! of logs written before revisions.
 //!
 //! A frame is `len: u32 LE | crc32: u32 LE | payload`, where the checksum
 //! covers the payload. Decoding trusts no length: every count is checked
@@ -32,6 +34,8 @@ const OP_PUT_ENTRY: u8 = 6;
 const OP_DEL_ENTRY: u8 = 7;
 /// A writer's progress and when it was logged; [`OP_MARK`] had no time.
 const OP_MARK_AT: u8 = 8;
+/// The transactions of one revision, each a payload of the other ops.
+const OP_GROUP: u8 = 9;
 /// A key's expiry time: `at_ms: u64 LE` after the key, 0 for never.
 const OP_EXPIRY: u8 = 10;
 /// A key that expired, and is gone.
@@ -39,12 +43,15 @@ const OP_EXPIRE: u8 = 11;
 /// The highest operation code.
 const OP_LAST: u8 = OP_EXPIRE;
 
-/// One record of the file: a transaction, or a writer's progress with the
-/// time it was logged, in milliseconds since the Unix epoch (0 in a mark
-/// written before marks had a time), by which idle writers are forgotten.
+/// One record of the file: a transaction without a revision (written
+/// before revisions), the transactions of one revision (none: the log has
+/// given revisions up to this one), or a writer's progress with the time it
+/// was logged, in milliseconds since the Unix epoch (0 in a mark written
+/// before marks had a time), by which idle writers are forgotten.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Txn(Txn),
+    Group { revision: u64, txns: Vec<Txn> },
     Mark(WriterMark, u64),
 }
 
@@ -67,12 +74,40 @@ pub enum DecodeError {
     IncrNotInt(ValueType),
     #[error("member or field change of a {0} key")]
     EntryOf(ValueType),
+    #[error("operation {0} inside a revision's group")]
+    NotInGroup(u8),
 }
 
-/// Appends the frame of `txn` to `out`. Fails only when the payload would be
-/// longer than [`MAX_PAYLOAD_LEN`].
+/// Appends the frame of `txn`, a transaction without a revision, to `out`.
+/// Fails only when the payload would be longer than [`MAX_PAYLOAD_LEN`].
 pub fn encode(txn: &Txn, out: &mut Vec<u8>) -> Result<(), usize> {
     frame(out, |out| encode_txn(txn, out))
+}
+
+/// Appends the one frame of `revision`'s transactions to `out` (with none,
+/// a record that the log has given revisions up to `revision`). Fails only
+/// when the payload would be longer than [`MAX_PAYLOAD_LEN`].
+pub fn encode_group<'a>(
+    revision: u64,
+    txns: impl IntoIterator<Item = &'a Txn>,
+    out: &mut Vec<u8>,
+) -> Result<(), usize> {
+    frame(out, |out| {
+        out.push(OP_GROUP);
+        out.extend_from_slice(&revision.to_le_bytes());
+        let count_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let mut count = 0u32;
+        for txn in txns {
+            let len_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            encode_txn(txn, out);
+            let len = (out.len() - len_at - 4) as u32;
+            out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+            count += 1;
+        }
+        out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+    })
 }
 
 /// Appends the frame of a writer's mark, logged at `at_ms`, to `out`.
@@ -173,6 +208,31 @@ pub fn checksum(payload: &[u8]) -> u32 {
 
 /// Reads the payload of one frame back into a record.
 pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
+    if payload.first() != Some(&OP_GROUP) {
+        return decode_single(payload);
+    }
+    let mut r = Reader(&payload[1..]);
+    let revision = u64::from_le_bytes(r.array()?);
+    // Each transaction takes at least its length and the smallest payload.
+    let count = r.count(4 + MIN_PAYLOAD_LEN)?;
+    let mut txns = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = r.u32()? as usize;
+        let inner = r.take(len)?;
+        match decode_single(inner)? {
+            Record::Txn(t) => txns.push(t),
+            // A mark: it decoded, so it has an op.
+            _ => return Err(DecodeError::NotInGroup(inner[0])),
+        }
+    }
+    match r.0.len() {
+        0 => Ok(Record::Group { revision, txns }),
+        n => Err(DecodeError::Trailing(n)),
+    }
+}
+
+/// A payload of any op but a group.
+fn decode_single(payload: &[u8]) -> Result<Record, DecodeError> {
     let mut r = Reader(payload);
     let op = r.u8()?;
     let ty_byte = r.u8()?;
@@ -247,6 +307,11 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
     let Some(op) = w.u8() else { return Ok(None) };
     if !(OP_PUT..=OP_LAST).contains(&op) {
         return Err(DecodeError::BadOp(op));
+    }
+    if op == OP_GROUP {
+        // The revision, then a count of transactions, each after its length.
+        w.skip(8);
+        return Ok(w.items(1).map(|()| w.at));
     }
     let Some(ty_byte) = w.u8() else {
         return Ok(None);
@@ -403,6 +468,68 @@ mod tests {
 
     use super::*;
 
+    fn encode_record(record: &Record, out: &mut Vec<u8>) {
+        match record {
+            Record::Txn(t) => encode(t, out),
+            Record::Group { revision, txns } => encode_group(*revision, txns, out),
+            Record::Mark(m, at_ms) => encode_mark(m, *at_ms, out),
+        }
+        .unwrap();
+    }
+
+    /// Groups of one, of every kind, and of none (a head).
+    fn groups() -> Vec<Record> {
+        let mut groups: Vec<Record> = samples()
+            .into_iter()
+            .map(|t| Record::Group {
+                revision: 3,
+                txns: vec![t],
+            })
+            .collect();
+        groups.push(Record::Group {
+            revision: u64::MAX,
+            txns: samples(),
+        });
+        groups.push(Record::Group {
+            revision: 1,
+            txns: Vec::new(),
+        });
+        groups
+    }
+
+    #[test]
+    fn groups_of_a_revisions_transactions_round_trip() {
+        for group in groups() {
+            let mut buf = Vec::new();
+            encode_record(&group, &mut buf);
+            assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), group);
+            let payload = &buf[HEADER_LEN..];
+            for cut in 0..payload.len() {
+                assert!(decode(&payload[..cut]).is_err(), "{group:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_holds_transactions_only_and_counts_no_more_than_its_bytes() {
+        let mut mark = Vec::new();
+        let w = WriterMark {
+            writer: Key::parse("w").unwrap(),
+            sequence: 1,
+        };
+        encode_mark(&w, 0, &mut mark).unwrap();
+        let mut payload = vec![OP_GROUP];
+        payload.extend_from_slice(&7u64.to_le_bytes());
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.extend_from_slice(&((mark.len() - HEADER_LEN) as u32).to_le_bytes());
+        payload.extend_from_slice(&mark[HEADER_LEN..]);
+        assert_eq!(decode(&payload), Err(DecodeError::NotInGroup(OP_MARK_AT)));
+        let mut huge = vec![OP_GROUP];
+        huge.extend_from_slice(&7u64.to_le_bytes());
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&huge), Err(DecodeError::Short));
+    }
+
     #[test]
     fn every_kind_of_transaction_round_trips() {
         for txn in samples() {
@@ -452,6 +579,7 @@ mod tests {
     #[test]
     fn a_payload_says_its_own_length_from_its_first_bytes() {
         let mut all = samples().into_iter().map(Record::Txn).collect::<Vec<_>>();
+        all.extend(groups());
         all.push(Record::Mark(
             WriterMark {
                 writer: Key::parse("w1").unwrap(),
@@ -461,11 +589,7 @@ mod tests {
         ));
         for record in all {
             let mut buf = Vec::new();
-            match &record {
-                Record::Txn(t) => encode(t, &mut buf),
-                Record::Mark(m, at_ms) => encode_mark(m, *at_ms, &mut buf),
-            }
-            .unwrap();
+            encode_record(&record, &mut buf);
             let payload = &buf[HEADER_LEN..];
             assert_eq!(implied_len(payload), Ok(Some(payload.len())), "{record:?}");
             let mut known = false;
@@ -499,7 +623,7 @@ mod tests {
         let mut payload = buf[HEADER_LEN..].to_vec();
         payload.push(0);
         assert_eq!(decode(&payload), Err(DecodeError::Trailing(1)));
-        assert_eq!(decode(&[9, 0, 1, 0, b'k']), Err(DecodeError::BadOp(9)));
+        assert_eq!(decode(&[10, 0, 1, 0, b'k']), Err(DecodeError::BadOp(10)));
         assert_eq!(decode(&[1, 6, 1, 0, b'k']), Err(DecodeError::BadType(6)));
         let str_entry = [OP_DEL_ENTRY, ValueType::Str.index() as u8, 1, 0, b'k'];
         assert_eq!(

@@ -19,11 +19,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::change::UNSTAMPED;
-use kvs_core::{Change, Key, PlainState, Revisions, Txn};
+use kvs_core::{Change, Key, Revisions};
 use parking_lot::Mutex;
 use tokio::task::spawn_blocking;
 
 use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
+use crate::live::LiveSet;
 use crate::{Log, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The first bytes of every log file: a name and a format version.
@@ -265,8 +266,14 @@ impl WriterLog for FileLog {
     ) -> Result<(), LogError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        for change in batch {
-            codec::encode(&change.txn, &mut buf).map_err(LogError::TooLarge)?;
+        // One frame per revision, so that a torn write keeps all of a
+        // revision or none; a change without one has a frame of its own.
+        for run in batch.chunk_by(|a, b| a.revision == b.revision) {
+            let encoded = match run[0].revision {
+                UNSTAMPED => run.iter().try_for_each(|c| codec::encode(&c.txn, &mut buf)),
+                revision => codec::encode_group(revision, run.iter().map(|c| &c.txn), &mut buf),
+            };
+            encoded.map_err(LogError::TooLarge)?;
         }
         let at_ms = now_ms();
         for mark in marks {
@@ -335,20 +342,19 @@ impl Inner {
             .len();
         let marks = &mut self.marks;
         let mut revisions = Revisions::default();
-        let mut visit_record = |r: Record| {
-            match r {
-                Record::Txn(t) => {
-                    let mut change = Change::new(UNSTAMPED, t);
-                    revisions.stamp(&mut change);
-                    visit(change);
-                }
-                Record::Mark(m, at_ms) => {
-                    marks.insert(m.writer, Mark::read(m.sequence, at_ms));
-                }
+        let mut records = 0;
+        let mut visit_record = |r: Record| match r {
+            Record::Mark(m, at_ms) => {
+                marks.insert(m.writer, Mark::read(m.sequence, at_ms));
+                ControlFlow::Continue(())
             }
-            ControlFlow::Continue(())
+            r => each_change(r, &mut revisions, &mut |change| {
+                records += 1;
+                visit(change);
+                ControlFlow::Continue(())
+            }),
         };
-        let (records, scan_end) = scan(&self.file, end, &mut visit_record)
+        let (_, scan_end) = scan(&self.file, end, &mut visit_record)
             .map_err(LogError::io(format!("reading {shown}")))?;
         let mut stats = ReplayStats {
             records,
@@ -531,16 +537,18 @@ fn compact(
 ) -> Result<Compacted, LogError> {
     let shown = path.display().to_string();
     let src = File::open(path).map_err(LogError::io(format!("opening {shown}")))?;
-    let mut state = PlainState::new();
+    let mut live = LiveSet::default();
+    let mut revisions = Revisions::default();
     let mut marks = HashMap::new();
-    let (_, end) = scan(&src, upto, &mut |r| {
-        match r {
-            Record::Txn(t) => t.apply_to(&mut state),
-            Record::Mark(m, at_ms) => {
-                marks.insert(m.writer, Mark::read(m.sequence, at_ms));
-            }
+    let (_, end) = scan(&src, upto, &mut |r| match r {
+        Record::Mark(m, at_ms) => {
+            marks.insert(m.writer, Mark::read(m.sequence, at_ms));
+            ControlFlow::Continue(())
         }
-        ControlFlow::Continue(())
+        r => each_change(r, &mut revisions, &mut |change| {
+            live.apply(change);
+            ControlFlow::Continue(())
+        }),
     })
     .map_err(LogError::io(format!("reading {shown}")))?;
     let (offset, reason) = match end {
@@ -562,15 +570,22 @@ fn compact(
     let mut buf = Vec::with_capacity(4096);
     buf.extend_from_slice(MAGIC);
     let mut len = 0u64;
-    let records = state.len() as u64;
-    for ((_, key), value) in state {
-        codec::encode(&Txn::Put { key, value }, &mut buf).map_err(LogError::TooLarge)?;
+    let records = live.len() as u64;
+    let puts = live.into_puts();
+    for run in puts.chunk_by(|a, b| a.0 == b.0) {
+        codec::encode_group(run[0].0, run.iter().map(|(_, put)| put), &mut buf)
+            .map_err(LogError::TooLarge)?;
         if buf.len() >= 1 << 16 {
             out.write_all(&buf)
                 .map_err(LogError::io(format!("writing {shown}")))?;
             len += buf.len() as u64;
             buf.clear();
         }
+    }
+    // The head, which the last changes (deletes, reads) may have left
+    // without a record in the live set.
+    if revisions.head() > UNSTAMPED {
+        codec::encode_group(revisions.head(), [], &mut buf).map_err(LogError::TooLarge)?;
     }
     for (writer, mark) in marks {
         if mark.at_ms < forget_before_ms {
@@ -607,8 +622,36 @@ fn compact(
     })
 }
 
-/// Reads the frames between the header and `end`, handing each transaction
-/// to `visit`; returns how many there were and how the scan ended.
+/// Hands each change `record` holds to `visit` with its revision (one
+/// logged without gets it from `revisions`, in file order), and raises the
+/// head to a group's revision even when the group holds no change. The one
+/// reading of revisions for replay, readers and compaction alike.
+fn each_change(
+    record: Record,
+    revisions: &mut Revisions,
+    visit: &mut dyn FnMut(Change) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    match record {
+        Record::Txn(txn) => {
+            let mut change = Change::new(UNSTAMPED, txn);
+            revisions.stamp(&mut change);
+            visit(change)
+        }
+        Record::Group { revision, txns } => {
+            *revisions = Revisions::after(revisions.head().max(revision));
+            for txn in txns {
+                let mut change = Change::new(revision, txn);
+                revisions.stamp(&mut change);
+                visit(change)?;
+            }
+            ControlFlow::Continue(())
+        }
+        Record::Mark(..) => ControlFlow::Continue(()),
+    }
+}
+
+/// Reads the frames between the header and `end`, handing each record to
+/// `visit`; returns how many there were and how the scan ended.
 fn scan(
     file: &File,
     end: u64,
@@ -792,15 +835,19 @@ impl LogReader for FileReader {
                 }
             };
             let mut failed = None;
-            let scanned = scan(&file, len, &mut |r| match r {
-                Record::Txn(t) => match sink.blocking_send(Change::new(UNSTAMPED, t)) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(e) => {
-                        failed = Some(e);
-                        ControlFlow::Break(())
-                    }
-                },
-                Record::Mark(..) => ControlFlow::Continue(()),
+            let mut revisions = Revisions::default();
+            let scanned = scan(&file, len, &mut |r| {
+                each_change(
+                    r,
+                    &mut revisions,
+                    &mut |change| match sink.blocking_send(change) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => {
+                            failed = Some(e);
+                            ControlFlow::Break(())
+                        }
+                    },
+                )
             });
             if let Some(e) = failed {
                 return Err(e);
@@ -808,7 +855,7 @@ impl LogReader for FileReader {
             match scanned {
                 Ok((_, ScanEnd::Clean)) => Ok(ReplayStats {
                     records: sink.sent(),
-                    head: sink.head(),
+                    head: revisions.head(),
                     bytes: len,
                     ..ReplayStats::default()
                 }),
@@ -838,7 +885,7 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use kvs_core::Value;
+    use kvs_core::{PlainState, Txn, Value};
 
     use super::*;
 
@@ -864,11 +911,12 @@ mod tests {
 
     fn state_of(path: &Path, len: u64) -> PlainState {
         let mut state = PlainState::new();
+        let mut revisions = Revisions::default();
         let (_, end) = scan(&File::open(path).unwrap(), len, &mut |r| {
-            if let Record::Txn(t) = r {
-                t.apply_to(&mut state);
-            }
-            ControlFlow::Continue(())
+            each_change(r, &mut revisions, &mut |c| {
+                c.txn.apply_to(&mut state);
+                ControlFlow::Continue(())
+            })
         })
         .unwrap();
         assert!(matches!(end, ScanEnd::Clean));

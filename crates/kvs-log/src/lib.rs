@@ -16,15 +16,17 @@
 //!
 //! The modules:
 //!
-//! - [`codec`]: the checksummed binary record of one transaction.
+//! - [`codec`]: the checksummed binary records of the file backend.
 //! - [`file`]: the append-only file backend, with torn-tail handling and
 //!   background compaction.
+//! - `live`: the live set compaction writes in place of the history.
 //! - [`memory`]: a backend that keeps nothing, for caches and tests.
 //! - [`stream`]: a log read by a task of its own, and how that read ended.
 //! - `postgres` (feature `postgres`): the original service's per-type tables.
 
 pub mod codec;
 pub mod file;
+mod live;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use kvs_core::{Key, PlainState, Txn, Value, ValueType};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
 use kvs_log::{FileLog, FileOptions, Log, LogError, LogReader, WriterLog};
 
 fn key(s: &str) -> Key {
@@ -20,6 +21,19 @@ fn put(k: &str, v: i32) -> Txn {
     }
 }
 
+/// `txns` as changes of a revision each, from `first` on.
+fn numbered(first: u64, txns: &[Txn]) -> Vec<Change> {
+    (first..)
+        .zip(txns)
+        .map(|(r, t)| Change::new(r, t.clone()))
+        .collect()
+}
+
+/// The revisions of `changes`.
+fn revisions(changes: &[Change]) -> Vec<u64> {
+    changes.iter().map(|c| c.revision).collect()
+}
+
 fn log_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("kvs.log")
 }
@@ -27,7 +41,7 @@ fn log_path(dir: &tempfile::TempDir) -> PathBuf {
 async fn replay_all(
     path: &Path,
     opts: FileOptions,
-) -> Result<(Vec<Txn>, kvs_log::ReplayStats, FileLog), LogError> {
+) -> Result<(Vec<Change>, kvs_log::ReplayStats, FileLog), LogError> {
     let mut log = FileLog::open(path, opts)?;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -36,10 +50,10 @@ async fn replay_all(
     Ok((seen, stats, log))
 }
 
-async fn write(path: &Path, txns: &[Txn]) {
+async fn write(path: &Path, changes: &[Change]) {
     let mut log = FileLog::open(path, FileOptions::default()).unwrap();
     log.replay(|_| {}).await.unwrap();
-    log.append(txns).await.unwrap();
+    log.append(changes).await.unwrap();
 }
 
 #[tokio::test]
@@ -54,19 +68,198 @@ async fn appended_batches_replay_in_order_after_reopening() {
         },
         put("b", 3),
     ];
-    write(&path, &first).await;
-    write(&path, &second).await;
+    write(&path, &numbered(1, &first)).await;
+    write(&path, &numbered(3, &second)).await;
     let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
-    assert_eq!(seen, [first, second].concat());
-    assert_eq!(stats.records, 4);
+    assert_eq!(seen, numbered(1, &[first, second].concat()));
+    assert_eq!((stats.records, stats.head), (4, 4));
     assert_eq!(stats.torn_bytes, 0);
+}
+
+/// Where each frame of the log file `bytes` starts.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 8;
+    while at < bytes.len() {
+        starts.push(at);
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    assert_eq!(at, bytes.len());
+    starts
+}
+
+fn delete(k: &str) -> Txn {
+    Txn::Delete {
+        ty: ValueType::Int,
+        key: key(k),
+    }
+}
+
+#[tokio::test]
+async fn the_changes_of_a_revision_are_one_frame_and_replay_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let batch = [
+        Change::new(5, put("a", 1)),
+        Change::new(5, put("b", 2)),
+        Change::new(6, delete("a")),
+        Change::new(9, put("c", 3)),
+        Change::new(9, delete("b")),
+    ];
+    write(&path, &batch).await;
+    assert_eq!(frame_starts(&fs::read(&path).unwrap()).len(), 3);
+    let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
+    assert_eq!(seen, batch);
+    assert_eq!((stats.records, stats.head), (5, 9));
+    let mut streamed = Vec::new();
+    let stats = log
+        .reader()
+        .stream()
+        .drain(|c| streamed.push(c))
+        .await
+        .unwrap();
+    assert_eq!(streamed, batch);
+    assert_eq!((stats.records, stats.head), (5, 9));
+    // Changes without a revision go on from the head.
+    log.append(&[Change::new(UNSTAMPED, put("d", 4))])
+        .await
+        .unwrap();
+    drop(log);
+    let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
+    assert_eq!(seen.last(), Some(&Change::new(10, put("d", 4))));
+    assert_eq!(stats.head, 10);
+}
+
+#[tokio::test]
+async fn a_cut_anywhere_in_the_last_revisions_frame_drops_all_of_that_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let kept = [Change::new(1, put("a", 1))];
+    let last: Vec<Change> = ["b", "c", "d"]
+        .into_iter()
+        .map(|k| Change::new(2, put(k, 2)))
+        .collect();
+    write(&path, &[&kept[..], &last].concat()).await;
+    let bytes = fs::read(&path).unwrap();
+    let starts = frame_starts(&bytes);
+    assert_eq!(starts.len(), 2);
+    for cut in starts[1]..bytes.len() {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
+        assert_eq!(seen, kept, "cut at {cut}");
+        assert_eq!(stats.head, 1, "cut at {cut}");
+        assert_eq!(stats.torn_bytes, (cut - starts[1]) as u64, "cut at {cut}");
+    }
+}
+
+#[tokio::test]
+async fn records_from_before_revisions_are_numbered_in_file_order_among_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mut file = kvs_log::file::MAGIC.to_vec();
+    for t in [put("a", 1), delete("a")] {
+        kvs_log::codec::encode(&t, &mut file).unwrap();
+    }
+    fs::write(&path, &file).unwrap();
+    let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
+    assert_eq!(seen, numbered(1, &[put("a", 1), delete("a")]));
+    assert_eq!(stats.head, 2);
+    log.append(&[Change::new(7, put("b", 2))]).await.unwrap();
+    drop(log);
+    let mut file = fs::read(&path).unwrap();
+    kvs_log::codec::encode(&put("c", 3), &mut file).unwrap();
+    fs::write(&path, &file).unwrap();
+    let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
+    assert_eq!(revisions(&seen), [1, 2, 7, 8]);
+    assert_eq!(stats.head, 8);
+}
+
+#[tokio::test]
+async fn compaction_keeps_each_values_revision_and_a_head_left_by_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let opts = FileOptions {
+        compact_min_bytes: 4096,
+        ..FileOptions::default()
+    };
+    let mut log = FileLog::open(&path, opts.clone()).unwrap();
+    log.replay(|_| {}).await.unwrap();
+    let mut revision = 0;
+    for round in 0..100 {
+        revision += 1;
+        let batch: Vec<Change> = (0..5)
+            .map(|k| Change::new(revision, put(&format!("k{k}"), round)))
+            .collect();
+        log.append(&batch).await.unwrap();
+    }
+    let member = |m: &str, present| Txn::SetMember {
+        key: key("s"),
+        member: m.into(),
+        present,
+    };
+    let set_changed = revision + 2;
+    let last = set_changed + 1;
+    log.append(&[
+        Change::new(revision + 1, member("x", true)),
+        Change::new(revision + 1, put("doomed", 0)),
+        Change::new(set_changed, member("x", false)),
+        Change::new(set_changed, member("y", true)),
+        Change::new(last, delete("doomed")),
+    ])
+    .await
+    .unwrap();
+    // Appends of marks alone give no revision, until a compaction has
+    // folded the delete away.
+    let writer = |sequence| kvs_log::WriterMark {
+        writer: key("w"),
+        sequence,
+    };
+    let mut sequence = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs::read(&path).unwrap().windows(6).any(|w| w == b"doomed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction folded the delete"
+        );
+        sequence += 1;
+        log.append_marked(&[], &[writer(sequence)]).await.unwrap();
+    }
+    let mut streamed = Vec::new();
+    let stats = log
+        .reader()
+        .stream()
+        .drain(|c| streamed.push(c))
+        .await
+        .unwrap();
+    assert_eq!(stats.head, last);
+    drop(log);
+    let (seen, stats, _) = replay_all(&path, opts).await.unwrap();
+    assert_eq!(seen, streamed);
+    assert_eq!(stats.head, last);
+    let mut expected: Vec<Change> = (0..5)
+        .map(|k| Change::new(100, put(&format!("k{k}"), 99)))
+        .collect();
+    expected.push(Change::new(
+        set_changed,
+        Txn::Put {
+            key: key("s"),
+            value: Value::Set(["y".into()].into()),
+        },
+    ));
+    let mut sorted = seen.clone();
+    sorted.sort_by_key(|c| (c.revision, c.txn.key().to_string()));
+    assert_eq!(sorted, expected);
+    assert!(
+        seen.windows(2).all(|w| w[0].revision <= w[1].revision),
+        "a compacted log replays in revision order: {seen:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_torn_last_record_is_dropped_and_the_log_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    write(&path, &[put("a", 1), put("b", 2)]).await;
+    write(&path, &numbered(1, &[put("a", 1), put("b", 2)])).await;
     let full = fs::metadata(&path).unwrap().len();
     // Cut the last record in half, as a crash in the middle of a write would.
     OpenOptions::new()
@@ -77,12 +270,12 @@ async fn a_torn_last_record_is_dropped_and_the_log_stays_usable() {
         .unwrap();
 
     let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
-    assert_eq!(seen, [put("a", 1)]);
+    assert_eq!(seen, numbered(1, &[put("a", 1)]));
     assert!(stats.torn_bytes > 0);
-    log.append(&[put("c", 3)]).await.unwrap();
+    log.append(&numbered(2, &[put("c", 3)])).await.unwrap();
     drop(log);
     let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
-    assert_eq!(seen, [put("a", 1), put("c", 3)]);
+    assert_eq!(seen, numbered(1, &[put("a", 1), put("c", 3)]));
     assert_eq!(stats.torn_bytes, 0);
 }
 
@@ -90,7 +283,7 @@ async fn a_torn_last_record_is_dropped_and_the_log_stays_usable() {
 async fn zeros_after_the_last_record_count_as_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    write(&path, &[put("a", 1)]).await;
+    write(&path, &numbered(1, &[put("a", 1)])).await;
     OpenOptions::new()
         .append(true)
         .open(&path)
@@ -98,7 +291,7 @@ async fn zeros_after_the_last_record_count_as_a_torn_tail() {
         .write_all(&[0; 100])
         .unwrap();
     let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
-    assert_eq!(seen, [put("a", 1)]);
+    assert_eq!(seen, numbered(1, &[put("a", 1)]));
     assert_eq!(stats.torn_bytes, 100);
 }
 
@@ -106,7 +299,11 @@ async fn zeros_after_the_last_record_count_as_a_torn_tail() {
 async fn corruption_in_the_middle_is_reported_with_its_offset() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    write(&path, &[put("a", 1), put("b", 2), put("c", 3)]).await;
+    write(
+        &path,
+        &numbered(1, &[put("a", 1), put("b", 2), put("c", 3)]),
+    )
+    .await;
     let mut bytes = fs::read(&path).unwrap();
     // Header (8) + first frame; flip a payload byte of the second frame.
     let first_frame = 8 + u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
@@ -127,7 +324,7 @@ async fn corruption_in_the_middle_is_reported_with_its_offset() {
         ..FileOptions::default()
     };
     let (seen, stats, _) = replay_all(&path, opts).await.unwrap();
-    assert_eq!(seen, [put("a", 1)]);
+    assert_eq!(seen, numbered(1, &[put("a", 1)]));
     assert_eq!(stats.corrupt_bytes, (bytes.len() - second) as u64);
     assert_eq!(fs::metadata(&path).unwrap().len(), second as u64);
 }
@@ -170,14 +367,21 @@ async fn compaction_shrinks_many_overwrites_to_the_live_set() {
         for t in batch.clone() {
             t.apply_to(&mut expected);
         }
+        // A revision per round, as one write of many keys would have.
+        let round_revision = round as u64 + 1;
+        let batch: Vec<Change> = batch
+            .into_iter()
+            .map(|t| Change::new(round_revision, t))
+            .collect();
         log.append(&batch).await.unwrap();
     }
     drop(log);
     let size = fs::metadata(&path).unwrap().len();
-    let (seen, _, _) = replay_all(&path, opts).await.unwrap();
+    let (seen, stats, _) = replay_all(&path, opts).await.unwrap();
+    assert_eq!(stats.head, 2000);
     let mut replayed = PlainState::new();
-    for t in seen {
-        t.apply_to(&mut replayed);
+    for c in seen {
+        c.txn.apply_to(&mut replayed);
     }
     assert_eq!(replayed, expected);
     // Without compaction the file would hold 2000 rounds of 12 records
@@ -201,7 +405,7 @@ async fn writer_marks_survive_reopening_and_compaction() {
             writer: writer.clone(),
             sequence: seq,
         };
-        log.append_marked(&[put("k", seq as i32)], &[mark])
+        log.append_marked(&numbered(seq, &[put("k", seq as i32)]), &[mark])
             .await
             .unwrap();
     }
@@ -209,7 +413,7 @@ async fn writer_marks_survive_reopening_and_compaction() {
     assert_eq!(log.writer_sequence(&key("stranger")).await.unwrap(), 0);
     drop(log);
     let (seen, _, mut log) = replay_all(&path, opts).await.unwrap();
-    assert_eq!(seen.last(), Some(&put("k", 300)));
+    assert_eq!(seen.last(), Some(&Change::new(300, put("k", 300))));
     assert!(
         seen.len() < 300,
         "compaction should have folded the history: {} records",
@@ -224,9 +428,11 @@ async fn a_reader_streams_what_is_durable_while_appends_go_on() {
     let path = log_path(&dir);
     let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
     log.replay(|_| {}).await.unwrap();
-    log.append(&[put("a", 1), put("b", 2)]).await.unwrap();
+    log.append(&numbered(1, &[put("a", 1), put("b", 2)]))
+        .await
+        .unwrap();
     let mut stream = log.reader().stream();
-    log.append(&[put("c", 3)]).await.unwrap();
+    log.append(&numbered(3, &[put("c", 3)])).await.unwrap();
     let mut seen = Vec::new();
     while let Some(t) = stream.next().await {
         seen.push(t);
@@ -234,11 +440,14 @@ async fn a_reader_streams_what_is_durable_while_appends_go_on() {
     assert_eq!(stream.finish().await.unwrap().records, seen.len() as u64);
     // The later append may or may not be in a stream opened before it;
     // what was durable when it opened always is, in order.
-    assert!(seen.starts_with(&[put("a", 1), put("b", 2)]), "{seen:?}");
+    assert!(
+        seen.starts_with(&numbered(1, &[put("a", 1), put("b", 2)])),
+        "{seen:?}"
+    );
     let mut all = Vec::new();
     let stats = log.reader().stream().drain(|t| all.push(t)).await.unwrap();
-    assert_eq!(all, [put("a", 1), put("b", 2), put("c", 3)]);
-    assert_eq!((stats.records, stats.skipped), (3, 0));
+    assert_eq!(all, numbered(1, &[put("a", 1), put("b", 2), put("c", 3)]));
+    assert_eq!((stats.records, stats.skipped, stats.head), (3, 0, 3));
 }
 
 #[tokio::test]
@@ -247,9 +456,11 @@ async fn a_reader_that_meets_damage_ends_with_an_error_after_what_came_before() 
     let path = log_path(&dir);
     let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
     log.replay(|_| {}).await.unwrap();
-    log.append(&[put("a", 1)]).await.unwrap();
+    log.append(&numbered(1, &[put("a", 1)])).await.unwrap();
     let second = std::fs::metadata(&path).unwrap().len();
-    log.append(&[put("b", 2), put("c", 3)]).await.unwrap();
+    log.append(&numbered(2, &[put("b", 2), put("c", 3)]))
+        .await
+        .unwrap();
     // Damage the second record's payload (past its 8-byte frame header)
     // behind the log's back.
     let mut bytes = fs::read(&path).unwrap();
@@ -258,7 +469,7 @@ async fn a_reader_that_meets_damage_ends_with_an_error_after_what_came_before() 
 
     let mut seen = Vec::new();
     let end = log.reader().stream().drain(|t| seen.push(t)).await;
-    assert_eq!(seen, [put("a", 1)]);
+    assert_eq!(seen, numbered(1, &[put("a", 1)]));
     match end {
         Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset, second),
         other => panic!("a damaged log read to its end: {other:?}"),
@@ -269,31 +480,29 @@ async fn a_reader_that_meets_damage_ends_with_an_error_after_what_came_before() 
 // last write is dropped as a torn tail, anything else is refused at the
 // offset of the bad frame (and cut there with `truncate_corrupt`).
 
-/// Record `i`; its payload ends in a non-zero byte (see
-/// `zeros_that_do_not_start_at_a_block_boundary_are_damage`).
-fn record(i: usize) -> Txn {
-    Txn::Put {
-        key: key(&format!("k{i}")),
-        value: Value::Str(format!("value {i}")),
-    }
+/// Record `i`, of revision `i + 1`; its payload ends in a non-zero byte
+/// (see `zeros_that_do_not_start_at_a_block_boundary_are_damage`).
+fn record(i: usize) -> Change {
+    Change::new(
+        i as u64 + 1,
+        Txn::Put {
+            key: key(&format!("k{i}")),
+            value: Value::Str(format!("value {i}")),
+        },
+    )
 }
 
 const N: usize = 9;
 
 /// Writes `records` in batches of four; answers the file's bytes and where
 /// each frame starts.
-async fn log_of(path: &Path, records: &[Txn]) -> (Vec<u8>, Vec<usize>) {
+async fn log_of(path: &Path, records: &[Change]) -> (Vec<u8>, Vec<usize>) {
     for batch in records.chunks(4) {
         write(path, batch).await;
     }
     let bytes = fs::read(path).unwrap();
-    let mut starts = Vec::new();
-    let mut at = 8;
-    while at < bytes.len() {
-        starts.push(at);
-        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-    }
-    assert_eq!((at, starts.len()), (bytes.len(), records.len()));
+    let starts = frame_starts(&bytes);
+    assert_eq!(starts.len(), records.len());
     (bytes, starts)
 }
 
@@ -305,7 +514,7 @@ enum Expect {
     Corrupt { kept: usize, at: usize },
 }
 
-async fn check(path: &Path, bytes: &[u8], records: &[Txn], expect: Expect, case: &str) {
+async fn check(path: &Path, bytes: &[u8], records: &[Change], expect: Expect, case: &str) {
     fs::write(path, bytes).unwrap();
     let end = bytes.len() as u64;
     match expect {
@@ -382,7 +591,7 @@ fn damages(bytes: &[u8], start: usize) -> Vec<(String, Vec<u8>)> {
 async fn damage_to_any_record_header_or_payload_is_refused_at_its_offset() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    let records: Vec<Txn> = (0..N).map(record).collect();
+    let records: Vec<Change> = (0..N).map(record).collect();
     let (bytes, starts) = log_of(&path, &records).await;
     let mut failed = Vec::new();
     for (i, name) in [(0, "first"), (N / 2, "middle"), (N - 1, "last")] {
@@ -408,7 +617,7 @@ async fn damage_to_any_record_header_or_payload_is_refused_at_its_offset() {
 async fn a_file_cut_anywhere_inside_the_last_record_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    let records: Vec<Txn> = (0..N).map(record).collect();
+    let records: Vec<Change> = (0..N).map(record).collect();
     let (bytes, starts) = log_of(&path, &records).await;
     let last = starts[N - 1];
     for cut in last..bytes.len() {
@@ -423,18 +632,21 @@ async fn a_file_cut_anywhere_inside_the_last_record_is_a_torn_tail() {
 
 /// A last record long enough to span file-system blocks, so that zeros can
 /// stand in for some of it.
-fn long_record() -> Txn {
-    Txn::Put {
-        key: key("long"),
-        value: Value::Str("x".repeat(3000)),
-    }
+fn long_record() -> Change {
+    Change::new(
+        N as u64 + 1,
+        Txn::Put {
+            key: key("long"),
+            value: Value::Str("x".repeat(3000)),
+        },
+    )
 }
 
 #[tokio::test]
 async fn zeros_from_a_block_boundary_to_the_end_are_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    let mut records: Vec<Txn> = (0..N).map(record).collect();
+    let mut records: Vec<Change> = (0..N).map(record).collect();
     records.push(long_record());
     let (bytes, starts) = log_of(&path, &records).await;
     let last = starts[N];
@@ -470,7 +682,7 @@ async fn zeros_from_a_block_boundary_to_the_end_are_a_torn_tail() {
 async fn zeros_that_do_not_start_at_a_block_boundary_are_damage() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
-    let mut records: Vec<Txn> = (0..N).map(record).collect();
+    let mut records: Vec<Change> = (0..N).map(record).collect();
     records.push(long_record());
     let (bytes, starts) = log_of(&path, &records).await;
     let last = starts[N];
@@ -523,12 +735,15 @@ async fn a_log_laid_out_by_hand_as_documented_replays_and_takes_appends() {
         },
     ];
     let (seen, stats, mut log) = replay_all(&path, FileOptions::default()).await.unwrap();
-    assert_eq!(seen, written);
+    // Records without revisions are numbered in file order.
+    assert_eq!(seen, numbered(1, &written));
     assert_eq!((stats.torn_bytes, stats.corrupt_bytes), (0, 0));
-    log.append(&[put("c", 9)]).await.unwrap();
+    log.append(&[Change::new(UNSTAMPED, put("c", 9))])
+        .await
+        .unwrap();
     drop(log);
     let (seen, _, _) = replay_all(&path, FileOptions::default()).await.unwrap();
-    assert_eq!(seen, [&written[..], &[put("c", 9)]].concat());
+    assert_eq!(seen, numbered(1, &[&written[..], &[put("c", 9)]].concat()));
     assert!(fs::read(&path).unwrap().starts_with(&file));
 }
 
@@ -579,9 +794,12 @@ async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
             "no compaction dropped the forgotten mark"
         );
         seq += 1;
-        log.append_marked(&[put("k", seq as i32)], &[mark("live_writer", seq)])
-            .await
-            .unwrap();
+        log.append_marked(
+            &numbered(seq, &[put("k", seq as i32)]),
+            &[mark("live_writer", seq)],
+        )
+        .await
+        .unwrap();
     }
     drop(log);
     let (_, _, mut log) = replay_all(&path, opts).await.unwrap();

@@ -3,14 +3,16 @@
 //! replays to the state that applying the same transactions to a
 //! `PlainState` gives; and a file cut at any byte offset replays to the
 //! state after the records wholly before the cut (a torn tail is dropped,
-//! never an error).
+//! never an error). Both replay to the model's head revision too, with a
+//! revision's transactions kept together.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kvs_core::{Key, PlainState, State, Txn, Value, ValueType};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, PlainState, Revisions, State, Txn, Value, ValueType};
 use kvs_log::codec::{self, Record};
 use kvs_log::{FileLog, FileOptions, Log, ReplayStats, WriterLog, WriterMark};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -69,9 +71,24 @@ fn mark() -> impl Strategy<Value = WriterMark> {
     })
 }
 
+/// Which revision a transaction of a batch has.
+#[derive(Debug, Clone, Copy)]
+enum Stamp {
+    /// The one after the head.
+    Next,
+    /// The previous transaction's (the next for a batch's first).
+    Same,
+    /// None, as from a writer of the original protocol.
+    Unstamped,
+}
+
+fn stamp() -> impl Strategy<Value = Stamp> {
+    prop_oneof![2 => Just(Stamp::Next), 2 => Just(Stamp::Same), 1 => Just(Stamp::Unstamped)]
+}
+
 #[derive(Debug, Clone)]
 struct Batch {
-    txns: Vec<Txn>,
+    txns: Vec<(Stamp, Txn)>,
     marks: Vec<WriterMark>,
     /// Wait a little after appending, so that a background compaction
     /// finishes and is swapped in by the next append.
@@ -82,7 +99,7 @@ struct Batch {
 
 fn batch() -> impl Strategy<Value = Batch> {
     (
-        vec(txn(), 0..6),
+        vec((stamp(), txn()), 0..6),
         vec(mark(), 0..2),
         any::<bool>(),
         prop::bool::weighted(0.2),
@@ -95,22 +112,80 @@ fn batch() -> impl Strategy<Value = Batch> {
         })
 }
 
-/// The model: the state and each writer's last mark.
+/// The model: the state, each writer's last mark, and the revisions given.
 #[derive(Default)]
 struct Model {
     state: PlainState,
     marks: HashMap<Key, u64>,
+    revisions: Revisions,
 }
 
 impl Model {
     fn apply(&mut self, record: Record) {
-        match record {
-            Record::Txn(t) => t.apply_to(&mut self.state),
+        let (revision, txns) = match record {
+            Record::Txn(t) => (UNSTAMPED, vec![t]),
+            Record::Group { revision, txns } => (revision, txns),
             Record::Mark(m, _) => {
                 self.marks.insert(m.writer, m.sequence);
+                return;
             }
+        };
+        for txn in txns {
+            let mut change = Change::new(revision, txn);
+            self.revisions.stamp(&mut change);
+            change.txn.apply_to(&mut self.state);
         }
     }
+
+    /// `batch`'s changes, with revisions after the model's head.
+    fn changes(&self, batch: &Batch) -> Vec<Change> {
+        let mut head = self.revisions.head();
+        let mut last = None;
+        batch
+            .txns
+            .iter()
+            .map(|(stamp, txn)| {
+                let revision = match (stamp, last) {
+                    (Stamp::Unstamped, _) => UNSTAMPED,
+                    (Stamp::Same, Some(r)) => r,
+                    (Stamp::Next | Stamp::Same, _) => {
+                        head += 1;
+                        head
+                    }
+                };
+                // An unstamped change takes the number after the head.
+                head += u64::from(revision == UNSTAMPED);
+                last = Some(revision).filter(|&r| r != UNSTAMPED);
+                Change::new(revision, txn.clone())
+            })
+            .collect()
+    }
+}
+
+/// The records `changes` are logged as, in order (`docs/file-log.md`): one
+/// group per run of a revision, one record per change without a revision.
+fn records_of(changes: &[Change]) -> Vec<Record> {
+    changes
+        .chunk_by(|a, b| a.revision == b.revision)
+        .flat_map(|run| match run[0].revision {
+            UNSTAMPED => run.iter().map(|c| Record::Txn(c.txn.clone())).collect(),
+            revision => vec![Record::Group {
+                revision,
+                txns: run.iter().map(|c| c.txn.clone()).collect(),
+            }],
+        })
+        .collect()
+}
+
+fn frame_len(record: &Record) -> u64 {
+    let mut frame = Vec::new();
+    match record {
+        Record::Txn(t) => codec::encode(t, &mut frame),
+        Record::Group { revision, txns } => codec::encode_group(*revision, txns, &mut frame),
+        Record::Mark(m, at_ms) => codec::encode_mark(m, *at_ms, &mut frame),
+    }
+    .unwrap();
+    frame.len() as u64
 }
 
 /// A state in a comparable form, values by their log encoding (floats by bits).
@@ -138,7 +213,7 @@ async fn open(path: &Path, opts: &FileOptions) -> (FileLog, PlainState, ReplaySt
     let seen = Arc::new(Mutex::new(PlainState::new()));
     let sink = seen.clone();
     let stats = log
-        .replay(move |t| t.apply_to(&mut *sink.lock().unwrap()))
+        .replay(move |c| c.txn.apply_to(&mut *sink.lock().unwrap()))
         .await
         .expect("replay");
     let state = std::mem::take(&mut *seen.lock().unwrap());
@@ -147,11 +222,12 @@ async fn open(path: &Path, opts: &FileOptions) -> (FileLog, PlainState, ReplaySt
 
 async fn assert_matches(
     log: &mut FileLog,
-    state: &PlainState,
+    (state, stats): (&PlainState, &ReplayStats),
     model: &Model,
     when: &str,
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(canon(state), canon(&model.state), "state {}", when);
+    prop_assert_eq!(stats.head, model.revisions.head(), "head {}", when);
     for w in WRITERS {
         let w = key(w);
         let got = log.writer_sequence(&w).await.unwrap();
@@ -220,28 +296,22 @@ fn appended_batches_replay_to_the_model_through_compaction_and_reopening() {
                 prop_assert!(state.is_empty());
                 let mut appended = 8u64;
                 for (i, b) in batches.iter().enumerate() {
-                    log.append_marked(&b.txns, &b.marks).await.unwrap();
-                    for t in &b.txns {
-                        let mut frame = Vec::new();
-                        codec::encode(t, &mut frame).unwrap();
-                        appended += frame.len() as u64;
-                        model.apply(Record::Txn(t.clone()));
-                    }
-                    for m in &b.marks {
-                        let mut frame = Vec::new();
-                        codec::encode_mark(m, 0, &mut frame).unwrap();
-                        appended += frame.len() as u64;
-                        model.apply(Record::Mark(m.clone(), 0));
+                    let changes = model.changes(b);
+                    log.append_marked(&changes, &b.marks).await.unwrap();
+                    let marks = b.marks.iter().map(|m| Record::Mark(m.clone(), 0));
+                    for r in records_of(&changes).into_iter().chain(marks) {
+                        appended += frame_len(&r);
+                        model.apply(r);
                     }
                     if b.pause {
                         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                     }
                     if b.reopen {
                         drop(log);
-                        let (l, state, _) = open(&path, &opts).await;
+                        let (l, state, stats) = open(&path, &opts).await;
                         log = l;
-                        assert_matches(&mut log, &state, &model, &format!("after batch {i}"))
-                            .await?;
+                        let when = format!("after batch {i}");
+                        assert_matches(&mut log, (&state, &stats), &model, &when).await?;
                     }
                 }
                 drop(log);
@@ -250,7 +320,7 @@ fn appended_batches_replay_to_the_model_through_compaction_and_reopening() {
                 }
                 let (mut log, state, stats) = open(&path, &opts).await;
                 prop_assert_eq!(stats.torn_bytes + stats.corrupt_bytes, 0);
-                assert_matches(&mut log, &state, &model, "at the end").await
+                assert_matches(&mut log, (&state, &stats), &model, "at the end").await
             })
         })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -278,23 +348,15 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                 let mut records = Vec::new();
                 let mut ends = Vec::new();
                 let mut offset = 8u64;
+                let mut written = Model::default();
                 for b in &batches {
-                    log.append_marked(&b.txns, &b.marks).await.unwrap();
-                    let in_order = b
-                        .txns
-                        .iter()
-                        .cloned()
-                        .map(Record::Txn)
-                        .chain(b.marks.iter().map(|m| Record::Mark(m.clone(), 0)));
-                    for r in in_order {
-                        let mut frame = Vec::new();
-                        match &r {
-                            Record::Txn(t) => codec::encode(t, &mut frame),
-                            Record::Mark(m, at_ms) => codec::encode_mark(m, *at_ms, &mut frame),
-                        }
-                        .unwrap();
-                        offset += frame.len() as u64;
+                    let changes = written.changes(b);
+                    log.append_marked(&changes, &b.marks).await.unwrap();
+                    let marks = b.marks.iter().map(|m| Record::Mark(m.clone(), 0));
+                    for r in records_of(&changes).into_iter().chain(marks) {
+                        offset += frame_len(&r);
                         ends.push(offset);
+                        written.apply(r.clone());
                         records.push(r);
                     }
                 }
@@ -320,7 +382,8 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                         prop_assert_eq!(stats.torn_bytes, cut as u64 - kept, "cut at {}", cut);
                     }
                     prop_assert_eq!(std::fs::metadata(&cut_path).unwrap().len(), kept);
-                    assert_matches(&mut log, &state, &model, &format!("cut at {cut}")).await?;
+                    let when = format!("cut at {cut}");
+                    assert_matches(&mut log, (&state, &stats), &model, &when).await?;
                     Ok(log)
                 };
                 for cut in 0..=full.len() {
@@ -331,20 +394,26 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                 let cut = extra_cut.index(full.len() + 1);
                 let mut log = check(cut).await?;
                 let k = ends.iter().take_while(|&&end| end <= cut as u64).count();
-                let more = [Txn::Put {
+                let mut model = Model::default();
+                records[..k].iter().cloned().for_each(|r| model.apply(r));
+                let more = Txn::Put {
                     key: key("after"),
                     value: Value::Str("cut".into()),
-                }];
-                log.append(&more).await.unwrap();
+                };
+                let revision = model.revisions.head() + 1;
+                log.append(&[Change::new(revision, more.clone())])
+                    .await
+                    .unwrap();
                 drop(log);
                 let (mut log, state, stats) = open(&cut_path, &opts).await;
                 prop_assert_eq!(stats.torn_bytes + stats.corrupt_bytes, 0);
-                let mut model = Model::default();
-                records[..k].iter().cloned().for_each(|r| model.apply(r));
-                model.apply(Record::Txn(more[0].clone()));
+                model.apply(Record::Group {
+                    revision,
+                    txns: vec![more],
+                });
                 assert_matches(
                     &mut log,
-                    &state,
+                    (&state, &stats),
                     &model,
                     &format!("appending after a cut at {cut}"),
                 )
@@ -402,11 +471,14 @@ fn a_reopened_log_keeps_its_writes_while_the_old_logs_compaction_finishes() {
             })
         })
         .collect();
-    let puts = |round: i32| -> Vec<Txn> {
+    let puts = |round: i32| -> Vec<Change> {
         (0..8)
-            .map(|i| Txn::Put {
-                key: key(&format!("k{i}")),
-                value: Value::Int(round),
+            .map(|i| {
+                let put = Txn::Put {
+                    key: key(&format!("k{i}")),
+                    value: Value::Int(round),
+                };
+                Change::new(round as u64, put)
             })
             .collect()
     };
@@ -431,7 +503,9 @@ fn a_reopened_log_keeps_its_writes_while_the_old_logs_compaction_finishes() {
             drop(new);
             let (_, state, _) = open(&path, &opts).await;
             let mut expected = PlainState::new();
-            puts(4).into_iter().for_each(|t| t.apply_to(&mut expected));
+            puts(4)
+                .into_iter()
+                .for_each(|c| c.txn.apply_to(&mut expected));
             if canon(&state) != canon(&expected) {
                 let values: BTreeMap<_, _> = state
                     .iter()
