@@ -4,7 +4,10 @@
 //! expect. txn-server ends a replay that went through the whole log with
 //! status OK and trailers that say so: [`RECORDS`], the number of
 //! transactions it sent, and [`SKIPPED`], the rows it left out because they
-//! cannot be replayed. A client that ignores trailers sees an ordinary end.
+//! cannot be replayed, and [`HEAD`], the highest revision the log has
+//! given (a delete compacted away leaves no record of its revision, so the
+//! transactions alone cannot say). A client that ignores trailers sees an
+//! ordinary end.
 //! A replay that failed ends with an error status instead; one that ends OK
 //! without [`RECORDS`] did not come from a txn-server that vouches for it,
 //! and kvs-server refuses it.
@@ -16,12 +19,15 @@ use tonic::{Code, Status};
 pub const RECORDS: &str = "kvs-replay-records";
 /// Trailer: the rows of the log left out because they cannot be replayed.
 pub const SKIPPED: &str = "kvs-replay-skipped";
+/// Trailer: the highest revision the log has given.
+pub const HEAD: &str = "kvs-replay-head";
 
 /// What the end of a complete replay says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayEnd {
     pub records: u64,
     pub skipped: u64,
+    pub head: u64,
 }
 
 impl ReplayEnd {
@@ -31,6 +37,7 @@ impl ReplayEnd {
         let mut trailers = MetadataMap::new();
         trailers.insert(RECORDS, MetadataValue::from(self.records));
         trailers.insert(SKIPPED, MetadataValue::from(self.skipped));
+        trailers.insert(HEAD, MetadataValue::from(self.head));
         Status::with_metadata(Code::Ok, "", trailers)
     }
 
@@ -51,7 +58,13 @@ impl ReplayEnd {
         let records = number(RECORDS)?.ok_or_else(|| format!("no {RECORDS} trailer"))?;
         // An absent count of skipped rows is none skipped.
         let skipped = number(SKIPPED)?.unwrap_or(0);
-        Ok(ReplayEnd { records, skipped })
+        // A txn-server from before revisions sends no head: none given.
+        let head = number(HEAD)?.unwrap_or(0);
+        Ok(ReplayEnd {
+            records,
+            skipped,
+            head,
+        })
     }
 }
 
@@ -64,10 +77,33 @@ mod tests {
         let end = ReplayEnd {
             records: 12,
             skipped: 3,
+            head: u64::MAX,
         };
         let status = end.status();
         assert_eq!(status.code(), Code::Ok);
         assert_eq!(ReplayEnd::from_trailers(Some(status.metadata())), Ok(end));
+    }
+
+    #[test]
+    fn trailers_of_a_txn_server_from_before_revisions_have_head_zero() {
+        let mut old = MetadataMap::new();
+        old.insert(RECORDS, MetadataValue::from(5u64));
+        old.insert(SKIPPED, MetadataValue::from(1u64));
+        assert_eq!(
+            ReplayEnd::from_trailers(Some(&old)),
+            Ok(ReplayEnd {
+                records: 5,
+                skipped: 1,
+                head: 0
+            })
+        );
+        let mut garbled = old;
+        garbled.insert(HEAD, MetadataValue::from_static("-1"));
+        assert!(
+            ReplayEnd::from_trailers(Some(&garbled))
+                .unwrap_err()
+                .contains(HEAD)
+        );
     }
 
     #[test]

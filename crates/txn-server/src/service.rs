@@ -272,6 +272,7 @@ impl Stream for Replay {
                 ReplayEnd {
                     records: stats.records,
                     skipped: stats.skipped,
+                    head: stats.head,
                 }
                 .status()
             }

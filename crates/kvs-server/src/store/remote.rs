@@ -228,9 +228,11 @@ impl Log for RemoteLog {
             visit(change);
             stats.records += 1;
         }
-        stats.head = revisions.head();
         let trailers = stream.trailers().await.map_err(log_error)?;
         let end = checked_end(trailers.as_ref(), stats.records)?;
+        // The log's head may be past every change left in it (deletes
+        // compacted away), and past what it numbered: take the higher.
+        stats.head = revisions.head().max(end.head);
         stats.skipped = end.skipped;
         if end.skipped > 0 {
             tracing::warn!(
@@ -302,7 +304,14 @@ mod tests {
     use super::*;
 
     fn trailers(records: u64, skipped: u64) -> MetadataMap {
-        ReplayEnd { records, skipped }.status().metadata().clone()
+        ReplayEnd {
+            records,
+            skipped,
+            head: 0,
+        }
+        .status()
+        .metadata()
+        .clone()
     }
 
     #[test]

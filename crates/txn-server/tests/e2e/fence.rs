@@ -2,7 +2,8 @@
 //! batch is refused if it arrives later, so it cannot land in the log after
 //! the writer undid it.
 
-use kvs_core::{Key, Txn, Value};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 
 use crate::stack::Stack;
@@ -15,7 +16,7 @@ fn batch(sequence: u64) -> AppendRequest {
     AppendRequest {
         writer_id: "fenced_writer".into(),
         sequence,
-        transactions: vec![Transaction::from(&txn)],
+        transactions: vec![Transaction::from(&Change::new(UNSTAMPED, txn))],
     }
 }
 
@@ -52,7 +53,7 @@ async fn a_batch_given_up_is_refused_and_later_batches_are_logged() {
     let mut logged = Vec::new();
     let mut stream = client.read_transactions(()).await.unwrap().into_inner();
     while let Some(t) = stream.message().await.unwrap() {
-        if let Txn::Put { key, .. } = Txn::try_from(t).unwrap() {
+        if let Txn::Put { key, .. } = Change::try_from(t).unwrap().txn {
             logged.push(key.to_string());
         }
     }

@@ -3,7 +3,7 @@
 //! unknown" if it cannot learn it in time; never 503, which says "not
 //! applied" and invites a retry that would count an increment twice.
 
-use kvs_core::{Txn, Value};
+use kvs_core::{Change, Txn, Value};
 use kvs_testkit::http::Api;
 use reqwest::StatusCode;
 
@@ -16,7 +16,7 @@ async fn logged_int(stack: &Stack, key: &str) -> Option<i32> {
     let mut stream = client.read_transactions(()).await.unwrap().into_inner();
     let mut value = None;
     while let Some(t) = stream.message().await.unwrap() {
-        match Txn::try_from(t).unwrap() {
+        match Change::try_from(t).unwrap().txn {
             Txn::Put {
                 key: k,
                 value: Value::Int(v),

@@ -1,7 +1,7 @@
 //! What txn-server refuses from a writer: a value that a backend could not
 //! keep fails its own request, never the batch it would be committed with.
 
-use kvs_core::{Key, Txn, Value};
+use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::{AppendRequest, Transaction};
 
 use crate::stack::{self, Stack, put};
@@ -38,7 +38,7 @@ async fn a_nul_in_text_or_a_nan_is_refused_and_the_log_goes_on() {
     let mut logged = Vec::new();
     let mut stream = client.read_transactions(()).await.unwrap().into_inner();
     while let Some(t) = stream.message().await.unwrap() {
-        logged.push(Txn::try_from(t).unwrap());
+        logged.push(Change::try_from(t).unwrap().txn);
     }
     assert_eq!(
         logged,

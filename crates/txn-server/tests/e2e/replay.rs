@@ -6,7 +6,8 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use kvs_core::{Key, Txn, Value};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::transaction_service_server::{TransactionService, TransactionServiceServer};
 use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
 use kvs_proto::replay::{RECORDS, ReplayEnd, SKIPPED};
@@ -41,7 +42,7 @@ pub async fn read_all(stack: &Stack) -> (Vec<Txn>, Result<Option<MetadataMap>, S
     let mut txns = Vec::new();
     loop {
         match stream.message().await {
-            Ok(Some(t)) => txns.push(Txn::try_from(t).unwrap()),
+            Ok(Some(t)) => txns.push(Change::try_from(t).unwrap().txn),
             // The end a client that ignores trailers sees.
             Ok(None) => return (txns, stream.trailers().await),
             Err(status) => return (txns, Err(status)),
@@ -294,10 +295,13 @@ impl TransactionService for Fake {
 
     async fn read_transactions(&self, _: Request<()>) -> Result<Response<TxnStream>, Status> {
         let put = |k: &str| {
-            Ok(Transaction::from(&Txn::Put {
-                key: Key::parse(k).unwrap(),
-                value: Value::Int(1),
-            }))
+            Ok(Transaction::from(&Change::new(
+                UNSTAMPED,
+                Txn::Put {
+                    key: Key::parse(k).unwrap(),
+                    value: Value::Int(1),
+                },
+            )))
         };
         let mut items = vec![put("a"), put("c")];
         items.extend(self.end.map(|end| Err(end.status())));
@@ -363,6 +367,7 @@ async fn a_stream_whose_count_differs_from_what_arrived_is_refused() {
     let end = ReplayEnd {
         records: 3,
         skipped: 0,
+        head: 0,
     };
     let addr = serve_fake(&certs, Fake { end: Some(end) }).await;
     let (kvs, api) = start_kvs(&certs, &addr);
@@ -380,6 +385,7 @@ async fn the_fake_with_a_true_count_is_served_so_the_refusals_above_are_about_th
     let end = ReplayEnd {
         records: 2,
         skipped: 0,
+        head: 0,
     };
     let addr = serve_fake(&certs, Fake { end: Some(end) }).await;
     let (kvs, api) = start_kvs(&certs, &addr);

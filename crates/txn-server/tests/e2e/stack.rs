@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use kvs_core::{Key, Txn, Value};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, Transaction};
 use kvs_testkit::certs::Certs;
@@ -231,10 +232,13 @@ pub async fn assert_mix(base: &Api) {
 
 /// A put of `value` under `key`, as it goes on the wire.
 pub fn put(key: &str, value: Value) -> Transaction {
-    Transaction::from(&Txn::Put {
-        key: Key::parse(key).unwrap(),
-        value,
-    })
+    Transaction::from(&Change::new(
+        UNSTAMPED,
+        Txn::Put {
+            key: Key::parse(key).unwrap(),
+            value,
+        },
+    ))
 }
 
 /// An append of `writer`'s batch `sequence`.

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use kvs_core::{Key, Txn, Value};
+use kvs_core::change::UNSTAMPED;
+use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 use kvs_testkit::certs::Certs;
@@ -41,7 +42,7 @@ fn forged(writer: &str, sequence: u64) -> AppendRequest {
     AppendRequest {
         writer_id: writer.into(),
         sequence,
-        transactions: vec![Transaction::from(&txn)],
+        transactions: vec![Transaction::from(&Change::new(UNSTAMPED, txn))],
     }
 }
 

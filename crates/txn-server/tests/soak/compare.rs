@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use kvs_core::{PlainState, Txn, ValueType};
+use kvs_core::{Change, PlainState, ValueType};
 use kvs_log::{FileLog, FileOptions, Log, ReplayStats};
 use serde::Serialize;
 
@@ -140,7 +140,7 @@ pub(super) async fn read_log(path: &Path) -> Result<(PlainState, ReplayStats), S
     let state = Arc::new(Mutex::new(PlainState::new()));
     let sink = state.clone();
     let stats = log
-        .replay(move |t: Txn| t.apply_to(&mut *sink.lock()))
+        .replay(move |c: Change| c.txn.apply_to(&mut *sink.lock()))
         .await?;
     drop(log);
     let state = std::mem::take(&mut *state.lock());
