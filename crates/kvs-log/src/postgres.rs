@@ -40,6 +40,20 @@
 //!   the `COMMIT` behind it then rolls back.
 //! - Statements are prepared once per connection (`prepare_cached`); a
 //!   batch only binds and executes them.
+//!
+//! # Revisions
+//!
+//! Each transaction row keeps the revision of its change (a map's or set's
+//! entries, that of the row they belong to); folding keeps, for each key,
+//! the revision of its last change. The highest revision given is kept in
+//! the one row of `kvs_revision_head`, raised by the same pipeline that
+//! writes the batch (one more statement), so that it survives the deletes
+//! that leave no row. Rows written without a revision (by writers of the
+//! original protocol, through `WriteTransactions`) hold NULL; a replay
+//! numbers them after the stored head in the order it reads them, anew at
+//! each replay, so their revisions may differ from one replay to the next
+//! once later batches have raised the head. Migration 0005 gave the rows
+//! that were there before revisions 1..N in replay order.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -63,7 +77,7 @@ use crate::stream::Sink;
 use crate::{ErrorKind, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The migrations, applied in order at start-up.
-const MIGRATIONS: [(i32, &str, &str); 4] = [
+const MIGRATIONS: [(i32, &str, &str); 5] = [
     (
         1,
         "original tables",
@@ -79,6 +93,11 @@ const MIGRATIONS: [(i32, &str, &str); 4] = [
         4,
         "entry indexes",
         include_str!("../../../migrations/0004_entry_indexes.sql"),
+    ),
+    (
+        5,
+        "revisions",
+        include_str!("../../../migrations/0005_revisions.sql"),
     ),
 ];
 
@@ -262,34 +281,36 @@ enum Net {
     Incr(i32),
     /// Change single members or fields of the map or set the database
     /// holds: each one's last state, a field's value or `None` for one
-    /// removed (a set's members present are `Some("")`).
-    Entries(HashMap<String, Option<String>>),
+    /// removed (a set's members present are `Some("")`), and the revision
+    /// of that last change.
+    Entries(HashMap<String, (Option<String>, u64)>),
 }
 
-/// A batch folded by value type: each key's net effect, and the reads to
-/// record.
+/// A batch folded by value type: each key's net effect with the revision of
+/// its last change, and the reads to record with theirs.
 #[derive(Default)]
 struct Folded {
-    nets: [HashMap<Key, Net>; ValueType::ALL.len()],
-    gets: [Vec<Key>; ValueType::ALL.len()],
+    nets: [HashMap<Key, (Net, u64)>; ValueType::ALL.len()],
+    gets: [Vec<(Key, u64)>; ValueType::ALL.len()],
 }
 
 fn fold(batch: &[Change]) -> Folded {
     let mut f = Folded::default();
-    for txn in batch.iter().map(|c| &c.txn) {
+    for Change { revision, txn } in batch {
+        let revision = *revision;
         let nets = &mut f.nets[txn.value_type().index()];
         match txn {
             Txn::Put { key, value } => {
-                nets.insert(key.clone(), Net::Put(value.clone()));
+                nets.insert(key.clone(), (Net::Put(value.clone()), revision));
             }
             // No key has a TTL here (see `append_marked`), but an expiry
             // is a delete wherever it comes from.
             Txn::Delete { key, .. } | Txn::Expire { key, .. } => {
-                nets.insert(key.clone(), Net::Delete);
+                nets.insert(key.clone(), (Net::Delete, revision));
             }
             Txn::Expiry { .. } => {}
             Txn::IncrBy { key, by } => {
-                let next = match nets.remove(key) {
+                let next = match nets.remove(key).map(|(net, _)| net) {
                     None => Net::Incr(*by),
                     Some(Net::Incr(n)) => Net::Incr(n.wrapping_add(*by)),
                     Some(Net::Put(Value::Int(v))) => Net::Put(Value::Int(v.wrapping_add(*by))),
@@ -297,16 +318,19 @@ fn fold(batch: &[Change]) -> Folded {
                     // Not an int key's net: increments are of int keys only.
                     Some(other @ (Net::Put(_) | Net::Entries(_))) => other,
                 };
-                nets.insert(key.clone(), next);
+                nets.insert(key.clone(), (next, revision));
             }
-            Txn::Get { ty, key } => f.gets[ty.index()].push(key.clone()),
+            Txn::Get { ty, key } => f.gets[ty.index()].push((key.clone(), revision)),
             Txn::SetMember {
                 key,
                 member,
                 present,
-            } => fold_entry(nets, ValueType::Set, key, member, present.then(String::new)),
+            } => {
+                let state = present.then(String::new);
+                fold_entry(nets, ValueType::Set, key, member, state, revision)
+            }
             Txn::MapField { key, field, value } => {
-                fold_entry(nets, ValueType::Map, key, field, value.clone())
+                fold_entry(nets, ValueType::Map, key, field, value.clone(), revision)
             }
         }
     }
@@ -314,46 +338,56 @@ fn fold(batch: &[Change]) -> Folded {
 }
 
 /// Folds the change of one member or field (`state` as in [`Net::Entries`])
-/// into what the batch does to its map or set key.
+/// of `revision` into what the batch does to its map or set key.
 fn fold_entry(
-    nets: &mut HashMap<Key, Net>,
+    nets: &mut HashMap<Key, (Net, u64)>,
     ty: ValueType,
     key: &Key,
     name: &str,
     state: Option<String>,
+    revision: u64,
 ) {
     let name = name.to_owned();
     match nets.get_mut(key) {
-        Some(Net::Put(Value::Set(set))) => {
+        Some((Net::Put(Value::Set(set)), last)) => {
             if state.is_some() {
                 set.insert(name);
             } else {
                 set.remove(&name);
             }
+            *last = revision;
         }
-        Some(Net::Put(Value::Map(map))) => {
+        Some((Net::Put(Value::Map(map)), last)) => {
             match state {
                 Some(v) => map.insert(name, v),
                 None => map.remove(&name),
             };
+            *last = revision;
         }
-        Some(Net::Entries(entries)) => {
-            entries.insert(name, state);
+        Some((Net::Entries(entries), last)) => {
+            entries.insert(name, (state, revision));
+            *last = revision;
         }
         // Removing from a key the batch deleted leaves it deleted; adding
         // makes a new value of that one entry.
-        Some(Net::Delete) if state.is_none() => {}
-        Some(Net::Delete) => {
+        Some((Net::Delete, _)) if state.is_none() => {}
+        Some((Net::Delete, _)) => {
             let value = match ty {
                 ValueType::Map => Value::Map([(name, state.unwrap_or_default())].into()),
                 _ => Value::Set([name].into()),
             };
-            nets.insert(key.clone(), Net::Put(value));
+            nets.insert(key.clone(), (Net::Put(value), revision));
         }
         _ => {
-            nets.insert(key.clone(), Net::Entries([(name, state)].into()));
+            let entries = [(name, (state, revision))].into();
+            nets.insert(key.clone(), (Net::Entries(entries), revision));
         }
     }
+}
+
+/// A revision as a column holds it: NULL for none.
+fn revision_column(revision: u64) -> Option<i64> {
+    (revision != UNSTAMPED).then(|| i64::try_from(revision).unwrap_or(i64::MAX))
 }
 
 impl WriterLog for PgLog {
@@ -391,6 +425,11 @@ impl WriterLog for PgLog {
         );
         if !marks.is_empty() {
             writes.push(write_marks(marks));
+        }
+        if let Some(head) = batch.iter().map(|c| c.revision).max()
+            && head != UNSTAMPED
+        {
+            writes.push(write_head(head));
         }
         let client = self.pool.get().await.map_err(db_error)?;
         transaction(&client, &writes).await
@@ -468,27 +507,27 @@ struct Write<'a> {
 /// `None` when the batch does not touch the type.
 fn write_type<'a>(
     ty: ValueType,
-    nets: &'a HashMap<Key, Net>,
-    gets: &'a [Key],
+    nets: &'a HashMap<Key, (Net, u64)>,
+    gets: &'a [(Key, u64)],
 ) -> Option<Write<'a>> {
     let deleted: Vec<&str> = nets
         .iter()
-        .filter(|(_, n)| matches!(n, Net::Delete))
+        .filter(|(_, (n, _))| matches!(n, Net::Delete))
         .map(|(k, _)| k.as_str())
         .collect();
     // Every key that is not deleted gets a row: its put or increment, and
     // one per read.
-    let rows: Vec<(&str, Row)> = nets
+    let rows: Vec<(&str, Row, u64)> = nets
         .iter()
-        .filter_map(|(k, n)| match n {
-            Net::Put(v) => Some((k.as_str(), Row::Put(v))),
-            Net::Incr(by) => Some((k.as_str(), Row::IncrBy(*by))),
+        .filter_map(|(k, (n, revision))| match n {
+            Net::Put(v) => Some((k.as_str(), Row::Put(v), *revision)),
+            Net::Incr(by) => Some((k.as_str(), Row::IncrBy(*by), *revision)),
             Net::Delete | Net::Entries(_) => None,
         })
         .chain(
             gets.iter()
-                .filter(|k| !matches!(nets.get(*k), Some(Net::Delete)))
-                .map(|k| (k.as_str(), Row::Get)),
+                .filter(|(k, _)| !matches!(nets.get(k), Some((Net::Delete, _))))
+                .map(|(k, revision)| (k.as_str(), Row::Get, *revision)),
         )
         .collect();
     if deleted.is_empty() && rows.is_empty() {
@@ -496,8 +535,8 @@ fn write_type<'a>(
     }
     let mut params: Vec<Param<'a>> = vec![
         Box::new(deleted),
-        Box::new(rows.iter().map(|(k, _)| *k).collect::<Vec<_>>()),
-        Box::new(rows.iter().map(|(_, r)| r.kind()).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|(k, ..)| *k).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|(_, r, _)| r.kind()).collect::<Vec<_>>()),
     ];
     match ty {
         ValueType::Int => params.push(column(&rows, |r| match r {
@@ -520,7 +559,7 @@ fn write_type<'a>(
         ValueType::Map | ValueType::Set => {
             // One entry per field or member of each put, named by its key.
             let (mut owners, mut firsts, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
-            for (key, row) in &rows {
+            for (key, row, _) in &rows {
                 match row {
                     Row::Put(Value::Map(m)) => {
                         for (field, v) in m.iter() {
@@ -545,6 +584,11 @@ fn write_type<'a>(
             }
         }
     }
+    params.push(Box::new(
+        rows.iter()
+            .map(|(.., revision)| revision_column(*revision))
+            .collect::<Vec<_>>(),
+    ));
     Some(Write {
         sql: type_sql(ty),
         params,
@@ -553,17 +597,18 @@ fn write_type<'a>(
 
 /// The value column of a scalar type's rows (NULL where a row has none).
 fn column<'a, T: ToSql + Sync + Send + 'a>(
-    rows: &[(&str, Row<'a>)],
+    rows: &[(&str, Row<'a>, u64)],
     value: impl Fn(&Row<'a>) -> Option<T>,
 ) -> Param<'a> {
-    Box::new(rows.iter().map(|(_, r)| value(r)).collect::<Vec<_>>())
+    Box::new(rows.iter().map(|(_, r, _)| value(r)).collect::<Vec<_>>())
 }
 
 /// The statement that writes one value type's part of a batch; see the
 /// module documentation. Parameters: `$1` the keys to delete; `$2` and `$3`
 /// the key and `transaction_type` of each row to insert; then for a scalar
 /// type `$4` each row's value, for maps and sets `$4` the key of each entry
-/// and `$5` (and `$6`) its field and value, or its member.
+/// and `$5` (and `$6`) its field and value, or its member; last, each row's
+/// revision.
 fn type_sql(ty: ValueType) -> String {
     let p = prefix(ty);
     // `ids`: the id of every key that gets a row, created where missing.
@@ -592,32 +637,39 @@ fn type_sql(ty: ValueType) -> String {
         return format!(
             "WITH {keys},
              batch AS (
-                 SELECT ids.id AS key_id, b.kind, b.value
-                 FROM unnest($2::text[], $3::text[], $4::{array}) AS b(key, kind, value)
+                 SELECT ids.id AS key_id, b.kind, b.value, b.revision
+                 FROM unnest($2::text[], $3::text[], $4::{array}, $5::int8[])
+                     AS b(key, kind, value, revision)
                  JOIN ids USING (key)),
              {superseded}
-             INSERT INTO {p}_transactions (transaction_type, key_id, value)
-             SELECT kind, key_id, value FROM batch"
+             INSERT INTO {p}_transactions (transaction_type, key_id, value, revision)
+             SELECT kind, key_id, value, revision FROM batch"
         );
     };
-    let (cols, picked, arrays) = if ty == ValueType::Map {
-        ("key, value", "e.key, e.value", "$5::text[], $6::text[]")
+    let (cols, picked, arrays, revisions) = if ty == ValueType::Map {
+        (
+            "key, value",
+            "e.key, e.value",
+            "$5::text[], $6::text[]",
+            "$7",
+        )
     } else {
-        ("member", "e.member", "$5::text[]")
+        ("member", "e.member", "$5::text[]", "$6")
     };
     format!(
         "WITH {keys},
          batch AS (
-             SELECT ids.id AS key_id, b.kind
-             FROM unnest($2::text[], $3::text[]) AS b(key, kind) JOIN ids USING (key)),
+             SELECT ids.id AS key_id, b.kind, b.revision
+             FROM unnest($2::text[], $3::text[], {revisions}::int8[]) AS b(key, kind, revision)
+             JOIN ids USING (key)),
          stale_entries AS (
              DELETE FROM {table} WHERE {key_col} IN (
                  SELECT id FROM gone
                  UNION ALL SELECT key_id FROM batch WHERE kind = '{PUT}')),
          {superseded},
          txns AS (
-             INSERT INTO {p}_transactions (transaction_type, key_id)
-             SELECT kind, key_id FROM batch RETURNING id, key_id, transaction_type)
+             INSERT INTO {p}_transactions (transaction_type, key_id, revision)
+             SELECT kind, key_id, revision FROM batch RETURNING id, key_id, transaction_type)
          INSERT INTO {table} (transaction_id, {key_col}, {cols})
          SELECT t.id, t.key_id, {picked}
          FROM txns t JOIN ids ON ids.id = t.key_id
@@ -628,12 +680,12 @@ fn type_sql(ty: ValueType) -> String {
 
 /// The single member or field changes of one map or set type's part of a
 /// batch, as one `entries_sql` statement; `None` when there are none.
-fn write_entries(ty: ValueType, nets: &HashMap<Key, Net>) -> Option<Write<'_>> {
-    let (mut keys, mut kinds, mut names, mut values) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (key, net) in nets {
+fn write_entries(ty: ValueType, nets: &HashMap<Key, (Net, u64)>) -> Option<Write<'_>> {
+    let (mut keys, mut kinds, mut names, mut values, mut revisions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (key, (net, _)) in nets {
         let Net::Entries(entries) = net else { continue };
-        for (name, state) in entries {
+        for (name, (state, revision)) in entries {
             keys.push(key.as_str());
             kinds.push(if state.is_some() {
                 PUT_ENTRY
@@ -642,6 +694,7 @@ fn write_entries(ty: ValueType, nets: &HashMap<Key, Net>) -> Option<Write<'_>> {
             });
             names.push(name.as_str());
             values.push(state.as_deref().unwrap_or(""));
+            revisions.push(revision_column(*revision));
         }
     }
     if keys.is_empty() {
@@ -651,6 +704,7 @@ fn write_entries(ty: ValueType, nets: &HashMap<Key, Net>) -> Option<Write<'_>> {
     if ty == ValueType::Map {
         params.push(Box::new(values));
     }
+    params.push(Box::new(revisions));
     Some(Write {
         sql: entries_sql(ty),
         params,
@@ -659,7 +713,8 @@ fn write_entries(ty: ValueType, nets: &HashMap<Key, Net>) -> Option<Write<'_>> {
 
 /// The statement that logs single member or field changes of a map or set
 /// type: `$1`, `$2`, `$3` (and `$4`) the key, `transaction_type`, member or
-/// field (and value, `''` for a removal) of each. Each change is a row of
+/// field (and value, `''` for a removal) of each, then its revision. Each
+/// change is a row of
 /// its own with one entry; it supersedes the earlier changes of the same
 /// member or field, which it deletes (a put of the whole value, which it
 /// only amends, stays). Ids are drawn first, so that each entry is written
@@ -667,10 +722,10 @@ fn write_entries(ty: ValueType, nets: &HashMap<Key, Net>) -> Option<Write<'_>> {
 fn entries_sql(ty: ValueType) -> String {
     let p = prefix(ty);
     let (table, key_col) = entries(ty).expect("a map or set type");
-    let (name_col, cols, values, picked) = if ty == ValueType::Map {
-        ("key", "key, value", ", $4::text[]", "name, value")
+    let (name_col, cols, values, picked, revisions) = if ty == ValueType::Map {
+        ("key", "key, value", ", $4::text[]", "name, value", "$5")
     } else {
-        ("member", "member", ", NULL::text[]", "name")
+        ("member", "member", ", NULL::text[]", "name", "$4")
     };
     format!(
         "WITH created AS (
@@ -681,8 +736,9 @@ fn entries_sql(ty: ValueType) -> String {
              UNION ALL SELECT id, key FROM {p}_keys WHERE key = ANY($1::text[])),
          batch AS (
              SELECT nextval(pg_get_serial_sequence('{p}_transactions', 'id')) AS id,
-                    ids.id AS key_id, b.kind, b.name, b.value
-             FROM unnest($1::text[], $2::text[], $3::text[]{values}) AS b(key, kind, name, value)
+                    ids.id AS key_id, b.kind, b.name, b.value, b.revision
+             FROM unnest($1::text[], $2::text[], $3::text[]{values}, {revisions}::int8[])
+                 AS b(key, kind, name, value, revision)
              JOIN ids USING (key)),
          stale AS (
              DELETE FROM {table} e USING {p}_transactions t, batch b
@@ -693,8 +749,8 @@ fn entries_sql(ty: ValueType) -> String {
          superseded AS (
              DELETE FROM {p}_transactions WHERE id IN (SELECT transaction_id FROM stale)),
          txns AS (
-             INSERT INTO {p}_transactions (id, transaction_type, key_id)
-             SELECT id, kind, key_id FROM batch)
+             INSERT INTO {p}_transactions (id, transaction_type, key_id, revision)
+             SELECT id, kind, key_id, revision FROM batch)
          INSERT INTO {table} (transaction_id, {key_col}, {cols})
          SELECT id, key_id, {picked} FROM batch"
     )
@@ -716,6 +772,14 @@ fn write_marks(marks: &[WriterMark]) -> Write<'_> {
               SET sequence = GREATEST(kvs_writers.sequence, EXCLUDED.sequence), updated_at = NOW()"
             .to_owned(),
         params: vec![Box::new(writers), Box::new(seqs)],
+    }
+}
+
+/// Raises the stored head to `head`, a batch's highest revision.
+fn write_head(head: u64) -> Write<'static> {
+    Write {
+        sql: "UPDATE kvs_revision_head SET head = GREATEST(head, $1)".to_owned(),
+        params: vec![Box::new(revision_column(head))],
     }
 }
 
@@ -806,6 +870,7 @@ impl LogReader for PgReader {
         let (pool, strict) = (self.pool.clone(), self.strict);
         ReplayStream::spawn(move |mut sink| async move {
             let client = pool.get().await.map_err(db_error)?;
+            sink.number_after(stored_head(&client).await?);
             let mut skipped = 0;
             for ty in ValueType::ALL {
                 let mut table = Table::new(ty, strict);
@@ -820,6 +885,20 @@ impl LogReader for PgReader {
             })
         })
     }
+}
+
+/// The highest revision given, as `kvs_revision_head` holds it.
+async fn stored_head(client: &deadpool_postgres::Client) -> Result<u64, LogError> {
+    let row = client
+        .query_one("SELECT head FROM kvs_revision_head", &[])
+        .await
+        .map_err(db_error)?;
+    let bad = |reason: String| LogError::BadTable {
+        table: "kvs_revision_head".into(),
+        reason: format!("column head {reason}"),
+    };
+    let head: i64 = row.try_get(0).map_err(|e| bad(explain(&e)))?;
+    u64::try_from(head).map_err(|_| bad(format!("is negative: {head}")))
 }
 
 /// The reading of one value type's transactions table.
@@ -854,14 +933,16 @@ impl Table {
     }
 
     /// Columns: `id`, the key, `transaction_type`, then the value, or a
-    /// map's field and value, or a set's member. Each is named after the
-    /// table it comes from, for the errors.
+    /// map's field and value, or a set's member, then the revision (at
+    /// [`Table::revision_column`]). Each is named after the table it comes
+    /// from, for the errors.
     fn sql(&self) -> String {
         let p = prefix(self.ty);
         let from = format!("FROM {p}_transactions t JOIN {p}_keys k ON k.id = t.key_id");
         let head = format!(r#"SELECT t.id, k.key AS "{p}_keys.key", t.transaction_type"#);
+        let revision = format!(r#"t.revision AS "{p}_transactions.revision""#);
         match entries(self.ty) {
-            None => format!("{head}, t.value {from} ORDER BY t.id"),
+            None => format!("{head}, t.value, {revision} {from} ORDER BY t.id"),
             Some((entries, _)) => {
                 let cols = if self.ty == ValueType::Map {
                     format!(r#"e.key AS "{entries}.key", e.value AS "{entries}.value""#)
@@ -869,10 +950,27 @@ impl Table {
                     format!(r#"e.member AS "{entries}.member", NULL::text"#)
                 };
                 format!(
-                    "{head}, {cols} {from}
+                    "{head}, {cols}, {revision} {from}
                      LEFT JOIN {entries} e ON e.transaction_id = t.id ORDER BY t.id"
                 )
             }
+        }
+    }
+
+    fn revision_column(&self) -> usize {
+        if entries(self.ty).is_some() { 5 } else { 4 }
+    }
+
+    /// The revision of row `id`: [`UNSTAMPED`] for a NULL, which the sink
+    /// numbers.
+    fn revision(&self, row: &tokio_postgres::Row, id: i64) -> Result<u64, LogError> {
+        match self.get::<Option<i64>>(row, self.revision_column(), id, "bigint")? {
+            None => Ok(UNSTAMPED),
+            Some(r) => u64::try_from(r).map_err(|_| LogError::BadRow {
+                table: self.name.clone(),
+                id,
+                reason: format!("column revision is negative: {r}"),
+            }),
         }
     }
 
@@ -888,7 +986,7 @@ impl Table {
         let mut rows = std::pin::pin!(rows);
         // Rows of one map or set put arrive together, one per entry; gather
         // them.
-        let mut open: Option<(i64, Key, Value)> = None;
+        let mut open: Option<(i64, Key, Value, u64)> = None;
         // A transaction that was skipped: its other entries go with it.
         let mut skipping = None;
         while let Some(row) = rows.try_next().await.map_err(db_error)? {
@@ -896,26 +994,27 @@ impl Table {
             if skipping == Some(id) {
                 continue;
             }
-            if let Some((open_id, _, value)) = &mut open {
+            if let Some((open_id, _, value, _)) = &mut open {
                 if *open_id == id {
                     self.add_entry(&row, id, value)?;
                     continue;
                 }
-                let (_, key, value) = open.take().expect("checked");
-                sink.send(Change::new(UNSTAMPED, Txn::Put { key, value }))
+                let (_, key, value, revision) = open.take().expect("checked");
+                sink.send(Change::new(revision, Txn::Put { key, value }))
                     .await?;
             }
+            let revision = self.revision(&row, id)?;
             match self.decode(&row, id)? {
-                Decoded::Txn(txn) => sink.send(Change::new(UNSTAMPED, txn)).await?,
-                Decoded::Open(key, value) => open = Some((id, key, value)),
+                Decoded::Txn(txn) => sink.send(Change::new(revision, txn)).await?,
+                Decoded::Open(key, value) => open = Some((id, key, value, revision)),
                 Decoded::Lost { key, reason } => {
                     self.skip(id, &key, reason)?;
                     skipping = Some(id);
                 }
             }
         }
-        if let Some((_, key, value)) = open {
-            sink.send(Change::new(UNSTAMPED, Txn::Put { key, value }))
+        if let Some((_, key, value, revision)) = open {
+            sink.send(Change::new(revision, Txn::Put { key, value }))
                 .await?;
         }
         Ok(())
@@ -1153,13 +1252,45 @@ mod tests {
                     key: key("a"),
                 },
             ]
-            .map(|t| Change::new(1, t)),
+            .into_iter()
+            .zip(1..)
+            .map(|(t, revision)| Change::new(revision, t))
+            .collect::<Vec<_>>(),
         );
         let nets = &f.nets[ValueType::Int.index()];
-        assert!(matches!(nets[&key("a")], Net::Put(Value::Int(3))));
-        assert!(matches!(nets[&key("b")], Net::Incr(5)));
-        assert!(matches!(nets[&key("c")], Net::Put(Value::Int(4))));
-        assert!(matches!(nets[&key("d")], Net::Delete));
-        assert_eq!(f.gets[ValueType::Int.index()], [key("a")]);
+        assert!(matches!(nets[&key("a")], (Net::Put(Value::Int(3)), 2)));
+        assert!(matches!(nets[&key("b")], (Net::Incr(5), 4)));
+        assert!(matches!(nets[&key("c")], (Net::Put(Value::Int(4)), 6)));
+        assert!(matches!(nets[&key("d")], (Net::Delete, 8)));
+        assert_eq!(f.gets[ValueType::Int.index()], [(key("a"), 9)]);
+    }
+
+    #[test]
+    fn folding_entries_keeps_each_entrys_revision_and_the_keys_last() {
+        let member = |k: &str, m: &str, present| Txn::SetMember {
+            key: key(k),
+            member: m.into(),
+            present,
+        };
+        let f = fold(&[
+            Change::new(3, member("s", "x", true)),
+            Change::new(4, member("s", "y", true)),
+            Change::new(5, member("s", "x", false)),
+            Change::new(
+                6,
+                Txn::Put {
+                    key: key("t"),
+                    value: Value::Set(Default::default()),
+                },
+            ),
+            Change::new(7, member("t", "z", true)),
+        ]);
+        let nets = &f.nets[ValueType::Set.index()];
+        let (Net::Entries(entries), 5) = &nets[&key("s")] else {
+            panic!("{:?}", nets[&key("s")]);
+        };
+        assert_eq!(entries["x"], (None, 5));
+        assert_eq!(entries["y"], (Some(String::new()), 4));
+        assert!(matches!(&nets[&key("t")], (Net::Put(Value::Set(s)), 7) if s.len() == 1));
     }
 }

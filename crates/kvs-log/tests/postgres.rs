@@ -1,11 +1,14 @@
 //! The PostgreSQL log against a real, throwaway PostgreSQL: batches of every
-//! kind of transaction replay to what a simple model holds, and a batch the
-//! server refuses leaves nothing behind and the log goes on.
+//! kind of transaction replay to what a simple model holds, revisions and
+//! head included, and a batch the server refuses leaves nothing behind and
+//! the log goes on.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
-use kvs_core::{Key, PlainState, Txn, Value, ValueType};
+use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
 use kvs_log::postgres::{PgLog, PgOptions};
 use kvs_log::{ErrorKind, LogReader, WriterLog, WriterMark};
 use kvs_testkit::pg::PgCluster;
@@ -23,14 +26,46 @@ async fn connect(pg: &PgCluster) -> PgLog {
 }
 
 async fn replayed(log: &PgLog) -> PlainState {
-    let (txns, end) = read(log.reader()).await;
+    let (changes, end) = read(log.reader()).await;
     end.expect("replay");
     let mut state = PlainState::new();
     // The log replays type by type; types are independent namespaces.
-    for t in txns {
-        t.apply_to(&mut state);
+    for c in changes {
+        c.txn.apply_to(&mut state);
     }
     state
+}
+
+/// `txns` as the changes of one revision, `revision`.
+fn at(revision: u64, txns: Vec<Txn>) -> Vec<Change> {
+    txns.into_iter().map(|t| Change::new(revision, t)).collect()
+}
+
+/// The revisions of `changes`.
+fn revisions(changes: &[Change]) -> Vec<u64> {
+    changes.iter().map(|c| c.revision).collect()
+}
+
+/// The model of revisions: the revision of each live value's last change.
+#[derive(Default)]
+struct Revised {
+    state: PlainState,
+    last: HashMap<(ValueType, Key), u64>,
+}
+
+impl Revised {
+    fn apply(&mut self, change: Change) {
+        if matches!(change.txn, Txn::Get { .. }) {
+            return;
+        }
+        let at = (change.txn.value_type(), change.txn.key().clone());
+        change.txn.apply_to(&mut self.state);
+        if self.state.contains_key(&at) {
+            self.last.insert(at, change.revision);
+        } else {
+            self.last.remove(&at);
+        }
+    }
 }
 
 fn mark(sequence: u64) -> WriterMark {
@@ -107,26 +142,180 @@ async fn batches_of_every_kind_replay_to_the_model() {
     let pg = PgCluster::start().await;
     let mut log = connect(&pg).await;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut model = PlainState::new();
+    let mut model = Revised::default();
+    let mut revision = 0;
     for sequence in 1..=200 {
-        let batch: Vec<Txn> = (0..1 + rng.below(8)).map(|_| rng.txn()).collect();
+        // Runs of transactions share a revision, as one write's do (chosen
+        // without the generator, which makes the same batches as before).
+        let batch: Vec<Change> = (0..1 + rng.below(8))
+            .map(|i| {
+                revision += u64::from(i == 0 || (sequence + i) % 3 == 0);
+                Change::new(revision, rng.txn())
+            })
+            .collect();
         log.append_marked(&batch, &[mark(sequence)])
             .await
             .unwrap_or_else(|e| panic!("batch {sequence} {batch:?}: {e}"));
-        for t in batch {
-            t.apply_to(&mut model);
+        for c in batch {
+            model.apply(c);
         }
         // Now and then the whole log, so a wrong batch is found near its cause.
         if sequence % 50 == 0 {
-            assert_eq!(replayed(&log).await, model, "after batch {sequence}");
+            assert_eq!(replayed(&log).await, model.state, "after batch {sequence}");
         }
     }
     let writer = Key::parse("writer").unwrap();
     assert_eq!(log.writer_sequence(&writer).await.unwrap(), 200);
 
-    // A second connection sees the same.
+    // A second connection sees the same, and each live value's last change
+    // comes with the revision it was logged with.
     let again = connect(&pg).await;
-    assert_eq!(replayed(&again).await, model);
+    let (changes, end) = read(again.reader()).await;
+    assert_eq!(end.unwrap().head, revision);
+    let mut last: HashMap<(ValueType, Key), u64> = HashMap::new();
+    let mut state = PlainState::new();
+    for c in changes {
+        if !matches!(c.txn, Txn::Get { .. }) {
+            let at = (c.txn.value_type(), c.txn.key().clone());
+            let seen = last.entry(at).or_default();
+            *seen = (*seen).max(c.revision);
+        }
+        c.txn.apply_to(&mut state);
+    }
+    assert_eq!(state, model.state);
+    for (at, revision) in &model.last {
+        assert_eq!(last.get(at), Some(revision), "{at:?}");
+    }
+}
+
+#[tokio::test]
+async fn revisions_round_trip_and_a_key_keeps_that_of_its_last_change() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let key = |s: &str| Key::parse(s).unwrap();
+    let int = |k: &str, v| Txn::Put {
+        key: key(k),
+        value: Value::Int(v),
+    };
+    let member = |m: &str, present| Txn::SetMember {
+        key: key("s"),
+        member: m.into(),
+        present,
+    };
+    let field = Txn::MapField {
+        key: key("m"),
+        field: "f".into(),
+        value: Some("v".into()),
+    };
+    let batch = [
+        at(3, vec![int("a", 1), int("b", 1)]),
+        at(4, vec![int("a", 2), member("x", true)]),
+        at(5, vec![member("y", true), field.clone()]),
+        at(
+            6,
+            vec![Txn::Get {
+                ty: ValueType::Int,
+                key: key("b"),
+            }],
+        ),
+    ]
+    .concat();
+    log.append_marked(&batch, &[mark(1)]).await.unwrap();
+    let (changes, end) = read(log.reader()).await;
+    let stats = end.unwrap();
+    assert_eq!((stats.records, stats.head), (6, 6));
+    let mut got: Vec<(u64, Txn)> = changes.into_iter().map(|c| (c.revision, c.txn)).collect();
+    got.sort_by_key(|(r, t)| (*r, t.key().to_string(), format!("{t:?}")));
+    assert_eq!(
+        got,
+        [
+            (3, int("b", 1)),
+            (4, int("a", 2)),
+            (4, member("x", true)),
+            (5, field),
+            (5, member("y", true)),
+            (
+                6,
+                Txn::Get {
+                    ty: ValueType::Int,
+                    key: key("b")
+                }
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_head_survives_a_batch_of_deletes_and_a_new_connection() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let a = Key::parse("a").unwrap();
+    log.append_marked(
+        &at(
+            1,
+            vec![Txn::Put {
+                key: a.clone(),
+                value: Value::Int(1),
+            }],
+        ),
+        &[mark(1)],
+    )
+    .await
+    .unwrap();
+    log.append_marked(
+        &at(
+            7,
+            vec![Txn::Delete {
+                ty: ValueType::Int,
+                key: a,
+            }],
+        ),
+        &[mark(2)],
+    )
+    .await
+    .unwrap();
+    drop(log);
+    let log = connect(&pg).await;
+    let (changes, end) = read(log.reader()).await;
+    assert_eq!(changes, []);
+    assert_eq!(end.unwrap().head, 7);
+}
+
+#[tokio::test]
+async fn rows_without_a_revision_are_numbered_after_the_head_in_replay_order() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let put = |k: &str| Txn::Put {
+        key: Key::parse(k).unwrap(),
+        value: Value::Int(1),
+    };
+    for (sequence, change) in [
+        Change::new(UNSTAMPED, put("a")),
+        Change::new(5, put("b")),
+        Change::new(UNSTAMPED, put("c")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        log.append_marked(&[change], &[mark(sequence as u64 + 1)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        pg.count("SELECT count(*) FROM int_transactions WHERE revision IS NULL")
+            .await,
+        2
+    );
+    let (changes, end) = read(log.reader()).await;
+    assert_eq!(revisions(&changes), [6, 5, 7]);
+    assert_eq!(end.unwrap().head, 7);
+    // Numbered anew at each replay: after a head raised since, they move on.
+    log.append_marked(&at(9, vec![put("d")]), &[mark(4)])
+        .await
+        .unwrap();
+    let (changes, end) = read(log.reader()).await;
+    assert_eq!(revisions(&changes), [10, 5, 11, 9]);
+    assert_eq!(end.unwrap().head, 11);
 }
 
 /// A change to one member or field is logged as that one entry and
@@ -174,7 +363,8 @@ async fn member_and_field_changes_keep_the_tables_at_the_live_size() {
         ]);
     }
     for (sequence, batch) in batches.into_iter().enumerate() {
-        log.append_marked(&batch, &[mark(sequence as u64 + 1)])
+        let revision = sequence as u64 + 1;
+        log.append_marked(&at(revision, batch.clone()), &[mark(revision)])
             .await
             .unwrap();
         for t in batch {
@@ -200,21 +390,24 @@ async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
         key: Key::parse(key).unwrap(),
         value: Value::Str(text.to_owned()),
     };
-    log.append_marked(&[put("before", "kept")], &[mark(1)])
+    log.append_marked(&at(1, vec![put("before", "kept")]), &[mark(1)])
         .await
         .unwrap();
     // PostgreSQL's text refuses U+0000 (the servers refuse it before it
     // gets here; this batch stands for any statement the server rejects).
     let refused = log
         .append_marked(
-            &[
-                put("a", "would be lost"),
-                Txn::Put {
-                    key: Key::parse("m").unwrap(),
-                    value: Value::Map([("f".to_owned(), "v".to_owned())].into()),
-                },
-                put("b", "nul\0here"),
-            ],
+            &at(
+                2,
+                vec![
+                    put("a", "would be lost"),
+                    Txn::Put {
+                        key: Key::parse("m").unwrap(),
+                        value: Value::Map([("f".to_owned(), "v".to_owned())].into()),
+                    },
+                    put("b", "nul\0here"),
+                ],
+            ),
             &[mark(2)],
         )
         .await;
@@ -224,9 +417,11 @@ async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
     let mut expected = PlainState::new();
     put("before", "kept").apply_to(&mut expected);
     assert_eq!(replayed(&log).await, expected);
+    // Nor did its head stay.
+    assert_eq!(read(log.reader()).await.1.unwrap().head, 1);
 
     // The same (only) connection takes the next batch.
-    log.append_marked(&[put("a", "after")], &[mark(2)])
+    log.append_marked(&at(2, vec![put("a", "after")]), &[mark(2)])
         .await
         .unwrap();
     put("a", "after").apply_to(&mut expected);
@@ -261,10 +456,10 @@ async fn original_database(rows: &str) -> (PgCluster, PgLog) {
     (pg, log)
 }
 
-/// Every transaction a reader streams, and how the stream ended.
+/// Every change a reader streams, and how the stream ended.
 async fn read(
     reader: kvs_log::postgres::PgReader,
-) -> (Vec<Txn>, Result<kvs_log::ReplayStats, kvs_log::LogError>) {
+) -> (Vec<Change>, Result<kvs_log::ReplayStats, kvs_log::LogError>) {
     let mut txns = Vec::new();
     let end = reader.stream().drain(|t| txns.push(t)).await;
     (txns, end)
@@ -278,8 +473,8 @@ async fn increments_the_original_logged_without_an_amount_are_skipped_and_counte
     assert_eq!(stats.skipped, 2, "one amountless TransactionIncrBy per key");
     assert_eq!(stats.records, txns.len() as u64);
     let mut state = PlainState::new();
-    for t in txns {
-        t.apply_to(&mut state);
+    for c in txns {
+        c.txn.apply_to(&mut state);
     }
     let get = |ty, k: &str| state.get(&(ty, Key::parse(k).unwrap())).cloned();
     // A TransactionIncr is one, whatever its value column says.
@@ -294,6 +489,27 @@ async fn increments_the_original_logged_without_an_amount_are_skipped_and_counte
                 .into()
         ))
     );
+}
+
+#[tokio::test]
+async fn an_original_database_gets_revisions_in_replay_order_and_goes_on_after_them() {
+    let (pg, mut log) = original_database(ORIGINAL_ROWS).await;
+    // Rows 1..6 of int (3 and 6 are skipped), 7 and 8 of string, 9 of map.
+    let (changes, end) = read(log.reader()).await;
+    assert_eq!(revisions(&changes), [1, 2, 4, 5, 7, 8, 9]);
+    assert_eq!(end.unwrap().head, 9);
+    assert_eq!(pg.count("SELECT head FROM kvs_revision_head").await, 9);
+    let put = Txn::Put {
+        key: Key::parse("later").unwrap(),
+        value: Value::Uint(1),
+    };
+    log.append_marked(&[Change::new(UNSTAMPED, put.clone())], &[mark(1)])
+        .await
+        .unwrap();
+    let (changes, end) = read(log.reader()).await;
+    // The uint table replays second.
+    assert_eq!(changes[4], Change::new(10, put));
+    assert_eq!(end.unwrap().head, 10);
 }
 
 #[tokio::test]
@@ -351,12 +567,16 @@ async fn a_map_put_under_a_key_kvs_cannot_name_is_skipped_whole() {
         1,
         "one transaction, however many rows"
     );
+    // Both rows had revisions from the migration: the skipped one keeps its.
     assert_eq!(
         txns,
-        [Txn::Put {
-            key: Key::parse("ok").unwrap(),
-            value: Value::Map([("c".to_owned(), "3".to_owned())].into()),
-        }]
+        [Change::new(
+            2,
+            Txn::Put {
+                key: Key::parse("ok").unwrap(),
+                value: Value::Map([("c".to_owned(), "3".to_owned())].into()),
+            }
+        )]
     );
 }
 
