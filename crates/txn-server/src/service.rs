@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, Txn};
 use kvs_log::{ErrorKind, LogError, LogReader, ReplayStream, WriterMark};
 use kvs_proto::api::transaction_service_server::TransactionService;
@@ -296,7 +297,7 @@ async fn next_run(stream: &mut Streaming<Transaction>) -> Result<Option<Vec<Chan
     let Some(first) = stream.message().await? else {
         return Ok(None);
     };
-    let mut run = vec![accepted(first)?];
+    let mut run = vec![unstamped(first)?];
     while run.len() < MAX_RUN {
         // Only what is here already: a stream that goes quiet is committed
         // as far as it came.
@@ -306,11 +307,20 @@ async fn next_run(stream: &mut Streaming<Transaction>) -> Result<Option<Vec<Chan
         })
         .await;
         match ready {
-            Some(Some(t)) => run.push(accepted(t?)?),
+            Some(Some(t)) => run.push(unstamped(t?)?),
             Some(None) | None => break,
         }
     }
     Ok(Some(run))
+}
+
+/// A transaction of the original protocol, which gives no revision: the log
+/// numbers it, whatever the message's revision field says.
+fn unstamped(t: Transaction) -> Result<Change, Status> {
+    Ok(Change {
+        revision: UNSTAMPED,
+        ..accepted(t)?
+    })
 }
 
 /// A writer's transaction, if every backend can keep it: refused here, a

@@ -12,6 +12,7 @@ mod outcome;
 mod refused;
 mod relay;
 mod replay;
+mod revisions;
 mod stack;
 mod streams;
 mod tables;
