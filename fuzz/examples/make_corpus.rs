@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use kvs_core::{Key, Txn, ValueType};
+use kvs_core::{Change, Key, Txn, ValueType};
 use kvs_log::WriterMark;
 use kvs_log::codec::{self, HEADER_LEN};
 use kvs_proto::api::Transaction;
@@ -18,6 +18,13 @@ fn key(s: &str) -> Key {
 fn frame(txn: &Txn) -> Vec<u8> {
     let mut out = Vec::new();
     codec::encode(txn, &mut out).expect("seed frame");
+    out
+}
+
+/// The group frame of revision `revision` holding `txns`.
+fn group_frame(revision: u64, txns: &[Txn]) -> Vec<u8> {
+    let mut out = Vec::new();
+    codec::encode_group(revision, txns, &mut out).expect("seed group");
     out
 }
 
@@ -61,10 +68,26 @@ fn main() {
         write(&root, "log_record", name, &frame(txn)[HEADER_LEN..]);
     }
     write(&root, "log_record", "mark", &mark_frame()[HEADER_LEN..]);
+    write(
+        &root,
+        "log_record",
+        "group",
+        &group_frame(7, &txns)[HEADER_LEN..],
+    );
+    write(
+        &root,
+        "log_record",
+        "group_head",
+        &group_frame(9, &[])[HEADER_LEN..],
+    );
 
-    // log_file: a raw body of every record, the same torn, a corrupt one,
-    // and the framed mode (see kvs_fuzz::log_input).
+    // log_file: a raw body of every record (records without a revision,
+    // then groups, a head among them), the same torn, a corrupt one, and the
+    // framed mode (see kvs_fuzz::log_input).
     let mut body: Vec<u8> = txns.iter().flat_map(frame).collect();
+    body.extend(group_frame(20, &txns[..2]));
+    body.extend(group_frame(30, &[]));
+    body.extend(group_frame(21, &txns[2..]));
     body.extend(mark_frame());
     let raw = |flags: u8, body: &[u8]| [&[flags][..], body].concat();
     write(&root, "log_file", "raw_all", &raw(0, &body));
@@ -83,6 +106,7 @@ fn main() {
     let payloads: Vec<Vec<u8>> = txns
         .iter()
         .map(|t| frame(t)[HEADER_LEN..].to_vec())
+        .chain([group_frame(5, &txns[..1])[HEADER_LEN..].to_vec()])
         .collect();
     let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
     write(
@@ -115,10 +139,10 @@ fn main() {
         write(&root, "rest_values", name, &raw(ty.index() as u8, body));
     }
 
-    // proto_txn: the wire form of every kind of transaction, plus the
-    // original service's data-less increment.
-    for (txn, name) in txns.iter().zip(names) {
-        let mut wire = Transaction::from(txn);
+    // proto_txn: the wire form of every kind of transaction, with a
+    // revision, plus the original service's data-less increment.
+    for ((txn, name), revision) in txns.iter().zip(names).zip(1..) {
+        let mut wire = Transaction::from(&Change::new(revision, txn.clone()));
         wire.timestamp = None;
         write(&root, "proto_txn", name, &wire.encode_to_vec());
     }

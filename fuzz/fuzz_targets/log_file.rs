@@ -1,13 +1,14 @@
 //! Any bytes as the body of a log file after its header: opening and
 //! replaying it answers records and a clean stop, a dropped torn tail, or a
 //! corruption error, never a panic. A replay that succeeded leaves a file
-//! that replays again to the same records with nothing left to drop.
+//! that replays again to the same records, revisions and head with nothing
+//! left to drop.
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kvs_core::Txn;
+use kvs_core::Change;
 use kvs_log::{FileLog, FileOptions, Log, LogError, ReplayStats};
 use libfuzzer_sys::fuzz_target;
 
@@ -36,7 +37,7 @@ fn env() -> &'static Env {
     })
 }
 
-fn replay(env: &Env, opts: &FileOptions) -> Result<(Vec<Txn>, ReplayStats), LogError> {
+fn replay(env: &Env, opts: &FileOptions) -> Result<(Vec<Change>, ReplayStats), LogError> {
     env.rt.block_on(async {
         let mut log = FileLog::open(&env.path, opts.clone())?;
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -74,6 +75,13 @@ fuzz_target!(|data: &[u8]| {
     let (second, stats2) = replay(env, &opts).expect("a replayed log replays again");
     assert_eq!(stats2.torn_bytes + stats2.corrupt_bytes, 0, "{stats2:?}");
     assert_eq!(stats2.bytes, kept);
-    let bytes = |txns: &[Txn]| txns.iter().map(kvs_fuzz::txn_bytes).collect::<Vec<_>>();
+    assert_eq!(stats2.head, stats.head);
+    assert!(first.iter().all(|c| c.revision <= stats.head), "{stats:?}");
+    let bytes = |changes: &[Change]| {
+        changes
+            .iter()
+            .map(kvs_fuzz::change_bytes)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(bytes(&first), bytes(&second));
 });

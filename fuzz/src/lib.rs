@@ -1,7 +1,7 @@
 //! What the fuzz targets share: comparing transactions bit for bit, and
 //! turning a fuzzer's bytes into a log file body.
 
-use kvs_core::Txn;
+use kvs_core::{Change, Txn};
 use kvs_log::codec::{self, Record};
 use kvs_log::file::MAGIC;
 
@@ -11,6 +11,7 @@ pub fn record_bytes(record: &Record) -> Vec<u8> {
     let mut out = Vec::new();
     match record {
         Record::Txn(t) => codec::encode(t, &mut out),
+        Record::Group { revision, txns } => codec::encode_group(*revision, txns, &mut out),
         Record::Mark(m, at_ms) => codec::encode_mark(m, *at_ms, &mut out),
     }
     .expect("a record decoded from a fuzz input fits in a frame");
@@ -20,6 +21,14 @@ pub fn record_bytes(record: &Record) -> Vec<u8> {
 /// [`record_bytes`] of a transaction.
 pub fn txn_bytes(txn: &Txn) -> Vec<u8> {
     record_bytes(&Record::Txn(txn.clone()))
+}
+
+/// [`record_bytes`] of a change: its revision's group of it alone.
+pub fn change_bytes(change: &Change) -> Vec<u8> {
+    record_bytes(&Record::Group {
+        revision: change.revision,
+        txns: vec![change.txn.clone()],
+    })
 }
 
 /// A log file made of fuzz input, and how to open it.
