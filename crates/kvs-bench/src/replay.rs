@@ -337,10 +337,11 @@ mod tests {
             .replay(move |t| sink.lock().unwrap().push(t))
             .await
             .unwrap();
-        assert_eq!(stats.records, 2_500);
+        assert_eq!((stats.records, stats.head), (2_500, 2_500));
         drop(log);
         let record = seen.lock().unwrap()[1_001].clone();
-        match &record {
+        assert_eq!(record.revision, 1_002);
+        match &record.txn {
             Txn::Put {
                 key,
                 value: Value::Str(s),
