@@ -354,7 +354,7 @@ impl Inner {
                 ControlFlow::Continue(())
             }),
         };
-        let (_, scan_end) = scan(&self.file, end, &mut visit_record)
+        let scan_end = scan(&self.file, end, &mut visit_record)
             .map_err(LogError::io(format!("reading {shown}")))?;
         let mut stats = ReplayStats {
             records,
@@ -540,7 +540,7 @@ fn compact(
     let mut live = LiveSet::default();
     let mut revisions = Revisions::default();
     let mut marks = HashMap::new();
-    let (_, end) = scan(&src, upto, &mut |r| match r {
+    let end = scan(&src, upto, &mut |r| match r {
         Record::Mark(m, at_ms) => {
             marks.insert(m.writer, Mark::read(m.sequence, at_ms));
             ControlFlow::Continue(())
@@ -651,23 +651,22 @@ fn each_change(
 }
 
 /// Reads the frames between the header and `end`, handing each record to
-/// `visit`; returns how many there were and how the scan ended.
+/// `visit`; returns how the scan ended.
 fn scan(
     file: &File,
     end: u64,
     visit: &mut dyn FnMut(Record) -> ControlFlow<()>,
-) -> io::Result<(u64, ScanEnd)> {
+) -> io::Result<ScanEnd> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     io::copy(&mut (&mut reader).take(MAGIC_LEN), &mut io::sink())?;
     let mut offset = MAGIC_LEN;
-    let mut records = 0;
     let mut payload = Vec::new();
     loop {
         if offset == end {
-            return Ok((records, ScanEnd::Clean));
+            return Ok(ScanEnd::Clean);
         }
         if end - offset < HEADER_LEN as u64 {
-            return Ok((records, ScanEnd::Torn(offset)));
+            return Ok(ScanEnd::Torn(offset));
         }
         let mut header = [0u8; HEADER_LEN];
         reader.read_exact(&mut header)?;
@@ -675,32 +674,26 @@ fn scan(
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
         let frame_end = offset + (HEADER_LEN + len) as u64;
         if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&len) || frame_end > end {
-            let end = torn_or_corrupt(file, offset, end, len, "record runs past the end")?;
-            return Ok((records, end));
+            return torn_or_corrupt(file, offset, end, len, "record runs past the end");
         }
         payload.resize(len, 0);
         reader.read_exact(&mut payload)?;
         if codec::checksum(&payload) != crc {
-            let end = torn_or_corrupt(file, offset, end, len, "checksum mismatch")?;
-            return Ok((records, end));
+            return torn_or_corrupt(file, offset, end, len, "checksum mismatch");
         }
         match codec::decode(&payload) {
             Ok(record) => {
                 if visit(record).is_break() {
-                    return Ok((records + 1, ScanEnd::Clean));
+                    return Ok(ScanEnd::Clean);
                 }
             }
             Err(e) => {
-                return Ok((
-                    records,
-                    ScanEnd::Corrupt {
-                        offset,
-                        reason: e.to_string(),
-                    },
-                ));
+                return Ok(ScanEnd::Corrupt {
+                    offset,
+                    reason: e.to_string(),
+                });
             }
         }
-        records += 1;
         offset = frame_end;
     }
 }
@@ -853,7 +846,7 @@ impl LogReader for FileReader {
                 return Err(e);
             }
             match scanned {
-                Ok((_, ScanEnd::Clean)) => Ok(ReplayStats {
+                Ok(ScanEnd::Clean) => Ok(ReplayStats {
                     records: sink.sent(),
                     head: revisions.head(),
                     bytes: len,
@@ -861,12 +854,12 @@ impl LogReader for FileReader {
                 }),
                 // Up to `len` the log was durable when the read began: an
                 // end there is damage, not a crash mid-write.
-                Ok((_, ScanEnd::Torn(offset))) => Err(LogError::Corrupt {
+                Ok(ScanEnd::Torn(offset)) => Err(LogError::Corrupt {
                     path: shown,
                     offset,
                     reason: "record ends early".into(),
                 }),
-                Ok((_, ScanEnd::Corrupt { offset, reason })) => Err(LogError::Corrupt {
+                Ok(ScanEnd::Corrupt { offset, reason }) => Err(LogError::Corrupt {
                     path: shown,
                     offset,
                     reason,
@@ -912,7 +905,7 @@ mod tests {
     fn state_of(path: &Path, len: u64) -> PlainState {
         let mut state = PlainState::new();
         let mut revisions = Revisions::default();
-        let (_, end) = scan(&File::open(path).unwrap(), len, &mut |r| {
+        let end = scan(&File::open(path).unwrap(), len, &mut |r| {
             each_change(r, &mut revisions, &mut |c| {
                 c.txn.apply_to(&mut state);
                 ControlFlow::Continue(())
