@@ -47,12 +47,13 @@ impl Revisions {
     }
 
     /// The revision `change` keeps, given one if it has none. A read
-    /// (`Txn::Get`) is not a change: it takes the current revision and
-    /// gives no new one.
+    /// (`Txn::Get`) is not a change, and a key's expiry time belongs to
+    /// the put beside it: either takes the current revision and gives no
+    /// new one.
     pub fn stamp(&mut self, change: &mut Change) {
         if change.revision == UNSTAMPED {
             change.revision = match change.txn {
-                Txn::Get { .. } => self.head,
+                Txn::Get { .. } | Txn::Expiry { .. } => self.head,
                 _ => self.head + 1,
             };
         }

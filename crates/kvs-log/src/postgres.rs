@@ -54,6 +54,15 @@
 //! each replay, so their revisions may differ from one replay to the next
 //! once later batches have raised the head. Migration 0005 gave the rows
 //! that were there before revisions 1..N in replay order.
+//!
+//! # Expiry
+//!
+//! A key's deadline is on its row in `{type}_keys` (`expires_at`, migration
+//! 0006), which lives as long as the key. A batch updates it only for the
+//! keys whose `Txn::Expiry` it carries (kvs-server logs one whenever a put
+//! drops a deadline), after the statements that create the keys, so keys
+//! without a TTL cost no statement; a delete takes the row, and the
+//! deadline, with it. A replay reads each type's deadlines after its rows.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -77,7 +86,7 @@ use crate::stream::Sink;
 use crate::{ErrorKind, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The migrations, applied in order at start-up.
-const MIGRATIONS: [(i32, &str, &str); 5] = [
+const MIGRATIONS: [(i32, &str, &str); 6] = [
     (
         1,
         "original tables",
@@ -98,6 +107,11 @@ const MIGRATIONS: [(i32, &str, &str); 5] = [
         5,
         "revisions",
         include_str!("../../../migrations/0005_revisions.sql"),
+    ),
+    (
+        6,
+        "expiry",
+        include_str!("../../../migrations/0006_expiry.sql"),
     ),
 ];
 
@@ -292,6 +306,9 @@ enum Net {
 struct Folded {
     nets: [HashMap<Key, (Net, u64)>; ValueType::ALL.len()],
     gets: [Vec<(Key, u64)>; ValueType::ALL.len()],
+    /// Each key's expiry as the batch leaves it, for keys whose expiry it
+    /// sets or drops (kvs-server says so whenever a put drops one).
+    expiries: [HashMap<Key, Option<u64>>; ValueType::ALL.len()],
 }
 
 fn fold(batch: &[Change]) -> Folded {
@@ -299,16 +316,21 @@ fn fold(batch: &[Change]) -> Folded {
     for Change { revision, txn } in batch {
         let revision = *revision;
         let nets = &mut f.nets[txn.value_type().index()];
+        let expiries = &mut f.expiries[txn.value_type().index()];
         match txn {
             Txn::Put { key, value } => {
                 nets.insert(key.clone(), (Net::Put(value.clone()), revision));
+                // An expiry of its own comes after it, if it has one.
+                expiries.remove(key);
             }
-            // No key has a TTL here (see `append_marked`), but an expiry
-            // is a delete wherever it comes from.
             Txn::Delete { key, .. } | Txn::Expire { key, .. } => {
                 nets.insert(key.clone(), (Net::Delete, revision));
+                // The key's row goes, and its expiry with it.
+                expiries.remove(key);
             }
-            Txn::Expiry { .. } => {}
+            Txn::Expiry { key, at_ms, .. } => {
+                expiries.insert(key.clone(), *at_ms);
+            }
             Txn::IncrBy { key, by } => {
                 let next = match nets.remove(key).map(|(net, _)| net) {
                     None => Net::Incr(*by),
@@ -407,12 +429,6 @@ impl WriterLog for PgLog {
         batch: &[Change],
         marks: &[WriterMark],
     ) -> Result<(), LogError> {
-        if let Some(c) = batch.iter().find(|c| matches!(c.txn, Txn::Expiry { .. })) {
-            return Err(LogError::Refused(format!(
-                "the PostgreSQL log does not keep expiry times yet (key {} has a TTL); use the file log for keys with a TTL",
-                c.txn.key()
-            )));
-        }
         let folded = fold(batch);
         let mut writes: Vec<Write> = ValueType::ALL
             .into_iter()
@@ -422,6 +438,12 @@ impl WriterLog for PgLog {
             [ValueType::Map, ValueType::Set]
                 .into_iter()
                 .filter_map(|ty| write_entries(ty, &folded.nets[ty.index()])),
+        );
+        // After the statements that create the keys they update.
+        writes.extend(
+            ValueType::ALL
+                .into_iter()
+                .filter_map(|ty| write_expiries(ty, &folded.expiries[ty.index()])),
         );
         if !marks.is_empty() {
             writes.push(write_marks(marks));
@@ -775,6 +797,31 @@ fn write_marks(marks: &[WriterMark]) -> Write<'_> {
     }
 }
 
+/// Sets or drops the expiry of the keys of type `ty` whose expiry the batch
+/// changes; `None` when it changes none.
+fn write_expiries(ty: ValueType, expiries: &HashMap<Key, Option<u64>>) -> Option<Write<'_>> {
+    if expiries.is_empty() {
+        return None;
+    }
+    let p = prefix(ty);
+    let (keys, at): (Vec<&str>, Vec<Option<i64>>) = expiries
+        .iter()
+        .map(|(k, at)| {
+            (
+                k.as_str(),
+                at.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            )
+        })
+        .unzip();
+    Some(Write {
+        sql: format!(
+            "UPDATE {p}_keys k SET expires_at = x.at
+             FROM unnest($1::text[], $2::int8[]) AS x(key, at) WHERE k.key = x.key"
+        ),
+        params: vec![Box::new(keys), Box::new(at)],
+    })
+}
+
 /// Raises the stored head to `head`, a batch's highest revision.
 fn write_head(head: u64) -> Write<'static> {
     Write {
@@ -875,6 +922,7 @@ impl LogReader for PgReader {
             for ty in ValueType::ALL {
                 let mut table = Table::new(ty, strict);
                 table.read(&client, &mut sink).await?;
+                table.read_expiries(&client, &mut sink).await?;
                 skipped += table.skipped;
             }
             Ok(ReplayStats {
@@ -959,6 +1007,37 @@ impl Table {
 
     fn revision_column(&self) -> usize {
         if entries(self.ty).is_some() { 5 } else { 4 }
+    }
+
+    /// The expiry of every key of the type that has one, after its value:
+    /// unstamped, an expiry takes the revision of the put it came with.
+    async fn read_expiries(
+        &self,
+        client: &deadpool_postgres::Client,
+        sink: &mut Sink,
+    ) -> Result<(), LogError> {
+        let p = prefix(self.ty);
+        let sql = format!(
+            r#"SELECT id, key AS "{p}_keys.key", expires_at AS "{p}_keys.expires_at"
+               FROM {p}_keys WHERE expires_at IS NOT NULL ORDER BY id"#
+        );
+        let rows = client.query(&sql, &[]).await.map_err(db_error)?;
+        for row in rows {
+            let id: i32 = self.get(&row, 0, 0, "integer")?;
+            let id = i64::from(id);
+            let key: String = self.get(&row, 1, id, "text")?;
+            let at: i64 = self.get(&row, 2, id, "bigint")?;
+            // A key the transactions table skipped has no value to expire.
+            let Ok(key) = Key::parse(&key) else { continue };
+            let at_ms = u64::try_from(at).ok();
+            let txn = Txn::Expiry {
+                ty: self.ty,
+                key,
+                at_ms,
+            };
+            sink.send(Change::new(UNSTAMPED, txn)).await?;
+        }
+        Ok(())
     }
 
     /// The revision of row `id`: [`UNSTAMPED`] for a NULL, which the sink

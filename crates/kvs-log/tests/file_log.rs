@@ -175,7 +175,7 @@ async fn records_from_before_revisions_are_numbered_in_file_order_among_new_ones
 }
 
 #[tokio::test]
-async fn compaction_keeps_each_values_revision_and_a_head_left_by_deletes() {
+async fn compaction_keeps_each_values_revision_expiry_and_a_head_left_by_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
     let opts = FileOptions {
@@ -199,9 +199,16 @@ async fn compaction_keeps_each_values_revision_and_a_head_left_by_deletes() {
     };
     let set_changed = revision + 2;
     let last = set_changed + 1;
+    let expiry = Txn::Expiry {
+        ty: ValueType::Int,
+        key: key("ttl"),
+        at_ms: Some(123_456),
+    };
     log.append(&[
         Change::new(revision + 1, member("x", true)),
         Change::new(revision + 1, put("doomed", 0)),
+        Change::new(revision + 1, put("ttl", 7)),
+        Change::new(revision + 1, expiry.clone()),
         Change::new(set_changed, member("x", false)),
         Change::new(set_changed, member("y", true)),
         Change::new(last, delete("doomed")),
@@ -239,6 +246,8 @@ async fn compaction_keeps_each_values_revision_and_a_head_left_by_deletes() {
     let mut expected: Vec<Change> = (0..5)
         .map(|k| Change::new(100, put(&format!("k{k}"), 99)))
         .collect();
+    expected.push(Change::new(revision + 1, put("ttl", 7)));
+    expected.push(Change::new(revision + 1, expiry));
     expected.push(Change::new(
         set_changed,
         Txn::Put {

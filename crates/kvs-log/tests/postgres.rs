@@ -282,6 +282,77 @@ async fn the_head_survives_a_batch_of_deletes_and_a_new_connection() {
 }
 
 #[tokio::test]
+async fn a_keys_expiry_replays_after_its_value_until_a_put_or_delete_drops_it() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let key = |s: &str| Key::parse(s).unwrap();
+    let put = |k: &str| Txn::Put {
+        key: key(k),
+        value: Value::Str("v".into()),
+    };
+    let expiry = |k: &str, at_ms| Txn::Expiry {
+        ty: ValueType::Str,
+        key: key(k),
+        at_ms,
+    };
+    let batches = [
+        at(1, vec![put("kept"), expiry("kept", Some(1_000))]),
+        at(2, vec![put("dropped"), expiry("dropped", Some(2_000))]),
+        at(3, vec![put("deleted"), expiry("deleted", Some(3_000))]),
+        // A put that drops a TTL says so; a delete needs not.
+        at(4, vec![put("dropped"), expiry("dropped", None)]),
+        at(
+            5,
+            vec![Txn::Delete {
+                ty: ValueType::Str,
+                key: key("deleted"),
+            }],
+        ),
+        // In one batch: set, then dropped by a put, then set again.
+        [
+            at(6, vec![put("late"), expiry("late", Some(6_000))]),
+            at(7, vec![put("late")]),
+            at(8, vec![put("late"), expiry("late", Some(8_000))]),
+        ]
+        .concat(),
+    ];
+    for (n, batch) in batches.into_iter().enumerate() {
+        log.append_marked(&batch, &[mark(n as u64 + 1)])
+            .await
+            .unwrap();
+    }
+    drop(log);
+    let log = connect(&pg).await;
+    let (changes, end) = read(log.reader()).await;
+    assert_eq!(end.unwrap().head, 8);
+    let expiries: Vec<(String, Option<u64>, u64)> = changes
+        .iter()
+        .filter_map(|c| match &c.txn {
+            Txn::Expiry { key, at_ms, .. } => Some((key.to_string(), *at_ms, c.revision)),
+            _ => None,
+        })
+        .collect();
+    // An expiry is no change of its own: it takes the revision reached.
+    assert_eq!(
+        expiries,
+        [
+            ("kept".to_owned(), Some(1_000), 8),
+            ("late".to_owned(), Some(8_000), 8)
+        ]
+    );
+    let last_expiry = changes
+        .iter()
+        .rposition(|c| matches!(c.txn, Txn::Expiry { .. }));
+    let last_put = changes
+        .iter()
+        .rposition(|c| matches!(c.txn, Txn::Put { .. }));
+    assert!(
+        last_expiry > last_put,
+        "an expiry follows its value: {changes:?}"
+    );
+}
+
+#[tokio::test]
 async fn rows_without_a_revision_are_numbered_after_the_head_in_replay_order() {
     let pg = PgCluster::start().await;
     let mut log = connect(&pg).await;
