@@ -623,7 +623,7 @@ mod tests {
         let mut payload = buf[HEADER_LEN..].to_vec();
         payload.push(0);
         assert_eq!(decode(&payload), Err(DecodeError::Trailing(1)));
-        assert_eq!(decode(&[10, 0, 1, 0, b'k']), Err(DecodeError::BadOp(10)));
+        assert_eq!(decode(&[12, 0, 1, 0, b'k']), Err(DecodeError::BadOp(12)));
         assert_eq!(decode(&[1, 6, 1, 0, b'k']), Err(DecodeError::BadType(6)));
         let str_entry = [OP_DEL_ENTRY, ValueType::Str.index() as u8, 1, 0, b'k'];
         assert_eq!(
