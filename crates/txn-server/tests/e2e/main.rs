@@ -4,6 +4,7 @@
 mod auth;
 mod binaries;
 mod error_kinds;
+mod expiry;
 mod faults;
 mod fence;
 mod full_loop;

@@ -1,0 +1,68 @@
+//! Keys with a TTL and the revisions of values, kept by txn-server on
+//! either backend: after kvs-server restarts, each value has its ETag and
+//! each deadline its time, and a key whose time passed meanwhile is gone.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::StatusCode;
+
+use crate::stack::Stack;
+
+/// The ETag and the expiry time of `path`, as GET answers them.
+async fn tags(stack: &Stack, path: &str) -> (StatusCode, Option<String>, Option<String>) {
+    let api = stack.api();
+    let resp = api.client.get(api.url(path)).send().await.unwrap();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    (resp.status(), header("etag"), header("kvs-expires-at"))
+}
+
+async fn check(mut stack: Stack) {
+    let api = stack.api();
+    let start = SystemTime::now();
+    assert_eq!(api.put("/str/long?ttl=3600", "l").await, StatusCode::OK);
+    assert_eq!(api.put("/set/s?ttl=3600", r#"["a"]"#).await, StatusCode::OK);
+    assert_eq!(api.put("/set/s/b", "").await, StatusCode::OK);
+    assert_eq!(
+        api.put("/int/permanent?ttl=3600", "1").await,
+        StatusCode::OK
+    );
+    assert_eq!(api.put("/int/permanent", "2").await, StatusCode::OK);
+    assert_eq!(api.put("/str/short?ttl=1", "s").await, StatusCode::OK);
+    let before = [
+        tags(&stack, "/str/long").await,
+        tags(&stack, "/set/s").await,
+        tags(&stack, "/int/permanent").await,
+    ];
+    assert!(before[0].2.is_some() && before[1].2.is_some() && before[2].2.is_none());
+
+    assert!(stack.kvs.take().unwrap().terminate().success());
+    // Past the short key's time before kvs-server is back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while SystemTime::now() < start + Duration::from_secs(2) {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.start_kvs(&[]).await;
+    let after = [
+        tags(&stack, "/str/long").await,
+        tags(&stack, "/set/s").await,
+        tags(&stack, "/int/permanent").await,
+    ];
+    assert_eq!(after, before, "ETags and expiry times after a restart");
+    assert_eq!(stack.api().get("/set/s").await.1, r#"["a","b"]"#);
+    assert_eq!(stack.api().get("/str/short").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn etags_and_expiry_times_survive_a_restart_on_postgres() {
+    check(Stack::postgres().await).await;
+}
+
+#[tokio::test]
+async fn etags_and_expiry_times_survive_a_restart_on_the_file_backend() {
+    check(Stack::file().await).await;
+}
