@@ -105,6 +105,12 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_entries: usize,
 
+    /// Most compares and operations one transaction (POST /txn) may hold;
+    /// more get 413. Its shards stay locked while it runs.
+    #[arg(long, env = "KVS_MAX_TXN_OPS", default_value_t = 128,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 16))]
+    pub max_txn_ops: usize,
+
     /// Seconds a request may take from its first byte to its answer (a
     /// slow body gets 408); also how long a client may take to send the
     /// headers and how long an idle connection is kept.

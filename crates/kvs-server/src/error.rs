@@ -45,6 +45,13 @@ impl ApiError {
         self
     }
 
+    /// The same problem, its detail prefixed with `context` (where in the
+    /// request it arose).
+    pub(crate) fn within(mut self, context: &str) -> ApiError {
+        self.detail = format!("{context}: {}", self.detail);
+        self
+    }
+
     pub(crate) fn bad_request(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, detail)
     }

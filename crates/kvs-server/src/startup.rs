@@ -199,6 +199,7 @@ async fn serve<L: Log>(
         AppState {
             store: store.clone(),
             metrics: metrics.clone(),
+            max_txn_ops: config.max_txn_ops,
         },
         Guards {
             max_body_bytes: config.max_body_bytes,

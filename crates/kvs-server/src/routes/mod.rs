@@ -2,6 +2,7 @@
 //!
 //! - [`compat`]: the original service's routes, unchanged.
 //! - [`resource`]: `/{type}/{key}`, map fields, set members, key listing.
+//! - [`txn`]: multi-key transactions.
 //! - [`ops`]: health, readiness, metrics, OpenAPI document and docs page.
 //! - [`values`]: the operations both route families share.
 //! - [`extract`]: extractors that answer in the API's error format.
@@ -14,6 +15,7 @@ mod extract;
 mod ops;
 mod resource;
 mod revision;
+mod txn;
 mod unread;
 mod values;
 
@@ -47,6 +49,8 @@ const DOCS_PATH: &str = "/kvs/v1-0-0/docs";
 pub(crate) struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// The most compares and operations one transaction may hold.
+    pub max_txn_ops: usize,
 }
 
 /// What every request is held to before it reaches a route.
@@ -61,6 +65,7 @@ pub(crate) struct Guards {
 pub(crate) fn router(state: AppState, guards: Guards) -> Router {
     let data = compat::routes()
         .merge(resource::routes())
+        .merge(txn::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), replayed));
     let api = data.merge(ops::routes());
     // Where a person lands first: the docs page.
@@ -207,7 +212,11 @@ mod tests {
             limits: Limits::NONE,
         });
         router(
-            AppState { store, metrics },
+            AppState {
+                store,
+                metrics,
+                max_txn_ops: 1,
+            },
             Guards {
                 max_body_bytes,
                 request_timeout: Duration::from_secs(30),

@@ -10,7 +10,7 @@ use super::AppState;
 use super::revision::{Conditions, Unmet, not_modified, stamped};
 use crate::error::ApiError;
 use crate::store::expiry::{MAX_TTL_SECS, deadline_after};
-use crate::store::{Read, ValueRef, Written};
+use crate::store::{KeyTx, Read, ValueRef, Written};
 
 /// The header the original clients read to learn that a DELETE removed
 /// something.
@@ -143,21 +143,24 @@ pub(crate) async fn increment(
     key: &Key,
     by: i32,
 ) -> Result<Written<(i32, i32)>, ApiError> {
-    state
-        .store
-        .write(key, |tx| {
-            let before = match tx.get(ValueType::Int) {
-                Some(ValueRef::Int(v)) => v,
-                _ => 0,
-            };
-            let after = before.checked_add(by).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("adding {by} to int key {key} (now {before}) would overflow a 32-bit integer"),
-                )
-            })?;
-            tx.put(Value::Int(after))?;
-            Ok((before, after))
-        })
-        .await
+    state.store.write(key, |tx| add(tx, by)).await
+}
+
+/// Adds `by` to the int key of `tx`; returns the value before and after.
+pub(crate) fn add(tx: &mut KeyTx<'_>, by: i32) -> Result<(i32, i32), ApiError> {
+    let before = match tx.get(ValueType::Int) {
+        Some(ValueRef::Int(v)) => v,
+        _ => 0,
+    };
+    let after = before.checked_add(by).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "adding {by} to int key {} (now {before}) would overflow a 32-bit integer",
+                tx.key()
+            ),
+        )
+    })?;
+    tx.put(Value::Int(after))?;
+    Ok((before, after))
 }

@@ -378,8 +378,12 @@ impl Default for Db {
 }
 
 impl Db {
+    fn index_of(&self, key: &str) -> usize {
+        self.hasher.hash_one(key) as usize % SHARDS
+    }
+
     fn shard_of(&self, key: &str) -> &RwLock<Shard> {
-        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+        &self.shards[self.index_of(key)]
     }
 
     // A poisoned lock means a panic inside a critical section, which holds
@@ -413,10 +417,23 @@ impl Db {
         self.view(ty, key, |v| v.map(|f| f.value.to_value())).0
     }
 
-    /// Runs `f` on `key`'s shard under its write lock: the write path's
-    /// changes and their undoing. `f` must not wait.
-    pub(super) fn update<R>(&self, key: &str, f: impl FnOnce(&mut Shard) -> R) -> R {
-        f(&mut Self::write(self.shard_of(key)))
+    /// Runs `f` on the shards of `keys` under their write locks: the write
+    /// path's changes and their undoing, one key's or a transaction's. The
+    /// locks are taken in shard order, so that two callers never wait for
+    /// each other. `f` must not wait.
+    pub(super) fn update<'k, R>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+        f: impl FnOnce(&mut Locked<'_>) -> R,
+    ) -> R {
+        let mut indexes: Vec<usize> = keys.into_iter().map(|k| self.index_of(k)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let shards = indexes
+            .into_iter()
+            .map(|i| (i, Self::write(&self.shards[i])))
+            .collect();
+        f(&mut Locked { db: self, shards })
     }
 
     /// Applies `change` to its key's shard.
@@ -489,6 +506,31 @@ impl Db {
             }
         }
         counts
+    }
+}
+
+/// The shards [`Db::update`] locked, each found by a key it holds.
+pub(crate) struct Locked<'a> {
+    db: &'a Db,
+    /// By shard index, ascending.
+    shards: Vec<(usize, RwLockWriteGuard<'a, Shard>)>,
+}
+
+impl Locked<'_> {
+    /// `key`'s shard. Panics if it is not one of those locked: the caller
+    /// named the keys it uses.
+    pub(crate) fn shard(&mut self, key: &str) -> &mut Shard {
+        let i = self.db.index_of(key);
+        let at = self
+            .shards
+            .binary_search_by_key(&i, |(i, _)| *i)
+            .unwrap_or_else(|_| panic!("key {key} is not in a locked shard"));
+        &mut self.shards[at].1
+    }
+
+    /// The highest revision applied to any of the locked shards.
+    pub(crate) fn last(&self) -> u64 {
+        self.shards.iter().map(|(_, s)| s.last()).max().unwrap_or(0)
     }
 }
 

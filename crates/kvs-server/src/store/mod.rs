@@ -1,9 +1,10 @@
 //! Where a value is stored and where a write becomes durable.
 //!
 //! - [`db`]: the sharded in-memory tables; where a value is stored.
-//! - [`write`](mod@write): a write's path, [`Store::write`]: it changes its shard
-//!   through a [`write::WriteTx`], which records each change and its undoing, and
-//!   queues them on the journal under the shard's lock, so the log holds
+//! - [`write`](mod@write): a write's path, [`Store::write`] for one key and
+//!   [`Store::transact`] for many: it changes its shards through a
+//!   [`write::WriteTx`], which records each change and its undoing, and
+//!   queues them on the journal under the shards' locks, so the log holds
 //!   each key's changes in the order they were applied.
 //! - [`read`]: a read's path, [`Store::read`]: it answers only what is
 //!   durable.
@@ -33,7 +34,7 @@ pub(crate) use db::{Db, Found, ValueRef};
 pub(crate) use journal::{Durability, Journal, JournalError};
 pub(crate) use limits::{LimitError, Limits};
 pub(crate) use read::Read;
-pub(crate) use write::Written;
+pub(crate) use write::{KeyTx, Written};
 
 /// The tables, the journal that keeps them durable, and the limits every
 /// stored value is held to.

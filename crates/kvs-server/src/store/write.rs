@@ -1,17 +1,22 @@
-//! The write path: a write changes its key's shard through a [`WriteTx`],
+//! The write path: a write changes its keys' shards through a [`WriteTx`],
 //! which records every change for the log and its inverse for undoing.
-//! Then, before the shard's lock is let go, the write takes the next
+//! Then, before the shards' locks are let go, the write takes the next
 //! revision, stamps its values with it and queues its changes on the
 //! journal, so the log holds each key's changes in the order they were
 //! applied and all of them in revision order. In `sync` mode the writer
 //! then waits for the committer to answer.
+//!
+//! A single-key write ([`Store::write`]) and a multi-key transaction
+//! ([`Store::transact`]) are the same write: the second locks every shard
+//! its keys live in, changes them through one [`WriteTx`], and queues all
+//! of it as one revision.
 
 use kvs_core::value::{map_data_len, set_data_len};
 use kvs_core::{Change, Key, Txn, Value, ValueType};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Store;
-use super::db::{Revised, Shard, ValueRef};
+use super::db::{Locked, Revised, Shard, ValueRef};
 use super::expiry::now_ms;
 use super::journal::{Durability, JournalError, Pending};
 use super::limits::{LimitError, Limits, Size};
@@ -20,8 +25,8 @@ use super::limits::{LimitError, Limits, Size};
 enum Wait {
     /// Its batch's outcome.
     Batch(oneshot::Receiver<Result<(), JournalError>>),
-    /// It changed nothing, but saw the shard at this revision: that must be
-    /// durable before it answers.
+    /// It changed nothing, but saw its shards at this revision: that must
+    /// be durable before it answers.
     Saw(u64),
 }
 
@@ -45,19 +50,30 @@ impl<T> Written<T> {
 }
 
 impl Store {
-    /// Runs `op` on `key`'s shard and logs what it changed. `op` must leave
-    /// the shard unchanged when it fails; whatever it changed is rolled back
-    /// anyway. In `sync` mode, returns once the change is durable, and
-    /// even an `op` that changed nothing waits until what it saw is
-    /// durable, so that it cannot vanish after it answered.
+    /// Runs `op` on `key` and logs what it changed, as [`Store::transact`]
+    /// does.
     pub(crate) async fn write<T, E: From<JournalError>>(
         &self,
         key: &Key,
-        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+        op: impl FnOnce(&mut KeyTx<'_>) -> Result<T, E>,
+    ) -> Result<Written<T>, E> {
+        self.transact(&[key], |tx| op(&mut tx.at(key))).await
+    }
+
+    /// Runs `op` with the shards of `keys` locked (the only keys it may
+    /// touch) and logs what it changed, all at one revision. Whatever `op`
+    /// changed is rolled back when it fails. In `sync` mode, returns once
+    /// the change is durable, and even an `op` that changed nothing waits
+    /// until what it saw is durable, so that it cannot vanish after it
+    /// answered.
+    pub(crate) async fn transact<T, E: From<JournalError>>(
+        &self,
+        keys: &[&Key],
+        op: impl FnOnce(&mut WriteTx<'_, '_>) -> Result<T, E>,
     ) -> Result<Written<T>, E> {
         let j = &self.journal;
         let undone = j.undone();
-        let (mut written, wait) = self.queued(key, op).await?;
+        let (mut written, wait) = self.queued(keys, op).await?;
         match wait {
             None => {}
             Some(Wait::Batch(wait)) => match wait.await {
@@ -83,37 +99,38 @@ impl Store {
     pub(crate) async fn queue<T, E: From<JournalError>>(
         &self,
         key: &Key,
-        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+        op: impl FnOnce(&mut KeyTx<'_>) -> Result<T, E>,
     ) -> Result<Written<T>, E> {
-        Ok(self.queued(key, op).await?.0)
+        let queued = self.queued(&[key], |tx| op(&mut tx.at(key))).await?;
+        Ok(queued.0)
     }
 
     /// Applies `op` and queues what it changed; returns what to wait on.
     async fn queued<T, E: From<JournalError>>(
         &self,
-        key: &Key,
-        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+        keys: &[&Key],
+        op: impl FnOnce(&mut WriteTx<'_, '_>) -> Result<T, E>,
     ) -> Result<(Written<T>, Option<Wait>), E> {
         let j = &self.journal;
         j.check()?;
         // Wait for queue space before taking any lock.
         let permit = j.tx.reserve().await.map_err(|_| j.gone())?;
-        self.apply(key, op, permit)
+        self.apply(keys, op, permit)
     }
 
     /// The locked part of [`Store::queued`]: applies `op` and queues what
     /// it changed; returns what to wait on in `sync` mode.
     fn apply<T, E: From<JournalError>>(
         &self,
-        key: &Key,
-        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+        keys: &[&Key],
+        op: impl FnOnce(&mut WriteTx<'_, '_>) -> Result<T, E>,
         permit: mpsc::Permit<'_, Pending>,
     ) -> Result<(Written<T>, Option<Wait>), E> {
         let j = &self.journal;
         let _gate = j.gate();
         j.check()?;
-        self.db.update(key.as_str(), |shard| {
-            let mut tx = WriteTx::new(shard, key, self.limits);
+        self.db.update(keys.iter().map(|k| k.as_str()), |shards| {
+            let mut tx = WriteTx::new(shards, self.limits);
             let out = match op(&mut tx) {
                 Ok(out) => out,
                 Err(e) => {
@@ -123,7 +140,7 @@ impl Store {
             };
             let (txns, undo) = tx.finish();
             if txns.is_empty() {
-                let wait = (j.mode == Durability::Sync).then_some(Wait::Saw(shard.last()));
+                let wait = (j.mode == Durability::Sync).then_some(Wait::Saw(shards.last()));
                 let revision = j.revision();
                 let changed = false;
                 return Ok((
@@ -144,6 +161,7 @@ impl Store {
             };
             let revision = j.next_revision(|revision| {
                 for t in &txns {
+                    let shard = shards.shard(t.key().as_str());
                     shard.stamp(t.value_type(), t.key(), revision);
                 }
                 permit.send(Pending {
@@ -195,34 +213,79 @@ impl Store {
     }
 }
 
-/// One write's view of its key's shard: every change made through it is
-/// recorded, for the log, and so is its inverse, for undoing.
-pub(crate) struct WriteTx<'a> {
-    shard: &'a mut Shard,
-    key: &'a Key,
+/// One write's view of the shards it locked: every change made through it
+/// is recorded, for the log, and so is its inverse, for undoing.
+pub(crate) struct WriteTx<'t, 'l> {
+    shards: &'t mut Locked<'l>,
     limits: Limits,
     txns: Vec<Txn>,
     undo: Vec<Change>,
 }
 
-impl<'a> WriteTx<'a> {
-    fn new(shard: &'a mut Shard, key: &'a Key, limits: Limits) -> WriteTx<'a> {
+impl<'t, 'l> WriteTx<'t, 'l> {
+    fn new(shards: &'t mut Locked<'l>, limits: Limits) -> WriteTx<'t, 'l> {
         WriteTx {
-            shard,
-            key,
+            shards,
             limits,
             txns: Vec::new(),
             undo: Vec::new(),
         }
     }
 
+    /// The changes to `key`, which must be one of the keys the write locked.
+    pub(crate) fn at<'s>(&'s mut self, key: &'s Key) -> KeyTx<'s> {
+        KeyTx {
+            shard: self.shards.shard(key.as_str()),
+            key,
+            limits: self.limits,
+            txns: &mut self.txns,
+            undo: &mut self.undo,
+        }
+    }
+
+    /// Puts every changed value back as it was, newest change first.
+    fn rollback(&mut self) {
+        self.txns.clear();
+        while let Some(change) = self.undo.pop() {
+            self.shards.shard(change.txn.key().as_str()).apply(change);
+        }
+    }
+
+    fn finish(self) -> (Vec<Txn>, Vec<Change>) {
+        (self.txns, self.undo)
+    }
+}
+
+/// A write's changes to one key, recorded in its [`WriteTx`].
+pub(crate) struct KeyTx<'s> {
+    shard: &'s mut Shard,
+    key: &'s Key,
+    limits: Limits,
+    txns: &'s mut Vec<Txn>,
+    undo: &'s mut Vec<Change>,
+}
+
+impl KeyTx<'_> {
+    pub(crate) fn key(&self) -> &Key {
+        self.key
+    }
+
     pub(crate) fn get(&self, ty: ValueType) -> Option<ValueRef<'_>> {
         self.shard.get(ty, self.key.as_str())
     }
 
-    /// The revision of the key's last change as type `ty`, if it has one.
+    /// The revision of the key's last change as type `ty`, if it has one,
+    /// before this write.
     pub(crate) fn revision(&self, ty: ValueType) -> Option<u64> {
         self.shard.found(ty, self.key.as_str()).map(|f| f.revision)
+    }
+
+    /// Whether this write changed the key as type `ty` (and so its value
+    /// will have the write's revision).
+    pub(crate) fn changed(&self, ty: ValueType) -> bool {
+        self.txns
+            .iter()
+            .any(|t| t.value_type() == ty && t.key() == self.key)
     }
 
     /// Stores `value`, permanent, unless it is over the limits.
@@ -421,10 +484,11 @@ impl<'a> WriteTx<'a> {
             };
             self.undo.push(Change::new(0, txn));
         }
-        self.undo.push(match old {
+        let undo = match old {
             Some(Revised { value, revision }) => Change::new(revision, Txn::Put { key, value }),
             None => self.removing(ty),
-        });
+        };
+        self.undo.push(undo);
     }
 
     /// The change that removes what the write created.
@@ -432,79 +496,125 @@ impl<'a> WriteTx<'a> {
         let key = self.key.clone();
         Change::new(0, Txn::Delete { ty, key })
     }
-
-    /// Puts every changed value back as it was, newest change first.
-    fn rollback(&mut self) {
-        self.txns.clear();
-        undo_all(self.shard, &mut self.undo);
-    }
-
-    fn finish(self) -> (Vec<Txn>, Vec<Change>) {
-        (self.txns, self.undo)
-    }
-}
-
-/// Applies the inverse changes `undo` (as [`WriteTx::finish`] gives them)
-/// to `shard`, newest first.
-pub(super) fn undo_all(shard: &mut Shard, undo: &mut Vec<Change>) {
-    while let Some(change) = undo.pop() {
-        shard.apply(change);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Db;
+
+    fn stored(db: &Db, key: &Key, value: Value) {
+        let txn = Txn::Put {
+            key: key.clone(),
+            value,
+        };
+        db.apply(Change::new(1, txn));
+    }
 
     #[test]
     fn a_value_over_a_limit_may_replace_a_larger_one_and_is_undone() {
         let key = Key::parse("k").unwrap();
-        let mut shard = Shard::default();
+        let db = Db::default();
         // Stored under a higher limit, or before there was one.
-        shard.put(key.clone(), Value::Str("abcd".into()), 1);
+        stored(&db, &key, Value::Str("abcd".into()));
         let limits = Limits {
             max_value_bytes: 2,
             max_entries: usize::MAX,
         };
-        let mut tx = WriteTx::new(&mut shard, &key, limits);
-        assert!(tx.put(Value::Str("abc".into())).is_ok());
-        assert!(tx.put(Value::Str("abcd".into())).is_err());
-        assert!(tx.put(Value::Str("ab".into())).is_ok());
-        tx.rollback();
-        assert_eq!(shard.get(ValueType::Str, "k"), Some(ValueRef::Str("abcd")));
+        db.update([key.as_str()], |shards| {
+            let mut tx = WriteTx::new(shards, limits);
+            let mut k = tx.at(&key);
+            assert!(k.put(Value::Str("abc".into())).is_ok());
+            assert!(k.put(Value::Str("abcd".into())).is_err());
+            assert!(k.put(Value::Str("ab".into())).is_ok());
+            tx.rollback();
+        });
+        assert_eq!(db.get(ValueType::Str, "k"), Some(Value::Str("abcd".into())));
     }
 
     #[test]
     fn member_and_field_changes_log_one_entry_keep_limits_and_undo() {
         let key = Key::parse("k").unwrap();
-        let mut shard = Shard::default();
-        shard.put(key.clone(), Value::Set(["a".into()].into()), 1);
+        let db = Db::default();
+        stored(&db, &key, Value::Set(["a".into()].into()));
         let limits = Limits {
             max_value_bytes: 3,
             max_entries: 2,
         };
-        let mut tx = WriteTx::new(&mut shard, &key, limits);
-        assert!(!tx.set_member("a", true).unwrap(), "already there");
-        assert!(!tx.set_member("b", false).unwrap(), "not there");
-        assert!(tx.set_member("b", true).unwrap());
-        assert!(tx.set_member("c", true).is_err(), "a third entry");
-        assert!(tx.set_member("a", false).unwrap());
-        assert!(tx.map_field("f", Some("v".into())).unwrap());
-        assert!(tx.map_field("f", Some("long".into())).is_err(), "5 bytes");
-        assert!(tx.map_field("f", Some("w".into())).unwrap());
-        assert!(!tx.map_field("g", None).unwrap());
-        let (txns, mut undo) = tx.finish();
+        let (txns, undo) = db.update([key.as_str()], |shards| {
+            let mut tx = WriteTx::new(shards, limits);
+            let mut k = tx.at(&key);
+            assert!(!k.set_member("a", true).unwrap(), "already there");
+            assert!(!k.set_member("b", false).unwrap(), "not there");
+            assert!(k.set_member("b", true).unwrap());
+            assert!(k.set_member("c", true).is_err(), "a third entry");
+            assert!(k.set_member("a", false).unwrap());
+            assert!(k.map_field("f", Some("v".into())).unwrap());
+            assert!(k.map_field("f", Some("long".into())).is_err(), "5 bytes");
+            assert!(k.map_field("f", Some("w".into())).unwrap());
+            assert!(!k.map_field("g", None).unwrap());
+            tx.finish()
+        });
         assert_eq!(txns.len(), 4, "{txns:?}");
         assert!(txns.iter().all(|t| t.size() < 40), "{txns:?}");
         assert_eq!(
-            shard.get(ValueType::Set, "k"),
-            Some(ValueRef::Set(&["b".into()].into()))
+            db.get(ValueType::Set, "k"),
+            Some(Value::Set(["b".into()].into()))
         );
-        undo_all(&mut shard, &mut undo);
+        // As the committer undoes a write: newest first, each change on its key.
+        for change in undo.into_iter().rev() {
+            db.apply(change);
+        }
         assert_eq!(
-            shard.get(ValueType::Set, "k"),
-            Some(ValueRef::Set(&["a".into()].into()))
+            db.get(ValueType::Set, "k"),
+            Some(Value::Set(["a".into()].into()))
         );
-        assert_eq!(shard.get(ValueType::Map, "k"), None, "created, then undone");
+        assert_eq!(db.get(ValueType::Map, "k"), None, "created, then undone");
+    }
+
+    #[test]
+    fn one_write_over_many_shards_rolls_back_all_of_them() {
+        let db = Db::default();
+        let keys: Vec<Key> = (0..40)
+            .map(|i| Key::parse(&format!("k{i}")).unwrap())
+            .collect();
+        for key in &keys {
+            stored(&db, key, Value::Int(1));
+        }
+        db.update(keys.iter().map(|k| k.as_str()), |shards| {
+            let mut tx = WriteTx::new(shards, Limits::NONE);
+            for key in &keys {
+                let mut k = tx.at(key);
+                assert!(!k.changed(ValueType::Int));
+                k.put(Value::Int(2)).unwrap();
+                assert!(k.changed(ValueType::Int));
+                assert!(k.delete(ValueType::Int));
+                assert!(!k.changed(ValueType::Uint));
+            }
+            tx.rollback();
+            assert!(tx.txns.is_empty());
+        });
+        for key in &keys {
+            let found = db.view(ValueType::Int, key.as_str(), |f| {
+                f.map(|f| (f.value.to_value(), f.revision))
+            });
+            assert_eq!(found.0, Some((Value::Int(1), 1)), "{key}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not in a locked shard")]
+    fn a_key_whose_shard_is_not_locked_is_refused() {
+        let db = Db::default();
+        let keys: Vec<Key> = (0..200)
+            .map(|i| Key::parse(&format!("k{i}")).unwrap())
+            .collect();
+        // With 64 shards, some key of 200 lives elsewhere than k0.
+        db.update([keys[0].as_str()], |shards| {
+            let mut tx = WriteTx::new(shards, Limits::NONE);
+            for key in &keys {
+                tx.at(key);
+            }
+        });
     }
 }
