@@ -77,6 +77,17 @@ impl Api {
         resp.headers().get("deleted").is_some_and(|v| v == "true")
     }
 
+    /// A transaction (`POST /txn`): its status and JSON answer, or the
+    /// error of a request that got none (a killed server).
+    pub async fn txn(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<(StatusCode, serde_json::Value), reqwest::Error> {
+        let resp = self.client.post(self.url("/txn")).json(body).send().await?;
+        let status = resp.status();
+        Ok((status, resp.json().await?))
+    }
+
     /// Every key of every type with its value, as the server answers them,
     /// listed page by page to the end.
     pub async fn dump(&self) -> BTreeMap<(String, String), String> {

@@ -10,3 +10,4 @@ mod limits;
 mod ops;
 mod resource;
 mod revisions;
+mod txn;
