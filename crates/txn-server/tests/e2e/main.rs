@@ -18,4 +18,5 @@ mod stack;
 mod streams;
 mod tables;
 mod token_lifetime;
+mod transactions;
 mod writers;
