@@ -292,6 +292,12 @@ impl Journal {
         }
     }
 
+    /// How many wait in [`Journal::wait_durable`].
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.durable.receiver_count()
+    }
+
     /// An append failed: writes are refused, naming `reason`, until
     /// [`Journal::recovered`]. A close that raced with the failure keeps
     /// the journal closed.

@@ -500,8 +500,14 @@ impl KeyTx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use kvs_testkit::wait_until;
+
     use super::*;
     use crate::store::Db;
+    use crate::store::flaky::{FlakyLog, PATIENT, spawn_put, store, wait_down};
 
     fn stored(db: &Db, key: &Key, value: Value) {
         let txn = Txn::Put {
@@ -616,5 +622,124 @@ mod tests {
                 tx.at(key);
             }
         });
+    }
+
+    fn keys(n: usize) -> Vec<Key> {
+        (0..n)
+            .map(|i| Key::parse(&format!("k{i}")).unwrap())
+            .collect()
+    }
+
+    /// Puts `value(i)` under the `i`th of `keys`, all in one transaction.
+    async fn put_all(
+        store: &Store,
+        keys: &[Key],
+        value: impl Fn(usize) -> i32,
+    ) -> Result<Written<()>, JournalError> {
+        let names: Vec<&Key> = keys.iter().collect();
+        store
+            .transact(&names, |tx| {
+                for (i, key) in keys.iter().enumerate() {
+                    tx.at(key).put(Value::Int(value(i))).expect("no limits");
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    fn ints(store: &Store, keys: &[Key]) -> Vec<Option<Value>> {
+        keys.iter()
+            .map(|k| store.db.get(ValueType::Int, k.as_str()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_transaction_is_one_revision_in_the_log_and_undone_whole_when_its_batch_fails() {
+        let (store, log, _committer) = store(Durability::Sync, PATIENT);
+        let keys = keys(16);
+        let written = put_all(&store, &keys, |i| i as i32).await.unwrap();
+        assert!(written.changed);
+        let accepted = log.accepted.lock().unwrap().clone();
+        assert_eq!(accepted.len(), keys.len());
+        assert!(accepted.iter().all(|c| c.revision == written.revision));
+        let before = ints(&store, &keys);
+
+        log.failing.store(true, Ordering::SeqCst);
+        let refused = {
+            let (store, keys) = (store.clone(), keys.clone());
+            tokio::spawn(async move { put_all(&store, &keys, |_| 99).await })
+        };
+        wait_down(&store).await;
+        assert_eq!(ints(&store, &keys), before, "every key undone");
+        log.failing.store(false, Ordering::SeqCst);
+        assert!(matches!(
+            refused.await.unwrap(),
+            Err(JournalError::Unavailable(_))
+        ));
+        assert_eq!(ints(&store, &keys), before);
+        assert_eq!(log.accepted.lock().unwrap().len(), keys.len());
+    }
+
+    /// Reads `a` (and `b`) in a transaction that changes nothing.
+    fn spawn_read(
+        store: &Arc<Store>,
+    ) -> tokio::task::JoinHandle<Result<Written<Option<Value>>, JournalError>> {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (a, b) = (Key::parse("a").unwrap(), Key::parse("b").unwrap());
+            store
+                .transact(&[&b, &a], |tx| {
+                    assert!(tx.at(&b).get(ValueType::Int).is_none());
+                    Ok(tx.at(&a).get(ValueType::Int).map(ValueRef::to_value))
+                })
+                .await
+        })
+    }
+
+    /// Holds the log's appends and puts `v` under a; returns once its
+    /// batch is held, and a transaction reading it waits for it.
+    async fn held_put_and_read(
+        store: &Arc<Store>,
+        log: &FlakyLog,
+    ) -> (
+        tokio::task::JoinHandle<Result<u64, JournalError>>,
+        tokio::task::JoinHandle<Result<Written<Option<Value>>, JournalError>>,
+    ) {
+        log.holding.send_replace(true);
+        let write = spawn_put(store, "a", 2);
+        wait_until("the batch is held", PATIENT, || {
+            log.begun.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        let read = spawn_read(store);
+        wait_until("the read waits", PATIENT, || store.journal.waiting() > 0).await;
+        (write, read)
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_changes_nothing_answers_what_it_saw_once_durable() {
+        let (store, log, _committer) = store(Durability::Sync, PATIENT);
+        let (write, read) = held_put_and_read(&store, &log).await;
+        log.holding.send_replace(false);
+        let revision = write.await.unwrap().unwrap();
+        let read = read.await.unwrap().unwrap();
+        assert_eq!(
+            (read.out, read.revision, read.changed),
+            (Some(Value::Int(2)), revision, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_changes_nothing_never_answers_what_was_undone() {
+        let (store, log, _committer) = store(Durability::Sync, PATIENT);
+        let (write, read) = held_put_and_read(&store, &log).await;
+        log.failing.store(true, Ordering::SeqCst);
+        log.holding.send_replace(false);
+        assert!(matches!(
+            read.await.unwrap(),
+            Err(JournalError::Unavailable(_))
+        ));
+        log.failing.store(false, Ordering::SeqCst);
+        assert!(write.await.unwrap().is_err());
     }
 }
