@@ -1033,22 +1033,40 @@ async fn assert_state(
 }
 
 impl Model {
-    /// Takes the revisions the server has after a replay. Which revision a
-    /// replayed change gets is the log's to keep (its own tests say how);
-    /// this test predicts how revisions follow from requests.
-    async fn renumbered(&mut self, client: &Client, base: &str) {
+    /// Checks that a replay gave back every key's revision and the store's:
+    /// the log keeps them (its own tests say how).
+    async fn assert_revisions(
+        &self,
+        client: &Client,
+        base: &str,
+        when: &str,
+    ) -> Result<(), TestCaseError> {
         let revision = |resp: &reqwest::Response, name: &str| -> u64 {
             let v = resp.headers()[name].to_str().unwrap();
             v.trim_matches('"').parse().unwrap()
         };
         for (ty, key) in self.values.keys() {
+            let expected = self.revision(*ty, key).expect("a live key has a revision");
             let url = format!("{base}/{}/{key}", ty.name());
             let resp = client.get(url).send().await.unwrap();
-            self.revisions
-                .insert((*ty, key.clone()), revision(&resp, "etag"));
+            let got = revision(&resp, "etag");
+            prop_assert_eq!(
+                got,
+                expected,
+                "{}: the revision of {} key {}",
+                when,
+                ty.name(),
+                key
+            );
         }
         let resp = client.get(format!("{base}/keys/int")).send().await.unwrap();
-        self.head = revision(&resp, "kvs-revision");
+        prop_assert_eq!(
+            revision(&resp, "kvs-revision"),
+            self.head,
+            "{}: the store's revision",
+            when
+        );
+        Ok(())
     }
 }
 
@@ -1136,7 +1154,9 @@ fn requests_answer_as_the_model_says_and_the_state_survives_restarts() {
                 let server = start(dir.path(), &case).await;
                 let base = format!("{}/kvs/v1-0-0", server.url());
                 assert_state(&client, &base, &model, "after the first restart").await?;
-                model.renumbered(&client, &base).await;
+                model
+                    .assert_revisions(&client, &base, "after the first restart")
+                    .await?;
                 for op in &case.after_restart {
                     let op = model.resolve(op);
                     let expect = model.apply(&op);
@@ -1147,6 +1167,9 @@ fn requests_answer_as_the_model_says_and_the_state_survives_restarts() {
                 let server = start(dir.path(), &case).await;
                 let base = format!("{}/kvs/v1-0-0", server.url());
                 assert_state(&client, &base, &model, "after the second restart").await?;
+                model
+                    .assert_revisions(&client, &base, "after the second restart")
+                    .await?;
                 stop(server).await;
                 Ok(())
             })
