@@ -9,6 +9,7 @@ use crate::auth::Tokens;
 use crate::store::remote::RemoteOptions;
 use crate::store::remote::token::TokenFile;
 use crate::store::{Durability, Limits};
+use crate::watch::Bounds;
 
 /// The largest body limit: the file log refuses records over 64 MiB.
 const MAX_BODY_LIMIT: usize = 64 << 20;
@@ -174,6 +175,31 @@ pub struct Config {
     #[arg(long, env = "KVS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: kvs_service::LogFormat,
 
+    /// Revisions whose changes are kept in memory for watchers (GET
+    /// /watch) to start from or resume at; a watcher asking for older ones,
+    /// or falling further behind, is told to list again.
+    #[arg(long, env = "KVS_WATCH_HISTORY", default_value_t = 100_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub watch_history: usize,
+
+    /// Bytes of changes kept for watchers, at most (about: the newest
+    /// revision is kept even alone over it).
+    #[arg(long, env = "KVS_WATCH_HISTORY_BYTES", default_value_t = 64 << 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub watch_history_bytes: usize,
+
+    /// Watch streams open at once; one more is answered 503.
+    #[arg(long, env = "KVS_MAX_WATCHERS", default_value_t = 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
+    pub max_watchers: usize,
+
+    /// Seconds between the comments that keep an idle watch stream alive
+    /// through proxies; below --request-timeout, after which a silent
+    /// connection is closed.
+    #[arg(long, env = "KVS_WATCH_HEARTBEAT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub watch_heartbeat_secs: u64,
+
     /// Seconds that in-flight requests get to finish at shutdown.
     #[arg(long, env = "KVS_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
@@ -228,6 +254,26 @@ impl Config {
             max_value_bytes: self.max_value_bytes,
             max_entries: self.max_entries,
         }
+    }
+
+    /// What the watch history keeps.
+    pub(crate) fn watch_history(&self) -> Bounds {
+        Bounds {
+            revisions: self.watch_history,
+            bytes: self.watch_history_bytes,
+        }
+    }
+
+    /// How often an idle watch stream is sent a comment: more often than
+    /// a silent connection is closed.
+    pub(crate) fn watch_heartbeat(&self) -> Result<std::time::Duration, String> {
+        if self.watch_heartbeat_secs >= self.request_timeout {
+            return Err(format!(
+                "--watch-heartbeat-secs ({}) must be below --request-timeout ({}): a watch stream silent for longer is closed",
+                self.watch_heartbeat_secs, self.request_timeout
+            ));
+        }
+        Ok(std::time::Duration::from_secs(self.watch_heartbeat_secs))
     }
 
     /// Where the embedded log lives.

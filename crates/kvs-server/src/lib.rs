@@ -11,6 +11,8 @@
 //! - `routes/`: one module per family of routes.
 //! - `store/`: the tables, the write path, the journal and its committer,
 //!   the limits, and the log kept by txn-server.
+//! - `watch.rs`: watchers, `GET /watch`: the recent durable changes and
+//!   the stream of events each watcher is sent.
 //! - `listener.rs`: connections: TLS, the connection cap, draining.
 //! - `auth.rs`: bearer tokens, read-only and read-write.
 //! - `config.rs`, `metrics.rs`, `error.rs`: flags, counters and the API's
@@ -27,6 +29,7 @@ mod metrics;
 mod routes;
 mod startup;
 mod store;
+mod watch;
 
 pub use config::Config;
 pub use startup::{Running, StartupError, run, spawn, spawn_with};

@@ -61,6 +61,9 @@ pub(crate) struct Metrics {
     replay_seconds: Gauge<f64, AtomicU64>,
     keys: Family<TypeLabels, Gauge>,
     ready: Gauge,
+    pub(crate) watchers: Gauge,
+    pub(crate) watch_events: Counter,
+    pub(crate) watch_cut: Counter,
     /// Route patterns as `'static` labels, each leaked once: there are as
     /// many as the router has routes.
     routes: RwLock<HashMap<Box<str>, &'static str>>,
@@ -84,6 +87,9 @@ impl Default for Metrics {
             replay_seconds: Gauge::default(),
             keys: Family::default(),
             ready: Gauge::default(),
+            watchers: Gauge::default(),
+            watch_events: Counter::default(),
+            watch_cut: Counter::default(),
             routes: RwLock::default(),
         };
         let r = &mut m.registry;
@@ -152,6 +158,21 @@ impl Default for Metrics {
             "kvs_replay_seconds",
             "Time the start-up replay took",
             m.replay_seconds.clone(),
+        );
+        r.register(
+            "kvs_watchers",
+            "Watch streams open (GET /watch)",
+            m.watchers.clone(),
+        );
+        r.register(
+            "kvs_watch_events",
+            "Events sent to watchers",
+            m.watch_events.clone(),
+        );
+        r.register(
+            "kvs_watch_disconnected",
+            "Watchers disconnected because they fell behind the history (--watch-history)",
+            m.watch_cut.clone(),
         );
         m
     }

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::routes::{AppState, Guards, router};
 use crate::store::remote::RemoteLog;
 use crate::store::{Db, Journal, Store};
+use crate::watch::{History, Watchers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -163,6 +164,7 @@ async fn serve<L: Log>(
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
     let tokens = config.tokens().map_err(StartupError::Config)?;
+    let heartbeat = config.watch_heartbeat().map_err(StartupError::Config)?;
     let tls = match (&config.http_tls_cert, &config.http_tls_key) {
         (Some(cert), Some(key)) => Some(listener::tls_config(cert, key)?),
         _ => None,
@@ -179,7 +181,13 @@ async fn serve<L: Log>(
         db: Arc::new(Db::default()),
         journal,
         limits: config.limits(),
+        history: Arc::new(History::new(config.watch_history())),
     });
+    let watchers = Arc::new(Watchers::new(
+        config.max_watchers,
+        heartbeat,
+        metrics.clone(),
+    ));
     let request_timeout = Duration::from_secs(config.request_timeout);
     tracing::info!(
         tls = tls.is_some(),
@@ -200,6 +208,7 @@ async fn serve<L: Log>(
             store: store.clone(),
             metrics: metrics.clone(),
             max_txn_ops: config.max_txn_ops,
+            watchers: watchers.clone(),
         },
         Guards {
             max_body_bytes: config.max_body_bytes,
@@ -233,7 +242,7 @@ async fn serve<L: Log>(
     let started = Instant::now();
     let mut shutdown = std::pin::pin!(shutdown);
     let replayed = tokio::select! {
-        r = replay(&mut log, &store.db) => Some(r),
+        r = replay(&mut log, &store) => Some(r),
         _ = &mut shutdown => None,
     };
     let stats = match replayed {
@@ -259,6 +268,10 @@ async fn serve<L: Log>(
         took_ms = took.as_millis() as u64,
         "replayed the transaction log; ready"
     );
+    // The history of watchers holds the replayed changes, but is complete
+    // only after the replay's head: the log does not yet say after which
+    // revision its records are all there (compaction drops some).
+    store.history.complete_after(stats.head);
     store.journal.open(stats.head);
     if let Some(ready) = ready {
         let _ = ready.send(());
@@ -292,6 +305,7 @@ async fn serve<L: Log>(
         Ended::Http(r) => r,
         Ended::Asked | Ended::Committer(_) => {
             tracing::info!("shutting down: finishing in-flight requests");
+            watchers.close();
             let _ = stop_http.send(());
             let grace = Duration::from_secs(config.shutdown_timeout);
             match tokio::time::timeout(grace, &mut http).await {
@@ -331,20 +345,22 @@ enum Ended {
     Committer(Result<(), tokio::task::JoinError>),
 }
 
-/// Replays the whole log into `db`. A log that is unreachable (a txn-server
-/// not up yet, or gone mid-way) is retried from the start on an empty
-/// store; any other failure (corruption, a misconfigured txn-server or
-/// database) ends start-up: no retry would mend it.
-async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogError> {
+/// Replays the whole log into the store's tables and its watch history. A
+/// log that is unreachable (a txn-server not up yet, or gone mid-way) is
+/// retried from the start on an empty store; any other failure
+/// (corruption, a misconfigured txn-server or database) ends start-up: no
+/// retry would mend it.
+async fn replay<L: Log>(log: &mut L, store: &Arc<Store>) -> Result<ReplayStats, LogError> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let head = Arc::new(AtomicU64::new(0));
-        let (seen, target) = (head.clone(), db.clone());
+        let (seen, target) = (head.clone(), store.clone());
         let mut applied = 0u64;
         let result = log
             .replay(move |change| {
                 seen.fetch_max(change.revision, Ordering::Relaxed);
-                target.apply(change);
+                target.db.apply(change.clone());
+                target.history.record([change]);
                 applied += 1;
                 if applied.is_multiple_of(PROGRESS_EVERY) {
                     tracing::info!(records = applied, "replaying the transaction log");
@@ -360,7 +376,8 @@ async fn replay<L: Log>(log: &mut L, db: &Arc<Db>) -> Result<ReplayStats, LogErr
             Err(reason) if reason.is_temporary() => {
                 let wait = backoff.next_wait();
                 tracing::warn!(%reason, retry_in = ?wait, "cannot replay the log yet");
-                db.clear();
+                store.db.clear();
+                store.history.clear();
                 tokio::time::sleep(wait).await;
             }
             other => return other,
@@ -390,6 +407,56 @@ mod tests {
         async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
             Ok(Vec::new())
         }
+    }
+
+    #[tokio::test]
+    async fn the_replay_records_each_change_in_the_watch_history() {
+        use kvs_core::{Key, Txn, Value, ValueType};
+
+        use crate::store::{Durability, Limits};
+        use crate::watch::Bounds;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kvs.log");
+        let key = || Key::parse("k").unwrap();
+        let put = |v| Txn::Put {
+            key: key(),
+            value: Value::Int(v),
+        };
+        let delete = Txn::Delete {
+            ty: ValueType::Int,
+            key: key(),
+        };
+        let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
+        for (revision, txn) in [(1, put(1)), (2, put(2)), (3, delete)] {
+            log.append(&[Change::new(revision, txn)]).await.unwrap();
+        }
+        drop(log);
+
+        let (journal, _queue) = Journal::new(
+            Durability::Sync,
+            1,
+            false,
+            Duration::from_secs(1),
+            Arc::default(),
+        );
+        let store = Arc::new(Store {
+            db: Arc::new(Db::default()),
+            journal,
+            limits: Limits::NONE,
+            history: Arc::new(History::new(Bounds {
+                revisions: 2,
+                bytes: usize::MAX,
+            })),
+        });
+        let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
+        let stats = replay(&mut log, &store).await.unwrap();
+        assert_eq!(stats.head, 3);
+        // Within its bounds: the oldest change is dropped.
+        let kept = store.history.after(1, 10).unwrap();
+        let kept: Vec<_> = kept.revisions.iter().map(|r| r.revision).collect();
+        assert_eq!(kept, [2, 3]);
+        assert!(store.history.check(0).is_err());
     }
 
     #[tokio::test]

@@ -7,6 +7,8 @@
 //! - [`values`]: the operations both route families share.
 //! - [`extract`]: extractors that answer in the API's error format.
 //! - [`revision`]: `ETag`, `KVS-Revision` and the preconditions.
+//! - [`watch`](mod@watch): `GET /watch`, the store's changes as they
+//!   become durable.
 //! - [`unread`]: bodies declared too large, and `Connection: close` on
 //!   answers given before the body was read.
 
@@ -18,6 +20,7 @@ mod revision;
 mod txn;
 mod unread;
 mod values;
+mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +39,7 @@ use crate::auth::{Tokens, require_token};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::watch::Watchers;
 
 /// Every route lives under this path: service `kvs`, API version `v1.0.0`.
 pub(crate) const BASE_PATH: &str = "/kvs/v1-0-0";
@@ -51,6 +55,7 @@ pub(crate) struct AppState {
     pub metrics: Arc<Metrics>,
     /// The most compares and operations one transaction may hold.
     pub max_txn_ops: usize,
+    pub watchers: Arc<Watchers>,
 }
 
 /// What every request is held to before it reaches a route.
@@ -66,6 +71,7 @@ pub(crate) fn router(state: AppState, guards: Guards) -> Router {
     let data = compat::routes()
         .merge(resource::routes())
         .merge(txn::routes())
+        .merge(watch::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), replayed));
     let api = data.merge(ops::routes());
     // Where a person lands first: the docs page.
@@ -131,8 +137,13 @@ fn request_span(req: &Request) -> Span {
 /// its body arrives too slowly. A write that was already applied stays
 /// applied (its answer is what is lost), as when a client gives up.
 /// tower-http's timeout layer would answer an empty 408; this one answers
-/// in the API's problem format and names the flag to change.
+/// in the API's problem format and names the flag to change. A watch is
+/// exempt: it is meant to last (its heartbeats keep the connection alive).
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>();
+    if route.is_some_and(|r| r.as_str() == watch::WATCH_ROUTE) {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::new(
@@ -194,6 +205,7 @@ mod tests {
 
     use super::*;
     use crate::store::{Db, Durability, Journal, Limits};
+    use crate::watch::{Bounds, History};
 
     /// The API over a store still replaying its log; `tokens`, when given,
     /// are the only ones let in.
@@ -210,12 +222,18 @@ mod tests {
             db: Arc::new(Db::default()),
             journal,
             limits: Limits::NONE,
+            history: Arc::new(History::new(Bounds {
+                revisions: 1,
+                bytes: 1,
+            })),
         });
+        let watchers = Arc::new(Watchers::new(1, Duration::from_secs(1), metrics.clone()));
         router(
             AppState {
                 store,
                 metrics,
                 max_txn_ops: 1,
+                watchers,
             },
             Guards {
                 max_body_bytes,

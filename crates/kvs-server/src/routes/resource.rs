@@ -43,7 +43,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-fn value_type(name: &str) -> Result<ValueType, ApiError> {
+pub(super) fn value_type(name: &str) -> Result<ValueType, ApiError> {
     name.parse()
         .map_err(|e: kvs_core::ValueError| ApiError::not_found(e.to_string()))
 }

@@ -128,6 +128,8 @@ impl Store {
                     if let Some(revision) = last {
                         j.made_durable(revision);
                     }
+                    // Durable now: watchers may be told.
+                    self.history.record(txns.drain(..));
                     for p in batch.drain(..) {
                         if let Some(done) = p.done {
                             let _ = done.send(Ok(()));
@@ -230,9 +232,10 @@ impl Store {
                             "the failed batch turned out durable; applying it again"
                         );
                         let whole = redo.len() == doubt.records;
-                        for txn in redo {
-                            self.db.apply(txn);
+                        for change in &redo {
+                            self.db.apply(change.clone());
                         }
+                        self.history.record(redo);
                         if whole {
                             Ok(())
                         } else {

@@ -11,6 +11,7 @@ use kvs_testkit::wait_until;
 use tokio::sync::watch;
 
 use super::{Db, Durability, Journal, JournalError, Limits, Store};
+use crate::watch::{Bounds, History};
 
 /// A log whose appends fail while `failing` is set, as a full disk or an
 /// unreachable txn-server would; while `losing_answers` is set it keeps
@@ -73,6 +74,10 @@ pub(crate) fn store(
         db: Arc::new(Db::default()),
         journal,
         limits: Limits::NONE,
+        history: Arc::new(History::new(Bounds {
+            revisions: 1000,
+            bytes: usize::MAX,
+        })),
     });
     store.journal.open(0);
     let log = FlakyLog::default();

@@ -21,7 +21,7 @@ mod committer;
 mod db;
 pub(crate) mod expiry;
 #[cfg(test)]
-mod flaky;
+pub(crate) mod flaky;
 mod journal;
 mod limits;
 mod read;
@@ -30,16 +30,19 @@ mod write;
 
 use std::sync::Arc;
 
+use crate::watch::History;
+
 pub(crate) use db::{Db, Found, ValueRef};
 pub(crate) use journal::{Durability, Journal, JournalError};
 pub(crate) use limits::{LimitError, Limits};
 pub(crate) use read::Read;
 pub(crate) use write::{KeyTx, Written};
 
-/// The tables, the journal that keeps them durable, and the limits every
-/// stored value is held to.
+/// The tables, the journal that keeps them durable, the limits every
+/// stored value is held to, and the recent durable changes, for watchers.
 pub(crate) struct Store {
     pub(crate) db: Arc<Db>,
     pub(crate) journal: Journal,
     pub(crate) limits: Limits,
+    pub(crate) history: Arc<History>,
 }

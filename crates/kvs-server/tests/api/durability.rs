@@ -17,7 +17,7 @@ fn binary() -> &'static Path {
 }
 
 /// kvs-server on `data_dir`, with `args`, ready.
-async fn start(data_dir: &Path, args: &[&str]) -> KvsProcess {
+pub(crate) async fn start(data_dir: &Path, args: &[&str]) -> KvsProcess {
     KvsProcess::start(binary(), &argv(data_dir, args)).await
 }
 

@@ -11,3 +11,4 @@ mod ops;
 mod resource;
 mod revisions;
 mod txn;
+mod watch;
