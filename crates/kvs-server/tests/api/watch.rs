@@ -63,6 +63,7 @@ async fn changes_arrive_in_revision_order_with_their_data_and_filtered() {
     let r6 = app.write("DELETE", "/int/a", "").await;
     let r7 = app.write("DELETE", "/set/s/x", "").await;
     let r8 = app.write("PUT", "/set/b", r#"["p","q"]"#).await;
+    let r9 = app.write("POST", "/int/c/incr", "2").await;
 
     let expected = [
         (
@@ -94,21 +95,26 @@ async fn changes_arrive_in_revision_order_with_their_data_and_filtered() {
             "put",
             json!({"type": "set", "key": "b", "value": ["p", "q"], "revision": r8}),
         ),
+        // An increment is the put of its result.
+        (
+            "put",
+            json!({"type": "int", "key": "c", "value": 2, "revision": r9}),
+        ),
     ];
     let got = events(&mut all, expected.len()).await;
     for (event, (kind, data)) in got.iter().zip(&expected) {
         assert_eq!((event.kind.as_str(), &event.data), (*kind, data));
         assert_eq!(event.id, data["revision"].as_u64());
     }
-    assert_eq!(ids(&events(&mut ints, 2).await), [r1, r6]);
+    assert_eq!(ids(&events(&mut ints, 3).await), [r1, r6, r9]);
     assert_eq!(ids(&events(&mut a, 3).await), [r1, r5, r6]);
 
     // Nothing in between was left for the filtered ones: the next write
     // each sees is the next one sent.
-    let r9 = app.write("PUT", "/int/a9", "9").await;
-    assert_eq!(ints.event().await.id, Some(r9));
-    assert_eq!(a.event().await.id, Some(r9));
-    assert_eq!(all.event().await.id, Some(r9));
+    let r10 = app.write("PUT", "/int/a10", "10").await;
+    assert_eq!(ints.event().await.id, Some(r10));
+    assert_eq!(a.event().await.id, Some(r10));
+    assert_eq!(all.event().await.id, Some(r10));
 }
 
 #[tokio::test]
