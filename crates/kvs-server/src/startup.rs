@@ -164,7 +164,6 @@ async fn serve<L: Log>(
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
     let tokens = config.tokens().map_err(StartupError::Config)?;
-    let heartbeat = config.watch_heartbeat().map_err(StartupError::Config)?;
     let tls = match (&config.http_tls_cert, &config.http_tls_key) {
         (Some(cert), Some(key)) => Some(listener::tls_config(cert, key)?),
         _ => None,
@@ -185,7 +184,7 @@ async fn serve<L: Log>(
     });
     let watchers = Arc::new(Watchers::new(
         config.max_watchers,
-        heartbeat,
+        config.watch_heartbeat(),
         metrics.clone(),
     ));
     let request_timeout = Duration::from_secs(config.request_timeout);

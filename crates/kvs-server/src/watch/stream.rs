@@ -2,7 +2,8 @@
 //! of every stream when the server shuts down.
 //!
 //! A watcher reads the shared [`History`] at its own pace, so a slow one
-//! holds nothing of its own beyond the event being written. One that falls
+//! holds nothing of its own beyond a few of its revisions and the event
+//! being written. One that falls
 //! so far behind that the history dropped what it has yet to read is sent
 //! an `error` event and disconnected.
 
@@ -22,8 +23,9 @@ use super::event::{Described, describe, of_revision};
 use super::history::{Gone, History, Revision};
 use crate::metrics::Metrics;
 
-/// Revisions a stream takes from the history at a time.
-const PAGE: usize = 256;
+/// Revisions a stream takes from the history at a time. Their events are
+/// made one at a time, as they are sent, so a stream holds little more.
+const PAGE: usize = 16;
 
 /// Which changes a watcher is sent.
 pub(crate) struct Filter {
@@ -114,17 +116,25 @@ pub(crate) fn stream(
         filter,
         cursor: since,
         ready: VecDeque::new(),
+        last: None,
+        ended: false,
         closing,
-        done: false,
     };
     futures_util::stream::unfold(state, |mut w| async move {
         loop {
-            if let Some(event) = w.ready.pop_front() {
-                w.seat.0.metrics.watch_events.inc();
-                return Some((Ok(event), w));
+            if let Some(revision) = w.ready.pop_front() {
+                if let Some(event) = w.event(&revision) {
+                    w.seat.0.metrics.watch_events.inc();
+                    return Some((Ok(event), w));
+                }
+                continue;
             }
-            if w.done {
+            if w.ended {
                 return None;
+            }
+            if let Some(last) = w.last.take() {
+                w.ended = true;
+                return Some((Ok(last), w));
             }
             w.fill().await;
         }
@@ -137,35 +147,33 @@ struct Watch {
     filter: Filter,
     /// Every revision up to this one was looked at.
     cursor: u64,
-    /// Events taken from the history, not yet sent.
-    ready: VecDeque<Event>,
+    /// Revisions taken from the history, not yet sent.
+    ready: VecDeque<Arc<Revision>>,
+    /// The event that ends the stream, once what is ready is sent.
+    last: Option<Event>,
+    /// The last event was sent.
+    ended: bool,
     closing: watch::Receiver<bool>,
-    /// Nothing follows what is ready.
-    done: bool,
 }
 
 impl Watch {
-    /// Takes the next events from the history, waiting for some if there
-    /// are none yet; or the last event, at shutdown or when it fell behind.
+    /// Takes the next revisions from the history, waiting for some if
+    /// there are none yet; or the last event, at shutdown or when it fell
+    /// behind.
     async fn fill(&mut self) {
         if *self.closing.borrow() {
-            self.ready
-                .push_back(Event::default().comment("the server is shutting down"));
-            self.done = true;
+            self.last = Some(Event::default().comment("the server is shutting down"));
             return;
         }
         let after = match self.history.after(self.cursor, PAGE) {
             Ok(after) => after,
             Err(Gone { oldest }) => {
                 self.seat.0.metrics.watch_cut.inc();
-                self.ready.push_back(fell_behind(self.cursor, oldest));
-                self.done = true;
+                self.last = Some(fell_behind(self.cursor, oldest));
                 return;
             }
         };
-        for revision in &after.revisions {
-            self.ready.extend(self.event(revision));
-        }
+        self.ready.extend(after.revisions);
         if after.upto > self.cursor {
             self.cursor = after.upto;
             return;
