@@ -141,7 +141,7 @@ fn request_span(req: &Request) -> Span {
 /// exempt: it is meant to last (its heartbeats keep the connection alive).
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>();
-    if route.is_some_and(|r| r.as_str() == watch::WATCH_ROUTE) {
+    if route.is_some_and(|r| r.as_str().strip_prefix(BASE_PATH) == Some(watch::PATH)) {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {

@@ -18,14 +18,15 @@ use crate::error::ApiError;
 use crate::watch::stream::stream;
 use crate::watch::{Filter, Gone, Refused};
 
-/// The route, which the request timeout leaves alone: a watch lasts.
-pub(crate) const WATCH_ROUTE: &str = "/kvs/v1-0-0/watch";
+/// The route, under the base path; the request timeout leaves it alone:
+/// a watch lasts.
+pub(super) const PATH: &str = "/watch";
 
 /// What EventSource sends on reconnecting: the id of the last event it got.
 static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/watch", get(watch))
+    Router::new().route(PATH, get(watch))
 }
 
 #[derive(Deserialize)]

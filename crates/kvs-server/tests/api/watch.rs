@@ -436,3 +436,19 @@ async fn a_watcher_that_saw_everything_resumes_across_a_kill_and_restart() {
     assert_eq!(next.id, Some(last + 1), "no gap, no duplicate");
     server.kill();
 }
+
+#[tokio::test]
+async fn in_async_mode_changes_are_sent_once_durable_in_revision_order() {
+    let app = TestApp::spawn(&["--durability", "async"]).await;
+    let mut watch = app.watch("").await;
+    let mut written = Vec::new();
+    for i in 0..50 {
+        written.push(
+            app.write("PUT", &format!("/int/k{}", i % 7), &i.to_string())
+                .await,
+        );
+    }
+    let got = events(&mut watch, written.len()).await;
+    assert_eq!(ids(&got), written);
+    assert_eq!(got[49].data["value"], 49);
+}
