@@ -343,22 +343,33 @@ impl Inner {
         let marks = &mut self.marks;
         let mut revisions = Revisions::default();
         let mut records = 0;
+        // Only a compaction writes a group without changes, after the live
+        // set it folded: the history is whole after the last one.
+        let mut history_from = UNSTAMPED;
         let mut visit_record = |r: Record| match r {
             Record::Mark(m, at_ms) => {
                 marks.insert(m.writer, Mark::read(m.sequence, at_ms));
                 ControlFlow::Continue(())
             }
-            r => each_change(r, &mut revisions, &mut |change| {
-                records += 1;
-                visit(change);
-                ControlFlow::Continue(())
-            }),
+            r => {
+                if let Record::Group { revision, txns } = &r
+                    && txns.is_empty()
+                {
+                    history_from = *revision;
+                }
+                each_change(r, &mut revisions, &mut |change| {
+                    records += 1;
+                    visit(change);
+                    ControlFlow::Continue(())
+                })
+            }
         };
         let scan_end = scan(&self.file, end, &mut visit_record)
             .map_err(LogError::io(format!("reading {shown}")))?;
         let mut stats = ReplayStats {
             records,
             head: revisions.head(),
+            history_from,
             bytes: end,
             ..ReplayStats::default()
         };
@@ -846,9 +857,12 @@ impl LogReader for FileReader {
                 return Err(e);
             }
             match scanned {
+                // What it streams goes on over gRPC, which says no more than
+                // the head: no history is vouched for.
                 Ok(ScanEnd::Clean) => Ok(ReplayStats {
                     records: sink.sent(),
                     head: revisions.head(),
+                    history_from: revisions.head(),
                     bytes: len,
                     ..ReplayStats::default()
                 }),

@@ -50,6 +50,11 @@ pub struct ReplayStats {
     /// it is left (a delete compacted away leaves none): where the store's
     /// revisions go on after the replay.
     pub head: u64,
+    /// Every change after this revision is in the replay as it happened,
+    /// none folded away (a compaction folds what came before it): where a
+    /// watcher may resume from after a restart. A log that keeps no
+    /// history gives its head.
+    pub history_from: u64,
     /// Bytes of the log read.
     pub bytes: u64,
     /// Bytes of a torn last record dropped (a crash in the middle of a write).

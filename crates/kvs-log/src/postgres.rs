@@ -928,6 +928,8 @@ impl LogReader for PgReader {
             Ok(ReplayStats {
                 records: sink.sent(),
                 head: sink.head(),
+                // Every put supersedes the rows before it: no history.
+                history_from: sink.head(),
                 skipped,
                 ..ReplayStats::default()
             })

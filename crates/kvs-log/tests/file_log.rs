@@ -73,6 +73,7 @@ async fn appended_batches_replay_in_order_after_reopening() {
     let (seen, stats, _) = replay_all(&path, FileOptions::default()).await.unwrap();
     assert_eq!(seen, numbered(1, &[first, second].concat()));
     assert_eq!((stats.records, stats.head), (4, 4));
+    assert_eq!(stats.history_from, 0, "never compacted: all history");
     assert_eq!(stats.torn_bytes, 0);
 }
 
@@ -243,6 +244,8 @@ async fn compaction_keeps_each_values_revision_expiry_and_a_head_left_by_deletes
     let (seen, stats, _) = replay_all(&path, opts).await.unwrap();
     assert_eq!(seen, streamed);
     assert_eq!(stats.head, last);
+    // What came before the compaction is folded: the history starts there.
+    assert_eq!(stats.history_from, last);
     let mut expected: Vec<Change> = (0..5)
         .map(|k| Change::new(100, put(&format!("k{k}"), 99)))
         .collect();

@@ -267,10 +267,9 @@ async fn serve<L: Log>(
         took_ms = took.as_millis() as u64,
         "replayed the transaction log; ready"
     );
-    // The history of watchers holds the replayed changes, but is complete
-    // only after the replay's head: the log does not yet say after which
-    // revision its records are all there (compaction drops some).
-    store.history.complete_after(stats.head);
+    // The history of watchers holds the replayed changes, complete after
+    // the revision the log says (a compaction folded what came before).
+    store.history.complete_after(stats.history_from);
     store.journal.open(stats.head);
     if let Some(ready) = ready {
         let _ = ready.send(());

@@ -233,6 +233,8 @@ impl Log for RemoteLog {
         // The log's head may be past every change left in it (deletes
         // compacted away), and past what it numbered: take the higher.
         stats.head = revisions.head().max(end.head);
+        // txn-server vouches for no history before its head.
+        stats.history_from = stats.head;
         stats.skipped = end.skipped;
         if end.skipped > 0 {
             tracing::warn!(

@@ -402,7 +402,7 @@ async fn watching_is_a_read_for_tokens() {
 }
 
 #[tokio::test]
-async fn a_watcher_that_saw_everything_resumes_across_a_kill_and_restart() {
+async fn a_watcher_resumes_across_a_kill_and_restart_with_no_gap_and_no_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let server = durability::start(dir.path(), &[]).await;
     let api = server.api.clone();
@@ -410,30 +410,49 @@ async fn a_watcher_that_saw_everything_resumes_across_a_kill_and_restart() {
     for i in 0..3 {
         assert_eq!(api.put(&format!("/int/k{i}"), "1").await, StatusCode::OK);
     }
-    let last = events(&mut watch, 3).await[2].id.unwrap();
+    // One revision of two changes, then one more the watcher will miss.
+    assert_eq!(api.put("/str/k1", "s").await, StatusCode::OK);
+    assert!(api.delete("/del/k1").await);
+    assert_eq!(api.put("/int/k9", "9").await, StatusCode::OK);
+    // The watcher took only the first event when the server was killed.
+    let first = watch.event().await;
+    assert_eq!(first.data["key"], "k0");
     server.kill();
-    assert_eq!(watch.next().await, None, "the kill ends the stream");
 
     let server = durability::start(dir.path(), &[]).await;
     let api = server.api.clone();
-    // What came before the restart is not kept: the history starts at the
-    // revision the replay ended at.
-    let before = api
-        .client
-        .get(api.url("/watch"))
-        .header("last-event-id", (last - 1).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(before.status(), StatusCode::GONE);
-    let problem: serde_json::Value = before.json().await.unwrap();
-    assert_eq!(problem["oldest"], last);
-
-    let mut watch = Watch::open(&api.client, &api.base, "", Some(last)).await;
+    let mut watch = Watch::open(&api.client, &api.base, "", first.id).await;
     assert_eq!(api.put("/int/k3", "3").await, StatusCode::OK);
-    let next = watch.event().await;
-    assert_eq!(next.data["key"], "k3");
-    assert_eq!(next.id, Some(last + 1), "no gap, no duplicate");
+    let rest = events(&mut watch, 6).await;
+    let seen: Vec<(String, String)> = rest
+        .iter()
+        .map(|e| {
+            (
+                e.kind.clone(),
+                e.data.get("key").map_or(String::new(), |k| k.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("put".into(), "\"k1\"".into()),
+            ("put".into(), "\"k2\"".into()),
+            ("put".into(), "\"k1\"".into()),
+            ("changes".into(), String::new()),
+            ("put".into(), "\"k9\"".into()),
+            ("put".into(), "\"k3\"".into()),
+        ],
+        "replayed, then live: {rest:?}"
+    );
+    let ids: Vec<u64> = rest.iter().map(|e| e.id.unwrap()).collect();
+    let after = first.id.unwrap();
+    assert_eq!(
+        ids,
+        (after + 1..=after + 6).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    assert_eq!(rest[3].data["changes"].as_array().unwrap().len(), 2);
     server.kill();
 }
 
