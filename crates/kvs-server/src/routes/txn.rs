@@ -20,7 +20,7 @@ use serde_json::json;
 use super::AppState;
 use super::extract::Body;
 use super::revision::stamped;
-use super::values::add;
+use super::values::{add, ttl_deadline};
 use crate::error::ApiError;
 use crate::store::{KeyTx, Written};
 
@@ -60,6 +60,8 @@ enum OpJson {
         ty: String,
         key: String,
         value: serde_json::Value,
+        /// Seconds until the key expires; without it, it is permanent.
+        ttl: Option<u64>,
     },
     Delete {
         #[serde(rename = "type")]
@@ -139,7 +141,8 @@ impl Compare {
 }
 
 enum Op {
-    Put(Value),
+    /// Stores a value, to expire at the deadline, if any.
+    Put(Value, Option<u64>),
     Delete(ValueType),
     Get(ValueType),
     Incr(i32),
@@ -163,9 +166,14 @@ struct Step {
 impl Step {
     fn parse(op: OpJson) -> Result<Step, ApiError> {
         let (key, op) = match op {
-            OpJson::Put { ty, key, value } => {
+            OpJson::Put {
+                ty,
+                key,
+                value,
+                ttl,
+            } => {
                 let value = Value::from_json(value_type(&ty)?, &value)?;
-                (key, Op::Put(value))
+                (key, Op::Put(value, ttl.map(ttl_deadline).transpose()?))
             }
             OpJson::Delete { ty, key } => (key, Op::Delete(value_type(&ty)?)),
             OpJson::Get { ty, key } => (key, Op::Get(value_type(&ty)?)),
@@ -196,8 +204,8 @@ impl Step {
 
     fn run(&self, tx: &mut KeyTx<'_>) -> Result<Outcome, ApiError> {
         Ok(match &self.op {
-            Op::Put(value) => {
-                tx.put(value.clone())?;
+            Op::Put(value, at_ms) => {
+                tx.put_expiring(value.clone(), *at_ms)?;
                 Outcome::Put
             }
             Op::Delete(ty) => Outcome::Deleted(tx.delete(*ty)),

@@ -110,12 +110,27 @@ pub(crate) async fn put(
 /// The `ttl` of a PUT: whole seconds, from 1 to ten years.
 pub(crate) fn ttl_secs(text: Option<&str>) -> Result<Option<u64>, ApiError> {
     let Some(text) = text else { return Ok(None) };
-    match text.parse::<u64>() {
-        Ok(secs) if (1..=MAX_TTL_SECS).contains(&secs) => Ok(Some(secs)),
-        _ => Err(ApiError::bad_request(format!(
-            "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}; got {text:?}"
-        ))),
+    let secs = text
+        .parse::<u64>()
+        .ok()
+        .filter(|s| (1..=MAX_TTL_SECS).contains(s));
+    secs.map(Some).ok_or_else(|| bad_ttl(text))
+}
+
+/// The deadline of a transaction's put with `ttl` seconds, checked as a
+/// PUT's is.
+pub(crate) fn ttl_deadline(ttl: u64) -> Result<u64, ApiError> {
+    if (1..=MAX_TTL_SECS).contains(&ttl) {
+        Ok(deadline_after(ttl))
+    } else {
+        Err(bad_ttl(&ttl.to_string()))
     }
+}
+
+fn bad_ttl(text: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}; got {text:?}"
+    ))
 }
 
 pub(crate) async fn delete(

@@ -155,3 +155,51 @@ async fn expiry_times_survive_a_restart_and_a_key_due_meanwhile_is_gone() {
     let at = expires_at(&long).expect("the TTL was replayed");
     assert!(at > before + Duration::from_secs(3000), "{at:?}");
 }
+
+#[tokio::test]
+async fn a_transactions_put_may_have_a_ttl_and_a_bad_one_fails_it_whole() {
+    let app = TestApp::spawn(&[]).await;
+    let body = serde_json::json!({
+        "success": [
+            {"op": "put", "type": "str", "key": "a", "value": "x", "ttl": 3600},
+            {"op": "put", "type": "str", "key": "b", "value": "y"}
+        ]
+    });
+    let resp = app.post("/txn", body.to_string()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(expires_at(&app.get("/str/a").await).is_some());
+    assert!(expires_at(&app.get("/str/b").await).is_none());
+    let bad = serde_json::json!({
+        "success": [
+            {"op": "put", "type": "str", "key": "c", "value": "z"},
+            {"op": "put", "type": "str", "key": "d", "value": "w", "ttl": 0}
+        ]
+    });
+    assert_problem(
+        app.post("/txn", bad.to_string()).await,
+        StatusCode::BAD_REQUEST,
+        "ttl",
+    )
+    .await;
+    assert_eq!(app.get("/str/c").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_expiry_is_a_watch_event_of_its_own() {
+    let app = TestApp::spawn(&[]).await;
+    let mut watch = crate::helpers::Watch::open(&app.client, &app.base, "?type=str", None).await;
+    let at = put_ttl(&app, "/str/gone", "v", 1).await;
+    let put = watch.event().await;
+    assert_eq!(
+        (put.kind.as_str(), &put.data["key"]),
+        ("put", &serde_json::json!("gone"))
+    );
+    wait_past(at).await;
+    let expired = watch.event().await;
+    assert_eq!(expired.kind, "expire");
+    assert_eq!(
+        expired.data,
+        serde_json::json!({"type": "str", "key": "gone", "revision": expired.id.unwrap()})
+    );
+    assert!(expired.id > put.id);
+}
