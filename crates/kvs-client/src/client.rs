@@ -7,16 +7,21 @@ use kvs_core::{Key, Value, ValueType};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
+use crate::revision::{Precondition, PutOptions, Written, revision_of};
 use crate::{ClientBuilder, Error, Result};
 
 /// The header a DELETE answer carries when something was removed.
 const DELETED: &str = "deleted";
 /// The header a set-member PUT answer carries when the member was new.
 const ADDED: &str = "added";
+/// Whether a page of keys is the last one.
+const LAST_PAGE: &str = "kvs-last-page";
+/// The `after` of the next page of keys.
+const NEXT_AFTER: &str = "kvs-next-after";
 /// The media type of the server's error answers.
 const PROBLEM_JSON: &str = "application/problem+json";
 /// The media type of text bodies sent to the server.
-const TEXT: &str = "text/plain; charset=utf-8";
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 /// How much of an unexpected body an error message quotes.
 const QUOTE_LIMIT: usize = 200;
 
@@ -29,9 +34,20 @@ const QUOTE_LIMIT: usize = 200;
 /// `None` or `false`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// The server's root URL with `/kvs/v1-0-0` appended.
     base: Url,
+}
+
+/// One page of a listing ([`Client::keys_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The keys, sorted.
+    pub keys: Vec<String>,
+    /// Whether no key follows this page.
+    pub last: bool,
+    /// The `after` of the next page, when this is not the last.
+    pub next_after: Option<String>,
 }
 
 impl Client {
@@ -63,13 +79,10 @@ impl Client {
     /// `None` when it is absent.
     pub async fn get(&self, ty: ValueType, key: &str) -> Result<Option<Value>> {
         let url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
-        let Some(resp) = self.send_found(self.http.get(url)).await? else {
-            return Ok(None);
-        };
-        let body = resp.bytes().await?;
-        Value::parse(ty, &body)
-            .map(Some)
-            .map_err(|e| Error::Decode(format!("{e}")))
+        match self.send_found(self.http.get(url)).await? {
+            Some(resp) => value_of(ty, resp).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// `PUT /{type}/{key}`: stores `value` under `key` in its type's
@@ -78,27 +91,79 @@ impl Client {
     /// A float that is NaN or infinite is refused with
     /// [`Error::InvalidValue`] without a request: the server would refuse it.
     pub async fn put(&self, key: &str, value: &Value) -> Result<()> {
+        self.put_with(key, value, &PutOptions::default())
+            .await
+            .map(drop)
+    }
+
+    /// `PUT /{type}/{key}` with a condition, an expiry or both (see
+    /// [`PutOptions`]); returns the key's new revision. A condition that
+    /// does not hold is [`Error::PreconditionFailed`], and nothing changes.
+    pub async fn put_with(&self, key: &str, value: &Value, options: &PutOptions) -> Result<u64> {
         let ty = value.value_type();
-        let url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
-        let body = value.render();
-        if ty == ValueType::Float {
-            // The server's own rule: the text must parse back to a finite f32.
-            Value::parse(ty, &body).map_err(Error::InvalidValue)?;
+        let mut url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
+        if let Some(seconds) = options.ttl_seconds()? {
+            url.query_pairs_mut()
+                .append_pair("ttl", &seconds.to_string());
         }
+        let body = value.render();
+        check_value(value)?;
         let req = self
             .http
             .put(url)
             .header(CONTENT_TYPE, value.content_type())
             .body(body);
-        self.send(req).await.map(drop)
+        let resp = self
+            .send(Precondition::apply(options.condition, req))
+            .await?;
+        revision_of(&resp)
+    }
+
+    /// `PUT /{type}/{key}` only if `condition` holds (compare-and-set with
+    /// [`Precondition::Revision`], create-only with
+    /// [`Precondition::Absent`]); returns the key's new revision.
+    pub async fn put_if(&self, key: &str, value: &Value, condition: Precondition) -> Result<u64> {
+        self.put_with(key, value, &PutOptions::default().condition(condition))
+            .await
+    }
+
+    /// `PUT /{type}/{key}?ttl=SECONDS`: stores `value` until `ttl` has
+    /// passed, after which the key is absent; returns the key's new
+    /// revision. `ttl` must be a whole, positive number of seconds
+    /// ([`Error::InvalidArgument`] otherwise). A later put without a TTL
+    /// makes the key permanent again.
+    pub async fn put_with_ttl(&self, key: &str, value: &Value, ttl: Duration) -> Result<u64> {
+        self.put_with(key, value, &PutOptions::default().ttl(ttl))
+            .await
     }
 
     /// `DELETE /{type}/{key}`: removes `key` from type `ty`'s namespace;
     /// `true` when it existed.
     pub async fn delete(&self, ty: ValueType, key: &str) -> Result<bool> {
+        Ok(self.delete_when(ty, key, None).await?.changed)
+    }
+
+    /// `DELETE /{type}/{key}` only if `condition` holds; `changed` says
+    /// whether the key existed.
+    pub async fn delete_if(
+        &self,
+        ty: ValueType,
+        key: &str,
+        condition: Precondition,
+    ) -> Result<Written> {
+        self.delete_when(ty, key, Some(condition)).await
+    }
+
+    async fn delete_when(
+        &self,
+        ty: ValueType,
+        key: &str,
+        condition: Option<Precondition>,
+    ) -> Result<Written> {
         let url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
-        let resp = self.send(self.http.delete(url)).await?;
-        Ok(flag(&resp, DELETED))
+        let req = Precondition::apply(condition, self.http.delete(url));
+        let resp = self.send(req).await?;
+        Written::of(&resp, flag(&resp, DELETED))
     }
 
     // ----- int ------------------------------------------------------------
@@ -236,21 +301,68 @@ impl Client {
     /// `PUT /map/{key}/{field}`: sets one field, creating the map when
     /// absent.
     pub async fn map_field_put(&self, key: &str, field: &str, value: &str) -> Result<()> {
+        self.map_field_put_when(key, field, value, None)
+            .await
+            .map(drop)
+    }
+
+    /// `PUT /map/{key}/{field}` only if `condition` holds on the map key.
+    pub async fn map_field_put_if(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        condition: Precondition,
+    ) -> Result<Written> {
+        self.map_field_put_when(key, field, value, Some(condition))
+            .await
+    }
+
+    async fn map_field_put_when(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        condition: Option<Precondition>,
+    ) -> Result<Written> {
         let url = self.member_url(ValueType::Map, key, field)?;
         let req = self
             .http
             .put(url)
             .header(CONTENT_TYPE, TEXT)
             .body(value.to_owned());
-        self.send(req).await.map(drop)
+        let resp = self.send(Precondition::apply(condition, req)).await?;
+        Written::of(&resp, true)
     }
 
     /// `DELETE /map/{key}/{field}`: removes one field; `true` when it
     /// existed. A map left without fields stays, empty.
     pub async fn map_field_delete(&self, key: &str, field: &str) -> Result<bool> {
+        Ok(self.map_field_delete_when(key, field, None).await?.changed)
+    }
+
+    /// `DELETE /map/{key}/{field}` only if `condition` holds on the map
+    /// key; `changed` says whether the field existed.
+    pub async fn map_field_delete_if(
+        &self,
+        key: &str,
+        field: &str,
+        condition: Precondition,
+    ) -> Result<Written> {
+        self.map_field_delete_when(key, field, Some(condition))
+            .await
+    }
+
+    async fn map_field_delete_when(
+        &self,
+        key: &str,
+        field: &str,
+        condition: Option<Precondition>,
+    ) -> Result<Written> {
         let url = self.member_url(ValueType::Map, key, field)?;
-        let resp = self.send(self.http.delete(url)).await?;
-        Ok(flag(&resp, DELETED))
+        let req = Precondition::apply(condition, self.http.delete(url));
+        let resp = self.send(req).await?;
+        Written::of(&resp, flag(&resp, DELETED))
     }
 
     // ----- set ------------------------------------------------------------
@@ -284,17 +396,58 @@ impl Client {
     /// `PUT /set/{key}/{member}`: adds a member, creating the set when
     /// absent; `true` when it was not there before.
     pub async fn set_add(&self, key: &str, member: &str) -> Result<bool> {
-        let url = self.member_url(ValueType::Set, key, member)?;
-        let resp = self.send(self.http.put(url)).await?;
-        Ok(flag(&resp, ADDED))
+        Ok(self.set_member_when(key, member, true, None).await?.changed)
+    }
+
+    /// `PUT /set/{key}/{member}` only if `condition` holds on the set key;
+    /// `changed` says whether the member was new.
+    pub async fn set_add_if(
+        &self,
+        key: &str,
+        member: &str,
+        condition: Precondition,
+    ) -> Result<Written> {
+        self.set_member_when(key, member, true, Some(condition))
+            .await
     }
 
     /// `DELETE /set/{key}/{member}`: removes a member; `true` when it was
     /// there.
     pub async fn set_remove(&self, key: &str, member: &str) -> Result<bool> {
+        Ok(self
+            .set_member_when(key, member, false, None)
+            .await?
+            .changed)
+    }
+
+    /// `DELETE /set/{key}/{member}` only if `condition` holds on the set
+    /// key; `changed` says whether the member was there.
+    pub async fn set_remove_if(
+        &self,
+        key: &str,
+        member: &str,
+        condition: Precondition,
+    ) -> Result<Written> {
+        self.set_member_when(key, member, false, Some(condition))
+            .await
+    }
+
+    /// Adds (`present`) or removes `member`.
+    async fn set_member_when(
+        &self,
+        key: &str,
+        member: &str,
+        present: bool,
+        condition: Option<Precondition>,
+    ) -> Result<Written> {
         let url = self.member_url(ValueType::Set, key, member)?;
-        let resp = self.send(self.http.delete(url)).await?;
-        Ok(flag(&resp, DELETED))
+        let (req, name) = if present {
+            (self.http.put(url), ADDED)
+        } else {
+            (self.http.delete(url), DELETED)
+        };
+        let resp = self.send(Precondition::apply(condition, req)).await?;
+        Written::of(&resp, flag(&resp, name))
     }
 
     // ----- keys -----------------------------------------------------------
@@ -303,8 +456,8 @@ impl Client {
     /// `prefix` (default: all) and sort after `after` (default: from the
     /// first), at most `limit` of them (default 1000; over 10000 is a 400).
     ///
-    /// To page through every key, pass the last key of one page as `after`
-    /// of the next until a page comes back shorter than `limit`.
+    /// To page through every key, use [`Client::keys_page`] or
+    /// [`Client::all_keys`].
     pub async fn keys(
         &self,
         ty: ValueType,
@@ -312,6 +465,18 @@ impl Client {
         after: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<String>> {
+        Ok(self.keys_page(ty, prefix, after, limit).await?.keys)
+    }
+
+    /// `GET /keys/{type}`, as [`Client::keys`], with what the answer says
+    /// of the next page: whether there is one and where it starts.
+    pub async fn keys_page(
+        &self,
+        ty: ValueType,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Page> {
         let mut url = self.url(&["keys", ty.name()]);
         if prefix.is_some() || after.is_some() || limit.is_some() {
             let mut query = url.query_pairs_mut();
@@ -325,13 +490,54 @@ impl Client {
                 query.append_pair("limit", &n.to_string());
             }
         }
-        let body = self.send(self.http.get(url)).await?.bytes().await?;
-        serde_json::from_slice(&body).map_err(|e| {
+        let resp = self.send(self.http.get(url)).await?;
+        // A server that does not page answers every key at once.
+        let last = resp
+            .headers()
+            .get(LAST_PAGE)
+            .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let next_after = match resp.headers().get(NEXT_AFTER) {
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| Error::Decode(format!("{NEXT_AFTER} is not ASCII")))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        if !last && next_after.is_none() {
+            return Err(Error::Decode(format!(
+                "a page that is not the last must say {NEXT_AFTER}"
+            )));
+        }
+        let body = resp.bytes().await?;
+        let keys = serde_json::from_slice(&body).map_err(|e| {
             Error::Decode(format!(
                 "key list must be a JSON array of strings ({e}): {}",
                 quote(&body)
             ))
+        })?;
+        Ok(Page {
+            keys,
+            last,
+            next_after,
         })
+    }
+
+    /// Every key of type `ty` that starts with `prefix`, sorted, page by
+    /// page (the server's default page size) until the server says the
+    /// page is the last. Pages are read at different revisions: a key
+    /// written or deleted meanwhile may or may not be listed.
+    pub async fn all_keys(&self, ty: ValueType, prefix: Option<&str>) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.keys_page(ty, prefix, after.as_deref(), None).await?;
+            keys.extend(page.keys);
+            if page.last {
+                return Ok(keys);
+            }
+            after = page.next_after;
+        }
     }
 
     /// `DELETE /del/{key}`: removes `key` from every type that holds it;
@@ -394,7 +600,7 @@ impl Client {
 
     /// The base URL with `segments` appended, each percent-encoded as one
     /// path segment.
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .expect("the base URL was checked to be a base when the client was built")
@@ -421,7 +627,7 @@ impl Client {
     }
 
     /// Sends `req`; an error status becomes [`Error::Status`].
-    async fn send(&self, req: RequestBuilder) -> Result<Response> {
+    pub(crate) async fn send(&self, req: RequestBuilder) -> Result<Response> {
         let resp = req.send().await?;
         if resp.status().is_success() {
             Ok(resp)
@@ -433,7 +639,7 @@ impl Client {
     /// Like [`Client::send`], with the API's 404 meaning "absent" as `None`.
     /// Only a 404 in the API's error format counts: one from something that
     /// is not a KVS server (a wrong base URL) stays an error.
-    async fn send_found(&self, req: RequestBuilder) -> Result<Option<Response>> {
+    pub(crate) async fn send_found(&self, req: RequestBuilder) -> Result<Option<Response>> {
         let resp = req.send().await?;
         if resp.status() == StatusCode::NOT_FOUND && is_problem(&resp) {
             Ok(None)
@@ -446,7 +652,7 @@ impl Client {
 }
 
 /// Whether the answer carries `name: true`.
-fn flag(resp: &Response, name: &str) -> bool {
+pub(crate) fn flag(resp: &Response, name: &str) -> bool {
     resp.headers()
         .get(name)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
@@ -459,6 +665,12 @@ fn is_problem(resp: &Response) -> bool {
         .is_some_and(|ct| ct.starts_with(PROBLEM_JSON))
 }
 
+/// The value of type `ty` that the body of `resp` renders.
+pub(crate) async fn value_of(ty: ValueType, resp: Response) -> Result<Value> {
+    let body = resp.bytes().await?;
+    Value::parse(ty, &body).map_err(|e| Error::Decode(format!("{e}")))
+}
+
 /// A text body, which must be UTF-8.
 async fn text(resp: Response) -> Result<String> {
     let body = resp.bytes().await?;
@@ -466,8 +678,17 @@ async fn text(resp: Response) -> Result<String> {
         .map_err(|_| Error::Decode(format!("body is not UTF-8: {}", quote(&body))))
 }
 
+/// Refuses a value the server would refuse: a float whose text does not
+/// parse back to a finite `f32` (the server's own rule).
+pub(crate) fn check_value(value: &Value) -> Result<()> {
+    if value.value_type() == ValueType::Float {
+        Value::parse(ValueType::Float, &value.render()).map_err(Error::InvalidValue)?;
+    }
+    Ok(())
+}
+
 /// A body shortened for an error message.
-fn quote(body: &[u8]) -> String {
+pub(crate) fn quote(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     match text.char_indices().nth(QUOTE_LIMIT) {
         Some((cut, _)) => format!("{:?}…", &text[..cut]),
@@ -478,7 +699,7 @@ fn quote(body: &[u8]) -> String {
 /// [`Error::Status`] from an error answer: the `detail` of its problem JSON
 /// (or the start of its body), and its `Retry-After` in seconds; a 504 is
 /// [`Error::OutcomeUnknown`].
-async fn status_error(resp: Response) -> Error {
+pub(crate) async fn status_error(resp: Response) -> Error {
     let status = resp.status();
     let retry_after = resp
         .headers()
@@ -487,9 +708,10 @@ async fn status_error(resp: Response) -> Error {
         .and_then(|s| s.trim().parse().ok())
         .map(Duration::from_secs);
     let body = resp.bytes().await.unwrap_or_default();
-    let detail = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|problem| problem.get("detail")?.as_str().map(str::to_owned))
+    let problem = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let member = |name: &str| problem.as_ref().and_then(|p| p.get(name));
+    let detail = member("detail")
+        .and_then(|d| d.as_str().map(str::to_owned))
         .unwrap_or_else(|| {
             if body.is_empty() {
                 status.canonical_reason().unwrap_or("error").to_owned()
@@ -499,6 +721,15 @@ async fn status_error(resp: Response) -> Error {
         });
     if status == StatusCode::GATEWAY_TIMEOUT {
         return Error::OutcomeUnknown { detail };
+    }
+    if status == StatusCode::PRECONDITION_FAILED {
+        let current = member("revision").and_then(serde_json::Value::as_u64);
+        return Error::PreconditionFailed { current, detail };
+    }
+    if status == StatusCode::GONE
+        && let Some(oldest) = member("oldest").and_then(serde_json::Value::as_u64)
+    {
+        return Error::Compacted { oldest, detail };
     }
     Error::Status {
         status: status.as_u16(),

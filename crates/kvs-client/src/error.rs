@@ -50,7 +50,8 @@ pub enum Error {
     #[error("server answered {status}: {detail}")]
     Status {
         /// The HTTP status code (400, 401, 403, 404, 409, 413, 503, ...);
-        /// never 504, which is [`Error::OutcomeUnknown`].
+        /// never 504, which is [`Error::OutcomeUnknown`], nor 412, which is
+        /// [`Error::PreconditionFailed`].
         status: u16,
         /// The server's explanation: the `detail` of its
         /// `application/problem+json` answer, or the start of the body when
@@ -73,6 +74,28 @@ pub enum Error {
         detail: String,
     },
 
+    /// 412: the write's [`crate::Precondition`] did not hold, so nothing was
+    /// changed. `current` is the key's revision now (`None`: absent): read
+    /// the key again, decide, and send the write with that revision.
+    #[error("precondition failed: {detail}")]
+    PreconditionFailed {
+        /// The key's current revision, `None` when it is absent.
+        current: Option<u64>,
+        /// The server's explanation, as for [`Error::Status`].
+        detail: String,
+    },
+
+    /// 410 to a watch: the server no longer keeps the changes after the
+    /// revision the watch asked to resume from. List the keys again (they
+    /// reflect every change) and watch from the revision of that listing.
+    #[error("the server's history starts at revision {oldest}: {detail}")]
+    Compacted {
+        /// The oldest revision the server's history still holds.
+        oldest: u64,
+        /// The server's explanation, as for [`Error::Status`].
+        detail: String,
+    },
+
     /// A success answer whose body is not what the operation returns (for
     /// example a non-numeric body for an int); the string says what was
     /// expected and what came.
@@ -86,6 +109,8 @@ impl Error {
         match self {
             Error::Status { status, .. } => Some(*status),
             Error::OutcomeUnknown { .. } => Some(504),
+            Error::PreconditionFailed { .. } => Some(412),
+            Error::Compacted { .. } => Some(410),
             _ => None,
         }
     }
@@ -93,7 +118,10 @@ impl Error {
     /// The server's explanation of an error answer.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Error::Status { detail, .. } | Error::OutcomeUnknown { detail } => Some(detail),
+            Error::Status { detail, .. }
+            | Error::OutcomeUnknown { detail }
+            | Error::PreconditionFailed { detail, .. }
+            | Error::Compacted { detail, .. } => Some(detail),
             _ => None,
         }
     }
@@ -132,6 +160,18 @@ impl Error {
     /// 409: an increment would overflow `i32`; the value was left unchanged.
     pub fn is_conflict(&self) -> bool {
         self.status() == Some(409)
+    }
+
+    /// 412 ([`Error::PreconditionFailed`]): a conditional write found the
+    /// key at another revision than the one it names; nothing was changed.
+    pub fn is_precondition_failed(&self) -> bool {
+        matches!(self, Error::PreconditionFailed { .. })
+    }
+
+    /// 410 to a watch ([`Error::Compacted`]): the revision to resume from is
+    /// older than the server's history.
+    pub fn is_compacted(&self) -> bool {
+        matches!(self, Error::Compacted { .. })
     }
 
     /// 413: the request body is over the server's `--max-body-bytes`.

@@ -103,12 +103,18 @@
 mod builder;
 mod client;
 mod error;
+mod revision;
+mod txn;
+mod watch;
 
 pub use builder::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
-pub use client::Client;
+pub use client::{Client, Page};
 pub use error::{Error, Result};
 pub use kvs_core::value::{MapValue, SetValue};
 pub use kvs_core::{Key, KeyError, Value, ValueError, ValueType};
+pub use revision::{Precondition, PutOptions, Revised, Written};
+pub use txn::{Compare, Txn, TxnOp, TxnOutcome, TxnResult};
+pub use watch::{Change, Event, WATCH_IDLE_TIMEOUT, WatchFilter};
 
 /// The path every route is under: service `kvs`, API version `v1.0.0`.
 pub const BASE_PATH: &str = "/kvs/v1-0-0";

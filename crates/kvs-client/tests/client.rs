@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kvs_client::{Client, ClientBuilder, Error, MapValue, SetValue, Value, ValueType};
+use futures_util::StreamExt;
+use kvs_client::{
+    Change, Client, ClientBuilder, Compare, Error, Event, MapValue, Page, Precondition, Revised,
+    SetValue, TxnOp, TxnResult, Value, ValueType, WatchFilter,
+};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -41,20 +45,33 @@ impl Server {
 /// A server that takes one connection, records the request's head and
 /// answers `reply` verbatim. Returns its root URL and the recorded head.
 async fn scripted_server(reply: String) -> (String, JoinHandle<String>) {
+    let (root, heads) = scripted_connections(vec![reply]).await;
+    let head = tokio::spawn(async move { heads.await.unwrap().remove(0) });
+    (root, head)
+}
+
+/// A server that takes one connection per reply, one after the other, and
+/// answers each with its reply verbatim, then closes it. Returns its root
+/// URL and the recorded heads.
+async fn scripted_connections(replies: Vec<String>) -> (String, JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let root = format!("http://{}", listener.local_addr().unwrap());
     let handle = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.expect("accept");
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = sock.read(&mut buf).await.expect("read");
-            assert!(n > 0, "the client closed before sending a whole head");
-            head.extend_from_slice(&buf[..n]);
+        let mut heads = Vec::new();
+        for reply in replies {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the client closed before sending a whole head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            sock.write_all(reply.as_bytes()).await.expect("write");
+            sock.shutdown().await.ok();
+            heads.push(String::from_utf8_lossy(&head).into_owned());
         }
-        sock.write_all(reply.as_bytes()).await.expect("write");
-        sock.shutdown().await.ok();
-        String::from_utf8_lossy(&head).into_owned()
+        heads
     });
     (root, handle)
 }
@@ -1074,4 +1091,570 @@ fn a_token_that_cannot_be_a_header_value_is_refused_without_being_quoted() {
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(!format!("{err:?}").contains("secret"), "{err:?}");
     }
+}
+
+// ----- revisions and conditional writes -------------------------------------------------------
+
+#[tokio::test]
+async fn a_read_with_its_revision_sees_each_write_move_the_revision_on() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    assert_eq!(c.get_revised(ValueType::Int, "n").await.unwrap(), None);
+    let first = c
+        .put_if("n", &Value::Int(1), Precondition::Absent)
+        .await
+        .unwrap();
+    let read = c.get_revised(ValueType::Int, "n").await.unwrap().unwrap();
+    assert_eq!((read.value, read.revision), (Value::Int(1), first));
+    assert_eq!(read.expires_at, None, "stored without a TTL");
+    c.int_put("other", 0).await.unwrap();
+    let second = c
+        .put_if("n", &Value::Int(2), Precondition::Revision(first))
+        .await
+        .unwrap();
+    assert!(
+        second > first + 1,
+        "{first} then {second}: other writes came between"
+    );
+    let read = c.get_revised(ValueType::Int, "n").await.unwrap().unwrap();
+    assert_eq!((read.value, read.revision), (Value::Int(2), second));
+}
+
+#[tokio::test]
+async fn a_stale_revision_is_a_precondition_failure_naming_the_current_one() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let old = c
+        .put_if("k", &Value::Str("a".into()), Precondition::Absent)
+        .await
+        .unwrap();
+    let now = c
+        .put_if("k", &Value::Str("b".into()), Precondition::Revision(old))
+        .await
+        .unwrap();
+    let err = c
+        .put_if("k", &Value::Str("c".into()), Precondition::Revision(old))
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition_failed(), "{err:?}");
+    assert!(matches!(err, Error::PreconditionFailed { current: Some(r), .. } if r == now));
+    assert_eq!(err.status(), Some(412));
+    assert!(err.detail().unwrap().contains(&now.to_string()), "{err}");
+    assert_eq!(c.str_get("k").await.unwrap().as_deref(), Some("b"));
+
+    let err = c
+        .delete_if(ValueType::Str, "k", Precondition::Revision(old))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PreconditionFailed { current: Some(r), .. } if r == now));
+    let deleted = c
+        .delete_if(ValueType::Str, "k", Precondition::Revision(now))
+        .await
+        .unwrap();
+    assert!(deleted.changed);
+    assert_eq!(deleted.key_revision, None, "gone after the delete");
+    assert!(deleted.revision > now);
+    assert_eq!(c.str_get("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn create_only_and_must_exist_conditions() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let err = c
+        .put_if("k", &Value::Int(1), Precondition::Present)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PreconditionFailed { current: None, .. }),
+        "{err:?}"
+    );
+    assert_eq!(c.int_get("k").await.unwrap(), None);
+    let rev = c
+        .put_if("k", &Value::Int(1), Precondition::Absent)
+        .await
+        .unwrap();
+    let err = c
+        .put_if("k", &Value::Int(2), Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PreconditionFailed { current: Some(r), .. } if r == rev));
+    assert_eq!(c.int_get("k").await.unwrap(), Some(1));
+    c.put_if("k", &Value::Int(3), Precondition::Present)
+        .await
+        .unwrap();
+    assert_eq!(c.int_get("k").await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn fields_and_members_are_written_on_a_condition_on_their_key() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let made = c
+        .map_field_put_if("m", "f", "1", Precondition::Absent)
+        .await
+        .unwrap();
+    assert!(made.changed);
+    assert_eq!(made.key_revision, Some(made.revision));
+    let err = c
+        .map_field_put_if("m", "g", "2", Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PreconditionFailed { current: Some(r), .. } if r == made.revision)
+    );
+    let gone = c
+        .map_field_delete_if("m", "f", Precondition::Revision(made.revision))
+        .await
+        .unwrap();
+    assert!(gone.changed);
+    assert_eq!(c.map_get("m").await.unwrap(), Some(MapValue::new()));
+
+    let added = c.set_add_if("s", "x", Precondition::Absent).await.unwrap();
+    assert!(added.changed);
+    let again = c
+        .set_add_if("s", "x", Precondition::Revision(added.revision))
+        .await
+        .unwrap();
+    assert!(!again.changed, "already a member");
+    assert_eq!(again.key_revision, Some(added.revision), "unchanged");
+    let err = c
+        .set_remove_if("s", "x", Precondition::Revision(added.revision - 1))
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition_failed(), "{err:?}");
+    assert!(
+        c.set_remove_if("s", "x", Precondition::Present)
+            .await
+            .unwrap()
+            .changed
+    );
+    assert_eq!(c.set_get("s").await.unwrap(), Some(SetValue::new()));
+}
+
+#[tokio::test]
+async fn a_ttl_the_server_cannot_take_is_refused_before_sending() {
+    let (listener, c) = silent_listener().await;
+    for ttl in [
+        Duration::ZERO,
+        Duration::from_millis(1500),
+        Duration::from_nanos(1),
+    ] {
+        let err = c.put_with_ttl("k", &Value::Int(1), ttl).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{ttl:?}: {err:?}");
+    }
+    assert_no_connection(&listener).await;
+}
+
+// ----- paging ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn pages_say_whether_another_follows_and_where_it_starts() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    for k in ["a", "b", "c", "d", "e"] {
+        c.int_put(k, 0).await.unwrap();
+    }
+    let first = c
+        .keys_page(ValueType::Int, None, None, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Page {
+            keys: vec!["a".into(), "b".into()],
+            last: false,
+            next_after: Some("b".into())
+        }
+    );
+    let second = c
+        .keys_page(ValueType::Int, None, first.next_after.as_deref(), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.keys.as_slice(), second.last),
+        (&["c".to_owned(), "d".to_owned()][..], false)
+    );
+    let third = c
+        .keys_page(ValueType::Int, None, second.next_after.as_deref(), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        third,
+        Page {
+            keys: vec!["e".into()],
+            last: true,
+            next_after: None
+        }
+    );
+    // A full page can be the last: the server says so, not the count.
+    let exact = c
+        .keys_page(ValueType::Int, None, Some("c"), Some(2))
+        .await
+        .unwrap();
+    assert!(exact.last && exact.keys == ["d", "e"], "{exact:?}");
+}
+
+#[tokio::test]
+async fn all_keys_reads_every_page_past_the_servers_default_page() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let want: Vec<String> = (0..1203).map(|i| format!("k{i:05}")).collect();
+    let mut puts = tokio::task::JoinSet::new();
+    for chunk in want.chunks(100) {
+        let (c, chunk) = (c.clone(), chunk.to_vec());
+        puts.spawn(async move {
+            for k in chunk {
+                c.uint_put(&k, 1).await.unwrap();
+            }
+        });
+    }
+    puts.join_all().await;
+    c.uint_put("other", 1).await.unwrap();
+    assert_eq!(c.all_keys(ValueType::Uint, Some("k")).await.unwrap(), want);
+    assert_eq!(c.all_keys(ValueType::Uint, None).await.unwrap().len(), 1204);
+    assert!(c.all_keys(ValueType::Map, None).await.unwrap().is_empty());
+}
+
+// ----- watch ---------------------------------------------------------------------------------------
+
+/// An SSE answer's head, for a scripted server, followed by `events`.
+fn sse(events: &[&str]) -> String {
+    let mut out = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\nkvs-revision: 0\r\n\r\n".to_owned();
+    for e in events {
+        out.push_str(e);
+        out.push_str("\n\n");
+    }
+    out
+}
+
+fn put_event(rev: u64, key: &str, value: i32) -> String {
+    format!(
+        "id: {rev}\nevent: put\ndata: {{\"type\":\"int\",\"key\":\"{key}\",\"value\":{value},\"revision\":{rev}}}"
+    )
+}
+
+#[tokio::test]
+async fn a_dropped_watch_resumes_after_its_last_event_with_no_duplicate() {
+    let (e1, e2, e3) = (
+        put_event(1, "a", 1),
+        put_event(2, "b", 2),
+        put_event(3, "c", 3),
+    );
+    let (root, heads) = scripted_connections(vec![
+        sse(&[&e1, ": heartbeat", &e2]),
+        // What a server that resumed one too early would send: 2 again.
+        sse(&[&e2, &e3]),
+    ])
+    .await;
+    let c = Client::new(&root).unwrap();
+    let mut events = c.watch(WatchFilter::new().value_type(ValueType::Int).prefix("p"));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(events.next().await.unwrap().unwrap().revision);
+    }
+    assert_eq!(got, [1, 2, 3]);
+    let heads = heads.await.unwrap();
+    assert!(
+        heads[0].starts_with("GET /kvs/v1-0-0/watch?type=int&prefix=p "),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[1].to_lowercase().contains("last-event-id: 2\r\n"),
+        "{}",
+        heads[1]
+    );
+}
+
+#[tokio::test]
+async fn a_watch_from_before_the_servers_history_ends_with_compacted() {
+    let gone = answer(
+        "410 Gone",
+        &["content-type: application/problem+json"],
+        r#"{"status":410,"detail":"start after revision 40 at the earliest","oldest":40}"#,
+    );
+    let (root, heads) = scripted_server(gone).await;
+    let c = Client::new(&root).unwrap();
+    let mut events = c.watch(WatchFilter::new().since(7));
+    let err = events.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::Compacted { oldest: 40, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_compacted() && err.status() == Some(410));
+    assert!(events.next().await.is_none(), "the watch ends");
+    assert!(
+        heads
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("last-event-id: 7\r\n")
+    );
+}
+
+/// A TCP proxy to `upstream` whose connections the test can cut.
+struct Proxy {
+    root: String,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let root = format!("http://{}", listener.local_addr().unwrap());
+        let (cut, cuts) = tokio::sync::watch::channel(0);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { root, cut }
+    }
+
+    /// Drops every connection open now.
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+async fn next_event(
+    events: &mut (impl futures_util::Stream<Item = kvs_client::Result<Event>> + Unpin),
+) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the watch goes on")
+        .expect("an event")
+}
+
+#[tokio::test]
+#[ignore = "needs the server's GET /watch"]
+async fn watch_reports_each_kind_of_change_in_revision_order() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let mut events = c.watch(WatchFilter::new().prefix("w"));
+    // A first write that the watch sees says it is connected.
+    let first = c
+        .put_if("w0", &Value::Int(0), Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut events).await.revision, first);
+    c.int_put("unwatched", 1).await.unwrap();
+    c.int_put("w1", 5).await.unwrap();
+    c.int_delete("w1").await.unwrap();
+    c.set_add("w2", "x").await.unwrap();
+    c.map_field_put("w3", "f", "v").await.unwrap();
+    c.map_field_delete("w3", "f").await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(next_event(&mut events).await);
+    }
+    assert!(
+        got.windows(2).all(|w| w[0].revision < w[1].revision),
+        "{got:?}"
+    );
+    let changes: Vec<Change> = got.into_iter().flat_map(|e| e.changes).collect();
+    assert_eq!(
+        changes,
+        [
+            Change::Put {
+                key: "w1".into(),
+                value: Value::Int(5)
+            },
+            Change::Delete {
+                ty: ValueType::Int,
+                key: "w1".into()
+            },
+            Change::Member {
+                key: "w2".into(),
+                member: "x".into(),
+                present: true
+            },
+            Change::Field {
+                key: "w3".into(),
+                field: "f".into(),
+                value: Some("v".into())
+            },
+            Change::Field {
+                key: "w3".into(),
+                field: "f".into(),
+                value: None
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the server's GET /watch"]
+async fn a_watch_cut_off_from_the_server_resumes_with_no_gap_and_no_duplicate() {
+    let s = Server::start(&[]).await;
+    let proxy = Proxy::start(s.client.base_url().origin().ascii_serialization().as_str()).await;
+    let watching = Client::new(&proxy.root).unwrap();
+    let c = &s.client;
+    let start = c
+        .put_if("n", &Value::Int(0), Precondition::Absent)
+        .await
+        .unwrap();
+    let mut events = watching.watch(
+        WatchFilter::new()
+            .value_type(ValueType::Int)
+            .since(start - 1),
+    );
+    let mut seen = vec![next_event(&mut events).await.revision];
+    for round in 1..=3 {
+        proxy.cut();
+        for i in 0..5 {
+            c.int_put("n", round * 10 + i).await.unwrap();
+        }
+        for _ in 0..5 {
+            seen.push(next_event(&mut events).await.revision);
+        }
+    }
+    let want: Vec<u64> = (start..start + 16).collect();
+    assert_eq!(seen, want, "every revision once, in order");
+}
+
+#[tokio::test]
+#[ignore = "needs the server's GET /watch with --watch-history"]
+async fn a_watch_from_before_a_real_servers_history_is_compacted() {
+    let s = Server::start(&["--watch-history", "2"]).await;
+    let c = &s.client;
+    for i in 0..5 {
+        c.int_put("k", i).await.unwrap();
+    }
+    let mut events = c.watch(WatchFilter::new().since(1));
+    let err = events.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::Compacted { oldest, .. } if oldest > 1),
+        "{err:?}"
+    );
+}
+
+// ----- transactions and expiry -------------------------------------------------------------------
+
+#[tokio::test]
+#[ignore = "needs the server's POST /txn"]
+async fn a_transaction_runs_its_success_branch_at_one_revision() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let a = c
+        .put_if("a", &Value::Int(12), Precondition::Absent)
+        .await
+        .unwrap();
+    c.map_put("m", &map(&[("x", "1")])).await.unwrap();
+    let outcome = c
+        .txn()
+        .compare(Compare::revision(ValueType::Int, "a", a))
+        .compare(Compare::absent(ValueType::Str, "b"))
+        .compare(Compare::value("a", Value::Int(12)))
+        .success(TxnOp::put("a", Value::Int(13)))
+        .success(TxnOp::delete(ValueType::Map, "m"))
+        .success(TxnOp::get(ValueType::Int, "a"))
+        .success(TxnOp::incr("c", 2))
+        .success(TxnOp::add_member("s", "x"))
+        .success(TxnOp::put_field("f", "k", "v"))
+        .success(TxnOp::get(ValueType::Str, "b"))
+        .failure(TxnOp::get(ValueType::Int, "a"))
+        .send()
+        .await
+        .unwrap();
+    assert!(outcome.succeeded);
+    let rev = outcome.revision;
+    assert_eq!(
+        outcome.results,
+        [
+            TxnResult::Put { revision: rev },
+            TxnResult::Deleted(true),
+            TxnResult::Got(Some(Revised {
+                value: Value::Int(13),
+                revision: rev,
+                expires_at: None
+            })),
+            TxnResult::Incremented(2),
+            TxnResult::Changed(true),
+            TxnResult::Changed(true),
+            TxnResult::Got(None),
+        ]
+    );
+    for (ty, key) in [
+        (ValueType::Int, "a"),
+        (ValueType::Int, "c"),
+        (ValueType::Set, "s"),
+    ] {
+        assert_eq!(
+            c.get_revised(ty, key).await.unwrap().unwrap().revision,
+            rev,
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the server's POST /txn"]
+async fn a_compare_that_fails_runs_the_failure_branch_and_a_failed_op_changes_nothing() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    c.int_put("a", 1).await.unwrap();
+    let outcome = c
+        .txn()
+        .compare(Compare::absent(ValueType::Int, "a"))
+        .success(TxnOp::put("a", Value::Int(2)))
+        .failure(TxnOp::get(ValueType::Int, "a"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!outcome.succeeded);
+    assert!(matches!(&outcome.results[..], [TxnResult::Got(Some(r))] if r.value == Value::Int(1)));
+
+    c.int_put("top", i32::MAX).await.unwrap();
+    let err = c
+        .txn()
+        .success(TxnOp::put("a", Value::Int(3)))
+        .success(TxnOp::incr("top", 1))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(c.int_get("a").await.unwrap(), Some(1), "rolled back");
+}
+
+#[tokio::test]
+#[ignore = "needs the server's expiry (PUT ?ttl=)"]
+async fn a_value_stored_with_a_ttl_says_when_it_expires_until_a_put_makes_it_permanent() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let before = std::time::SystemTime::now();
+    let rev = c
+        .put_with_ttl("t", &Value::Str("x".into()), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let read = c.get_revised(ValueType::Str, "t").await.unwrap().unwrap();
+    assert_eq!(read.revision, rev);
+    let at = read.expires_at.expect("a TTL");
+    let lower = before + Duration::from_secs(3599);
+    let upper = std::time::SystemTime::now() + Duration::from_secs(3601);
+    assert!(lower <= at && at <= upper, "{at:?}");
+    c.str_put("t", "y").await.unwrap();
+    assert_eq!(
+        c.get_revised(ValueType::Str, "t")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        None
+    );
 }
