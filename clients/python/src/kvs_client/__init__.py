@@ -13,6 +13,7 @@ Modules:
 from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, AsyncClient, Client
 from .errors import (
+    Compacted,
     Conflict,
     Forbidden,
     InvalidValue,
@@ -20,10 +21,23 @@ from .errors import (
     KvsError,
     OutcomeUnknown,
     PayloadTooLarge,
+    PreconditionFailed,
     Unauthorized,
     Unavailable,
 )
-from .protocol import VALUE_TYPES, ValueType
+from .protocol import (
+    VALUE_TYPES,
+    Change,
+    Compare,
+    Event,
+    Page,
+    Precondition,
+    Revised,
+    TxnOp,
+    TxnOutcome,
+    ValueType,
+    Written,
+)
 
 __all__ = [
     "__version__",
@@ -36,10 +50,21 @@ __all__ = [
     "Unauthorized",
     "Forbidden",
     "Conflict",
+    "Compacted",
+    "PreconditionFailed",
     "PayloadTooLarge",
     "Unavailable",
     "OutcomeUnknown",
     "KvsConnectionError",
     "VALUE_TYPES",
     "ValueType",
+    "Precondition",
+    "Revised",
+    "Written",
+    "Page",
+    "Compare",
+    "TxnOp",
+    "TxnOutcome",
+    "Event",
+    "Change",
 ]

@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client
-from .errors import KvsConnectionError, KvsError, OutcomeUnknown, Unavailable
-from .protocol import VALUE_TYPES, ValueType
+from .errors import Compacted, KvsConnectionError, KvsError, OutcomeUnknown, PreconditionFailed, Unavailable
+from .protocol import VALUE_TYPES, Compare, Precondition, Revised, TxnOp
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -29,6 +29,9 @@ EXIT_USAGE = 2  # argparse's own
 EXIT_CLIENT_ERROR = 3
 EXIT_UNAVAILABLE = 4
 EXIT_OUTCOME_UNKNOWN = 5
+EXIT_PRECONDITION_FAILED = 6
+EXIT_COMPACTED = 7
+EXIT_INTERRUPTED = 130  # a shell's code for Ctrl-C
 
 EPILOG = """\
 examples:
@@ -42,6 +45,11 @@ examples:
   kvs keys int --prefix c --limit 10
   kvs --json map get m
   kvs del counter                    deletes "counter" from every type
+  kvs int get counter --revision     {"value": 15, "revision": 7, ...}
+  kvs int put counter 16 --if-revision 7     only if still at revision 7
+  kvs str put lock me --if-absent --ttl 30   create only, gone in 30 s
+  kvs watch --type int --prefix c    one JSON line per change, until Ctrl-C
+  kvs txn body.json                  a transaction (POST /txn), see docs/api.md
   kvs export dump.jsonl              every key of every type, to a file
   kvs --url NEW_URL import dump.jsonl
   kvs str put note -- "-starts with a dash"   (-- before such values)
@@ -53,6 +61,14 @@ output:
   "value": ...}, and import reads that; each prints how many keys it moved
   (on stderr when export writes to stdout).
   --json prints the result as JSON instead (null for an absent key).
+  get --revision prints {"value", "revision", "expires_at"} as JSON.
+  conditional writes (--if-revision, --if-absent) and puts with --ttl
+  print "OK revision N" (--json: N), N the key's revision after it.
+  keys lists every key (page by page) unless --limit is given.
+  watch prints one JSON object per revision: {"revision": N,
+  "changes": [{"kind": ..., "type": ..., "key": ..., ...}]}.
+  txn reads {"compare": [...], "success": [...], "failure": [...]} from
+  FILE (default stdin) and prints the server's JSON answer.
 
 exit codes:
   0  success
@@ -69,6 +85,11 @@ exit codes:
   5  outcome unknown (HTTP 504): the write may have been applied; read
      the key before running a command that is not idempotent (incr)
      again
+  6  precondition failed (HTTP 412): --if-revision or --if-absent did not
+     hold, nothing was changed; or a txn whose compares did not hold (its
+     failure branch ran, and its answer is printed)
+  7  compacted (HTTP 410): watch --since is older than the server's
+     history; list the keys again and watch from there
 
 environment:
   KVS_URL         server URL when --url is not given (default %(default_url)s)
@@ -185,6 +206,18 @@ def _done(_: None = None) -> _Outcome:
     return _Outcome(None, "OK")
 
 
+def _revised(found: Optional[Revised[Any]]) -> _Outcome:
+    if found is None:
+        return _Outcome(None, None, EXIT_NOT_FOUND, "not found")
+    expires = None if found.expires_at is None else found.expires_at.isoformat().replace("+00:00", "Z")
+    value = {"value": _jsonable(found.value), "revision": found.revision, "expires_at": expires}
+    return _Outcome(value, _dumps(value))
+
+
+def _written_at(revision: int) -> _Outcome:
+    return _Outcome(revision, f"OK revision {revision}")
+
+
 def _flag(yes: str, no: str) -> Callable[[bool], _Outcome]:
     return lambda flag: _Outcome(flag, yes if flag else no)
 
@@ -226,8 +259,7 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     group.add_argument(
         "--token",
         default=default(None),
-        help="bearer token for a server that wants one (env KVS_TOKEN; "
-        "--token-file keeps it out of the process list)",
+        help="bearer token for a server that wants one (env KVS_TOKEN; --token-file keeps it out of the process list)",
     )
     group.add_argument(
         "--token-file",
@@ -271,6 +303,55 @@ class _Builder:
         return _Builder(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
 
 
+def _condition_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--if-revision",
+        type=int,
+        metavar="N",
+        help="only if the key is at revision N (see get --revision); exit 6 if not",
+    )
+    group.add_argument("--if-absent", action="store_true", help="only if the key does not exist; exit 6 if it does")
+
+
+def _condition(args: argparse.Namespace) -> Optional[Precondition]:
+    if args.if_revision is not None:
+        return Precondition.revision(args.if_revision)
+    if args.if_absent:
+        return Precondition.ABSENT
+    return None
+
+
+def _put_command(type_: str, kind: _Kind) -> Handler:
+    def put(client: Client, args: argparse.Namespace) -> _Outcome:
+        value, condition = kind.parse(args.value), _condition(args)
+        if condition is None and args.ttl is None:
+            return _done(getattr(client, f"{type_}_put")(args.key, value))
+        return _written_at(client.put(type_, args.key, value, condition=condition, ttl=args.ttl))
+
+    return put
+
+
+def _conditional(
+    plain: Callable[[Client, argparse.Namespace], Any],
+    conditional: Callable[[Client, argparse.Namespace, Precondition], Any],
+    show: Callable[[bool], _Outcome],
+) -> Handler:
+    """A write command: ``plain`` without a condition, else ``conditional``,
+    whose :class:`Written` shows as ``show`` with its revision."""
+
+    def handle(client: Client, args: argparse.Namespace) -> _Outcome:
+        condition = _condition(args)
+        if condition is None:
+            return show(plain(client, args))
+        written = conditional(client, args, condition)
+        outcome = show(written.changed)
+        outcome.text = f"{outcome.text} revision {written.revision}"
+        return outcome
+
+    return handle
+
+
 _SUBCOMMANDS: Dict[str, List[str]] = {type_: ["put", "get", "del"] for type_ in VALUE_TYPES}
 _SUBCOMMANDS["int"].append("incr")
 _SUBCOMMANDS["map"].extend(["field-get", "field-put", "field-del"])
@@ -281,28 +362,34 @@ def _add_type_commands(root: _Builder, type_: str) -> _Builder:
     kind = _KINDS[type_]
     group = root.group(type_, f"{type_} values: " + ", ".join(_SUBCOMMANDS[type_]))
 
-    put = group.command(
-        "put",
-        f"store a {type_} value",
-        lambda c, a: _done(getattr(c, f"{type_}_put")(a.key, kind.parse(a.value))),
-    )
+    put = group.command("put", f"store a {type_} value", _put_command(type_, kind))
     put.add_argument("key")
     put.add_argument("value", help=kind.value_help)
+    put.add_argument("--ttl", type=int, metavar="SECONDS", help="the key disappears after this many seconds")
+    _condition_options(put)
 
     get = group.command(
         "get",
         f"print the {type_} value (exit 1 when absent)",
-        lambda c, a: _got(getattr(c, f"{type_}_get")(a.key), kind.show),
+        lambda c, a: (
+            _revised(c.get_revised(type_, a.key)) if a.revision else _got(getattr(c, f"{type_}_get")(a.key), kind.show)
+        ),
     )
     get.add_argument("key")
+    get.add_argument("--revision", action="store_true", help='print {"value", "revision", "expires_at"} as JSON')
 
     delete = group.command(
         "del",
         f"delete the {type_} key",
-        lambda c, a: _deleted(getattr(c, f"{type_}_delete")(a.key)),
+        _conditional(
+            lambda c, a: getattr(c, f"{type_}_delete")(a.key),
+            lambda c, a, condition: c.delete_if(type_, a.key, condition),
+            _deleted,
+        ),
         aliases=["delete"],
     )
     delete.add_argument("key")
+    _condition_options(delete)
     return group
 
 
@@ -312,8 +399,49 @@ def _int_incr(client: Client, args: argparse.Namespace) -> _Outcome:
 
 
 def _keys(client: Client, args: argparse.Namespace) -> _Outcome:
-    found = client.keys(args.type, prefix=args.prefix, after=args.after, limit=args.limit)
+    if args.limit is not None:
+        found = client.keys(args.type, prefix=args.prefix, after=args.after, limit=args.limit)
+    else:
+        found = list(client.iter_keys(args.type, prefix=args.prefix, after=args.after))
     return _Outcome(found, "\n".join(found) if found else None)
+
+
+def _watch(client: Client, args: argparse.Namespace) -> _Outcome:
+    try:
+        for event in client.watch(args.type, prefix=args.prefix, since=args.since):
+            line = {"revision": event.revision, "changes": [change.to_json() for change in event.changes]}
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+    except KeyboardInterrupt:
+        return _Outcome(None, None, EXIT_INTERRUPTED)
+    return _Outcome(None, None)
+
+
+def _txn(client: Client, args: argparse.Namespace) -> _Outcome:
+    name = "stdin" if args.file == "-" else args.file
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as file:
+                text = file.read()
+    except (OSError, ValueError) as error:
+        raise _ConfigError(f"cannot read {name}: {error}") from None
+    try:
+        body = json.loads(text)
+    except ValueError as error:
+        raise _BadValue(f"{name} is not JSON: {error}") from None
+    if not isinstance(body, dict) or not set(body) <= {"compare", "success", "failure"}:
+        raise _BadValue(f'{name} must be an object of "compare", "success" and "failure" lists')
+    lists = {part: body.get(part, []) for part in ("compare", "success", "failure")}
+    if not all(isinstance(items, list) for items in lists.values()):
+        raise _BadValue(f'{name}: "compare", "success" and "failure" must be lists')
+    outcome = client.txn(
+        compare=[Compare(item) for item in lists["compare"]],
+        success=[TxnOp.from_json(item) for item in lists["success"]],
+        failure=[TxnOp.from_json(item) for item in lists["failure"]],
+    )
+    code = EXIT_OK if outcome.succeeded else EXIT_PRECONDITION_FAILED
+    return _Outcome(outcome.answer, _dumps(outcome.answer), code)
 
 
 def _ready(client: Client, args: argparse.Namespace) -> _Outcome:
@@ -326,25 +454,12 @@ def _ready(client: Client, args: argparse.Namespace) -> _Outcome:
 # Export and import: every key of every type, one JSON object per line
 
 
-EXPORT_PAGE = 1000
-"""Keys listed per request by export: the server's default page."""
-
 _KEY = re.compile(r"[0-9A-Za-z_]{1,256}")
 """The API's key rule, checked by import so that a bad key writes nothing."""
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _all_keys(client: Client, type_: ValueType) -> Iterator[str]:
-    after: Optional[str] = None
-    while True:
-        page = client.keys(type_, after=after, limit=EXPORT_PAGE)
-        yield from page
-        if len(page) < EXPORT_PAGE:
-            return
-        after = page[-1]
 
 
 @contextmanager
@@ -370,7 +485,7 @@ def _export(client: Client, args: argparse.Namespace) -> _Outcome:
         with _output(args.file) as out:
             for type_ in VALUE_TYPES:
                 get = getattr(client, f"{type_}_get")
-                for key in _all_keys(client, type_):
+                for key in client.iter_keys(type_):
                     value = get(key)
                     if value is None:  # deleted since it was listed
                         continue
@@ -517,29 +632,47 @@ def build_parser() -> argparse.ArgumentParser:
             field_put = group.command(
                 "field-put",
                 "set one field (creates the map)",
-                lambda c, a: _done(c.map_field_put(a.key, a.field, a.value)),
+                _conditional(
+                    lambda c, a: c.map_field_put(a.key, a.field, a.value) or True,
+                    lambda c, a, condition: c.map_field_put_if(a.key, a.field, a.value, condition),
+                    _flag("OK", "OK"),
+                ),
             )
             field_del = group.command(
                 "field-del",
                 "remove one field",
-                lambda c, a: _deleted(c.map_field_delete(a.key, a.field)),
+                _conditional(
+                    lambda c, a: c.map_field_delete(a.key, a.field),
+                    lambda c, a, condition: c.map_field_delete_if(a.key, a.field, condition),
+                    _deleted,
+                ),
                 aliases=["field-delete"],
             )
             for command in (field_get, field_put, field_del):
                 command.add_argument("key")
                 command.add_argument("field")
             field_put.add_argument("value")
+            _condition_options(field_put)
+            _condition_options(field_del)
 
         if type_ == "set":
             add = group.command(
                 "add",
                 "add a member (creates the set)",
-                lambda c, a: _flag("added", "already a member")(c.set_add(a.key, a.member)),
+                _conditional(
+                    lambda c, a: c.set_add(a.key, a.member),
+                    lambda c, a, condition: c.set_add_if(a.key, a.member, condition),
+                    _flag("added", "already a member"),
+                ),
             )
             remove = group.command(
                 "remove",
                 "remove a member",
-                lambda c, a: _flag("removed", "not a member")(c.set_remove(a.key, a.member)),
+                _conditional(
+                    lambda c, a: c.set_remove(a.key, a.member),
+                    lambda c, a, condition: c.set_remove_if(a.key, a.member, condition),
+                    _flag("removed", "not a member"),
+                ),
             )
             contains = group.command(
                 "contains",
@@ -549,12 +682,32 @@ def build_parser() -> argparse.ArgumentParser:
             for command in (add, remove, contains):
                 command.add_argument("key")
                 command.add_argument("member")
+            _condition_options(add)
+            _condition_options(remove)
 
     keys = root.command("keys", "list the keys of one type, sorted, one per line", _keys)
     keys.add_argument("type", choices=VALUE_TYPES)
     keys.add_argument("--prefix", help="only keys starting with this")
     keys.add_argument("--after", metavar="KEY", help="only keys greater than this (to page)")
-    keys.add_argument("--limit", type=int, metavar="N", help="at most N keys (server default 1000)")
+    keys.add_argument("--limit", type=int, metavar="N", help="one page of at most N keys (default: every key)")
+
+    watch = root.command(
+        "watch",
+        "print each change as it becomes durable, one JSON line per revision, until interrupted",
+        _watch,
+    )
+    watch.add_argument("--type", choices=VALUE_TYPES, help="only keys of this type (default: all)")
+    watch.add_argument("--prefix", help="only keys starting with this")
+    watch.add_argument(
+        "--since", type=int, metavar="N", help="from the changes after revision N (default: from now on)"
+    )
+
+    txn = root.command(
+        "txn",
+        "run a transaction (POST /txn) read as JSON from FILE and print the answer; exit 6 when its compares fail",
+        _txn,
+    )
+    txn.add_argument("file", nargs="?", default="-", metavar="FILE", help="what to read (default -, stdin)")
 
     delete = root.command(
         "del",
@@ -643,6 +796,10 @@ def _client(args: argparse.Namespace) -> Client:
 def _error_code(error: KvsError) -> int:
     if isinstance(error, OutcomeUnknown):
         return EXIT_OUTCOME_UNKNOWN
+    if isinstance(error, PreconditionFailed):
+        return EXIT_PRECONDITION_FAILED
+    if isinstance(error, Compacted):
+        return EXIT_COMPACTED
     if isinstance(error, KvsConnectionError) or error.status is None:
         return EXIT_UNAVAILABLE
     return EXIT_CLIENT_ERROR if 400 <= error.status < 500 else EXIT_UNAVAILABLE
@@ -655,6 +812,10 @@ def _report_error(error: Exception, as_json: bool, stderr: TextIO) -> None:
             body["status"] = error.status
         if isinstance(error, Unavailable):
             body["retry_after"] = error.retry_after
+        if isinstance(error, PreconditionFailed):
+            body["current_revision"] = error.current_revision
+        if isinstance(error, Compacted):
+            body["oldest"] = error.oldest
         print(json.dumps(body, ensure_ascii=False), file=stderr)
         return
     message = str(error)

@@ -15,28 +15,53 @@ import os
 import re
 import ssl
 import sys
+import time
 from types import TracebackType
-from typing import Any, Callable, Coroutine, Dict, Generic, Mapping, Optional, Type, TypeVar, Union, overload
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Dict,
+    Generic,
+    Iterator,
+    Mapping,
+    Optional,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 import httpx
 
 from . import protocol
 from ._version import __version__
-from .errors import KvsConnectionError
-from .protocol import BASE_PATH, Operation
+from .errors import KvsConnectionError, KvsError, OutcomeUnknown, Unavailable
+from .protocol import BASE_PATH, REVISION, Event, Operation, ValueType
 
 if sys.version_info >= (3, 10):
     from typing import ParamSpec
 else:  # pragma: no cover
     from typing_extensions import ParamSpec
 
-__all__ = ["Client", "AsyncClient", "DEFAULT_URL", "DEFAULT_TIMEOUT"]
+__all__ = ["Client", "AsyncClient", "DEFAULT_URL", "DEFAULT_TIMEOUT", "WATCH_IDLE_TIMEOUT"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 """Where a KVS server listens by default (without the base path)."""
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds to wait for connecting, sending, or each read."""
+
+WATCH_IDLE_TIMEOUT = 60.0
+"""Seconds a watch waits for anything from the server, a heartbeat
+included (one every 15 seconds by default), before it takes the connection
+for dead and resumes on a new one."""
+
+_FIRST_BACKOFF = 0.1
+"""Seconds before a watch's first reconnection; doubled after each failed
+attempt in a row, up to :data:`_MAX_BACKOFF`."""
+_MAX_BACKOFF = 5.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -116,9 +141,19 @@ class _Operations:
     set_add = _Op(protocol.set_add)
     set_remove = _Op(protocol.set_remove)
 
+    map_field_put_if = _Op(protocol.map_field_put_if)
+    map_field_delete_if = _Op(protocol.map_field_delete_if)
+    set_add_if = _Op(protocol.set_add_if)
+    set_remove_if = _Op(protocol.set_remove_if)
+
+    get_revised = _Op(protocol.get_revised)
+    put = _Op(protocol.put)
+    delete_if = _Op(protocol.delete_if)
+    keys_page = _Op(protocol.keys_page)
     keys = _Op(protocol.keys)
     delete = _Op(protocol.delete)
     delete_everywhere = _Op(protocol.delete_everywhere)
+    txn = _Op(protocol.txn)
 
     echo = _Op(protocol.echo)
     hello = _Op(protocol.hello)
@@ -162,8 +197,7 @@ def _httpx_options(
     return options
 
 
-def _send_options(op: Operation[Any]) -> Dict[str, Any]:
-    request = op.request
+def _send_options(request: protocol.Request) -> Dict[str, Any]:
     return {
         "method": request.method,
         "url": request.path,
@@ -176,6 +210,16 @@ def _send_options(op: Operation[Any]) -> Dict[str, Any]:
 def _connection_error(exc: httpx.TransportError, base_url: httpx.URL) -> KvsConnectionError:
     reason = str(exc) or type(exc).__name__
     return KvsConnectionError(f"cannot reach KVS at {base_url}: {reason}")
+
+
+def _retried(error: KvsError) -> bool:
+    """Whether a watch tries to reconnect after ``error``: the server is
+    away (unreachable, restarting, full of watchers), not refusing."""
+    return isinstance(error, (KvsConnectionError, Unavailable, OutcomeUnknown)) or error.status == 502
+
+
+def _backoff(failures: int) -> float:
+    return float(min(_FIRST_BACKOFF * 2 ** min(failures - 1, 16), _MAX_BACKOFF))
 
 
 class Client(_Operations):
@@ -228,10 +272,81 @@ class Client(_Operations):
 
     def _execute(self, op: Operation[T]) -> T:
         try:
-            response = self._http.request(**_send_options(op))
+            response = self._http.request(**_send_options(op.request))
         except httpx.TransportError as exc:
             raise _connection_error(exc, self._http.base_url) from exc
         return op.parse(response)
+
+    def iter_keys(self, type: ValueType, prefix: Optional[str] = None, after: Optional[str] = None) -> Iterator[str]:
+        """Every key of ``type`` that starts with ``prefix`` (and sorts
+        after ``after``), sorted, read page by page (the server's default
+        page size) until the server says the page is the last. Pages are
+        read at different revisions: a key written or deleted meanwhile may
+        or may not be listed."""
+        while True:
+            page = self.keys_page(type, prefix=prefix, after=after)
+            yield from page.keys
+            if page.last:
+                return
+            after = page.next_after
+
+    def watch(
+        self,
+        type: Optional[ValueType] = None,
+        prefix: Optional[str] = None,
+        since: Optional[int] = None,
+        *,
+        idle_timeout: float = WATCH_IDLE_TIMEOUT,
+    ) -> Iterator[Event]:
+        """The changes to keys of ``type`` (default: every type) that start
+        with ``prefix``, after revision ``since`` (default: from now on): one
+        :class:`Event` per revision, in revision order, each once durable.
+
+        It resumes by itself: when the connection drops, or stays silent
+        for ``idle_timeout`` seconds, it reconnects (after 0.1 s, then twice
+        as long after each failed attempt, up to 5 s) with
+        ``Last-Event-ID`` set to the last revision it gave, so that no event
+        is missed and none comes twice. It keeps trying while the server is
+        away (unreachable, or answering 503 while it restarts). It raises
+        what the first connection meets, a refusal (401, 403, 404 for an
+        unknown type), and :class:`Compacted` when the revision to resume
+        from is older than the server's history. A watch from now on that
+        drops before its first event resumes from the revision its first
+        answer reflected. Closing the iterator closes the connection.
+
+        >>> for event in kvs.watch("int", prefix="user_"):  # doctest: +SKIP
+        ...     print(event.revision, event.changes)
+        """
+        last, start = since, None
+        connected, failures = False, 0
+        timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
+        while True:
+            if failures:
+                time.sleep(_backoff(failures))
+            request = protocol.watch_request(type, prefix, last if last is not None else start)
+            try:
+                with self._http.stream(**_send_options(request), timeout=timeout) as response:
+                    if not response.is_success:
+                        response.read()
+                        raise protocol.error_for(response)
+                    connected = True
+                    if last is None and start is None and REVISION in response.headers:
+                        start = int(response.headers[REVISION])
+                    for sse in protocol.sse_events(response.iter_lines()):
+                        if sse.event == "error":  # the server gave up on this stream: resume
+                            break
+                        event = protocol.parse_event(sse)
+                        if last is not None and event.revision <= last:
+                            continue
+                        last, failures = event.revision, 0
+                        yield event
+            except httpx.TransportError as exc:
+                if not connected:
+                    raise _connection_error(exc, self._http.base_url) from exc
+            except KvsError as error:
+                if not connected or not _retried(error):
+                    raise
+            failures += 1
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -287,10 +402,23 @@ class AsyncClient(_Operations):
 
     async def _execute(self, op: Operation[T]) -> T:
         try:
-            response = await self._http.request(**_send_options(op))
+            response = await self._http.request(**_send_options(op.request))
         except httpx.TransportError as exc:
             raise _connection_error(exc, self._http.base_url) from exc
         return op.parse(response)
+
+    async def iter_keys(
+        self, type: ValueType, prefix: Optional[str] = None, after: Optional[str] = None
+    ) -> AsyncIterator[str]:
+        """Every key of ``type`` that starts with ``prefix`` (and sorts
+        after ``after``), as :meth:`Client.iter_keys`."""
+        while True:
+            page = await self.keys_page(type, prefix=prefix, after=after)
+            for key in page.keys:
+                yield key
+            if page.last:
+                return
+            after = page.next_after
 
     async def aclose(self) -> None:
         """Close the connection pool."""

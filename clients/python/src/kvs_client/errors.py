@@ -8,6 +8,10 @@ anything the client raises on purpose. Server errors map by HTTP status::
     ├── Unauthorized         401: no token, or one the server does not know
     ├── Forbidden            403: a read-only token tried to write
     ├── Conflict             409: an increment would overflow i32
+    ├── Compacted            410: a watch's revision is older than the
+    │                        server's history
+    ├── PreconditionFailed   412: a conditional write's condition does not
+    │                        hold; nothing was changed
     ├── PayloadTooLarge      413: body over the server's size limit
     ├── Unavailable          503: not ready yet, or the write is not durable;
     │                        nothing was applied
@@ -31,6 +35,8 @@ __all__ = [
     "Unauthorized",
     "Forbidden",
     "Conflict",
+    "Compacted",
+    "PreconditionFailed",
     "PayloadTooLarge",
     "Unavailable",
     "OutcomeUnknown",
@@ -79,6 +85,35 @@ class Conflict(KvsError):
 
     The stored value is left unchanged.
     """
+
+
+class PreconditionFailed(KvsError):
+    """412: the write's condition (``condition=``) does not hold: the key is
+    at another revision, exists when it must not, or is absent when it must
+    exist. Nothing was changed.
+
+    Attributes:
+        current_revision: the key's revision now, or ``None`` when it is
+            absent: read it again, decide, and write with that revision.
+    """
+
+    def __init__(self, detail: str, status: Optional[int] = 412, current_revision: Optional[int] = None) -> None:
+        super().__init__(detail, status)
+        self.current_revision = current_revision
+
+
+class Compacted(KvsError):
+    """410: a watch asked for changes after a revision that the server's
+    history no longer holds. List the keys again (they reflect every
+    change), then watch from the revision of that listing.
+
+    Attributes:
+        oldest: the oldest revision the server's history still holds.
+    """
+
+    def __init__(self, detail: str, status: Optional[int] = 410, oldest: int = 0) -> None:
+        super().__init__(detail, status)
+        self.oldest = oldest
 
 
 class PayloadTooLarge(KvsError):
