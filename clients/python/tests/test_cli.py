@@ -224,6 +224,98 @@ def test_set_member_commands(kvs, key: str) -> None:
     assert kvs("set", "get", key).out == "[]\n"
 
 
+# ---------------------------------------------------------------- revisions and conditions
+
+
+def revision_of(kvs, type_: str, key: str) -> int:
+    code, out, _ = kvs(type_, "get", key, "--revision")
+    assert code == 0, out
+    return int(json.loads(out)["revision"])
+
+
+def test_get_with_its_revision_and_a_put_on_it(kvs, key: str) -> None:
+    assert kvs("int", "put", key, "1", "--if-absent") == (0, f"OK revision {revision_of(kvs, 'int', key)}\n", "")
+    code, out, _ = kvs("int", "get", key, "--revision")
+    found = json.loads(out)
+    assert code == 0 and found == {"value": 1, "revision": found["revision"], "expires_at": None}
+    code, out, _ = kvs("--json", "int", "put", key, "2", "--if-revision", str(found["revision"]))
+    assert code == 0 and int(out) == revision_of(kvs, "int", key) > found["revision"]
+
+
+def test_a_failed_precondition_exits_6_and_changes_nothing(kvs, key: str) -> None:
+    kvs("str", "put", key, "a")
+    stale = revision_of(kvs, "str", key)
+    kvs("str", "put", key, "b")
+    now = revision_of(kvs, "str", key)
+    code, out, err = kvs("str", "put", key, "c", "--if-revision", str(stale))
+    assert (code, out) == (6, "") and "412" in err and str(now) in err
+    code, _, err = kvs("--json", "str", "put", key, "c", "--if-absent")
+    assert code == 6 and json.loads(err)["current_revision"] == now
+    assert kvs("str", "del", key, "--if-revision", str(stale)).code == 6
+    assert kvs("str", "get", key).out == "b\n"
+    assert kvs("str", "del", key, "--if-revision", str(now)).out.startswith("deleted revision ")
+
+
+def test_field_and_member_commands_take_conditions(kvs, key: str) -> None:
+    assert kvs("map", "field-put", key, "f", "v", "--if-absent").out.startswith("OK revision ")
+    assert kvs("map", "field-put", key, "g", "v", "--if-absent").code == 6
+    rev = revision_of(kvs, "map", key)
+    assert kvs("map", "field-del", key, "f", "--if-revision", str(rev)).out.startswith("deleted revision ")
+    assert kvs("set", "add", key, "x", "--if-absent").out.startswith("added revision ")
+    assert kvs("set", "remove", key, "x", "--if-revision", "1").code == 6
+    assert kvs("set", "remove", key, "x", "--if-revision", str(revision_of(kvs, "set", key))).code == 0
+    assert kvs("set", "contains", key, "x").out == "false\n"
+
+
+def test_put_with_a_ttl_says_when_the_key_expires(kvs, key: str) -> None:
+    assert kvs("str", "put", key, "x", "--ttl", "600").out.startswith("OK revision ")
+    code, out, _ = kvs("str", "get", key, "--revision")
+    assert code == 0 and json.loads(out)["expires_at"].endswith("Z")
+    assert kvs("str", "put", key, "x", "--ttl", "0").code == 3
+    assert kvs("str", "put", key, "x", "--if-absent", "--if-revision", "1").code == 2
+
+
+def test_txn_reads_its_body_and_prints_the_answer(kvs, key: str, tmp_path: Path) -> None:
+    assert kvs("txn", str(tmp_path / "missing.json")).code == 2
+    (tmp_path / "bad.json").write_text('{"compare": {}}')
+    assert kvs("txn", str(tmp_path / "bad.json")).code == 3
+    (tmp_path / "op.json").write_text('{"success": [{"op": "explode", "key": "a"}]}')
+    assert kvs("txn", str(tmp_path / "op.json")).code == 3
+
+
+@pytest.mark.skip(reason="needs the server's POST /txn")
+def test_txn_exits_6_when_its_compares_fail(kvs, key: str, tmp_path: Path) -> None:
+    body = {
+        "compare": [{"type": "int", "key": key, "absent": True}],
+        "success": [{"op": "put", "type": "int", "key": key, "value": 1}],
+        "failure": [{"op": "get", "type": "int", "key": key}],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(body))
+    code, out, _ = kvs("txn", str(tmp_path / "t.json"))
+    assert code == 0 and json.loads(out)["succeeded"] is True
+    code, out, _ = kvs("txn", str(tmp_path / "t.json"))
+    answer = json.loads(out)
+    assert code == 6 and answer["succeeded"] is False and answer["results"][0]["value"] == 1
+
+
+@pytest.mark.skip(reason="needs the server's GET /watch")
+def test_watch_prints_one_json_line_per_revision(base_url: str, client: Client, key: str) -> None:
+    start = client.put("int", key, 1)
+    client.int_put(key, 2)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "kvs_client", "--url", base_url, "watch", "--prefix", key, "--since", str(start - 1)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [json.loads(child.stdout.readline()) for _ in range(2)]
+    finally:
+        child.kill()
+        child.wait()
+    assert [line["revision"] for line in lines] == [start, start + 1]
+    assert lines[1]["changes"] == [{"kind": "put", "type": "int", "key": key, "value": 2}]
+
+
 # ---------------------------------------------------------------- keys and del
 
 
@@ -237,6 +329,15 @@ def test_keys_lists_one_per_line(kvs, key: str) -> None:
     assert code == 0 and json.loads(out) == [f"{key}_a", f"{key}_b", f"{key}_c"]
     assert kvs("keys", "str", "--prefix", key) == (0, "", "")
     assert kvs("--json", "keys", "str", "--prefix", key).out == "[]\n"
+
+
+def test_keys_without_a_limit_lists_every_page(kvs, client: Client, key: str) -> None:
+    want = [f"{key}_{i:04}" for i in range(1005)]
+    for k in want:
+        client.int_put(k, 0)
+    code, out, _ = kvs("keys", "int", "--prefix", key)
+    assert code == 0 and out.splitlines() == want
+    assert kvs("keys", "int", "--prefix", key, "--after", want[1001]).out.splitlines() == want[1002:]
 
 
 def test_del_removes_the_key_from_every_type(kvs, key: str) -> None:
@@ -411,6 +512,8 @@ def test_help_documents_the_exit_codes(kvs) -> None:
         "3  invalid value",
         "4  server unavailable",
         "5  outcome unknown",
+        "6  precondition failed",
+        "7  compacted",
     ]:
         assert line in out
 

@@ -553,7 +553,7 @@ def test_both_clients_offer_the_same_operations() -> None:
         and getattr(function, "__module__", None) == protocol.__name__
         and "Operation[" in str(getattr(function, "__annotations__", {}).get("return", ""))
     }
-    assert len(operations) == 33
+    assert len(operations) == 42
     for name in operations:
         assert callable(getattr(Client, name)), name
         assert callable(getattr(AsyncClient, name)), name

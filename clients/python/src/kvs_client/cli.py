@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client
 from .errors import Compacted, KvsConnectionError, KvsError, OutcomeUnknown, PreconditionFailed, Unavailable
-from .protocol import VALUE_TYPES, Compare, Precondition, Revised, TxnOp
+from .protocol import VALUE_TYPES, Compare, Precondition, Revised, TxnOp, ValueType
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -322,7 +322,7 @@ def _condition(args: argparse.Namespace) -> Optional[Precondition]:
     return None
 
 
-def _put_command(type_: str, kind: _Kind) -> Handler:
+def _put_command(type_: ValueType, kind: _Kind) -> Handler:
     def put(client: Client, args: argparse.Namespace) -> _Outcome:
         value, condition = kind.parse(args.value), _condition(args)
         if condition is None and args.ttl is None:
@@ -358,7 +358,7 @@ _SUBCOMMANDS["map"].extend(["field-get", "field-put", "field-del"])
 _SUBCOMMANDS["set"].extend(["add", "remove", "contains"])
 
 
-def _add_type_commands(root: _Builder, type_: str) -> _Builder:
+def _add_type_commands(root: _Builder, type_: ValueType) -> _Builder:
     kind = _KINDS[type_]
     group = root.group(type_, f"{type_} values: " + ", ".join(_SUBCOMMANDS[type_]))
 
@@ -454,6 +454,9 @@ def _ready(client: Client, args: argparse.Namespace) -> _Outcome:
 # Export and import: every key of every type, one JSON object per line
 
 
+EXPORT_PAGE: Optional[int] = None
+"""Keys listed per request by export; None: the server's default page."""
+
 _KEY = re.compile(r"[0-9A-Za-z_]{1,256}")
 """The API's key rule, checked by import so that a bad key writes nothing."""
 
@@ -485,7 +488,7 @@ def _export(client: Client, args: argparse.Namespace) -> _Outcome:
         with _output(args.file) as out:
             for type_ in VALUE_TYPES:
                 get = getattr(client, f"{type_}_get")
-                for key in client.iter_keys(type_):
+                for key in client.iter_keys(type_, page_size=EXPORT_PAGE):
                     value = get(key)
                     if value is None:  # deleted since it was listed
                         continue

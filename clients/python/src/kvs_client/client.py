@@ -277,14 +277,21 @@ class Client(_Operations):
             raise _connection_error(exc, self._http.base_url) from exc
         return op.parse(response)
 
-    def iter_keys(self, type: ValueType, prefix: Optional[str] = None, after: Optional[str] = None) -> Iterator[str]:
+    def iter_keys(
+        self,
+        type: ValueType,
+        prefix: Optional[str] = None,
+        after: Optional[str] = None,
+        *,
+        page_size: Optional[int] = None,
+    ) -> Iterator[str]:
         """Every key of ``type`` that starts with ``prefix`` (and sorts
-        after ``after``), sorted, read page by page (the server's default
-        page size) until the server says the page is the last. Pages are
-        read at different revisions: a key written or deleted meanwhile may
-        or may not be listed."""
+        after ``after``), sorted, read page by page (``page_size`` keys
+        each, default the server's) until the server says the page is the
+        last. Pages are read at different revisions: a key written or
+        deleted meanwhile may or may not be listed."""
         while True:
-            page = self.keys_page(type, prefix=prefix, after=after)
+            page = self.keys_page(type, prefix=prefix, after=after, limit=page_size)
             yield from page.keys
             if page.last:
                 return
@@ -408,12 +415,17 @@ class AsyncClient(_Operations):
         return op.parse(response)
 
     async def iter_keys(
-        self, type: ValueType, prefix: Optional[str] = None, after: Optional[str] = None
+        self,
+        type: ValueType,
+        prefix: Optional[str] = None,
+        after: Optional[str] = None,
+        *,
+        page_size: Optional[int] = None,
     ) -> AsyncIterator[str]:
         """Every key of ``type`` that starts with ``prefix`` (and sorts
         after ``after``), as :meth:`Client.iter_keys`."""
         while True:
-            page = await self.keys_page(type, prefix=prefix, after=after)
+            page = await self.keys_page(type, prefix=prefix, after=after, limit=page_size)
             for key in page.keys:
                 yield key
             if page.last:

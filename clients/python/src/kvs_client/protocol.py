@@ -1131,7 +1131,8 @@ def sse_events(lines: Iterable[str]) -> Iterator[SseEvent]:
     (without their line ends), as the SSE standard dispatches them:
     comments (heartbeats) and events without data are skipped, and the id
     carries over to later events that give none."""
-    last_id, event, data = "", "", []
+    last_id, event = "", ""
+    data: List[str] = []
     for line in lines:
         if line == "":
             if data:
