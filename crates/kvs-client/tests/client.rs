@@ -1633,7 +1633,6 @@ async fn a_compare_that_fails_runs_the_failure_branch_and_a_failed_op_changes_no
 }
 
 #[tokio::test]
-#[ignore = "needs the server's expiry (PUT ?ttl=)"]
 async fn a_value_stored_with_a_ttl_says_when_it_expires_until_a_put_makes_it_permanent() {
     let s = Server::start(&[]).await;
     let c = &s.client;
