@@ -49,6 +49,53 @@
 //! [`Value::parse`]), the same code the server uses, so the two cannot
 //! disagree. Keys are checked with [`Key::parse`] before any request.
 //!
+//! # Revisions and conditional writes
+//!
+//! Every change to the store gets the next revision of one store-wide
+//! counter. [`Client::get_revised`] reads a value with the revision of its
+//! last change (and, for a key with a TTL, when it expires); the `_if`
+//! writes ([`Client::put_if`], [`Client::delete_if`],
+//! [`Client::map_field_put_if`], [`Client::map_field_delete_if`],
+//! [`Client::set_add_if`], [`Client::set_remove_if`]) apply only if their
+//! [`Precondition`] holds, and otherwise fail with
+//! [`Error::PreconditionFailed`], which names the key's current revision:
+//!
+//! ```no_run
+//! # async fn run(kvs: kvs_client::Client) -> Result<(), kvs_client::Error> {
+//! use kvs_client::{Error, Precondition, Value, ValueType};
+//!
+//! // Create only: fails if the key exists.
+//! kvs.put_if("balance", &Value::Int(100), Precondition::Absent).await?;
+//! // Compare-and-set: read, compute, write only if nobody wrote meanwhile.
+//! loop {
+//!     let read = kvs.get_revised(ValueType::Int, "balance").await?.expect("created");
+//!     let Value::Int(n) = read.value else { unreachable!() };
+//!     let next = Value::Int(n - 10);
+//!     match kvs.put_if("balance", &next, Precondition::Revision(read.revision)).await {
+//!         Ok(_new_revision) => break,
+//!         Err(Error::PreconditionFailed { .. }) => continue, // someone else wrote: again
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Listing, expiry, transactions, watch
+//!
+//! - [`Client::keys_page`] reads one page of keys and says whether another
+//!   follows and where ([`Page`]); [`Client::all_keys`] reads every page.
+//! - [`Client::put_with_ttl`] stores a key that disappears after a whole
+//!   number of seconds; [`Client::put_with`] takes a TTL and a condition
+//!   together ([`PutOptions`]).
+//! - [`Client::txn`] builds a multi-key transaction ([`Txn`]): compares
+//!   ([`Compare`]), then its `success` or `failure` operations
+//!   ([`TxnOp`]), atomically, at one revision ([`TxnOutcome`]).
+//! - [`Client::watch`] streams the changes that match a [`WatchFilter`],
+//!   one [`Event`] per revision, and resumes by itself after a dropped
+//!   connection, with no gap and no duplicate; a revision older than the
+//!   server's history ends it with [`Error::Compacted`].
+//!
 //! # Errors
 //!
 //! Every method returns [`Error`]: a client-side refusal
@@ -58,7 +105,9 @@
 //! answer ([`Error::Status`], classified by [`Error::is_bad_request`],
 //! [`Error::is_unauthorized`], [`Error::is_forbidden`],
 //! [`Error::is_conflict`], [`Error::is_payload_too_large`],
-//! [`Error::is_unavailable`] with [`Error::retry_after`], ...), a write
+//! [`Error::is_unavailable`] with [`Error::retry_after`], ...), a
+//! condition that did not hold ([`Error::PreconditionFailed`]), a watch
+//! from before the server's history ([`Error::Compacted`]), a write
 //! whose outcome the server could not learn ([`Error::OutcomeUnknown`]), or
 //! an answer that does not parse ([`Error::Decode`]). An absent key, map
 //! field or set member is not an error: getters return `None`,
