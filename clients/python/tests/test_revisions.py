@@ -396,8 +396,9 @@ def watch_events(client: Client) -> Iterator[Any]:
 
 @NEEDS_WATCH
 def test_watch_reports_each_kind_of_change(client: Client, key: str, watch_events: Any) -> None:
-    events = watch_events(client, prefix=key)
     first = client.put("int", key, 0, condition=Precondition.ABSENT)
+    # The iterator connects when first advanced: from `first` on, whenever that is.
+    events = watch_events(client, prefix=key, since=first - 1)
     assert next(events).revision == first
     client.int_put(key + "_1", 5)
     client.set_add(key + "_2", "x")

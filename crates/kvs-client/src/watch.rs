@@ -341,9 +341,12 @@ impl Client {
     /// failures end it after one last item: the first connection's failure,
     /// a refusal (401, 403, 404 for an unknown type), and
     /// [`Error::Compacted`] when the revision to resume from is older than
-    /// the server's history. A watch from now on (no
-    /// [`WatchFilter::since`]) that drops before its first event resumes
-    /// from the revision its first answer reflected.
+    /// the server's history.
+    ///
+    /// Nothing is sent until the stream is first polled: a watch from now
+    /// on (no [`WatchFilter::since`]) starts from the store's revision at
+    /// that moment, and if it drops before its first event, resumes from
+    /// the revision its first answer reflected.
     ///
     /// ```no_run
     /// # async fn run(kvs: kvs_client::Client) -> Result<(), kvs_client::Error> {
