@@ -22,6 +22,7 @@ from kvs_client import (
     Compacted,
     Compare,
     Conflict,
+    Forbidden,
     Precondition,
     PreconditionFailed,
     Revised,
@@ -305,9 +306,19 @@ class ScriptedServer:
         self._thread.join(timeout=10)
 
 
-def sse(*events: str) -> str:
-    head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\nkvs-revision: 0\r\n\r\n"
+def sse(*events: str, revision: int = 0) -> str:
+    head = (
+        f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\nkvs-revision: {revision}\r\n\r\n"
+    )
     return head + "".join(e + "\n\n" for e in events)
+
+
+def problem(status: str, body: str, *headers: str) -> str:
+    lines = "".join(h + "\r\n" for h in headers)
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/problem+json\r\nconnection: close\r\n{lines}"
+        f"content-length: {len(body)}\r\n\r\n{body}"
+    )
 
 
 def put_event(rev: int, key: str) -> str:
@@ -329,12 +340,27 @@ def test_a_dropped_watch_resumes_after_its_last_event_with_no_duplicate() -> Non
     assert "last-event-id: 2\r\n" in server.heads[1]
 
 
+def test_a_watch_from_now_that_drops_early_resumes_from_its_first_answer_and_waits_out_a_503() -> None:
+    busy = problem("503 Service Unavailable", '{"status":503,"detail":"replaying"}', "retry-after: 1")
+    server = ScriptedServer([sse(": hb", revision=5), busy, sse(put_event(6, "a"), revision=6)])
+    with Client(server.url) as kvs:
+        events = kvs.watch()
+        assert next(events).revision == 6
+        events.close()
+    server.join()
+    assert "last-event-id" not in server.heads[0]
+    assert all("last-event-id: 5\r\n" in head for head in server.heads[1:])
+
+
+def test_a_watch_that_cannot_connect_at_first_raises() -> None:
+    server = ScriptedServer([problem("403 Forbidden", '{"status":403,"detail":"no"}')])
+    with Client(server.url) as kvs, pytest.raises(Forbidden):
+        next(kvs.watch())
+    server.join()
+
+
 def test_a_watch_from_before_the_history_raises_compacted() -> None:
-    body = '{"status":410,"detail":"start after revision 40","oldest":40}'
-    gone = (
-        "HTTP/1.1 410 Gone\r\ncontent-type: application/problem+json\r\nconnection: close\r\n"
-        f"content-length: {len(body)}\r\n\r\n{body}"
-    )
+    gone = problem("410 Gone", '{"status":410,"detail":"start after revision 40","oldest":40}')
     server = ScriptedServer([gone])
     with Client(server.url) as kvs, pytest.raises(Compacted) as error:
         next(kvs.watch(since=7))

@@ -1320,7 +1320,14 @@ async fn all_keys_reads_every_page_past_the_servers_default_page() {
 
 /// An SSE answer's head, for a scripted server, followed by `events`.
 fn sse(events: &[&str]) -> String {
-    let mut out = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\nkvs-revision: 0\r\n\r\n".to_owned();
+    sse_at(0, events)
+}
+
+/// [`sse`] from a server at store revision `revision`.
+fn sse_at(revision: u64, events: &[&str]) -> String {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\nkvs-revision: {revision}\r\n\r\n"
+    );
     for e in events {
         out.push_str(e);
         out.push_str("\n\n");
@@ -1365,6 +1372,47 @@ async fn a_dropped_watch_resumes_after_its_last_event_with_no_duplicate() {
         "{}",
         heads[1]
     );
+}
+
+#[tokio::test]
+async fn a_watch_from_now_that_drops_early_resumes_from_its_first_answer_and_waits_out_a_503() {
+    let busy = answer(
+        "503 Service Unavailable",
+        &["content-type: application/problem+json", "retry-after: 1"],
+        r#"{"status":503,"detail":"replaying"}"#,
+    );
+    let e6 = put_event(6, "a", 6);
+    let (root, heads) =
+        scripted_connections(vec![sse_at(5, &[": heartbeat"]), busy, sse_at(6, &[&e6])]).await;
+    let c = Client::new(&root).unwrap();
+    let mut events = c.watch(WatchFilter::new());
+    assert_eq!(events.next().await.unwrap().unwrap().revision, 6);
+    let heads = heads.await.unwrap();
+    assert!(
+        !heads[0].to_lowercase().contains("last-event-id"),
+        "{}",
+        heads[0]
+    );
+    for head in &heads[1..] {
+        assert!(
+            head.to_lowercase().contains("last-event-id: 5\r\n"),
+            "{head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_watch_that_cannot_connect_at_first_ends_with_the_error() {
+    let forbidden = answer(
+        "403 Forbidden",
+        &["content-type: application/problem+json"],
+        r#"{"status":403,"detail":"no"}"#,
+    );
+    let (root, _) = scripted_server(forbidden).await;
+    let c = Client::new(&root).unwrap();
+    let mut events = c.watch(WatchFilter::new());
+    assert!(events.next().await.unwrap().unwrap_err().is_forbidden());
+    assert!(events.next().await.is_none());
 }
 
 #[tokio::test]
