@@ -106,8 +106,8 @@ impl Client {
             url.query_pairs_mut()
                 .append_pair("ttl", &seconds.to_string());
         }
-        let body = value.render();
         check_value(value)?;
+        let body = value.render();
         let req = self
             .http
             .put(url)

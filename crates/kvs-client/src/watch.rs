@@ -341,7 +341,9 @@ impl Client {
     /// failures end it after one last item: the first connection's failure,
     /// a refusal (401, 403, 404 for an unknown type), and
     /// [`Error::Compacted`] when the revision to resume from is older than
-    /// the server's history.
+    /// the server's history. An event this client cannot read (of a kind
+    /// it does not know, say) is an [`Error::Decode`] item, and the stream
+    /// goes on.
     ///
     /// Nothing is sent until the stream is first polled: a watch from now
     /// on (no [`WatchFilter::since`]) starts from the store's revision at

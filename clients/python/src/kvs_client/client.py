@@ -317,11 +317,13 @@ class Client(_Operations):
         away (unreachable, or answering 503 while it restarts). It raises
         what the first connection meets, a refusal (401, 403, 404 for an
         unknown type), and :class:`Compacted` when the revision to resume
-        from is older than the server's history. Nothing is sent until the
-        iterator is first advanced: a watch from now on starts from the
-        store's revision at that moment, and if it drops before its first
-        event, resumes from the revision its first answer reflected.
-        Closing the iterator closes the connection.
+        from is older than the server's history; an event it cannot read
+        (of a kind it does not know, say) raises :class:`KvsError`.
+
+        Nothing is sent until the iterator is first advanced: a watch from
+        now on starts from the store's revision at that moment, and if it
+        drops before its first event, resumes from the revision its first
+        answer reflected. Closing the iterator closes the connection.
 
         >>> for event in kvs.watch("int", prefix="user_"):  # doctest: +SKIP
         ...     print(event.revision, event.changes)
