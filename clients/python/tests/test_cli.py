@@ -259,6 +259,7 @@ def test_a_failed_precondition_exits_6_and_changes_nothing(kvs, key: str) -> Non
 def test_field_and_member_commands_take_conditions(kvs, key: str) -> None:
     assert kvs("map", "field-put", key, "f", "v", "--if-absent").out.startswith("OK revision ")
     assert kvs("map", "field-put", key, "g", "v", "--if-absent").code == 6
+    assert kvs("--json", "map", "field-put", key, "h", "v") == (0, "null\n", "")
     rev = revision_of(kvs, "map", key)
     assert kvs("map", "field-del", key, "f", "--if-revision", str(rev)).out.startswith("deleted revision ")
     assert kvs("set", "add", key, "x", "--if-absent").out.startswith("added revision ")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 from ._version import __version__
 from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client
 from .errors import Compacted, KvsConnectionError, KvsError, OutcomeUnknown, PreconditionFailed, Unavailable
-from .protocol import VALUE_TYPES, Compare, Precondition, Revised, TxnOp, ValueType
+from .protocol import VALUE_TYPES, Compare, Precondition, Revised, TxnOp, ValueType, Written
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -223,6 +223,8 @@ def _flag(yes: str, no: str) -> Callable[[bool], _Outcome]:
 
 
 _deleted = _flag("deleted", "not found")
+_added = _flag("added", "already a member")
+_removed = _flag("removed", "not a member")
 
 
 # --------------------------------------------------------------------------
@@ -333,8 +335,8 @@ def _put_command(type_: ValueType, kind: _Kind) -> Handler:
 
 
 def _conditional(
-    plain: Callable[[Client, argparse.Namespace], Any],
-    conditional: Callable[[Client, argparse.Namespace, Precondition], Any],
+    plain: Handler,
+    conditional: Callable[[Client, argparse.Namespace, Precondition], Written],
     show: Callable[[bool], _Outcome],
 ) -> Handler:
     """A write command: ``plain`` without a condition, else ``conditional``,
@@ -343,7 +345,7 @@ def _conditional(
     def handle(client: Client, args: argparse.Namespace) -> _Outcome:
         condition = _condition(args)
         if condition is None:
-            return show(plain(client, args))
+            return plain(client, args)
         written = conditional(client, args, condition)
         outcome = show(written.changed)
         outcome.text = f"{outcome.text} revision {written.revision}"
@@ -382,7 +384,7 @@ def _add_type_commands(root: _Builder, type_: ValueType) -> _Builder:
         "del",
         f"delete the {type_} key",
         _conditional(
-            lambda c, a: getattr(c, f"{type_}_delete")(a.key),
+            lambda c, a: _deleted(getattr(c, f"{type_}_delete")(a.key)),
             lambda c, a, condition: c.delete_if(type_, a.key, condition),
             _deleted,
         ),
@@ -636,16 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "field-put",
                 "set one field (creates the map)",
                 _conditional(
-                    lambda c, a: c.map_field_put(a.key, a.field, a.value) or True,
+                    lambda c, a: _done(c.map_field_put(a.key, a.field, a.value)),
                     lambda c, a, condition: c.map_field_put_if(a.key, a.field, a.value, condition),
-                    _flag("OK", "OK"),
+                    lambda _changed: _done(),
                 ),
             )
             field_del = group.command(
                 "field-del",
                 "remove one field",
                 _conditional(
-                    lambda c, a: c.map_field_delete(a.key, a.field),
+                    lambda c, a: _deleted(c.map_field_delete(a.key, a.field)),
                     lambda c, a, condition: c.map_field_delete_if(a.key, a.field, condition),
                     _deleted,
                 ),
@@ -663,18 +665,18 @@ def build_parser() -> argparse.ArgumentParser:
                 "add",
                 "add a member (creates the set)",
                 _conditional(
-                    lambda c, a: c.set_add(a.key, a.member),
+                    lambda c, a: _added(c.set_add(a.key, a.member)),
                     lambda c, a, condition: c.set_add_if(a.key, a.member, condition),
-                    _flag("added", "already a member"),
+                    _added,
                 ),
             )
             remove = group.command(
                 "remove",
                 "remove a member",
                 _conditional(
-                    lambda c, a: c.set_remove(a.key, a.member),
+                    lambda c, a: _removed(c.set_remove(a.key, a.member)),
                     lambda c, a, condition: c.set_remove_if(a.key, a.member, condition),
-                    _flag("removed", "not a member"),
+                    _removed,
                 ),
             )
             contains = group.command(
