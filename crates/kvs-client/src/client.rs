@@ -91,7 +91,7 @@ impl Client {
     /// A float that is NaN or infinite is refused with
     /// [`Error::InvalidValue`] without a request: the server would refuse it.
     pub async fn put(&self, key: &str, value: &Value) -> Result<()> {
-        self.put_with(key, value, &PutOptions::default())
+        self.put_sent(key, value, &PutOptions::default())
             .await
             .map(drop)
     }
@@ -100,6 +100,10 @@ impl Client {
     /// [`PutOptions`]); returns the key's new revision. A condition that
     /// does not hold is [`Error::PreconditionFailed`], and nothing changes.
     pub async fn put_with(&self, key: &str, value: &Value, options: &PutOptions) -> Result<u64> {
+        revision_of(&self.put_sent(key, value, options).await?)
+    }
+
+    async fn put_sent(&self, key: &str, value: &Value, options: &PutOptions) -> Result<Response> {
         let ty = value.value_type();
         let mut url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
         if let Some(seconds) = options.ttl_seconds()? {
@@ -113,10 +117,7 @@ impl Client {
             .put(url)
             .header(CONTENT_TYPE, value.content_type())
             .body(body);
-        let resp = self
-            .send(Precondition::apply(options.condition, req))
-            .await?;
-        revision_of(&resp)
+        self.send(Precondition::apply(options.condition, req)).await
     }
 
     /// `PUT /{type}/{key}` only if `condition` holds (compare-and-set with
@@ -140,7 +141,7 @@ impl Client {
     /// `DELETE /{type}/{key}`: removes `key` from type `ty`'s namespace;
     /// `true` when it existed.
     pub async fn delete(&self, ty: ValueType, key: &str) -> Result<bool> {
-        Ok(self.delete_when(ty, key, None).await?.changed)
+        Ok(flag(&self.delete_sent(ty, key, None).await?, DELETED))
     }
 
     /// `DELETE /{type}/{key}` only if `condition` holds; `changed` says
@@ -151,19 +152,19 @@ impl Client {
         key: &str,
         condition: Precondition,
     ) -> Result<Written> {
-        self.delete_when(ty, key, Some(condition)).await
+        let resp = self.delete_sent(ty, key, Some(condition)).await?;
+        Written::of(&resp, flag(&resp, DELETED))
     }
 
-    async fn delete_when(
+    async fn delete_sent(
         &self,
         ty: ValueType,
         key: &str,
         condition: Option<Precondition>,
-    ) -> Result<Written> {
+    ) -> Result<Response> {
         let url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
-        let req = Precondition::apply(condition, self.http.delete(url));
-        let resp = self.send(req).await?;
-        Written::of(&resp, flag(&resp, DELETED))
+        self.send(Precondition::apply(condition, self.http.delete(url)))
+            .await
     }
 
     // ----- int ------------------------------------------------------------
@@ -301,7 +302,7 @@ impl Client {
     /// `PUT /map/{key}/{field}`: sets one field, creating the map when
     /// absent.
     pub async fn map_field_put(&self, key: &str, field: &str, value: &str) -> Result<()> {
-        self.map_field_put_when(key, field, value, None)
+        self.map_field_put_sent(key, field, value, None)
             .await
             .map(drop)
     }
@@ -314,31 +315,33 @@ impl Client {
         value: &str,
         condition: Precondition,
     ) -> Result<Written> {
-        self.map_field_put_when(key, field, value, Some(condition))
-            .await
+        let resp = self
+            .map_field_put_sent(key, field, value, Some(condition))
+            .await?;
+        Written::of(&resp, true)
     }
 
-    async fn map_field_put_when(
+    async fn map_field_put_sent(
         &self,
         key: &str,
         field: &str,
         value: &str,
         condition: Option<Precondition>,
-    ) -> Result<Written> {
+    ) -> Result<Response> {
         let url = self.member_url(ValueType::Map, key, field)?;
         let req = self
             .http
             .put(url)
             .header(CONTENT_TYPE, TEXT)
             .body(value.to_owned());
-        let resp = self.send(Precondition::apply(condition, req)).await?;
-        Written::of(&resp, true)
+        self.send(Precondition::apply(condition, req)).await
     }
 
     /// `DELETE /map/{key}/{field}`: removes one field; `true` when it
     /// existed. A map left without fields stays, empty.
     pub async fn map_field_delete(&self, key: &str, field: &str) -> Result<bool> {
-        Ok(self.map_field_delete_when(key, field, None).await?.changed)
+        let resp = self.map_field_delete_sent(key, field, None).await?;
+        Ok(flag(&resp, DELETED))
     }
 
     /// `DELETE /map/{key}/{field}` only if `condition` holds on the map
@@ -349,20 +352,21 @@ impl Client {
         field: &str,
         condition: Precondition,
     ) -> Result<Written> {
-        self.map_field_delete_when(key, field, Some(condition))
-            .await
+        let resp = self
+            .map_field_delete_sent(key, field, Some(condition))
+            .await?;
+        Written::of(&resp, flag(&resp, DELETED))
     }
 
-    async fn map_field_delete_when(
+    async fn map_field_delete_sent(
         &self,
         key: &str,
         field: &str,
         condition: Option<Precondition>,
-    ) -> Result<Written> {
+    ) -> Result<Response> {
         let url = self.member_url(ValueType::Map, key, field)?;
-        let req = Precondition::apply(condition, self.http.delete(url));
-        let resp = self.send(req).await?;
-        Written::of(&resp, flag(&resp, DELETED))
+        self.send(Precondition::apply(condition, self.http.delete(url)))
+            .await
     }
 
     // ----- set ------------------------------------------------------------
@@ -396,7 +400,8 @@ impl Client {
     /// `PUT /set/{key}/{member}`: adds a member, creating the set when
     /// absent; `true` when it was not there before.
     pub async fn set_add(&self, key: &str, member: &str) -> Result<bool> {
-        Ok(self.set_member_when(key, member, true, None).await?.changed)
+        let resp = self.set_member_sent(key, member, true, None).await?;
+        Ok(flag(&resp, ADDED))
     }
 
     /// `PUT /set/{key}/{member}` only if `condition` holds on the set key;
@@ -407,17 +412,17 @@ impl Client {
         member: &str,
         condition: Precondition,
     ) -> Result<Written> {
-        self.set_member_when(key, member, true, Some(condition))
-            .await
+        let resp = self
+            .set_member_sent(key, member, true, Some(condition))
+            .await?;
+        Written::of(&resp, flag(&resp, ADDED))
     }
 
     /// `DELETE /set/{key}/{member}`: removes a member; `true` when it was
     /// there.
     pub async fn set_remove(&self, key: &str, member: &str) -> Result<bool> {
-        Ok(self
-            .set_member_when(key, member, false, None)
-            .await?
-            .changed)
+        let resp = self.set_member_sent(key, member, false, None).await?;
+        Ok(flag(&resp, DELETED))
     }
 
     /// `DELETE /set/{key}/{member}` only if `condition` holds on the set
@@ -428,26 +433,27 @@ impl Client {
         member: &str,
         condition: Precondition,
     ) -> Result<Written> {
-        self.set_member_when(key, member, false, Some(condition))
-            .await
+        let resp = self
+            .set_member_sent(key, member, false, Some(condition))
+            .await?;
+        Written::of(&resp, flag(&resp, DELETED))
     }
 
     /// Adds (`present`) or removes `member`.
-    async fn set_member_when(
+    async fn set_member_sent(
         &self,
         key: &str,
         member: &str,
         present: bool,
         condition: Option<Precondition>,
-    ) -> Result<Written> {
+    ) -> Result<Response> {
         let url = self.member_url(ValueType::Set, key, member)?;
-        let (req, name) = if present {
-            (self.http.put(url), ADDED)
+        let req = if present {
+            self.http.put(url)
         } else {
-            (self.http.delete(url), DELETED)
+            self.http.delete(url)
         };
-        let resp = self.send(Precondition::apply(condition, req)).await?;
-        Written::of(&resp, flag(&resp, name))
+        self.send(Precondition::apply(condition, req)).await
     }
 
     // ----- keys -----------------------------------------------------------

@@ -1233,6 +1233,21 @@ async fn fields_and_members_are_written_on_a_condition_on_their_key() {
 }
 
 #[tokio::test]
+async fn only_the_writes_that_return_a_revision_need_one_in_the_answer() {
+    let flagged = || answer("200 OK", &["deleted: true", "added: true"], "");
+    let (root, _) = scripted_connections(vec![flagged(), flagged(), flagged(), flagged()]).await;
+    let c = Client::new(&root).unwrap();
+    c.int_put("k", 1).await.unwrap();
+    assert!(c.int_delete("k").await.unwrap());
+    assert!(c.set_add("s", "m").await.unwrap());
+    let err = c
+        .delete_if(ValueType::Int, "k", Precondition::Present)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_ttl_the_server_cannot_take_is_refused_before_sending() {
     let (listener, c) = silent_listener().await;
     for ttl in [
