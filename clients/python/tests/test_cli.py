@@ -284,7 +284,6 @@ def test_txn_reads_its_body_and_prints_the_answer(kvs, key: str, tmp_path: Path)
     assert kvs("txn", str(tmp_path / "op.json")).code == 3
 
 
-@pytest.mark.skip(reason="needs the server's POST /txn")
 def test_txn_exits_6_when_its_compares_fail(kvs, key: str, tmp_path: Path) -> None:
     body = {
         "compare": [{"type": "int", "key": key, "absent": True}],
@@ -299,7 +298,6 @@ def test_txn_exits_6_when_its_compares_fail(kvs, key: str, tmp_path: Path) -> No
     assert code == 6 and answer["succeeded"] is False and answer["results"][0]["value"] == 1
 
 
-@pytest.mark.skip(reason="needs the server's GET /watch")
 def test_watch_prints_one_json_line_per_revision(base_url: str, client: Client, key: str) -> None:
     start = client.put("int", key, 1)
     client.int_put(key, 2)

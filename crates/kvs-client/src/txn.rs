@@ -136,7 +136,9 @@ impl TxnOp {
         }
     }
 
-    /// Stores `value` under `key` for `ttl` (whole seconds, at least one).
+    /// Stores `value` under `key` for `ttl` (whole seconds, at least one),
+    /// sent as the operation's `ttl`; a server that does not take TTLs in
+    /// transactions refuses the transaction (400).
     pub fn put_with_ttl(key: impl Into<String>, value: Value, ttl: Duration) -> TxnOp {
         TxnOp::Put {
             key: key.into(),

@@ -1505,7 +1505,6 @@ async fn next_event(
 }
 
 #[tokio::test]
-#[ignore = "needs the server's GET /watch"]
 async fn watch_reports_each_kind_of_change_in_revision_order() {
     let s = Server::start(&[]).await;
     let c = &s.client;
@@ -1563,7 +1562,6 @@ async fn watch_reports_each_kind_of_change_in_revision_order() {
 }
 
 #[tokio::test]
-#[ignore = "needs the server's GET /watch"]
 async fn a_watch_cut_off_from_the_server_resumes_with_no_gap_and_no_duplicate() {
     let s = Server::start(&[]).await;
     let proxy = Proxy::start(s.client.base_url().origin().ascii_serialization().as_str()).await;
@@ -1593,7 +1591,6 @@ async fn a_watch_cut_off_from_the_server_resumes_with_no_gap_and_no_duplicate() 
 }
 
 #[tokio::test]
-#[ignore = "needs the server's GET /watch with --watch-history"]
 async fn a_watch_from_before_a_real_servers_history_is_compacted() {
     let s = Server::start(&["--watch-history", "2"]).await;
     let c = &s.client;
@@ -1611,7 +1608,26 @@ async fn a_watch_from_before_a_real_servers_history_is_compacted() {
 // ----- transactions and expiry -------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "needs the server's POST /txn"]
+#[ignore = "needs the server's ttl on a transaction's put"]
+async fn a_transactions_put_with_a_ttl_expires() {
+    let s = Server::start(&[]).await;
+    let c = &s.client;
+    let outcome = c
+        .txn()
+        .success(TxnOp::put_with_ttl(
+            "t",
+            Value::Int(1),
+            Duration::from_secs(3600),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let read = c.get_revised(ValueType::Int, "t").await.unwrap().unwrap();
+    assert_eq!(read.revision, outcome.revision);
+    assert!(read.expires_at.is_some(), "{read:?}");
+}
+
+#[tokio::test]
 async fn a_transaction_runs_its_success_branch_at_one_revision() {
     let s = Server::start(&[]).await;
     let c = &s.client;
@@ -1668,7 +1684,6 @@ async fn a_transaction_runs_its_success_branch_at_one_revision() {
 }
 
 #[tokio::test]
-#[ignore = "needs the server's POST /txn"]
 async fn a_compare_that_fails_runs_the_failure_branch_and_a_failed_op_changes_nothing() {
     let s = Server::start(&[]).await;
     let c = &s.client;
