@@ -63,7 +63,7 @@ output:
   --json prints the result as JSON instead (null for an absent key).
   get --revision prints {"value", "revision", "expires_at"} as JSON.
   conditional writes (--if-revision, --if-absent) and puts with --ttl
-  print "OK revision N" (--json: N), N the key's revision after it.
+  print "OK revision N" (--json: N for puts), N the write's revision.
   keys lists every key (page by page) unless --limit is given.
   watch prints one JSON object per revision: {"revision": N,
   "changes": [{"kind": ..., "type": ..., "key": ..., ...}]}.
