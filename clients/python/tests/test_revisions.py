@@ -91,7 +91,6 @@ def test_fields_and_members_are_written_on_a_condition_on_their_key(kvs: Any, ke
     assert kvs.set_remove_if(key, "x", Precondition.PRESENT).changed
 
 
-@pytest.mark.skip(reason="needs the server's ttl on a transaction's put")
 def test_a_transactions_put_with_a_ttl_expires(kvs: Any, key: str) -> None:
     outcome = kvs.txn(success=[TxnOp.put("int", key, 1, ttl=3600)])
     found = kvs.get_revised("int", key)

@@ -137,8 +137,7 @@ impl TxnOp {
     }
 
     /// Stores `value` under `key` for `ttl` (whole seconds, at least one),
-    /// sent as the operation's `ttl`; a server that does not take TTLs in
-    /// transactions refuses the transaction (400).
+    /// sent as the operation's `ttl`.
     pub fn put_with_ttl(key: impl Into<String>, value: Value, ttl: Duration) -> TxnOp {
         TxnOp::Put {
             key: key.into(),

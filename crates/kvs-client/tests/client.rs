@@ -1608,7 +1608,6 @@ async fn a_watch_from_before_a_real_servers_history_is_compacted() {
 // ----- transactions and expiry -------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "needs the server's ttl on a transaction's put"]
 async fn a_transactions_put_with_a_ttl_expires() {
     let s = Server::start(&[]).await;
     let c = &s.client;

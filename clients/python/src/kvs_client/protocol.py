@@ -966,8 +966,7 @@ class TxnOp:
     @staticmethod
     def put(type: ValueType, key: str, value: Any, *, ttl: Optional[int] = None) -> TxnOp:
         """Store ``value``; with ``ttl`` (seconds), until then (sent as the
-        operation's ``ttl``: a server that does not take TTLs in
-        transactions refuses the transaction with :class:`InvalidValue`)."""
+        operation's ``ttl``)."""
         body: Dict[str, Any] = {"op": "put", "type": _value_type(type), "key": key, "value": _value_json(type, value)}
         if ttl is not None:
             body["ttl"] = int(_ttl_text(ttl))
