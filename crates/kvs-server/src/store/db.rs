@@ -399,8 +399,10 @@ impl Db {
     /// Runs `f` on the value of type `ty` under `key`, borrowed from its
     /// table under the shard's read lock: a read takes out only what it
     /// needs. `f` must be quick; writers to the shard wait for it. Returns
-    /// also the highest revision applied to the shard: what the read may
-    /// have seen.
+    /// also the highest revision of what the read saw: the value's own,
+    /// for a value that is there (any change to it since would have stamped
+    /// it, or removed it); for one that is not, the highest applied to the
+    /// shard (its delete may be in flight).
     pub(crate) fn view<R>(
         &self,
         ty: ValueType,
@@ -408,7 +410,15 @@ impl Db {
         f: impl FnOnce(Option<Found<'_>>) -> R,
     ) -> (R, u64) {
         let shard = Self::read(self.shard_of(key));
-        (f(shard.found(ty, key)), shard.last)
+        let found = shard.found(ty, key);
+        let seen = found.map_or(shard.last, |f| f.revision);
+        (f(found), seen)
+    }
+
+    /// Whether `a` and `b` live in the same shard.
+    #[cfg(test)]
+    pub(crate) fn same_shard(&self, a: &str, b: &str) -> bool {
+        std::ptr::eq(self.shard_of(a), self.shard_of(b))
     }
 
     /// A copy of one value.

@@ -2,9 +2,10 @@
 //!
 //! In `sync` mode a write is applied to memory before its batch is durable,
 //! and undone if the batch fails. A read that saw it could answer a value
-//! that then vanishes. So a read notes the highest revision applied to what
-//! it looked at (its shard, or every shard for a listing), and when that is
-//! not durable yet it waits for the batch that holds it. If the batch was
+//! that then vanishes. So a read notes the highest revision of what it saw
+//! (the value's own, or, for a key that is not there, or a listing, the
+//! highest applied to its shards, since a delete may be in flight), and
+//! when that is not durable yet it waits for the batch that holds it. If the batch was
 //! undone meanwhile, it looks again. In `async` mode writes are answered
 //! before they are durable anyway, and reads do not wait either.
 
@@ -136,6 +137,32 @@ mod tests {
             reader.await.unwrap(),
             (Some(Value::Int(2)), revision, revision)
         );
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_only_for_a_write_to_what_it_reads() {
+        let (store, log, _committer) = store(Durability::Sync, PATIENT);
+        let first = put(&store, "a", 1).await.unwrap();
+        // A key of a's shard, and one of another: neither is a.
+        let names: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
+        let near = names.iter().find(|k| store.db.same_shard("a", k)).unwrap();
+        log.holding.send_replace(true);
+        let begun = log.begun.load(Ordering::SeqCst);
+        let write = {
+            let (store, near) = (store.clone(), near.clone());
+            tokio::spawn(async move { put(&store, &near, 2).await })
+        };
+        kvs_testkit::wait_until("the batch is held", PATIENT, || {
+            log.begun.load(Ordering::SeqCst) > begun
+        })
+        .await;
+        // a is durable, and nothing in flight changes it: answered without
+        // waiting for the held batch.
+        let read = tokio::time::timeout(PATIENT, read_a(&store)).await;
+        let read = read.expect("a read of a durable key waited for another key's batch");
+        assert_eq!(read, (Some(Value::Int(1)), first, first));
+        log.holding.send_replace(false);
+        write.await.unwrap().unwrap();
     }
 
     #[tokio::test]
