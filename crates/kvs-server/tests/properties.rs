@@ -56,8 +56,30 @@ impl Val {
     }
 }
 
+/// A write's precondition, made concrete from the model at run time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cond {
+    /// `If-Match` with the key's current revision (`at`, resolved).
+    Current { at: Option<u64> },
+    /// `If-Match` with one revision before it.
+    Stale { at: Option<u64> },
+    /// `If-None-Match: *`: create only.
+    Absent,
+    /// `If-Match: *`: only if it exists.
+    Present,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
+    /// PUT of a value, with `ttl=3600` or on a condition.
+    PutWith {
+        ty: Ty,
+        key: usize,
+        body: Vec<u8>,
+        value: Val,
+        ttl: bool,
+        cond: Option<Cond>,
+    },
     /// PUT of a whole value; `value` is `None` for a body the type refuses.
     Put {
         ty: Ty,
@@ -270,6 +292,25 @@ fn put() -> impl Strategy<Value = Op> {
     )
 }
 
+fn put_with() -> impl Strategy<Value = Op> {
+    let cond = prop_oneof![
+        Just(Cond::Current { at: None }),
+        Just(Cond::Stale { at: None }),
+        Just(Cond::Absent),
+        Just(Cond::Present),
+    ];
+    (ty(), key(), any::<bool>(), prop::option::of(cond)).prop_flat_map(|(ty, key, ttl, cond)| {
+        valid_body(ty).prop_map(move |(body, value)| Op::PutWith {
+            ty,
+            key,
+            body,
+            value,
+            ttl,
+            cond,
+        })
+    })
+}
+
 fn value() -> impl Strategy<Value = Val> {
     ty().prop_flat_map(|ty| valid_body(ty).prop_map(|(_, v)| v))
 }
@@ -316,6 +357,7 @@ fn txn() -> impl Strategy<Value = Op> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => put(),
+        3 => put_with(),
         3 => (ty(), key(), any::<bool>()).prop_map(|(ty, key, compat)| Op::Get { ty, key, compat }),
         2 => (ty(), key(), any::<bool>()).prop_map(|(ty, key, compat)| Op::Delete { ty, key, compat }),
         1 => key().prop_map(|key| Op::DeleteEverywhere { key }),
@@ -349,6 +391,8 @@ struct Expect {
     body: Body,
     /// A header that must be `true`, or absent.
     flag: Option<(&'static str, bool)>,
+    /// Whether the answer must say when the key expires.
+    expires: Option<bool>,
 }
 
 impl Expect {
@@ -357,6 +401,7 @@ impl Expect {
             status,
             body: Body::Any,
             flag: None,
+            expires: None,
         }
     }
     fn ok() -> Expect {
@@ -386,6 +431,8 @@ struct Model {
     head: u64,
     /// What the request being applied changed: one revision for all.
     changed: BTreeSet<(Ty, String)>,
+    /// The keys that have a TTL (all far in the future).
+    ttls: BTreeSet<(Ty, String)>,
 }
 
 impl Model {
@@ -424,12 +471,48 @@ impl Model {
         let removed = self.values.remove(&(ty, key.to_owned())).is_some();
         if removed {
             self.touch(ty, key);
+            self.ttls.remove(&(ty, key.to_owned()));
         }
         removed
     }
 
+    /// A put of `v`: with `ttl` the key now has one, without it none
+    /// (increments and member and field changes keep it).
+    fn put(&mut self, key: &str, v: Val, ttl: bool) {
+        let at = (v.ty(), key.to_owned());
+        self.insert(v.ty(), key, v);
+        if ttl {
+            self.ttls.insert(at);
+        } else {
+            self.ttls.remove(&at);
+        }
+    }
+
+    fn has_ttl(&self, ty: Ty, key: &str) -> bool {
+        self.ttls.contains(&(ty, key.to_owned()))
+    }
+
     /// `op` with every compare's expectation made concrete from the state.
     fn resolve(&self, op: &Op) -> Op {
+        if let Op::PutWith {
+            ty,
+            key,
+            cond: Some(Cond::Current { .. } | Cond::Stale { .. }),
+            ..
+        } = op
+        {
+            let current = self.revision(*ty, KEYS[*key]);
+            let mut op = op.clone();
+            if let Op::PutWith { cond: Some(c), .. } = &mut op {
+                *c = match c {
+                    Cond::Current { .. } => Cond::Current { at: current },
+                    _ => Cond::Stale {
+                        at: current.map(|r| r - 1),
+                    },
+                };
+            }
+            return op;
+        }
         let Op::Txn {
             compares,
             success,
@@ -515,6 +598,7 @@ impl Model {
         let bad = |k: usize| k == BAD_KEY;
         match op {
             Op::Put { key, .. }
+            | Op::PutWith { key, .. }
             | Op::Get { key, .. }
             | Op::Delete { key, .. }
             | Op::DeleteEverywhere { key }
@@ -535,16 +619,40 @@ impl Model {
         match op {
             Op::Put { value: None, .. } => Expect::status(StatusCode::BAD_REQUEST),
             Op::Put {
-                ty,
                 key,
                 value: Some(v),
                 ..
             } => {
-                self.insert(*ty, &key_of(*key), v.clone());
+                self.put(&key_of(*key), v.clone(), false);
+                Expect::ok()
+            }
+            Op::PutWith {
+                ty,
+                key,
+                value,
+                ttl,
+                cond,
+                ..
+            } => {
+                let exists = self.get(*ty, &key_of(*key)).is_some();
+                let holds = match cond {
+                    None => true,
+                    Some(Cond::Current { at }) => at.is_some(),
+                    Some(Cond::Stale { .. }) => false,
+                    Some(Cond::Absent) => !exists,
+                    Some(Cond::Present) => exists,
+                };
+                if !holds {
+                    return Expect::status(StatusCode::PRECONDITION_FAILED);
+                }
+                self.put(&key_of(*key), value.clone(), *ttl);
                 Expect::ok()
             }
             Op::Get { ty, key, .. } => match self.get(*ty, &key_of(*key)) {
-                Some(v) => Expect::body(Body::Value(v.clone())),
+                Some(v) => Expect {
+                    expires: Some(self.has_ttl(*ty, &key_of(*key))),
+                    ..Expect::body(Body::Value(v.clone()))
+                },
                 None => Expect::status(StatusCode::NOT_FOUND),
             },
             Op::Delete { ty, key, .. } => {
@@ -682,7 +790,7 @@ impl Model {
         let key = KEYS[step.key];
         Some(match &step.op {
             StepOp::Put(v) => {
-                self.insert(v.ty(), key, v.clone());
+                self.put(key, v.clone(), false);
                 json!({"revision": next})
             }
             StepOp::Delete(ty) => json!({"deleted": self.remove(*ty, key)}),
@@ -834,6 +942,13 @@ fn request(op: &Op) -> (Method, String, Vec<u8>) {
             Vec::new(),
         ),
         Op::ListKeys { ty } => (Method::GET, format!("/keys/{}", ty.name()), Vec::new()),
+        Op::PutWith {
+            ty, key, body, ttl, ..
+        } => {
+            let query = if *ttl { "?ttl=3600" } else { "" };
+            let path = format!("/{}/{}{query}", ty.name(), k(key));
+            (Method::PUT, path, body.clone())
+        }
         Op::Txn {
             compares,
             success,
@@ -942,13 +1057,32 @@ fn value_content_type(ty: Ty) -> &'static str {
     }
 }
 
+/// The precondition header of `op`, if it has one.
+fn precondition(op: &Op) -> Option<(&'static str, String)> {
+    let Op::PutWith { cond: Some(c), .. } = op else {
+        return None;
+    };
+    Some(match c {
+        // A key that is absent has no revision: a tag no value has.
+        Cond::Current { at } | Cond::Stale { at } => {
+            let tag = at.map_or("\"none\"".to_owned(), |r| format!("\"{r}\""));
+            ("if-match", tag)
+        }
+        Cond::Absent => ("if-none-match", "*".to_owned()),
+        Cond::Present => ("if-match", "*".to_owned()),
+    })
+}
+
 /// Sends `op` and checks the answer against `expect`.
 async fn check(client: &Client, base: &str, op: &Op, expect: Expect) -> Result<(), TestCaseError> {
     let (method, path, body) = request(op);
-    let what = format!("{method} {path} {:?}", String::from_utf8_lossy(&body));
-    let resp = client
-        .request(method, format!("{base}{path}"))
-        .body(body)
+    let mut what = format!("{method} {path} {:?}", String::from_utf8_lossy(&body));
+    let mut req = client.request(method, format!("{base}{path}")).body(body);
+    if let Some((name, value)) = precondition(op) {
+        what = format!("{what} {name}: {value}");
+        req = req.header(name, value);
+    }
+    let resp = req
         .send()
         .await
         .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
@@ -996,6 +1130,10 @@ async fn check(client: &Client, base: &str, op: &Op, expect: Expect) -> Result<(
         let got = headers.get(name).is_some_and(|v| v == "true");
         prop_assert_eq!(got, set, "{}: header {}", what, name);
     }
+    if let Some(expires) = expect.expires {
+        let got = headers.contains_key("kvs-expires-at");
+        prop_assert_eq!(got, expires, "{}: says when it expires", what);
+    }
     Ok(())
 }
 
@@ -1024,7 +1162,11 @@ async fn assert_state(
                 key: k,
                 compat: false,
             };
-            check(client, base, &get, Expect::body(Body::Value(v)))
+            let expect = Expect {
+                expires: Some(model.has_ttl(ty, &key)),
+                ..Expect::body(Body::Value(v))
+            };
+            check(client, base, &get, expect)
                 .await
                 .map_err(|e| TestCaseError::fail(format!("{when}: {e}")))?;
         }

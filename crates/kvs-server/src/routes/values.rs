@@ -176,6 +176,8 @@ pub(crate) fn add(tx: &mut KeyTx<'_>, by: i32) -> Result<(i32, i32), ApiError> {
             ),
         )
     })?;
-    tx.put(Value::Int(after))?;
+    // An increment keeps the key's TTL, as a member or field change does.
+    let deadline = tx.expires(ValueType::Int);
+    tx.put_expiring(Value::Int(after), deadline)?;
     Ok((before, after))
 }

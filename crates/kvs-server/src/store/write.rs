@@ -274,6 +274,11 @@ impl KeyTx<'_> {
         self.shard.get(ty, self.key.as_str())
     }
 
+    /// When the key of type `ty` expires, if it exists and has a TTL.
+    pub(crate) fn expires(&self, ty: ValueType) -> Option<u64> {
+        self.shard.found(ty, self.key.as_str())?.expires_ms
+    }
+
     /// The revision of the key's last change as type `ty`, if it has one,
     /// before this write.
     pub(crate) fn revision(&self, ty: ValueType) -> Option<u64> {
