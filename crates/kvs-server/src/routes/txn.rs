@@ -205,7 +205,7 @@ impl Step {
     fn run(&self, tx: &mut KeyTx<'_>) -> Result<Outcome, ApiError> {
         Ok(match &self.op {
             Op::Put(value, at_ms) => {
-                tx.put_expiring(value.clone(), *at_ms)?;
+                tx.put(value.clone(), *at_ms)?;
                 Outcome::Put
             }
             Op::Delete(ty) => Outcome::Deleted(tx.delete(*ty)),

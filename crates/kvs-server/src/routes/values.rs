@@ -98,7 +98,7 @@ pub(crate) async fn put(
         .store
         .write(&key, |tx| {
             conditions.check(ty, &key, tx.revision(ty))?;
-            tx.put_expiring(value, at_ms)?;
+            tx.put(value, at_ms)?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -178,6 +178,6 @@ pub(crate) fn add(tx: &mut KeyTx<'_>, by: i32) -> Result<(i32, i32), ApiError> {
     })?;
     // An increment keeps the key's TTL, as a member or field change does.
     let deadline = tx.expires(ValueType::Int);
-    tx.put_expiring(Value::Int(after), deadline)?;
+    tx.put(Value::Int(after), deadline)?;
     Ok((before, after))
 }

@@ -298,7 +298,7 @@ mod tests {
         for i in 0..12 {
             store
                 .write(&Key::parse(&format!("k{i}")).unwrap(), |tx| {
-                    tx.put(Value::Str(big.clone())).expect("no limits");
+                    tx.put(Value::Str(big.clone()), None).expect("no limits");
                     Ok::<_, JournalError>(())
                 })
                 .await

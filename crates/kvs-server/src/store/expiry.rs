@@ -98,7 +98,7 @@ mod tests {
         let past = now_ms() - 1;
         store
             .write(&key, |tx| {
-                tx.put_expiring(Value::Int(1), Some(past)).unwrap();
+                tx.put(Value::Int(1), Some(past)).unwrap();
                 Ok::<_, JournalError>(())
             })
             .await
@@ -153,7 +153,7 @@ mod tests {
             let key = Key::parse(name).unwrap();
             store
                 .write(&key, |tx| {
-                    tx.put_expiring(Value::Uint(1), Some(at)).unwrap();
+                    tx.put(Value::Uint(1), Some(at)).unwrap();
                     Ok::<_, JournalError>(())
                 })
                 .await

@@ -92,7 +92,8 @@ pub(crate) fn store(
 pub(crate) async fn put(store: &Store, key: &str, v: i32) -> Result<u64, JournalError> {
     let written = store
         .write(&Key::parse(key).unwrap(), |tx| {
-            tx.put(Value::Int(v)).expect("the test store has no limits");
+            tx.put(Value::Int(v), None)
+                .expect("the test store has no limits");
             Ok::<_, JournalError>(())
         })
         .await?;

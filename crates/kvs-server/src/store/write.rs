@@ -293,18 +293,9 @@ impl KeyTx<'_> {
             .any(|t| t.value_type() == ty && t.key() == self.key)
     }
 
-    /// Stores `value`, permanent, unless it is over the limits.
-    pub(crate) fn put(&mut self, value: Value) -> Result<(), LimitError> {
-        self.put_expiring(value, None)
-    }
-
     /// Stores `value`, to expire at `at_ms` (or never), unless it is over
     /// the limits.
-    pub(crate) fn put_expiring(
-        &mut self,
-        value: Value,
-        at_ms: Option<u64>,
-    ) -> Result<(), LimitError> {
+    pub(crate) fn put(&mut self, value: Value, at_ms: Option<u64>) -> Result<(), LimitError> {
         let ty = value.value_type();
         self.settle(ty);
         // What the key holds matters only to a value over a limit, so only
@@ -535,9 +526,9 @@ mod tests {
         db.update([key.as_str()], |shards| {
             let mut tx = WriteTx::new(shards, limits);
             let mut k = tx.at(&key);
-            assert!(k.put(Value::Str("abc".into())).is_ok());
-            assert!(k.put(Value::Str("abcd".into())).is_err());
-            assert!(k.put(Value::Str("ab".into())).is_ok());
+            assert!(k.put(Value::Str("abc".into()), None).is_ok());
+            assert!(k.put(Value::Str("abcd".into()), None).is_err());
+            assert!(k.put(Value::Str("ab".into()), None).is_ok());
             tx.rollback();
         });
         assert_eq!(db.get(ValueType::Str, "k"), Some(Value::Str("abcd".into())));
@@ -597,7 +588,7 @@ mod tests {
             for key in &keys {
                 let mut k = tx.at(key);
                 assert!(!k.changed(ValueType::Int));
-                k.put(Value::Int(2)).unwrap();
+                k.put(Value::Int(2), None).unwrap();
                 assert!(k.changed(ValueType::Int));
                 assert!(k.delete(ValueType::Int));
                 assert!(!k.changed(ValueType::Uint));
@@ -645,7 +636,9 @@ mod tests {
         store
             .transact(&names, |tx| {
                 for (i, key) in keys.iter().enumerate() {
-                    tx.at(key).put(Value::Int(value(i))).expect("no limits");
+                    tx.at(key)
+                        .put(Value::Int(value(i)), None)
+                        .expect("no limits");
                 }
                 Ok(())
             })
