@@ -68,7 +68,10 @@ async fn watch(
     };
     let events = stream(Arc::clone(&s.store.history), seat, filter, since);
     let heartbeat = KeepAlive::new().interval(s.watchers.heartbeat);
-    Ok(Sse::new(events).keep_alive(heartbeat).into_response())
+    // The revision the stream starts after: a client that loses it before
+    // the first event resumes from there, missing nothing.
+    let resp = Sse::new(events).keep_alive(heartbeat).into_response();
+    Ok(super::revision::stamped(resp, since, None))
 }
 
 /// 410: the history no longer holds (or never held) the changes after

@@ -471,3 +471,26 @@ async fn in_async_mode_changes_are_sent_once_durable_in_revision_order() {
     assert_eq!(ids(&got), written);
     assert_eq!(got[49].data["value"], 49);
 }
+
+#[tokio::test]
+async fn a_watch_says_the_revision_it_starts_after() {
+    let app = TestApp::spawn(&[]).await;
+    let head = app.write("PUT", "/int/a", "1").await;
+    app.write("PUT", "/int/b", "2").await;
+    let started = |query: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app.get(&format!("/watch{query}")).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.headers()["kvs-revision"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    // From now: the store's revision, not one taken as the answer leaves.
+    assert_eq!(started("").await, head + 1);
+    assert_eq!(started("?since=1").await, 1);
+    assert_eq!(started("?since=99").await, 99, "in the future");
+}
