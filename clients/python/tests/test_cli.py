@@ -237,7 +237,8 @@ def test_get_with_its_revision_and_a_put_on_it(kvs, key: str) -> None:
     assert kvs("int", "put", key, "1", "--if-absent") == (0, f"OK revision {revision_of(kvs, 'int', key)}\n", "")
     code, out, _ = kvs("int", "get", key, "--revision")
     found = json.loads(out)
-    assert code == 0 and found == {"value": 1, "revision": found["revision"], "expires_at": None}
+    rev = found["revision"]
+    assert code == 0 and found == {"value": 1, "revision": rev, "created": rev, "expires_at": None}
     code, out, _ = kvs("--json", "int", "put", key, "2", "--if-revision", str(found["revision"]))
     assert code == 0 and int(out) == revision_of(kvs, "int", key) > found["revision"]
 

@@ -36,11 +36,14 @@ from kvs_client import (
 def test_a_read_with_its_revision_moves_on_with_each_write(kvs: Any, key: str) -> None:
     assert kvs.get_revised("int", key) is None
     first = kvs.put("int", key, 1, condition=Precondition.ABSENT)
-    assert kvs.get_revised("int", key) == Revised(1, first)
+    assert kvs.get_revised("int", key) == Revised(1, first, created=first)
     kvs.int_put(key + "_other", 0)
     second = kvs.put("int", key, 2, condition=Precondition.revision(first))
     assert second > first + 1
-    assert kvs.get_revised("int", key) == Revised(2, second)
+    assert kvs.get_revised("int", key) == Revised(2, second, created=first)
+    assert kvs.int_delete(key)
+    third = kvs.put("int", key, 3)
+    assert kvs.get_revised("int", key) == Revised(3, third, created=third)
     kvs.map_put(key, {"a": "b"})
     found = kvs.get_revised("map", key)
     assert found.value == {"a": "b"} and found.revision > second

@@ -17,6 +17,8 @@ use crate::{Client, Error, Result};
 const REVISION: &str = "kvs-revision";
 /// When a key with a TTL expires.
 const EXPIRES_AT: &str = "kvs-expires-at";
+/// The revision a value was created at.
+const CREATE_REVISION: &str = "kvs-create-revision";
 
 /// A value read with its revision.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,10 @@ pub struct Revised<T> {
     /// a [`Precondition::Revision`] names to change it only if nobody else
     /// has.
     pub revision: u64,
+    /// The revision the value was created at (its key made after it was
+    /// absent), where the answer says (a GET does; a transaction's result
+    /// does not).
+    pub created: Option<u64>,
     /// When the key expires, for a key stored with a TTL.
     pub expires_at: Option<SystemTime>,
 }
@@ -164,8 +170,9 @@ fn number(name: &str, text: &[u8]) -> Result<u64> {
 }
 
 impl Client {
-    /// `GET /{type}/{key}` with the value's revision (its `ETag`) and, for
-    /// a key stored with a TTL, when it expires; `None` when it is absent.
+    /// `GET /{type}/{key}` with the value's revision (its `ETag`), that of
+    /// its creation and, for a key stored with a TTL, when it expires;
+    /// `None` when it is absent.
     pub async fn get_revised(&self, ty: ValueType, key: &str) -> Result<Option<Revised<Value>>> {
         let url = self.url(&[ty.name(), Key::parse(key)?.as_str()]);
         let Some(resp) = self.send_found(self.http.get(url)).await? else {
@@ -174,9 +181,14 @@ impl Client {
         let revision = etag_of(&resp)?
             .ok_or_else(|| Error::Decode("a value's answer must carry its ETag".to_owned()))?;
         let expires_at = expires_at_of(&resp)?;
+        let created = match resp.headers().get(CREATE_REVISION) {
+            Some(v) => Some(number(CREATE_REVISION, v.as_bytes())?),
+            None => None,
+        };
         Ok(Some(Revised {
             value: value_of(ty, resp).await?,
             revision,
+            created,
             expires_at,
         }))
     }

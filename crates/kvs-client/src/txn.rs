@@ -294,6 +294,7 @@ impl TxnOp {
                     TxnResult::Got(Some(Revised {
                         value,
                         revision,
+                        created: None,
                         expires_at: None,
                     }))
                 }

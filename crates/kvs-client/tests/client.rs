@@ -1118,6 +1118,7 @@ async fn a_read_with_its_revision_sees_each_write_move_the_revision_on() {
     );
     let read = c.get_revised(ValueType::Int, "n").await.unwrap().unwrap();
     assert_eq!((read.value, read.revision), (Value::Int(2), second));
+    assert_eq!(read.created, Some(first), "created by the first write");
 }
 
 #[tokio::test]
@@ -1661,6 +1662,7 @@ async fn a_transaction_runs_its_success_branch_at_one_revision() {
             TxnResult::Got(Some(Revised {
                 value: Value::Int(13),
                 revision: rev,
+                created: None,
                 expires_at: None
             })),
             TxnResult::Incremented(2),

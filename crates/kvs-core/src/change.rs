@@ -4,8 +4,9 @@
 //! assigned when a change is applied. Every transaction of one write (a
 //! whole-key delete across types, a multi-key transaction) has the same
 //! revision, so the log keeps them together and a watcher sees them
-//! together. A value remembers the revision of its last change: that is
-//! its ETag and what a compare-and-set compares.
+//! together. A value remembers the revision of its last change (that is
+//! its ETag and what a compare-and-set compares) and that of its creation:
+//! the change that made it exist after it was absent.
 //!
 //! Logs written before revisions existed (by the original service, or by a
 //! client of its protocol) hold transactions without one. They are given
@@ -47,13 +48,13 @@ impl Revisions {
     }
 
     /// The revision `change` keeps, given one if it has none. A read
-    /// (`Txn::Get`) is not a change, and a key's expiry time belongs to
-    /// the put beside it: either takes the current revision and gives no
-    /// new one.
+    /// (`Txn::Get`) is not a change, and a key's expiry time and its
+    /// creation belong to the put beside them: each takes the current
+    /// revision and gives no new one.
     pub fn stamp(&mut self, change: &mut Change) {
         if change.revision == UNSTAMPED {
             change.revision = match change.txn {
-                Txn::Get { .. } | Txn::Expiry { .. } => self.head,
+                Txn::Get { .. } | Txn::Expiry { .. } | Txn::Created { .. } => self.head,
                 _ => self.head + 1,
             };
         }

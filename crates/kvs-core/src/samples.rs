@@ -85,5 +85,10 @@ pub fn every_kind() -> Vec<Txn> {
             ty: ValueType::Set,
             key: key("t"),
         },
+        Txn::Created {
+            ty: ValueType::Map,
+            key: key("m"),
+            revision: 7,
+        },
     ]
 }

@@ -48,6 +48,15 @@ pub enum Txn {
     /// `key` of this type expired, and is gone: a delete that a watcher
     /// sees as an expiry.
     Expire { ty: ValueType, key: Key },
+    /// `key` of this type, put just before in the same change, was created
+    /// at `revision`, before that put. A log that keeps only each key's last
+    /// value records it in place of the history it dropped; no write logs
+    /// one. It changes no value.
+    Created {
+        ty: ValueType,
+        key: Key,
+        revision: u64,
+    },
 }
 
 impl Txn {
@@ -60,7 +69,8 @@ impl Txn {
             | Txn::SetMember { key, .. }
             | Txn::MapField { key, .. }
             | Txn::Expiry { key, .. }
-            | Txn::Expire { key, .. } => key,
+            | Txn::Expire { key, .. }
+            | Txn::Created { key, .. } => key,
         }
     }
 
@@ -73,7 +83,7 @@ impl Txn {
             Txn::MapField { field, value, .. } => {
                 16 + field.len() + value.as_ref().map_or(0, String::len)
             }
-            Txn::Expiry { .. } => 8,
+            Txn::Expiry { .. } | Txn::Created { .. } => 8,
             _ => 4,
         };
         16 + self.key().as_str().len() + value
@@ -85,7 +95,8 @@ impl Txn {
             Txn::Delete { ty, .. }
             | Txn::Get { ty, .. }
             | Txn::Expiry { ty, .. }
-            | Txn::Expire { ty, .. } => *ty,
+            | Txn::Expire { ty, .. }
+            | Txn::Created { ty, .. } => *ty,
             Txn::IncrBy { .. } => ValueType::Int,
             Txn::SetMember { .. } => ValueType::Set,
             Txn::MapField { .. } => ValueType::Map,
@@ -103,7 +114,9 @@ impl Txn {
                 let now = state.int(&key).unwrap_or(0).wrapping_add(by);
                 state.put(key, Value::Int(now));
             }
-            Txn::Get { .. } => {}
+            // Neither changes a value: a state that keeps revisions reads
+            // a key's creation apart (kvs-server's store, compaction).
+            Txn::Get { .. } | Txn::Created { .. } => {}
             Txn::SetMember {
                 key,
                 member,

@@ -40,8 +40,10 @@ const OP_GROUP: u8 = 9;
 const OP_EXPIRY: u8 = 10;
 /// A key that expired, and is gone.
 const OP_EXPIRE: u8 = 11;
+/// The revision a key was created at: `revision: u64 LE` after the key.
+const OP_CREATED: u8 = 12;
 /// The highest operation code.
-const OP_LAST: u8 = OP_EXPIRE;
+const OP_LAST: u8 = OP_CREATED;
 
 /// One record of the file: a transaction without a revision (written
 /// before revisions), the transactions of one revision (none: the log has
@@ -149,6 +151,7 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         Txn::MapField { value, .. } => (entry_op(value.is_some()), ValueType::Map),
         Txn::Expiry { ty, .. } => (OP_EXPIRY, *ty),
         Txn::Expire { ty, .. } => (OP_EXPIRE, *ty),
+        Txn::Created { ty, .. } => (OP_CREATED, *ty),
     };
     out.push(op);
     out.push(ty.index() as u8);
@@ -160,6 +163,7 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         Txn::IncrBy { by, .. } => out.extend_from_slice(&by.to_le_bytes()),
         Txn::Delete { .. } | Txn::Get { .. } | Txn::Expire { .. } => {}
         Txn::Expiry { at_ms, .. } => out.extend_from_slice(&at_ms.unwrap_or(0).to_le_bytes()),
+        Txn::Created { revision, .. } => out.extend_from_slice(&revision.to_le_bytes()),
         Txn::SetMember { member, .. } => put_bytes(member.as_bytes(), out),
         Txn::MapField { field, value, .. } => {
             put_bytes(field.as_bytes(), out);
@@ -265,6 +269,11 @@ fn decode_single(payload: &[u8]) -> Result<Record, DecodeError> {
             at_ms: Some(u64::from_le_bytes(r.array()?)).filter(|&at| at != 0),
         }),
         OP_EXPIRE => Record::Txn(Txn::Expire { ty, key }),
+        OP_CREATED => Record::Txn(Txn::Created {
+            ty,
+            key,
+            revision: u64::from_le_bytes(r.array()?),
+        }),
         OP_INCR_BY if ty == ValueType::Int => Record::Txn(Txn::IncrBy {
             key,
             by: i32::from_le_bytes(r.array()?),
@@ -339,7 +348,7 @@ pub fn implied_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
             ValueType::Set => w.items(1),
         },
         OP_INCR_BY => w.skip(4),
-        OP_MARK | OP_EXPIRY => w.skip(8),
+        OP_MARK | OP_EXPIRY | OP_CREATED => w.skip(8),
         OP_MARK_AT => w.skip(16),
         OP_PUT_ENTRY if ty == ValueType::Map => w.field().and_then(|()| w.field()),
         OP_PUT_ENTRY | OP_DEL_ENTRY => w.field(),
@@ -623,7 +632,11 @@ mod tests {
         let mut payload = buf[HEADER_LEN..].to_vec();
         payload.push(0);
         assert_eq!(decode(&payload), Err(DecodeError::Trailing(1)));
-        assert_eq!(decode(&[12, 0, 1, 0, b'k']), Err(DecodeError::BadOp(12)));
+        let unknown = OP_LAST + 1;
+        assert_eq!(
+            decode(&[unknown, 0, 1, 0, b'k']),
+            Err(DecodeError::BadOp(unknown))
+        );
         assert_eq!(decode(&[1, 6, 1, 0, b'k']), Err(DecodeError::BadType(6)));
         let str_entry = [OP_DEL_ENTRY, ValueType::Str.index() as u8, 1, 0, b'k'];
         assert_eq!(

@@ -1,6 +1,6 @@
 //! A file log's live set, as compaction writes it in place of the history:
-//! the last value of each key, the revision of the last change to it, and
-//! when it expires.
+//! the last value of each key, the revisions of its creation and of the
+//! last change to it, and when it expires.
 
 use std::collections::HashMap;
 
@@ -9,11 +9,20 @@ use kvs_core::{Change, Key, PlainState, Txn, ValueType};
 #[derive(Debug, Default)]
 pub(crate) struct LiveSet {
     values: PlainState,
-    /// The revision of the last change to each key in `values`; for a set or
-    /// map changed member by member, that of its last member or field.
-    revisions: HashMap<(ValueType, Key), u64>,
+    /// The revisions of each key in `values`.
+    revisions: HashMap<(ValueType, Key), Revs>,
     /// When each key in `values` that has a TTL expires.
     deadlines: HashMap<(ValueType, Key), u64>,
+}
+
+/// A live key's revisions.
+#[derive(Debug, Clone, Copy)]
+struct Revs {
+    /// That of the last change; for a set or map changed member by member,
+    /// that of its last member or field.
+    last: u64,
+    /// That of the change that made it exist after it was absent.
+    created: u64,
 }
 
 impl LiveSet {
@@ -33,6 +42,13 @@ impl LiveSet {
                 };
                 return;
             }
+            // A compacted log's record of a key's creation, after its put.
+            Txn::Created { revision, .. } => {
+                if let Some(revs) = self.revisions.get_mut(&at) {
+                    revs.created = revision;
+                }
+                return;
+            }
             // A put replaces the expiry with the value; a member or field
             // change keeps it.
             Txn::Put { .. } | Txn::Delete { .. } | Txn::Expire { .. } => {
@@ -42,7 +58,11 @@ impl LiveSet {
         }
         txn.apply_to(&mut self.values);
         if self.values.contains_key(&at) {
-            self.revisions.insert(at, revision);
+            let revs = self.revisions.entry(at).or_insert(Revs {
+                last: revision,
+                created: revision,
+            });
+            revs.last = revision;
         } else {
             self.revisions.remove(&at);
             self.deadlines.remove(&at);
@@ -54,24 +74,32 @@ impl LiveSet {
         self.values.len()
     }
 
-    /// A put of every live value with its revision, and its expiry after
-    /// it, in revision order, so that a replay of them sees revisions rise
-    /// as the history did.
+    /// A put of every live value at the revision of its last change, with
+    /// its expiry and its creation after it (each only if it has one, or is
+    /// earlier), in revision order, so that a replay of them sees revisions
+    /// rise as the history did.
     pub(crate) fn into_puts(self) -> Vec<(u64, Txn)> {
         let (mut revisions, mut deadlines) = (self.revisions, self.deadlines);
         let mut puts: Vec<(u64, Vec<Txn>)> = self
             .values
             .into_iter()
             .map(|(at, value)| {
-                let revision = revisions.remove(&at).unwrap_or_default();
+                let revs = revisions.remove(&at);
+                let revision = revs.map_or(0, |r| r.last);
                 let (ty, key) = at;
                 let expiry = deadlines.remove(&(ty, key.clone())).map(|ms| Txn::Expiry {
                     ty,
                     key: key.clone(),
                     at_ms: Some(ms),
                 });
+                let created = revs.filter(|r| r.created < r.last).map(|r| Txn::Created {
+                    ty,
+                    key: key.clone(),
+                    revision: r.created,
+                });
                 let put = Txn::Put { key, value };
-                (revision, std::iter::once(put).chain(expiry).collect())
+                let txns = std::iter::once(put).chain(expiry).chain(created);
+                (revision, txns.collect())
             })
             .collect();
         puts.sort_by_key(|(revision, _)| *revision);
@@ -128,9 +156,73 @@ mod tests {
             [
                 (1, put("kept")),
                 (1, expiry("kept", Some(50))),
-                (3, put("replaced"))
+                (3, put("replaced")),
+                (
+                    3,
+                    Txn::Created {
+                        ty: ValueType::Uint,
+                        key: key("replaced"),
+                        revision: 2
+                    }
+                ),
             ]
         );
+    }
+
+    #[test]
+    fn a_live_value_made_before_its_last_change_says_when_through_compactions() {
+        let put = |k: &str, v| Txn::Put {
+            key: key(k),
+            value: Value::Int(v),
+        };
+        let int = |k: &str| (ValueType::Int, key(k));
+        let changes = [
+            (1, put("kept", 1)),
+            (2, put("again", 1)),
+            (3, put("kept", 2)),
+            (
+                4,
+                Txn::Delete {
+                    ty: ValueType::Int,
+                    key: key("again"),
+                },
+            ),
+            (5, put("again", 2)),
+            (6, put("again", 3)),
+            (
+                7,
+                Txn::IncrBy {
+                    key: key("kept"),
+                    by: 1,
+                },
+            ),
+        ];
+        let mut live = LiveSet::default();
+        for (revision, txn) in changes {
+            live.apply(Change::new(revision, txn));
+        }
+        let created = |k: &str, revision| Txn::Created {
+            ty: ValueType::Int,
+            key: key(k),
+            revision,
+        };
+        let puts = live.into_puts();
+        assert_eq!(
+            puts,
+            [
+                (6, put("again", 3)),
+                (6, created("again", 5)),
+                (7, put("kept", 3)),
+                (7, created("kept", 1)),
+            ]
+        );
+        // A compacted log compacted again says the same.
+        let mut again = LiveSet::default();
+        for (revision, txn) in puts.clone() {
+            again.apply(Change::new(revision, txn));
+        }
+        assert_eq!(again.revisions[&int("kept")].created, 1);
+        assert_eq!(again.into_puts(), puts);
     }
 
     #[test]
@@ -210,6 +302,14 @@ mod tests {
                     Txn::Put {
                         key: key("s"),
                         value: Value::Set(Default::default())
+                    }
+                ),
+                (
+                    5,
+                    Txn::Created {
+                        ty: ValueType::Set,
+                        key: key("s"),
+                        revision: 2
                     }
                 ),
             ]

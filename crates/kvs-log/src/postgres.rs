@@ -63,6 +63,17 @@
 //! drops a deadline), after the statements that create the keys, so keys
 //! without a TTL cost no statement; a delete takes the row, and the
 //! deadline, with it. A replay reads each type's deadlines after its rows.
+//!
+//! # Creation
+//!
+//! A put deletes the key's earlier rows, the one that created it among
+//! them, so the revision a key was created at is kept on its row too
+//! (`created_revision`, migration 0007). The statement that creates key
+//! rows fills it in; for a key whose row was there already it changes only
+//! where the batch deleted the key and made it again, or where it was
+//! unknown (a row made by a read of an absent key). A replay sends a
+//! `Txn::Created` after the key's first row when that row's revision is
+//! later: always a put's row, since a put supersedes everything before it.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -86,7 +97,7 @@ use crate::stream::Sink;
 use crate::{ErrorKind, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The migrations, applied in order at start-up.
-const MIGRATIONS: [(i32, &str, &str); 6] = [
+const MIGRATIONS: [(i32, &str, &str); 7] = [
     (
         1,
         "original tables",
@@ -112,6 +123,11 @@ const MIGRATIONS: [(i32, &str, &str); 6] = [
         6,
         "expiry",
         include_str!("../../../migrations/0006_expiry.sql"),
+    ),
+    (
+        7,
+        "creation",
+        include_str!("../../../migrations/0007_creation.sql"),
     ),
 ];
 
@@ -309,6 +325,46 @@ struct Folded {
     /// Each key's expiry as the batch leaves it, for keys whose expiry it
     /// sets or drops (kvs-server says so whenever a put drops one).
     expiries: [HashMap<Key, Option<u64>>; ValueType::ALL.len()],
+    /// Each key's creation as the batch leaves it, for keys it deletes or
+    /// makes a value of.
+    created: [HashMap<Key, Creation>; ValueType::ALL.len()],
+}
+
+/// What a batch says of when a key was created.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Creation {
+    /// It deleted the key and did not make it again.
+    Gone,
+    /// The key exists from `revision` on if it did not exist before the
+    /// batch; `again`: the batch deleted it, then made it again at
+    /// `revision`, whatever was before.
+    At { revision: u64, again: bool },
+}
+
+impl Creation {
+    /// What a change at `revision` that leaves the key with a value makes
+    /// of the batch's creation so far.
+    fn made(created: &mut HashMap<Key, Creation>, key: &Key, revision: u64) {
+        match created.get(key) {
+            Some(Creation::At { .. }) => {}
+            Some(Creation::Gone) => {
+                let again = true;
+                created.insert(key.clone(), Creation::At { revision, again });
+            }
+            None => {
+                let again = false;
+                created.insert(key.clone(), Creation::At { revision, again });
+            }
+        }
+    }
+
+    /// The revision the key was created at, if the batch made it.
+    fn revision(created: &HashMap<Key, Creation>, key: &str) -> Option<i64> {
+        match created.get(key) {
+            Some(Creation::At { revision, .. }) => revision_column(*revision),
+            _ => None,
+        }
+    }
 }
 
 fn fold(batch: &[Change]) -> Folded {
@@ -317,6 +373,28 @@ fn fold(batch: &[Change]) -> Folded {
         let revision = *revision;
         let nets = &mut f.nets[txn.value_type().index()];
         let expiries = &mut f.expiries[txn.value_type().index()];
+        let created = &mut f.created[txn.value_type().index()];
+        match txn {
+            Txn::Put { key, .. }
+            | Txn::IncrBy { key, .. }
+            | Txn::SetMember {
+                key, present: true, ..
+            }
+            | Txn::MapField {
+                key,
+                value: Some(_),
+                ..
+            } => Creation::made(created, key, revision),
+            Txn::Delete { key, .. } | Txn::Expire { key, .. } => {
+                created.insert(key.clone(), Creation::Gone);
+            }
+            // Said outright: it holds whatever was before.
+            Txn::Created { key, revision, .. } => {
+                let (revision, again) = (*revision, true);
+                created.insert(key.clone(), Creation::At { revision, again });
+            }
+            _ => {}
+        }
         match txn {
             Txn::Put { key, value } => {
                 nets.insert(key.clone(), (Net::Put(value.clone()), revision));
@@ -331,6 +409,7 @@ fn fold(batch: &[Change]) -> Folded {
             Txn::Expiry { key, at_ms, .. } => {
                 expiries.insert(key.clone(), *at_ms);
             }
+            Txn::Created { .. } => {}
             Txn::IncrBy { key, by } => {
                 let next = match nets.remove(key).map(|(net, _)| net) {
                     None => Net::Incr(*by),
@@ -432,12 +511,12 @@ impl WriterLog for PgLog {
         let folded = fold(batch);
         let mut writes: Vec<Write> = ValueType::ALL
             .into_iter()
-            .filter_map(|ty| write_type(ty, &folded.nets[ty.index()], &folded.gets[ty.index()]))
+            .filter_map(|ty| write_type(ty, &folded, ty.index()))
             .collect();
         writes.extend(
             [ValueType::Map, ValueType::Set]
                 .into_iter()
-                .filter_map(|ty| write_entries(ty, &folded.nets[ty.index()])),
+                .filter_map(|ty| write_entries(ty, &folded, ty.index())),
         );
         // After the statements that create the keys they update.
         writes.extend(
@@ -527,11 +606,8 @@ struct Write<'a> {
 
 /// One value type's part of a folded batch, as one `type_sql` statement;
 /// `None` when the batch does not touch the type.
-fn write_type<'a>(
-    ty: ValueType,
-    nets: &'a HashMap<Key, (Net, u64)>,
-    gets: &'a [(Key, u64)],
-) -> Option<Write<'a>> {
+fn write_type<'a>(ty: ValueType, folded: &'a Folded, i: usize) -> Option<Write<'a>> {
+    let (nets, gets, created) = (&folded.nets[i], &folded.gets[i], &folded.created[i]);
     let deleted: Vec<&str> = nets
         .iter()
         .filter(|(_, (n, _))| matches!(n, Net::Delete))
@@ -611,10 +687,54 @@ fn write_type<'a>(
             .map(|(.., revision)| revision_column(*revision))
             .collect::<Vec<_>>(),
     ));
+    params.push(Box::new(
+        rows.iter()
+            .map(|(key, row, _)| match row {
+                Row::Get => None,
+                _ => Creation::revision(created, key),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let made = rows.iter().filter(|(_, row, _)| !matches!(row, Row::Get));
+    params.extend(remade(made.map(|(key, ..)| *key), created));
     Some(Write {
         sql: type_sql(ty),
         params,
     })
+}
+
+/// The parameters of [`fix_created`] for `keys`, each once: its name, the
+/// revision it was made at and whether it was made again.
+fn remade<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    created: &'a HashMap<Key, Creation>,
+) -> [Param<'a>; 3] {
+    let (mut names, mut revisions, mut agains) = (Vec::new(), Vec::new(), Vec::new());
+    for key in keys {
+        if let Some(&Creation::At { revision, again }) = created.get(key) {
+            names.push(key);
+            revisions.push(revision_column(revision));
+            agains.push(again);
+        }
+    }
+    [Box::new(names), Box::new(revisions), Box::new(agains)]
+}
+
+/// A statement's part that sets the creation of the keys whose rows were
+/// there before it: those the batch made again, and those whose creation
+/// was unknown. `$n` to `$n+2` are [`remade`]'s parameters. It sees the
+/// rows as they were before the statement, so the rows it creates (with
+/// their creation) are not among them.
+fn fix_created(p: &str, n: usize) -> String {
+    let (revisions, agains) = (n + 1, n + 2);
+    format!(
+        "fixed AS (
+             UPDATE {p}_keys k SET created_revision = x.revision
+             FROM unnest(${n}::text[], ${revisions}::int8[], ${agains}::bool[])
+                 AS x(key, revision, again)
+             WHERE k.key = x.key
+               AND (x.again OR (k.created_revision IS NULL AND x.revision IS NOT NULL)))"
+    )
 }
 
 /// The value column of a scalar type's rows (NULL where a row has none).
@@ -629,17 +749,27 @@ fn column<'a, T: ToSql + Sync + Send + 'a>(
 /// module documentation. Parameters: `$1` the keys to delete; `$2` and `$3`
 /// the key and `transaction_type` of each row to insert; then for a scalar
 /// type `$4` each row's value, for maps and sets `$4` the key of each entry
-/// and `$5` (and `$6`) its field and value, or its member; last, each row's
-/// revision.
+/// and `$5` (and `$6`) its field and value, or its member; then each row's
+/// revision, each row's key's creation (for its row if the statement creates
+/// it) and [`remade`]'s three.
 fn type_sql(ty: ValueType) -> String {
     let p = prefix(ty);
+    // The last parameter of the rows themselves: each row's revision.
+    let last = match ty {
+        ValueType::Map => 7,
+        ValueType::Set => 6,
+        _ => 5,
+    };
+    let (made, fixed) = (last + 1, fix_created(p, last + 2));
     // `ids`: the id of every key that gets a row, created where missing.
     let keys = format!(
         "gone AS (
              DELETE FROM {p}_keys WHERE key = ANY($1::text[]) RETURNING id),
          created AS (
-             INSERT INTO {p}_keys (key) SELECT unnest($2::text[])
+             INSERT INTO {p}_keys (key, created_revision)
+             SELECT * FROM unnest($2::text[], ${made}::int8[])
              ON CONFLICT (key) DO NOTHING RETURNING id, key),
+         {fixed},
          ids AS (
              SELECT id, key FROM created
              UNION ALL SELECT id, key FROM {p}_keys WHERE key = ANY($2::text[]))"
@@ -660,7 +790,7 @@ fn type_sql(ty: ValueType) -> String {
             "WITH {keys},
              batch AS (
                  SELECT ids.id AS key_id, b.kind, b.value, b.revision
-                 FROM unnest($2::text[], $3::text[], $4::{array}, $5::int8[])
+                 FROM unnest($2::text[], $3::text[], $4::{array}, ${last}::int8[])
                      AS b(key, kind, value, revision)
                  JOIN ids USING (key)),
              {superseded}
@@ -668,21 +798,16 @@ fn type_sql(ty: ValueType) -> String {
              SELECT kind, key_id, value, revision FROM batch"
         );
     };
-    let (cols, picked, arrays, revisions) = if ty == ValueType::Map {
-        (
-            "key, value",
-            "e.key, e.value",
-            "$5::text[], $6::text[]",
-            "$7",
-        )
+    let (cols, picked, arrays) = if ty == ValueType::Map {
+        ("key, value", "e.key, e.value", "$5::text[], $6::text[]")
     } else {
-        ("member", "e.member", "$5::text[]", "$6")
+        ("member", "e.member", "$5::text[]")
     };
     format!(
         "WITH {keys},
          batch AS (
              SELECT ids.id AS key_id, b.kind, b.revision
-             FROM unnest($2::text[], $3::text[], {revisions}::int8[]) AS b(key, kind, revision)
+             FROM unnest($2::text[], $3::text[], ${last}::int8[]) AS b(key, kind, revision)
              JOIN ids USING (key)),
          stale_entries AS (
              DELETE FROM {table} WHERE {key_col} IN (
@@ -702,9 +827,10 @@ fn type_sql(ty: ValueType) -> String {
 
 /// The single member or field changes of one map or set type's part of a
 /// batch, as one `entries_sql` statement; `None` when there are none.
-fn write_entries(ty: ValueType, nets: &HashMap<Key, (Net, u64)>) -> Option<Write<'_>> {
-    let (mut keys, mut kinds, mut names, mut values, mut revisions) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+fn write_entries(ty: ValueType, folded: &Folded, i: usize) -> Option<Write<'_>> {
+    let (nets, created) = (&folded.nets[i], &folded.created[i]);
+    let (mut keys, mut kinds, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut values, mut revisions, mut made) = (Vec::new(), Vec::new(), Vec::new());
     for (key, (net, _)) in nets {
         let Net::Entries(entries) = net else { continue };
         for (name, (state, revision)) in entries {
@@ -717,16 +843,24 @@ fn write_entries(ty: ValueType, nets: &HashMap<Key, (Net, u64)>) -> Option<Write
             names.push(name.as_str());
             values.push(state.as_deref().unwrap_or(""));
             revisions.push(revision_column(*revision));
+            made.push(Creation::revision(created, key.as_str()));
         }
     }
     if keys.is_empty() {
         return None;
     }
+    let entry_keys = nets
+        .iter()
+        .filter(|(_, (net, _))| matches!(net, Net::Entries(_)))
+        .map(|(key, _)| key.as_str());
+    let fixes = remade(entry_keys, created);
     let mut params: Vec<Param<'_>> = vec![Box::new(keys), Box::new(kinds), Box::new(names)];
     if ty == ValueType::Map {
         params.push(Box::new(values));
     }
     params.push(Box::new(revisions));
+    params.push(Box::new(made));
+    params.extend(fixes);
     Some(Write {
         sql: entries_sql(ty),
         params,
@@ -735,31 +869,35 @@ fn write_entries(ty: ValueType, nets: &HashMap<Key, (Net, u64)>) -> Option<Write
 
 /// The statement that logs single member or field changes of a map or set
 /// type: `$1`, `$2`, `$3` (and `$4`) the key, `transaction_type`, member or
-/// field (and value, `''` for a removal) of each, then its revision. Each
-/// change is a row of
-/// its own with one entry; it supersedes the earlier changes of the same
-/// member or field, which it deletes (a put of the whole value, which it
-/// only amends, stays). Ids are drawn first, so that each entry is written
-/// with its row without matching them up afterwards.
+/// field (and value, `''` for a removal) of each, then its revision, its
+/// key's creation (for its row if the statement creates it) and
+/// [`remade`]'s three. Each change is a row of its own with one entry; it
+/// supersedes the earlier changes of the same member or field, which it
+/// deletes (a put of the whole value, which it only amends, stays). Ids are
+/// drawn first, so that each entry is written with its row without matching
+/// them up afterwards.
 fn entries_sql(ty: ValueType) -> String {
     let p = prefix(ty);
     let (table, key_col) = entries(ty).expect("a map or set type");
     let (name_col, cols, values, picked, revisions) = if ty == ValueType::Map {
-        ("key", "key, value", ", $4::text[]", "name, value", "$5")
+        ("key", "key, value", ", $4::text[]", "name, value", 5)
     } else {
-        ("member", "member", ", NULL::text[]", "name", "$4")
+        ("member", "member", ", NULL::text[]", "name", 4)
     };
+    let (made, fixed) = (revisions + 1, fix_created(p, revisions + 2));
     format!(
         "WITH created AS (
-             INSERT INTO {p}_keys (key) SELECT DISTINCT unnest($1::text[])
+             INSERT INTO {p}_keys (key, created_revision)
+             SELECT DISTINCT * FROM unnest($1::text[], ${made}::int8[])
              ON CONFLICT (key) DO NOTHING RETURNING id, key),
+         {fixed},
          ids AS (
              SELECT id, key FROM created
              UNION ALL SELECT id, key FROM {p}_keys WHERE key = ANY($1::text[])),
          batch AS (
              SELECT nextval(pg_get_serial_sequence('{p}_transactions', 'id')) AS id,
                     ids.id AS key_id, b.kind, b.name, b.value, b.revision
-             FROM unnest($1::text[], $2::text[], $3::text[]{values}, {revisions}::int8[])
+             FROM unnest($1::text[], $2::text[], $3::text[]{values}, ${revisions}::int8[])
                  AS b(key, kind, name, value, revision)
              JOIN ids USING (key)),
          stale AS (
@@ -960,6 +1098,29 @@ struct Table {
     skipped: u64,
 }
 
+/// A map's or set's put whose entries are still arriving, row by row.
+struct Open {
+    id: i64,
+    key: Key,
+    value: Value,
+    revision: u64,
+    created: Option<Change>,
+}
+
+impl Open {
+    async fn send(self, sink: &mut Sink) -> Result<(), LogError> {
+        let put = Txn::Put {
+            key: self.key,
+            value: self.value,
+        };
+        sink.send(Change::new(self.revision, put)).await?;
+        match self.created {
+            Some(created) => sink.send(created).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// What one row (the first row of a map's or set's put) says.
 enum Decoded {
     Txn(Txn),
@@ -984,13 +1145,24 @@ impl Table {
 
     /// Columns: `id`, the key, `transaction_type`, then the value, or a
     /// map's field and value, or a set's member, then the revision (at
-    /// [`Table::revision_column`]). Each is named after the table it comes
-    /// from, for the errors.
+    /// [`Table::revision_column`]) and the key's creation where it is
+    /// earlier than the row's revision and the row is the key's first (a
+    /// put's row always is: the others are looked up only for rows that are
+    /// not puts). Each is named after the table it comes from, for the
+    /// errors.
     fn sql(&self) -> String {
         let p = prefix(self.ty);
         let from = format!("FROM {p}_transactions t JOIN {p}_keys k ON k.id = t.key_id");
         let head = format!(r#"SELECT t.id, k.key AS "{p}_keys.key", t.transaction_type"#);
-        let revision = format!(r#"t.revision AS "{p}_transactions.revision""#);
+        let revision = format!(
+            r#"t.revision AS "{p}_transactions.revision",
+               CASE WHEN k.created_revision < t.revision AND t.transaction_type <> '{GET}'
+                    AND (t.transaction_type = '{PUT}' OR NOT EXISTS (
+                        SELECT 1 FROM {p}_transactions f
+                        WHERE f.key_id = t.key_id AND f.id < t.id
+                          AND f.transaction_type <> '{GET}'))
+               THEN k.created_revision END AS "{p}_keys.created_revision""#
+        );
         match entries(self.ty) {
             None => format!("{head}, t.value, {revision} {from} ORDER BY t.id"),
             Some((entries, _)) => {
@@ -1045,12 +1217,43 @@ impl Table {
     /// The revision of row `id`: [`UNSTAMPED`] for a NULL, which the sink
     /// numbers.
     fn revision(&self, row: &tokio_postgres::Row, id: i64) -> Result<u64, LogError> {
-        match self.get::<Option<i64>>(row, self.revision_column(), id, "bigint")? {
+        self.revision_at(row, self.revision_column(), id)
+    }
+
+    /// What the replay sends after row `id` (once for a map's or set's put)
+    /// to say when its key was created, if it has to.
+    fn created(
+        &self,
+        row: &tokio_postgres::Row,
+        id: i64,
+        key: &Key,
+        revision: u64,
+    ) -> Result<Option<Change>, LogError> {
+        let created = self.revision_at(row, self.revision_column() + 1, id)?;
+        Ok((created != UNSTAMPED).then(|| {
+            let (ty, key) = (self.ty, key.clone());
+            let txn = Txn::Created {
+                ty,
+                key,
+                revision: created,
+            };
+            Change::new(revision, txn)
+        }))
+    }
+
+    /// A revision column of row `id`: [`UNSTAMPED`] for a NULL.
+    fn revision_at(
+        &self,
+        row: &tokio_postgres::Row,
+        column: usize,
+        id: i64,
+    ) -> Result<u64, LogError> {
+        match self.get::<Option<i64>>(row, column, id, "bigint")? {
             None => Ok(UNSTAMPED),
             Some(r) => u64::try_from(r).map_err(|_| LogError::BadRow {
                 table: self.name.clone(),
                 id,
-                reason: format!("column revision is negative: {r}"),
+                reason: format!("column {} is negative: {r}", row.columns()[column].name()),
             }),
         }
     }
@@ -1067,7 +1270,7 @@ impl Table {
         let mut rows = std::pin::pin!(rows);
         // Rows of one map or set put arrive together, one per entry; gather
         // them.
-        let mut open: Option<(i64, Key, Value, u64)> = None;
+        let mut open: Option<Open> = None;
         // A transaction that was skipped: its other entries go with it.
         let mut skipping = None;
         while let Some(row) = rows.try_next().await.map_err(db_error)? {
@@ -1075,28 +1278,40 @@ impl Table {
             if skipping == Some(id) {
                 continue;
             }
-            if let Some((open_id, _, value, _)) = &mut open {
-                if *open_id == id {
-                    self.add_entry(&row, id, value)?;
+            if let Some(put) = &mut open {
+                if put.id == id {
+                    self.add_entry(&row, id, &mut put.value)?;
                     continue;
                 }
-                let (_, key, value, revision) = open.take().expect("checked");
-                sink.send(Change::new(revision, Txn::Put { key, value }))
-                    .await?;
+                open.take().expect("checked").send(sink).await?;
             }
             let revision = self.revision(&row, id)?;
             match self.decode(&row, id)? {
-                Decoded::Txn(txn) => sink.send(Change::new(revision, txn)).await?,
-                Decoded::Open(key, value) => open = Some((id, key, value, revision)),
+                Decoded::Txn(txn) => {
+                    let created = self.created(&row, id, txn.key(), revision)?;
+                    sink.send(Change::new(revision, txn)).await?;
+                    if let Some(created) = created {
+                        sink.send(created).await?;
+                    }
+                }
+                Decoded::Open(key, value) => {
+                    let created = self.created(&row, id, &key, revision)?;
+                    open = Some(Open {
+                        id,
+                        key,
+                        value,
+                        revision,
+                        created,
+                    });
+                }
                 Decoded::Lost { key, reason } => {
                     self.skip(id, &key, reason)?;
                     skipping = Some(id);
                 }
             }
         }
-        if let Some((_, key, value, revision)) = open {
-            sink.send(Change::new(revision, Txn::Put { key, value }))
-                .await?;
+        if let Some(put) = open {
+            put.send(sink).await?;
         }
         Ok(())
     }

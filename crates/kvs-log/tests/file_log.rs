@@ -176,7 +176,7 @@ async fn records_from_before_revisions_are_numbered_in_file_order_among_new_ones
 }
 
 #[tokio::test]
-async fn compaction_keeps_each_values_revision_expiry_and_a_head_left_by_deletes() {
+async fn compaction_keeps_each_values_revisions_expiry_and_a_head_left_by_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
     let opts = FileOptions {
@@ -246,8 +246,20 @@ async fn compaction_keeps_each_values_revision_expiry_and_a_head_left_by_deletes
     assert_eq!(stats.head, last);
     // What came before the compaction is folded: the history starts there.
     assert_eq!(stats.history_from, last);
+    // Each value made before its last change says when, after its put.
+    let created = |ty, k: &str, revision| Txn::Created {
+        ty,
+        key: key(k),
+        revision,
+    };
     let mut expected: Vec<Change> = (0..5)
-        .map(|k| Change::new(100, put(&format!("k{k}"), 99)))
+        .flat_map(|k| {
+            let k = format!("k{k}");
+            [
+                Change::new(100, put(&k, 99)),
+                Change::new(100, created(ValueType::Int, &k, 1)),
+            ]
+        })
         .collect();
     expected.push(Change::new(revision + 1, put("ttl", 7)));
     expected.push(Change::new(revision + 1, expiry));
@@ -257,6 +269,10 @@ async fn compaction_keeps_each_values_revision_expiry_and_a_head_left_by_deletes
             key: key("s"),
             value: Value::Set(["y".into()].into()),
         },
+    ));
+    expected.push(Change::new(
+        set_changed,
+        created(ValueType::Set, "s", revision + 1),
     ));
     let mut sorted = seen.clone();
     sorted.sort_by_key(|c| (c.revision, c.txn.key().to_string()));

@@ -46,24 +46,39 @@ fn revisions(changes: &[Change]) -> Vec<u64> {
     changes.iter().map(|c| c.revision).collect()
 }
 
-/// The model of revisions: the revision of each live value's last change.
+/// The model of revisions: the revisions of each live value's last change
+/// and of its creation. Applied to what a replay reads, it is also what
+/// kvs-server makes of it.
 #[derive(Default)]
 struct Revised {
     state: PlainState,
     last: HashMap<(ValueType, Key), u64>,
+    created: HashMap<(ValueType, Key), u64>,
 }
 
 impl Revised {
     fn apply(&mut self, change: Change) {
-        if matches!(change.txn, Txn::Get { .. }) {
-            return;
-        }
         let at = (change.txn.value_type(), change.txn.key().clone());
+        match change.txn {
+            Txn::Get { .. } => return,
+            Txn::Created { revision, .. } => {
+                if self.state.contains_key(&at) {
+                    self.created.insert(at, revision);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let existed = self.state.contains_key(&at);
         change.txn.apply_to(&mut self.state);
         if self.state.contains_key(&at) {
-            self.last.insert(at, change.revision);
+            self.last.insert(at.clone(), change.revision);
+            if !existed {
+                self.created.insert(at, change.revision);
+            }
         } else {
             self.last.remove(&at);
+            self.created.remove(&at);
         }
     }
 }
@@ -173,19 +188,23 @@ async fn batches_of_every_kind_replay_to_the_model() {
     let (changes, end) = read(again.reader()).await;
     assert_eq!(end.unwrap().head, revision);
     let mut last: HashMap<(ValueType, Key), u64> = HashMap::new();
-    let mut state = PlainState::new();
+    let mut replay = Revised::default();
     for c in changes {
-        if !matches!(c.txn, Txn::Get { .. }) {
+        if !matches!(c.txn, Txn::Get { .. } | Txn::Created { .. }) {
             let at = (c.txn.value_type(), c.txn.key().clone());
             let seen = last.entry(at).or_default();
             *seen = (*seen).max(c.revision);
         }
-        c.txn.apply_to(&mut state);
+        replay.apply(c);
     }
-    assert_eq!(state, model.state);
+    assert_eq!(replay.state, model.state);
     for (at, revision) in &model.last {
         assert_eq!(last.get(at), Some(revision), "{at:?}");
     }
+    // Each live value was created where the model says, though a put
+    // deleted the rows before it: deletes and puts again in one batch,
+    // reads of absent keys and member changes included.
+    assert_eq!(replay.created, model.created);
 }
 
 #[tokio::test]
@@ -223,8 +242,14 @@ async fn revisions_round_trip_and_a_key_keeps_that_of_its_last_change() {
     log.append_marked(&batch, &[mark(1)]).await.unwrap();
     let (changes, end) = read(log.reader()).await;
     let stats = end.unwrap();
-    assert_eq!((stats.records, stats.head), (6, 6));
-    let mut got: Vec<(u64, Txn)> = changes.into_iter().map(|c| (c.revision, c.txn)).collect();
+    assert_eq!((stats.records, stats.head), (changes.len() as u64, 6));
+    // Creations are the other test's; which entry row of `s` comes first
+    // (and so whether it needs one) the batch's order does not fix.
+    let mut got: Vec<(u64, Txn)> = changes
+        .into_iter()
+        .filter(|c| !matches!(c.txn, Txn::Created { .. }))
+        .map(|c| (c.revision, c.txn))
+        .collect();
     got.sort_by_key(|(r, t)| (*r, t.key().to_string(), format!("{t:?}")));
     assert_eq!(
         got,
@@ -243,6 +268,74 @@ async fn revisions_round_trip_and_a_key_keeps_that_of_its_last_change() {
             ),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_keys_creation_outlives_the_rows_that_made_it() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let key = |s: &str| Key::parse(s).unwrap();
+    let int = |k: &str, v| Txn::Put {
+        key: key(k),
+        value: Value::Int(v),
+    };
+    let delete = |k: &str| Txn::Delete {
+        ty: ValueType::Int,
+        key: key(k),
+    };
+    let member = |m: &str, present| Txn::SetMember {
+        key: key("s"),
+        member: m.into(),
+        present,
+    };
+    let batches = [
+        [
+            at(1, vec![int("kept", 1), int("again", 1)]),
+            at(
+                2,
+                vec![Txn::Get {
+                    ty: ValueType::Int,
+                    key: key("read"),
+                }],
+            ),
+            at(3, vec![member("a", true), member("b", true)]),
+        ]
+        .concat(),
+        // Overwritten: its first put's row goes. Deleted and made again
+        // in one batch. Made after a read gave it a row. A set whose first
+        // member's row a later change of that member replaces.
+        [
+            at(4, vec![int("kept", 2)]),
+            at(5, vec![delete("again")]),
+            at(6, vec![int("again", 2), int("read", 1)]),
+            at(7, vec![member("a", false)]),
+        ]
+        .concat(),
+        at(8, vec![int("read", 2), int("kept", 3), int("again", 3)]),
+    ];
+    let mut model = Revised::default();
+    for (sequence, batch) in (1..).zip(batches) {
+        log.append_marked(&batch, &[mark(sequence)]).await.unwrap();
+        for c in batch {
+            model.apply(c);
+        }
+    }
+    let expected: HashMap<_, _> = [
+        ((ValueType::Int, key("kept")), 1),
+        ((ValueType::Int, key("again")), 6),
+        ((ValueType::Int, key("read")), 6),
+        ((ValueType::Set, key("s")), 3),
+    ]
+    .into();
+    assert_eq!(model.created, expected, "the model");
+    let (changes, end) = read(log.reader()).await;
+    end.unwrap();
+    let mut replay = Revised::default();
+    for c in changes {
+        replay.apply(c);
+    }
+    assert_eq!(replay.created, expected);
+    assert_eq!(replay.state, model.state);
 }
 
 #[tokio::test]
@@ -570,6 +663,16 @@ async fn an_original_database_gets_revisions_in_replay_order_and_goes_on_after_t
     assert_eq!(revisions(&changes), [1, 2, 4, 5, 7, 8, 9]);
     assert_eq!(end.unwrap().head, 9);
     assert_eq!(pg.count("SELECT head FROM kvs_revision_head").await, 9);
+    // Each key was created at its first row's revision, reads aside.
+    for (table, key, created) in [
+        ("int", "counter", 1),
+        ("int", "hits", 5),
+        ("string", "name", 7),
+        ("map", "user", 9),
+    ] {
+        let sql = format!("SELECT created_revision FROM {table}_keys WHERE key = '{key}'");
+        assert_eq!(pg.count(&sql).await, created, "{table} {key}");
+    }
     let put = Txn::Put {
         key: Key::parse("later").unwrap(),
         value: Value::Uint(1),

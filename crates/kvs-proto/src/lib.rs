@@ -148,6 +148,7 @@ impl From<&Change> for Transaction {
             },
             Txn::Expiry { .. } => (TxnType::TxnExpiry, data(Kind::NullValue(0))),
             Txn::Expire { .. } => (TxnType::TxnExpire, data(Kind::NullValue(0))),
+            Txn::Created { .. } => (TxnType::TxnCreated, data(Kind::NullValue(0))),
         };
         Transaction {
             timestamp: Some(SystemTime::now().into()),
@@ -158,6 +159,10 @@ impl From<&Change> for Transaction {
             revision: change.revision,
             expires_at: match txn {
                 Txn::Expiry { at_ms, .. } => at_ms.unwrap_or(0),
+                _ => 0,
+            },
+            created_revision: match txn {
+                Txn::Created { revision, .. } => *revision,
                 _ => 0,
             },
         }
@@ -214,6 +219,11 @@ fn txn(t: Transaction) -> Result<Txn, ConvertError> {
             at_ms: Some(t.expires_at).filter(|&at| at != 0),
         },
         TxnType::TxnExpire => Txn::Expire { ty, key },
+        TxnType::TxnCreated => Txn::Created {
+            ty,
+            key,
+            revision: t.created_revision,
+        },
         TxnType::TxnIncr if ty == ValueType::Int => Txn::IncrBy { key, by: 1 },
         TxnType::TxnIncrBy => match (ty, kind) {
             (ValueType::Int, Some(Kind::IntValue(by))) => Txn::IncrBy { key, by },

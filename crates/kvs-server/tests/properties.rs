@@ -427,6 +427,8 @@ struct Model {
     values: BTreeMap<(Ty, String), Val>,
     /// The revision of each value's last change.
     revisions: BTreeMap<(Ty, String), u64>,
+    /// The revision of each value's creation.
+    created: BTreeMap<(Ty, String), u64>,
     /// The store's revision.
     head: u64,
     /// What the request being applied changed: one revision for all.
@@ -458,6 +460,9 @@ impl Model {
         }
         self.head += 1;
         for k in std::mem::take(&mut self.changed) {
+            if self.values.contains_key(&k) {
+                self.created.entry(k.clone()).or_insert(self.head);
+            }
             self.revisions.insert(k, self.head);
         }
     }
@@ -472,6 +477,7 @@ impl Model {
         if removed {
             self.touch(ty, key);
             self.ttls.remove(&(ty, key.to_owned()));
+            self.created.remove(&(ty, key.to_owned()));
         }
         removed
     }
@@ -1196,6 +1202,15 @@ impl Model {
                 got,
                 expected,
                 "{}: the revision of {} key {}",
+                when,
+                ty.name(),
+                key
+            );
+            let created = self.created[&(*ty, key.clone())];
+            prop_assert_eq!(
+                revision(&resp, "kvs-create-revision"),
+                created,
+                "{}: the creation of {} key {}",
                 when,
                 ty.name(),
                 key

@@ -61,7 +61,7 @@ output:
   "value": ...}, and import reads that; each prints how many keys it moved
   (on stderr when export writes to stdout).
   --json prints the result as JSON instead (null for an absent key).
-  get --revision prints {"value", "revision", "expires_at"} as JSON.
+  get --revision prints {"value", "revision", "created", "expires_at"} as JSON.
   conditional writes (--if-revision, --if-absent) and puts with --ttl
   print "OK revision N" (--json: N for puts), N the write's revision.
   keys lists every key (page by page) unless --limit is given.
@@ -210,7 +210,12 @@ def _revised(found: Optional[Revised[Any]]) -> _Outcome:
     if found is None:
         return _Outcome(None, None, EXIT_NOT_FOUND, "not found")
     expires = None if found.expires_at is None else found.expires_at.isoformat().replace("+00:00", "Z")
-    value = {"value": _jsonable(found.value), "revision": found.revision, "expires_at": expires}
+    value = {
+        "value": _jsonable(found.value),
+        "revision": found.revision,
+        "created": found.created,
+        "expires_at": expires,
+    }
     return _Outcome(value, _dumps(value))
 
 
@@ -378,7 +383,7 @@ def _add_type_commands(root: _Builder, type_: ValueType) -> _Builder:
         ),
     )
     get.add_argument("key")
-    get.add_argument("--revision", action="store_true", help='print {"value", "revision", "expires_at"} as JSON')
+    get.add_argument("--revision", action="store_true", help='print {"value", "revision", "created", "expires_at"} as JSON')
 
     delete = group.command(
         "del",

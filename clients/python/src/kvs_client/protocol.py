@@ -131,6 +131,10 @@ class Revised(Generic[T]):
     :meth:`Precondition.revision`."""
     expires_at: Optional[datetime] = None
     """When the key expires (UTC), for a key stored with a TTL."""
+    created: Optional[int] = None
+    """The revision the value was created at (its key made after it was
+    absent), where the answer says: a GET does, a transaction's result does
+    not."""
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,17 @@ def _header_int(response: httpx.Response, name: str) -> int:
         return int(response.headers[name].strip())
     except (KeyError, ValueError):
         raise _unexpected(response, f"an answer with a numeric {name} header") from None
+
+
+def _created(response: httpx.Response) -> Optional[int]:
+    """The answer's ``KVS-Create-Revision``, if it has one."""
+    text = response.headers.get("KVS-Create-Revision")
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise _unexpected(response, "a KVS-Create-Revision that is a revision") from None
 
 
 def _etag(response: httpx.Response) -> Optional[int]:
@@ -744,16 +759,16 @@ _ENCODERS: Dict[str, Callable[[Any], Tuple[bytes, Dict[str, str]]]] = {
 
 
 def get_revised(type: ValueType, key: str) -> Operation[Optional[Revised[Any]]]:
-    """The value of ``key`` in the namespace of ``type`` with its revision
-    (and, for a key stored with a TTL, when it expires); ``None`` when
-    absent."""
+    """The value of ``key`` in the namespace of ``type`` with its revision,
+    that of its creation (and, for a key stored with a TTL, when it
+    expires); ``None`` when absent."""
     decode = _DECODERS[_value_type(type)]
 
     def parse(response: httpx.Response) -> Revised[Any]:
         revision = _etag(response)
         if revision is None:
             raise _unexpected(response, "a value with its ETag")
-        return Revised(decode(response), revision, _expires_at(response))
+        return Revised(decode(response), revision, _expires_at(response), _created(response))
 
     return _get(type, key, parse)
 

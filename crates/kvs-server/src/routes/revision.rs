@@ -1,6 +1,6 @@
 //! Revisions over HTTP's own headers: a value's `ETag` is the revision of
-//! its last change, `KVS-Revision` the store's revision an answer
-//! reflects, and `If-Match` / `If-None-Match` make a request conditional on
+//! its last change, `KVS-Create-Revision` that of its creation,
+//! `KVS-Revision` the store's revision an answer reflects, and `If-Match` / `If-None-Match` make a request conditional on
 //! the key's revision (compare-and-set, create-only, 304 Not Modified).
 //!
 //! Conditions are evaluated as RFC 9110 orders them: `If-Match` first
@@ -17,6 +17,9 @@ use crate::error::ApiError;
 
 /// The store's revision an answer reflects.
 pub(crate) static REVISION: HeaderName = HeaderName::from_static("kvs-revision");
+/// The revision a value was created at: what made its key exist after it
+/// was absent.
+pub(crate) static CREATE_REVISION: HeaderName = HeaderName::from_static("kvs-create-revision");
 
 /// The tags of one precondition header.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use kvs_core::{Key, Value, ValueType};
 
 use super::AppState;
-use super::revision::{Conditions, Unmet, not_modified, stamped};
+use super::revision::{CREATE_REVISION, Conditions, Unmet, not_modified, stamped};
 use crate::error::ApiError;
 use crate::store::expiry::{MAX_TTL_SECS, deadline_after};
 use crate::store::{KeyTx, Read, ValueRef, Written};
@@ -47,7 +47,7 @@ pub(crate) async fn get(
         .store
         .read(|db| {
             db.view(ty, key.as_str(), |f| {
-                f.map(|f| (f.value.to_value(), f.revision, f.expires_ms))
+                f.map(|f| (f.value.to_value(), f.revision, f.created, f.expires_ms))
             })
         })
         .await?;
@@ -56,7 +56,7 @@ pub(crate) async fn get(
         Err(Unmet::NotModified) => return Ok(not_modified(revision, found.map(|f| f.1))),
         Err(Unmet::Failed(e)) => return Err(e),
     }
-    let (value, tag, expires_ms) = found.ok_or_else(|| absent(ty, &key))?;
+    let (value, tag, created, expires_ms) = found.ok_or_else(|| absent(ty, &key))?;
     state.store.audit_read(ty, &key);
     let resp = match value {
         // The copy out of the table is the body: a string is not copied again.
@@ -67,7 +67,10 @@ pub(crate) async fn get(
         )
             .into_response(),
     };
-    Ok(expiring(stamped(resp, revision, Some(tag)), expires_ms))
+    let mut resp = expiring(stamped(resp, revision, Some(tag)), expires_ms);
+    let created = HeaderValue::from(created);
+    resp.headers_mut().insert(CREATE_REVISION.clone(), created);
+    Ok(resp)
 }
 
 /// Marks `resp` with when the key it is about expires, if it does.

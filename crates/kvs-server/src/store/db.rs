@@ -13,7 +13,8 @@
 //! go, and a read that needs less than a whole copy passes a closure to
 //! [`Db::view`].
 //!
-//! Every value carries the revision of its last change (its ETag), and
+//! Every value carries the revision of its last change (its ETag) and
+//! that of its creation (what made it exist after it was absent), and
 //! every shard the highest revision applied to it, deletes included: a read
 //! that must not show what is not durable yet compares that with the
 //! journal's durable revision (see [`super::Store::read`]).
@@ -23,9 +24,11 @@
 //! absent at once, before the expirer ([`super::expiry`]) logs its
 //! expiry.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
+use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Change, Key, State, Txn, Value, ValueType};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -60,22 +63,25 @@ impl ValueRef<'_> {
     }
 }
 
-/// A stored value, borrowed, with the revision of its last change and
-/// when it expires.
+/// A stored value, borrowed, with its revisions and when it expires.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Found<'a> {
     pub(crate) value: ValueRef<'a>,
+    /// That of its last change.
     pub(crate) revision: u64,
+    /// That of its creation.
+    pub(crate) created: u64,
     /// Milliseconds since the Unix epoch; `None`: never.
     pub(crate) expires_ms: Option<u64>,
 }
 
-/// A value (in its table's form, or taken out), with the revision of its
-/// last change.
+/// A value (in its table's form, or taken out), with the revisions of its
+/// last change and of its creation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Revised<T> {
     pub(crate) value: T,
     pub(crate) revision: u64,
+    pub(crate) created: u64,
 }
 
 /// How a type's values sit in its table.
@@ -117,6 +123,7 @@ trait Table {
     fn view(&self, key: &str) -> Option<Found<'_>>;
     fn take(&mut self, key: &str) -> Option<Revised<Value>>;
     fn stamp(&mut self, key: &str, revision: u64);
+    fn set_created(&mut self, key: &str, revision: u64);
     fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_>;
     fn len(&self) -> usize;
 }
@@ -126,15 +133,25 @@ impl<T: Stored> Table for HashMap<Key, Revised<T>> {
         self.get(key).map(|r| Found {
             value: r.value.view(),
             revision: r.revision,
+            created: r.created,
             expires_ms: None,
         })
     }
     fn take(&mut self, key: &str) -> Option<Revised<Value>> {
         self.remove(key).map(taken)
     }
+    /// A value made without a revision was made by this change.
     fn stamp(&mut self, key: &str, revision: u64) {
         if let Some(r) = self.get_mut(key) {
             r.revision = revision;
+            if r.created == UNSTAMPED {
+                r.created = revision;
+            }
+        }
+    }
+    fn set_created(&mut self, key: &str, revision: u64) {
+        if let Some(r) = self.get_mut(key) {
+            r.created = revision;
         }
     }
     fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_> {
@@ -150,17 +167,39 @@ fn taken<T: Stored>(r: Revised<T>) -> Revised<Value> {
     Revised {
         value: r.value.into_value(),
         revision: r.revision,
+        created: r.created,
     }
 }
 
-/// Stores `value` under `key` at `revision`; returns what was there.
+/// Stores `value` under `key` at `revision`; returns what was there. A
+/// value put over another keeps its creation; one put where there was none
+/// was created now.
 fn swap<T: Stored>(
     table: &mut HashMap<Key, Revised<T>>,
     key: Key,
     value: T,
     revision: u64,
 ) -> Option<Revised<Value>> {
-    table.insert(key, Revised { value, revision }).map(taken)
+    match table.entry(key) {
+        Entry::Occupied(mut at) => {
+            let created = at.get().created;
+            let new = Revised {
+                value,
+                revision,
+                created,
+            };
+            Some(taken(std::mem::replace(at.get_mut(), new)))
+        }
+        Entry::Vacant(at) => {
+            let created = revision;
+            at.insert(Revised {
+                value,
+                revision,
+                created,
+            });
+            None
+        }
+    }
 }
 
 #[derive(Default)]
@@ -300,11 +339,15 @@ impl Shard {
 
     /// Applies `change`: its value, if any is left, has its revision. A
     /// read (an audit record) changes nothing, its value's revision neither;
-    /// an expiry time belongs to the put beside it, which has stamped it.
+    /// an expiry time and a creation belong to the put beside them, which
+    /// has stamped it.
     pub(crate) fn apply(&mut self, change: Change) {
         match change.txn {
             Txn::Get { .. } => {}
             Txn::Expiry { ty, key, at_ms } => self.set_deadline(ty, &key, at_ms),
+            Txn::Created { ty, key, revision } => {
+                self.table_mut(ty).set_created(key.as_str(), revision);
+            }
             txn => {
                 let (ty, key) = (txn.value_type(), txn.key().clone());
                 txn.apply_to(self);
@@ -357,8 +400,15 @@ fn entry<'t, T: Default>(
     create: bool,
 ) -> Option<&'t mut T> {
     if create && !table.contains_key(key.as_str()) {
-        let value = T::default();
-        table.insert(key.clone(), Revised { value, revision: 0 });
+        let (value, revision, created) = (T::default(), UNSTAMPED, UNSTAMPED);
+        table.insert(
+            key.clone(),
+            Revised {
+                value,
+                revision,
+                created,
+            },
+        );
     }
     table.get_mut(key.as_str()).map(|r| &mut r.value)
 }
@@ -570,11 +620,15 @@ mod tests {
             let was = Some(Revised {
                 value: v.clone(),
                 revision: rev,
+                created: rev,
             });
             assert_eq!(shard.put(key.clone(), v.clone(), rev + 10), was);
+            let found = shard.found(ty, "k").unwrap();
+            assert_eq!((found.revision, found.created), (rev + 10, rev));
             assert_eq!(
-                shard.remove(ty, "k", 30).map(|r| r.revision),
-                Some(rev + 10)
+                shard.remove(ty, "k", 30).map(|r| (r.revision, r.created)),
+                Some((rev + 10, rev)),
+                "a put over a value keeps its creation"
             );
             assert_eq!(shard.get(ty, "k"), None);
         }
@@ -599,7 +653,8 @@ mod tests {
                 key: key.clone(),
             },
         ));
-        assert_eq!(shard.found(ValueType::Set, "s").unwrap().revision, 5);
+        let found = shard.found(ValueType::Set, "s").unwrap();
+        assert_eq!((found.revision, found.created), (5, 3));
         shard.apply(Change::new(
             7,
             Txn::Delete {
@@ -608,7 +663,19 @@ mod tests {
             },
         ));
         assert_eq!(shard.found(ValueType::Set, "s"), None);
-        assert_eq!(shard.last(), 7);
+        shard.apply(Change::new(8, member("c", true)));
+        let found = shard.found(ValueType::Set, "s").unwrap();
+        assert_eq!((found.revision, found.created), (8, 8), "made again");
+        // What a compacted log says of a key it put.
+        let created = Txn::Created {
+            ty: ValueType::Set,
+            key: key.clone(),
+            revision: 2,
+        };
+        shard.apply(Change::new(8, created));
+        let found = shard.found(ValueType::Set, "s").unwrap();
+        assert_eq!((found.revision, found.created), (8, 2));
+        assert_eq!(shard.last(), 8);
     }
 
     #[test]

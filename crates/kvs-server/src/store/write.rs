@@ -468,10 +468,19 @@ impl KeyTx<'_> {
     }
 
     /// Records how to put back what the key of type `ty` held before: `old`
-    /// at its revision, with its `deadline`, or nothing.
+    /// at its revision, with its creation and its `deadline`, or nothing.
     fn restore(&mut self, ty: ValueType, old: Option<Revised<Value>>, deadline: Option<u64>) {
         let key = self.key.clone();
-        // Undone newest first: the deadline is given back after the value.
+        // Undone newest first: the creation and the deadline are given back
+        // after the value.
+        if let Some(old) = old.as_ref().filter(|old| old.created < old.revision) {
+            let txn = Txn::Created {
+                ty,
+                key: key.clone(),
+                revision: old.created,
+            };
+            self.undo.push(Change::new(old.revision, txn));
+        }
         if let Some(at) = deadline {
             let txn = Txn::Expiry {
                 ty,
@@ -481,7 +490,9 @@ impl KeyTx<'_> {
             self.undo.push(Change::new(0, txn));
         }
         let undo = match old {
-            Some(Revised { value, revision }) => Change::new(revision, Txn::Put { key, value }),
+            Some(Revised {
+                value, revision, ..
+            }) => Change::new(revision, Txn::Put { key, value }),
             None => self.removing(ty),
         };
         self.undo.push(undo);
@@ -572,6 +583,36 @@ mod tests {
             Some(Value::Set(["a".into()].into()))
         );
         assert_eq!(db.get(ValueType::Map, "k"), None, "created, then undone");
+    }
+
+    #[test]
+    fn an_undone_delete_gives_the_value_back_with_its_revisions() {
+        let key = Key::parse("k").unwrap();
+        let db = Db::default();
+        stored(&db, &key, Value::Int(1));
+        let txn = Txn::Put {
+            key: key.clone(),
+            value: Value::Int(2),
+        };
+        db.apply(Change::new(5, txn));
+        let revisions = |db: &Db| {
+            db.view(ValueType::Int, "k", |f| {
+                f.map(|f| (f.value.to_value(), f.revision, f.created))
+            })
+            .0
+        };
+        assert_eq!(revisions(&db), Some((Value::Int(2), 5, 1)));
+        let (_, undo) = db.update([key.as_str()], |shards| {
+            let mut tx = WriteTx::new(shards, Limits::NONE);
+            let mut k = tx.at(&key);
+            assert!(k.delete(ValueType::Int));
+            k.put(Value::Int(3), None).unwrap();
+            tx.finish()
+        });
+        for change in undo.into_iter().rev() {
+            db.apply(change);
+        }
+        assert_eq!(revisions(&db), Some((Value::Int(2), 5, 1)));
     }
 
     #[test]

@@ -14,12 +14,12 @@ pub(crate) struct Described {
 }
 
 /// Whether watchers are told of `txn`: reads (audit records), the
-/// original service's increments and a key's expiry time (part of the put
-/// beside it) are not changes they see.
+/// original service's increments and a key's expiry time and creation
+/// (parts of the put beside them) are not changes they see.
 pub(crate) fn is_event(txn: &Txn) -> bool {
     !matches!(
         txn,
-        Txn::Get { .. } | Txn::IncrBy { .. } | Txn::Expiry { .. }
+        Txn::Get { .. } | Txn::IncrBy { .. } | Txn::Expiry { .. } | Txn::Created { .. }
     )
 }
 
@@ -34,7 +34,9 @@ pub(crate) fn describe(txn: &Txn, revision: u64) -> Option<Described> {
         } => ("member", json!({ "member": member, "present": present })),
         Txn::MapField { field, value, .. } => ("field", json!({ "field": field, "value": value })),
         Txn::Expire { .. } => ("expire", json!({})),
-        Txn::Get { .. } | Txn::IncrBy { .. } | Txn::Expiry { .. } => return None,
+        Txn::Get { .. } | Txn::IncrBy { .. } | Txn::Expiry { .. } | Txn::Created { .. } => {
+            return None;
+        }
     };
     let mut data = Map::new();
     data.insert("type".into(), txn.value_type().name().into());

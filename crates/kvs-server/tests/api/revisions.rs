@@ -61,6 +61,40 @@ async fn every_change_gets_the_next_revision_and_a_value_its_etag() {
     assert!(app.get("/int/a").await.headers().get("etag").is_none());
 }
 
+/// The revision `path`'s value was created at, as GET answers it.
+async fn created(app: &TestApp, path: &str) -> u64 {
+    let resp = app.get(path).await;
+    let v = &resp.headers()["kvs-create-revision"];
+    v.to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_value_remembers_its_creation_until_it_is_deleted() {
+    let app = TestApp::spawn(&[]).await;
+    let made = revision(&app.put("/int/c", "1").await);
+    app.put_ok("/int/c", "2").await;
+    assert_eq!(app.post("/int/c/incr", "").await.status(), StatusCode::OK);
+    let resp = app.get("/int/c").await;
+    assert!(etag(&resp) > made);
+    assert_eq!(created(&app, "/int/c").await, made, "kept by puts");
+    // A set made by its first member, then changed member by member.
+    let first = revision(&app.put("/set/s/a", "").await);
+    app.put_ok("/set/s/b", "").await;
+    app.delete("/set/s/a").await;
+    assert_eq!(created(&app, "/set/s").await, first);
+    // Made again after a delete: a new creation.
+    assert!(deleted(&app.delete("/int/c").await));
+    let again = revision(&app.put("/int/c", "3").await);
+    assert!(again > made);
+    assert_eq!(created(&app, "/int/c").await, again);
+    // A transaction's put of a new key creates it at the transaction's revision.
+    let txn = r#"{"success":[{"op":"put","type":"str","key":"t","value":"v"}]}"#;
+    let resp = app.post("/txn", txn).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let at = revision(&resp);
+    assert_eq!(created(&app, "/str/t").await, at);
+}
+
 #[tokio::test]
 async fn if_match_is_compare_and_set_and_a_stale_tag_changes_nothing() {
     let app = TestApp::spawn(&[]).await;
