@@ -5,11 +5,14 @@
 //!   `KVS_TEST_DATABASE_URL` names).
 //! - [`certs`]: a fresh CA with server and client certificates.
 //! - [`http`]: the requests tests make of a kvs-server.
+//! - [`stack`]: PostgreSQL (or a file), txn-server and kvs-server together,
+//!   as the end-to-end suite and the soak start them.
 
 pub mod certs;
 pub mod http;
 pub mod pg;
 pub mod process;
+pub mod stack;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

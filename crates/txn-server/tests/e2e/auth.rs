@@ -7,9 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kvs_proto::api::DurableSequenceRequest;
+use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
-
-use crate::stack::Stack;
 
 /// An RSA key pair made with openssl: (private PEM path, public PEM path).
 pub fn rsa_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -2,8 +2,7 @@
 //! a start-up summary that names only what the backend has.
 
 use kvs_testkit::process::run_to_exit;
-
-use crate::stack::Stack;
+use kvs_testkit::stack::Stack;
 
 #[test]
 fn both_servers_print_the_workspace_version() {

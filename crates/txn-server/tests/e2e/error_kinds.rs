@@ -9,13 +9,14 @@ use bytes::{Buf, BufMut};
 use kvs_core::Value;
 use kvs_proto::api::{AppendRequest, Transaction};
 use kvs_testkit::process::run_to_exit_within;
+use kvs_testkit::stack::Stack;
 use kvs_testkit::wait_until;
 use reqwest::StatusCode;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Request, Status};
 
-use crate::stack::{self, Stack};
+use crate::wire;
 
 /// How long a process may take to do what the test waits for.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -126,7 +127,7 @@ async fn a_message_that_does_not_decode_is_invalid_argument() {
 }
 
 fn put(key: &str) -> Transaction {
-    stack::put(key, Value::Int(1))
+    wire::put(key, Value::Int(1))
 }
 
 #[tokio::test]

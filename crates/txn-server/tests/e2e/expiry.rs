@@ -5,9 +5,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
-
-use crate::stack::Stack;
 
 /// The ETag, the creation and the expiry time of `path`, as GET answers
 /// them.

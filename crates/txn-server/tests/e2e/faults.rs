@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use kvs_testkit::http::Api;
+use kvs_testkit::stack::Stack;
 use kvs_testkit::wait_until;
-
-use crate::stack::Stack;
 
 /// How long a test waits for what it needs before it fails.
 const LIMIT: Duration = Duration::from_secs(60);

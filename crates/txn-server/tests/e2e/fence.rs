@@ -5,8 +5,7 @@
 use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
-
-use crate::stack::Stack;
+use kvs_testkit::stack::Stack;
 
 fn batch(sequence: u64) -> AppendRequest {
     let txn = Txn::Put {

@@ -1,9 +1,10 @@
 //! kvs-server, txn-server and the backend, restarted in turn, with values
 //! of every type and of the largest sizes.
 
+use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
 
-use crate::stack::{Stack, assert_mix, write_mix};
+use crate::mix::{assert_mix, write_mix};
 
 #[tokio::test]
 async fn every_value_survives_restarts_of_kvs_server_and_txn_server_on_postgres() {

@@ -1,5 +1,12 @@
 //! txn-server end to end: the real binaries as processes, a real
 //! PostgreSQL, real certificates. One test binary, a module per feature.
+//!
+//! The processes are kvs-testkit's `stack::Stack`. Besides the features:
+//!
+//! - `mix`: one value of each type, written and read back.
+//! - `wire`: transactions and appends as they go to txn-server.
+//! - `relay`: a TCP relay between kvs-server and txn-server that can hold
+//!   back txn-server's answers.
 
 mod auth;
 mod binaries;
@@ -8,15 +15,16 @@ mod expiry;
 mod faults;
 mod fence;
 mod full_loop;
+mod mix;
 mod mtls;
 mod outcome;
 mod refused;
 mod relay;
 mod replay;
 mod revisions;
-mod stack;
 mod streams;
 mod tables;
 mod token_lifetime;
 mod transactions;
+mod wire;
 mod writers;

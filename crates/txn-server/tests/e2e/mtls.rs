@@ -6,9 +6,8 @@ use std::time::Duration;
 use kvs_proto::api::DurableSequenceRequest;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_testkit::certs::Certs;
+use kvs_testkit::stack::Stack;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-use crate::stack::Stack;
 
 fn pem(certs: &Certs, name: &str) -> Vec<u8> {
     std::fs::read(certs.path(name)).unwrap()

@@ -5,10 +5,10 @@
 
 use kvs_core::{Change, Txn, Value};
 use kvs_testkit::http::Api;
+use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
 
 use crate::relay::Relay;
-use crate::stack::Stack;
 
 /// The int value of `key` in txn-server's log, read from txn-server itself.
 async fn logged_int(stack: &Stack, key: &str) -> Option<i32> {

@@ -3,11 +3,12 @@
 
 use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::{AppendRequest, Transaction};
+use kvs_testkit::stack::Stack;
 
-use crate::stack::{self, Stack, put};
+use crate::wire::{self, put};
 
 fn append(sequence: u64, transactions: Vec<Transaction>) -> AppendRequest {
-    stack::append("careless_writer", sequence, transactions)
+    wire::append("careless_writer", sequence, transactions)
 }
 
 #[tokio::test]

@@ -14,13 +14,14 @@ use kvs_proto::replay::{RECORDS, ReplayEnd, SKIPPED};
 use kvs_testkit::certs::Certs;
 use kvs_testkit::http::Api;
 use kvs_testkit::process::{ServerProcess, run_to_exit_within};
+use kvs_testkit::stack::{Stack, kvs_args};
 use reqwest::StatusCode;
 use tokio_stream::Stream;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::stack::{MIX, Stack, write_mix};
+use crate::mix::{MIX, write_mix};
 use crate::tables::ORIGINAL_SCHEMA;
 
 /// Rows as the original service's code writes them: a value for a put only,
@@ -69,19 +70,6 @@ fn lines_saying<'a>(output: &'a str, message: &str) -> Vec<&'a str> {
                 .is_ok_and(|v| v["fields"]["message"] == message)
         })
         .collect()
-}
-
-/// kvs-server's flags for a txn-server at `addr`.
-fn kvs_args(certs: &Certs, addr: &str) -> Vec<String> {
-    let data = tempfile::tempdir().unwrap().keep();
-    let mut args = certs.client_args();
-    args.extend([
-        "--txn-addr".into(),
-        format!("https://{addr}"),
-        "--data-dir".into(),
-        data.display().to_string(),
-    ]);
-    args
 }
 
 /// kvs-server started against a txn-server at `addr`, without waiting for it

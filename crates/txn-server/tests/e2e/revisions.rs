@@ -6,8 +6,9 @@
 use kvs_core::{Change, Key, Txn, Value, ValueType};
 use kvs_proto::api::Transaction;
 use kvs_proto::replay::ReplayEnd;
+use kvs_testkit::stack::Stack;
 
-use crate::stack::{self, Stack, append};
+use crate::wire::{self, append};
 
 fn put(key: &str, v: i32) -> Txn {
     Txn::Put {
@@ -25,7 +26,7 @@ fn wire(revision: u64, txn: Txn) -> Transaction {
 /// and `b`) and 4 (a put of `c`), then revision 8, a delete of `b`.
 async fn write_history(stack: &Stack) {
     let mut client = stack.grpc_client().await;
-    let mut original = stack::put("d", Value::Int(4));
+    let mut original = wire::put("d", Value::Int(4));
     original.revision = 99;
     client
         .write_transactions(tokio_stream::iter([original]))

@@ -7,13 +7,14 @@ use std::time::Duration;
 use kvs_core::{Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, Transaction};
+use kvs_testkit::stack::{Stack, Store};
 use kvs_testkit::wait_until;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::replay::read_all;
-use crate::stack::{Stack, Store, append, put};
+use crate::wire::{append, put};
 
 /// How long a test waits for what it needs before it fails.
 const LIMIT: Duration = Duration::from_secs(60);

@@ -1,9 +1,8 @@
 //! The PostgreSQL tables: a database the original service wrote replays,
 //! and the tables stay near the live set.
 
+use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
-
-use crate::stack::Stack;
 
 /// The original service's tables, exactly as its README creates them
 /// (note `timestamp`, not `insert_time`, in map_transactions).

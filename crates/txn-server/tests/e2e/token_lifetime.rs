@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use kvs_testkit::http::Api;
+use kvs_testkit::stack::Stack;
 use kvs_testkit::wait_until;
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::runtime::Handle;
 
 use crate::auth::{call, now, rsa_pair, sign, token};
-use crate::stack::Stack;
 
 const LIMIT: Duration = Duration::from_secs(60);
 

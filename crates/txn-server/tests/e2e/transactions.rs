@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use kvs_testkit::http::Api;
 use kvs_testkit::process::KvsProcess;
+use kvs_testkit::stack::Stack;
 use kvs_testkit::wait_until;
 use reqwest::StatusCode;
 use serde_json::json;
-
-use crate::stack::Stack;
 
 const WRITERS: usize = 8;
 /// The string keys each transaction writes its number to.

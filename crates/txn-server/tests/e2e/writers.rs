@@ -10,10 +10,9 @@ use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
 use kvs_testkit::certs::Certs;
+use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
 use tonic::transport::Channel;
-
-use crate::stack::Stack;
 
 /// The writer id kvs-server appends under, as it sends it (the log may keep
 /// it under a prefix).

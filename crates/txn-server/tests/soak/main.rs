@@ -5,8 +5,8 @@
 //! resident memory. See docs/soak.md.
 //!
 //! - `config`: the settings, the fault, and the parts of the load.
-//! - `stack`: the e2e suite's stack (`e2e_stack`), and the outages of
-//!   txn-server.
+//! - `stack`: kvs-testkit's `stack::Stack`, as the e2e suite starts it, and
+//!   the outages of txn-server.
 //! - `load`: the parts run together and their counts merged.
 //! - `outage`: every answer on a timeline, the 503s placed against the
 //!   outages.
@@ -23,10 +23,6 @@
 mod checks;
 mod compare;
 mod config;
-// The e2e suite's stack itself, not a copy; the soak uses part of it.
-#[allow(dead_code)]
-#[path = "../e2e/stack.rs"]
-mod e2e_stack;
 mod load;
 mod memory;
 mod outage;

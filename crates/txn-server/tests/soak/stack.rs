@@ -1,4 +1,4 @@
-//! The soak's servers: the end-to-end [`Stack`] on txn-server's file
+//! The soak's servers: kvs-testkit's [`Stack`] on txn-server's file
 //! backend, and the outages of txn-server: killed and restarted, or frozen
 //! and resumed.
 
@@ -7,12 +7,12 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use kvs_testkit::process::ServerProcess;
+use kvs_testkit::stack::{Stack, Store};
 use reqwest::StatusCode;
 
 use super::config::{Fault, SoakConfig};
 use super::outage::Outage;
 use super::{COMPACTED, OPENED, PROCESS_TIMEOUT};
-use crate::e2e_stack::{Stack, Store};
 
 /// The stack and what the soak reads of it.
 pub(super) struct SoakStack {

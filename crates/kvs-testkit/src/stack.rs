@@ -1,24 +1,37 @@
-//! PostgreSQL (or a file), txn-server and kvs-server, started for one test,
-//! and the requests the tests make of them.
+//! PostgreSQL (or a file), txn-server and kvs-server, started for one test
+//! as real processes with real certificates.
+//!
+//! - [`Stack`]: the three, or the part a test asks for. [`Stack::postgres`]
+//!   and [`Stack::file`] start everything and wait until kvs-server is
+//!   ready; [`Stack::database_only`] leaves the database to the test, which
+//!   then calls [`Stack::start_txn`] and [`Stack::start_kvs`];
+//!   [`Stack::file_with`] and [`Stack::file_only`] take more flags. Either
+//!   server may be killed and started again: txn-server keeps its port.
+//! - [`Store`]: where txn-server keeps its log.
+//! - gRPC clients of txn-server with any client certificate
+//!   ([`Stack::grpc_client_as`]), and kvs-server's [`Api`].
+//! - [`kvs_args`]: kvs-server's flags for a txn-server anywhere (behind a
+//!   relay, or a fake one).
 
 use std::time::{Duration, Instant};
 
-use kvs_core::change::UNSTAMPED;
-use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
-use kvs_proto::api::{AppendRequest, Transaction};
-use kvs_testkit::certs::Certs;
-use kvs_testkit::http::Api;
-use kvs_testkit::pg::PgCluster;
-use kvs_testkit::process::{KvsProcess, ServerProcess};
 use reqwest::StatusCode;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::certs::Certs;
+use crate::http::Api;
+use crate::pg::PgCluster;
+use crate::process::{KvsProcess, ServerProcess};
+
+/// Where txn-server keeps its log: a throwaway PostgreSQL cluster, or a
+/// directory for its file backend.
 pub enum Store {
     Postgres(PgCluster),
     File(tempfile::TempDir),
 }
 
+/// The processes of one test; each stops when the stack is dropped.
 pub struct Stack {
     pub store: Store,
     pub certs: Certs,
@@ -152,7 +165,7 @@ impl Stack {
         };
         args.extend(["--listen".into(), listen]);
         args.extend(self.txn_args.iter().cloned());
-        let txn = ServerProcess::start(&kvs_testkit::binary("txn-server"), &args);
+        let txn = ServerProcess::start(&crate::binary("txn-server"), &args);
         let port = txn.addr.rsplit(':').next().and_then(|p| p.parse().ok());
         self.txn_port = Some(port.expect("txn-server's listening address has a port"));
         self.txn = Some(txn);
@@ -164,16 +177,9 @@ impl Stack {
 
     /// kvs-server, reaching txn-server at `txn_addr` (a relay in between).
     pub async fn start_kvs_via(&mut self, txn_addr: &str, extra: &[&str]) {
-        let data = tempfile::tempdir().unwrap().keep();
-        let mut args = self.certs.client_args();
-        args.extend([
-            "--txn-addr".into(),
-            format!("https://{txn_addr}"),
-            "--data-dir".into(),
-            data.display().to_string(),
-        ]);
+        let mut args = kvs_args(&self.certs, txn_addr);
         args.extend(extra.iter().map(|s| s.to_string()));
-        self.kvs = Some(KvsProcess::start(&kvs_testkit::binary("kvs-server"), &args).await);
+        self.kvs = Some(KvsProcess::start(&crate::binary("kvs-server"), &args).await);
     }
 
     /// Waits until kvs-server's `/readyz` answers `status`.
@@ -199,53 +205,16 @@ impl Stack {
     }
 }
 
-/// One value of each type (resource path, body, what GET answers).
-pub const MIX: [(&str, &str, &str); 6] = [
-    ("/int/i", "-7", "-7"),
-    ("/uint/u", "4000000000", "4000000000"),
-    ("/float/f", "0.1", "0.1"),
-    ("/str/s", "hello\nworld", "hello\nworld"),
-    ("/map/m", r#"{"k":"v","a":""}"#, r#"{"a":"","k":"v"}"#),
-    ("/set/t", r#"["y","x","y"]"#, r#"["x","y"]"#),
-];
-
-pub async fn write_mix(base: &Api) {
-    for (path, body, _) in MIX {
-        assert_eq!(base.put(path, body).await, StatusCode::OK, "{path}");
-    }
-    assert_eq!(base.put("/int/gone", "1").await, StatusCode::OK);
-    assert!(base.delete("/del/gone").await);
-    assert_eq!(base.put("/int-incr/i", "").await, StatusCode::OK);
-}
-
-pub async fn assert_mix(base: &Api) {
-    for (path, _, expected) in MIX {
-        let expected = if path == "/int/i" { "-6" } else { expected };
-        assert_eq!(
-            base.get(path).await,
-            (StatusCode::OK, expected.to_owned()),
-            "{path}"
-        );
-    }
-    assert_eq!(base.get("/int/gone").await.0, StatusCode::NOT_FOUND);
-}
-
-/// A put of `value` under `key`, as it goes on the wire.
-pub fn put(key: &str, value: Value) -> Transaction {
-    Transaction::from(&Change::new(
-        UNSTAMPED,
-        Txn::Put {
-            key: Key::parse(key).unwrap(),
-            value,
-        },
-    ))
-}
-
-/// An append of `writer`'s batch `sequence`.
-pub fn append(writer: &str, sequence: u64, transactions: Vec<Transaction>) -> AppendRequest {
-    AppendRequest {
-        writer_id: writer.into(),
-        sequence,
-        transactions,
-    }
+/// kvs-server's flags for a txn-server at `txn_addr` (`host:port`), with
+/// the client certificate of `certs` and a fresh data directory.
+pub fn kvs_args(certs: &Certs, txn_addr: &str) -> Vec<String> {
+    let data = tempfile::tempdir().unwrap().keep();
+    let mut args = certs.client_args();
+    args.extend([
+        "--txn-addr".into(),
+        format!("https://{txn_addr}"),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ]);
+    args
 }
