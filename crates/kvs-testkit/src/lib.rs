@@ -7,8 +7,10 @@
 //! - [`http`]: the requests tests make of a kvs-server.
 //! - [`stack`]: PostgreSQL (or a file), txn-server and kvs-server together,
 //!   as the end-to-end suite and the soak start them.
+//! - [`fake_txn`]: a txn-server that replays what a test scripts.
 
 pub mod certs;
+pub mod fake_txn;
 pub mod http;
 pub mod pg;
 pub mod process;

@@ -303,93 +303,21 @@ impl Log for RemoteLog {
 
 #[cfg(test)]
 mod tests {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
     use kvs_core::change::UNSTAMPED;
     use kvs_core::{Txn, Value};
-    use kvs_proto::api::AppendResponse;
-    use kvs_proto::api::transaction_service_server::{
-        TransactionService, TransactionServiceServer,
-    };
     use kvs_testkit::certs::Certs;
-    use tonic::codegen::tokio_stream::{self, Stream};
+    use kvs_testkit::fake_txn::FakeTxn;
     use tonic::metadata::MetadataValue;
-    use tonic::transport::{Server, ServerTlsConfig};
-    use tonic::{Request, Response, Status, Streaming};
 
     use super::*;
 
-    /// A txn-server that replays `changes` and ends with `end` as its
-    /// trailers.
-    struct Fake {
-        changes: Vec<Change>,
-        end: MetadataMap,
-    }
-
-    type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
-
-    #[tonic::async_trait]
-    impl TransactionService for Fake {
-        type ReadTransactionsStream = TxnStream;
-
-        async fn read_transactions(&self, _: Request<()>) -> Result<Response<TxnStream>, Status> {
-            let mut items: Vec<_> = self.changes.iter().map(|c| Ok(c.into())).collect();
-            items.push(Err(Status::with_metadata(Code::Ok, "", self.end.clone())));
-            Ok(Response::new(Box::pin(tokio_stream::iter(items))))
-        }
-
-        async fn write_transactions(
-            &self,
-            _: Request<Streaming<Transaction>>,
-        ) -> Result<Response<()>, Status> {
-            Err(Status::unimplemented("a fake"))
-        }
-
-        async fn append_transactions(
-            &self,
-            _: Request<AppendRequest>,
-        ) -> Result<Response<AppendResponse>, Status> {
-            Err(Status::unimplemented("a fake"))
-        }
-
-        async fn durable_sequence(
-            &self,
-            _: Request<DurableSequenceRequest>,
-        ) -> Result<Response<AppendResponse>, Status> {
-            Err(Status::unimplemented("a fake"))
-        }
-    }
-
-    /// Connections accepted on a listener, as tonic serves them.
-    struct Incoming(tokio::net::TcpListener);
-
-    impl Stream for Incoming {
-        type Item = std::io::Result<tokio::net::TcpStream>;
-
-        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.0.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
-        }
-    }
-
     /// What `RemoteLog::replay` makes of `fake`'s replay: the revisions of
     /// the changes it visits, and its totals.
-    async fn replay_from(fake: Fake) -> (Vec<u64>, ReplayStats) {
+    async fn replay_from(fake: FakeTxn) -> (Vec<u64>, ReplayStats) {
         let certs = Certs::new();
-        let read = |n: &str| std::fs::read(certs.path(n)).unwrap();
-        let tls = ServerTlsConfig::new()
-            .identity(Identity::from_pem(read("server.crt"), read("server.key")))
-            .client_ca_root(Certificate::from_pem(read("ca.crt")));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = Server::builder()
-            .tls_config(tls)
-            .unwrap()
-            .add_service(TransactionServiceServer::new(fake))
-            .serve_with_incoming(Incoming(listener));
-        let served = tokio::spawn(server);
+        let served = fake.serve(&certs).await;
         let mut log = RemoteLog::new(&RemoteOptions {
-            addr: format!("https://{addr}"),
+            addr: format!("https://{}", served.addr),
             ca: certs.path("ca.crt"),
             cert: certs.path("client.crt"),
             key: certs.path("client.key"),
@@ -404,7 +332,6 @@ mod tests {
             .replay(move |c| sink.lock().push(c.revision))
             .await
             .unwrap();
-        served.abort();
         let revisions = std::mem::take(&mut *seen.lock());
         (revisions, stats)
     }
@@ -419,6 +346,10 @@ mod tests {
         )
     }
 
+    fn wire(changes: &[Change]) -> Vec<Transaction> {
+        changes.iter().map(Transaction::from).collect()
+    }
+
     #[tokio::test]
     async fn the_head_is_the_trailers_when_the_log_gave_more_than_it_replays() {
         let end = ReplayEnd {
@@ -426,10 +357,7 @@ mod tests {
             skipped: 0,
             head: 10,
         };
-        let fake = Fake {
-            changes: vec![put(2), put(5)],
-            end: end.status().metadata().clone(),
-        };
+        let fake = FakeTxn::ending(wire(&[put(2), put(5)]), end);
         let (revisions, stats) = replay_from(fake).await;
         assert_eq!(revisions, [2, 5]);
         assert_eq!(stats.head, 10);
@@ -439,9 +367,9 @@ mod tests {
     async fn a_txn_server_from_before_revisions_has_its_changes_numbered_in_order() {
         let mut end = MetadataMap::new();
         end.insert(kvs_proto::replay::RECORDS, MetadataValue::from(2u64));
-        let fake = Fake {
-            changes: vec![put(UNSTAMPED), put(UNSTAMPED)],
-            end,
+        let fake = FakeTxn {
+            transactions: wire(&[put(UNSTAMPED), put(UNSTAMPED)]),
+            trailers: Some(end),
         };
         let (revisions, stats) = replay_from(fake).await;
         assert_eq!(revisions, [1, 2]);

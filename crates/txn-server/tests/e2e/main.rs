@@ -1,7 +1,8 @@
 //! txn-server end to end: the real binaries as processes, a real
 //! PostgreSQL, real certificates. One test binary, a module per feature.
 //!
-//! The processes are kvs-testkit's `stack::Stack`. Besides the features:
+//! The processes are kvs-testkit's `stack::Stack`; the fake txn-server of
+//! `replay` is its `fake_txn`. Besides the features:
 //!
 //! - `mix`: one value of each type, written and read back.
 //! - `wire`: transactions and appends as they go to txn-server.

@@ -3,26 +3,22 @@
 //! vouched for. Rows of the original service's database that cannot be
 //! replayed are skipped and named, or refused in strict mode.
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use kvs_core::change::UNSTAMPED;
-use kvs_core::{Change, Key, Txn, Value};
-use kvs_proto::api::transaction_service_server::{TransactionService, TransactionServiceServer};
-use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use kvs_core::{Change, Txn, Value};
 use kvs_proto::replay::{RECORDS, ReplayEnd, SKIPPED};
 use kvs_testkit::certs::Certs;
+use kvs_testkit::fake_txn::{FakeTxn, FakeTxnServer};
 use kvs_testkit::http::Api;
 use kvs_testkit::process::{ServerProcess, run_to_exit_within};
 use kvs_testkit::stack::{Stack, kvs_args};
 use reqwest::StatusCode;
-use tokio_stream::Stream;
+use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Request, Response, Status, Streaming};
 
 use crate::mix::{MIX, write_mix};
 use crate::tables::ORIGINAL_SCHEMA;
+use crate::wire::put;
 
 /// Rows as the original service's code writes them: a value for a put only,
 /// NULL for reads and increments, so a `TransactionIncrBy` lost its amount.
@@ -270,77 +266,24 @@ async fn a_reader_that_fails_mid_stream_stops_kvs_server_instead_of_serving_part
 
 /// A txn-server that replays two puts and ends the stream OK with `end` as
 /// its trailers, or none (as an older txn-server, or one whose reader died
-/// without a word, would).
-struct Fake {
-    end: Option<ReplayEnd>,
-}
-
-type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl TransactionService for Fake {
-    type ReadTransactionsStream = TxnStream;
-
-    async fn read_transactions(&self, _: Request<()>) -> Result<Response<TxnStream>, Status> {
-        let put = |k: &str| {
-            Ok(Transaction::from(&Change::new(
-                UNSTAMPED,
-                Txn::Put {
-                    key: Key::parse(k).unwrap(),
-                    value: Value::Int(1),
-                },
-            )))
-        };
-        let mut items = vec![put("a"), put("c")];
-        items.extend(self.end.map(|end| Err(end.status())));
-        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
-    }
-
-    async fn write_transactions(
-        &self,
-        _: Request<Streaming<Transaction>>,
-    ) -> Result<Response<()>, Status> {
-        Err(Status::unimplemented("a fake"))
-    }
-
-    async fn append_transactions(
-        &self,
-        _: Request<AppendRequest>,
-    ) -> Result<Response<AppendResponse>, Status> {
-        Err(Status::unimplemented("a fake"))
-    }
-
-    async fn durable_sequence(
-        &self,
-        _: Request<DurableSequenceRequest>,
-    ) -> Result<Response<AppendResponse>, Status> {
-        Err(Status::unimplemented("a fake"))
-    }
-}
-
-/// Serves `fake` with the server certificate of `certs`; returns its address.
-async fn serve_fake(certs: &Certs, fake: Fake) -> String {
-    let read = |n: &str| std::fs::read(certs.path(n)).unwrap();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read("server.crt"), read("server.key")))
-        .client_ca_root(Certificate::from_pem(read("ca.crt")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let server = Server::builder()
-        .tls_config(tls)
-        .unwrap()
-        .add_service(TransactionServiceServer::new(fake));
-    tokio::spawn(
-        server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    addr
+/// without a word, would), served with the server certificate of `certs`.
+async fn serve_fake(certs: &Certs, end: Option<ReplayEnd>) -> FakeTxnServer {
+    let transactions = vec![put("a", Value::Int(1)), put("c", Value::Int(1))];
+    let fake = match end {
+        Some(end) => FakeTxn::ending(transactions, end),
+        None => FakeTxn {
+            transactions,
+            trailers: None,
+        },
+    };
+    fake.serve(certs).await
 }
 
 #[tokio::test]
 async fn a_stream_that_ends_ok_without_the_end_marker_is_refused() {
     let certs = Certs::new();
-    let addr = serve_fake(&certs, Fake { end: None }).await;
-    let (kvs, api) = start_kvs(&certs, &addr);
+    let fake = serve_fake(&certs, None).await;
+    let (kvs, api) = start_kvs(&certs, &fake.addr);
     assert_refused(
         &kvs,
         &api,
@@ -357,8 +300,8 @@ async fn a_stream_whose_count_differs_from_what_arrived_is_refused() {
         skipped: 0,
         head: 0,
     };
-    let addr = serve_fake(&certs, Fake { end: Some(end) }).await;
-    let (kvs, api) = start_kvs(&certs, &addr);
+    let fake = serve_fake(&certs, Some(end)).await;
+    let (kvs, api) = start_kvs(&certs, &fake.addr);
     assert_refused(
         &kvs,
         &api,
@@ -375,8 +318,8 @@ async fn the_fake_with_a_true_count_is_served_so_the_refusals_above_are_about_th
         skipped: 0,
         head: 0,
     };
-    let addr = serve_fake(&certs, Fake { end: Some(end) }).await;
-    let (kvs, api) = start_kvs(&certs, &addr);
+    let fake = serve_fake(&certs, Some(end)).await;
+    let (kvs, api) = start_kvs(&certs, &fake.addr);
     kvs_testkit::wait_until("kvs-server ready", Duration::from_secs(30), || {
         !lines_saying(&kvs.output(), "replayed the transaction log; ready").is_empty()
     })
