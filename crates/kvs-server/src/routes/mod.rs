@@ -4,6 +4,9 @@
 //! - [`resource`]: `/{type}/{key}`, map fields, set members, key listing.
 //! - [`txn`]: multi-key transactions.
 //! - [`ops`]: health, readiness, metrics, OpenAPI document and docs page.
+//! - [`openapi`]: what the routes' documentation shares, and the OpenAPI
+//!   document's own parts; each route documents itself where it is
+//!   registered, and the document is made from the routes.
 //! - [`values`]: the operations both route families share.
 //! - [`extract`]: extractors that answer in the API's error format.
 //! - [`revision`]: `ETag`, `KVS-Revision` and the preconditions.
@@ -14,6 +17,7 @@
 
 mod compat;
 mod extract;
+mod openapi;
 mod ops;
 mod resource;
 mod revision;
@@ -34,6 +38,7 @@ use axum::routing::get;
 use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{Tokens, require_token};
 use crate::error::ApiError;
@@ -68,12 +73,19 @@ pub(crate) struct Guards {
 
 /// The whole HTTP API.
 pub(crate) fn router(state: AppState, guards: Guards) -> Router {
-    let data = compat::routes()
-        .merge(resource::routes())
+    // In the order the document lists them.
+    let data = resource::routes()
         .merge(txn::routes())
+        .merge(compat::routes())
         .merge(watch::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), replayed));
-    let api = data.merge(ops::routes());
+    // The routes and their documentation, apart: what serves a request is
+    // the plain router, as if it had been built without the document.
+    let (api, document) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(data)
+        .merge(ops::routes())
+        .split_for_parts();
+    ops::serve_document(&document);
     // Where a person lands first: the docs page.
     let to_docs = get(|| async { Redirect::to(DOCS_PATH) });
     let api = Router::new()

@@ -2,17 +2,26 @@
 //! listing.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kvs_core::value::{MapValue, SetValue, check_text, parse_int};
 use kvs_core::{Key, ValueType};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{ApiPath, ApiQuery, Body};
+use super::openapi::params::{
+    FieldPath, KeyPath, Listing, MemberPath, ReadConditions, Ttl, TypeKeyPath, WriteConditions,
+};
+use super::openapi::responses::{
+    AnyValue, BadRequest, Conflict, DeleteResult, IsMember, KeyPage, MemberAdded, NotModified,
+    PayloadTooLarge, PreconditionFailed, ReadErrors, Replaying, RequestTimeout, Stored,
+    Unauthorized, UnknownType, WriteErrors,
+};
+use super::openapi::schemas::IntText;
 use super::revision::{Conditions, Unmet, not_modified, stamped};
 use super::values::{self, DELETED, absent, flagged, text};
 use crate::error::ApiError;
@@ -25,22 +34,13 @@ static LAST_PAGE: HeaderName = HeaderName::from_static("kvs-last-page");
 /// On a key listing that is not the last page: the `after` of the next.
 static NEXT_AFTER: HeaderName = HeaderName::from_static("kvs-next-after");
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/keys/{type}", get(list_keys))
-        .route("/int/{key}/incr", post(incr))
-        .route(
-            "/map/{key}/{field}",
-            get(map_get).put(map_put).delete(map_delete),
-        )
-        .route(
-            "/set/{key}/{member}",
-            get(set_contains).put(set_add).delete(set_remove),
-        )
-        .route(
-            "/{type}/{key}",
-            get(value_get).put(value_put).delete(value_delete),
-        )
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(value_get, value_put, value_delete))
+        .routes(routes!(incr))
+        .routes(routes!(map_get, map_put, map_delete))
+        .routes(routes!(set_contains, set_add, set_remove))
+        .routes(routes!(list_keys))
 }
 
 pub(super) fn value_type(name: &str) -> Result<ValueType, ApiError> {
@@ -48,6 +48,20 @@ pub(super) fn value_type(name: &str) -> Result<ValueType, ApiError> {
         .map_err(|e: kvs_core::ValueError| ApiError::not_found(e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/{type}/{key}",
+    operation_id = "getValue",
+    tag = "values",
+    summary = "Read a value",
+    params(TypeKeyPath, ReadConditions),
+    responses(
+        (status = 200, response = AnyValue),
+        (status = 304, response = NotModified),
+        (status = 412, response = PreconditionFailed),
+        ReadErrors,
+    )
+)]
 async fn value_get(
     State(s): State<AppState>,
     ApiPath((ty, key)): ApiPath<(String, String)>,
@@ -61,6 +75,30 @@ struct PutQuery {
     ttl: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/{type}/{key}",
+    operation_id = "putValue",
+    tag = "values",
+    summary = "Store a value",
+    description = "Replaces any value of that type under the key. With `ttl`, the key expires that many seconds from now (the answer says when, in `KVS-Expires-At`); without it, the key is permanent.",
+    params(TypeKeyPath, Ttl, WriteConditions),
+    request_body(
+        description = "The value in the form of `{type}`: decimal text for `int`, `uint` and `float`, UTF-8 text for `str`, a JSON object of strings for `map`, a JSON array of strings for `set`.",
+        content(
+            (String = "text/plain", example = json!("42")),
+            (super::openapi::schemas::MapOrSet = "application/json", example = json!({"name": "Ada"})),
+        )
+    ),
+    responses(
+        (status = 200, response = inline(Stored)),
+        (status = 400, response = BadRequest),
+        (status = 404, response = UnknownType),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        WriteErrors,
+    )
+)]
 async fn value_put(
     State(s): State<AppState>,
     ApiPath((ty, key)): ApiPath<(String, String)>,
@@ -72,6 +110,21 @@ async fn value_put(
     values::put(s, value_type(&ty)?, key, &body, conditions, ttl).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/{type}/{key}",
+    operation_id = "deleteValue",
+    tag = "values",
+    summary = "Delete a value",
+    params(TypeKeyPath, WriteConditions),
+    responses(
+        (status = 200, response = DeleteResult),
+        (status = 400, response = BadRequest),
+        (status = 404, response = UnknownType),
+        (status = 412, response = PreconditionFailed),
+        WriteErrors,
+    )
+)]
 async fn value_delete(
     State(s): State<AppState>,
     ApiPath((ty, key)): ApiPath<(String, String)>,
@@ -81,6 +134,25 @@ async fn value_delete(
 }
 
 /// Adds the body's amount (1 when empty); answers the value after.
+#[utoipa::path(
+    post,
+    path = "/int/{key}/incr",
+    operation_id = "incrInt",
+    tag = "values",
+    summary = "Increment an int, returning the value after",
+    params(KeyPath),
+    request_body(
+        description = "Optional decimal `i32` amount (default 1).",
+        content(("text/plain", example = json!("5")))
+    ),
+    responses(
+        (status = 200, description = "The value AFTER the increment (an absent key counts as 0).", body = IntText, content_type = "text/plain"),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        WriteErrors,
+    )
+)]
 async fn incr(
     State(s): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -138,6 +210,21 @@ async fn entry_get<T>(
     Ok(Ok((entry, tag, revision)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/map/{key}/{field}",
+    operation_id = "getMapField",
+    tag = "maps",
+    summary = "Read one map field",
+    description = "404 when the map or the field is absent.",
+    params(FieldPath, ReadConditions),
+    responses(
+        (status = 200, description = "The field's value.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 304, response = NotModified),
+        (status = 412, response = PreconditionFailed),
+        ReadErrors,
+    )
+)]
 async fn map_get(
     State(s): State<AppState>,
     ApiPath((key, field)): ApiPath<(String, String)>,
@@ -155,6 +242,26 @@ async fn map_get(
     Ok(stamped(text(value), revision, Some(tag)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/map/{key}/{field}",
+    operation_id = "putMapField",
+    tag = "maps",
+    summary = "Set one map field",
+    description = "Creates the map when absent.",
+    params(FieldPath, WriteConditions),
+    request_body(
+        description = "The field's value, as UTF-8 text.",
+        content((String = "text/plain; charset=utf-8", example = json!("Ada")))
+    ),
+    responses(
+        (status = 200, response = super::openapi::responses::Ok),
+        (status = 400, response = BadRequest),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        WriteErrors,
+    )
+)]
 async fn map_put(
     State(s): State<AppState>,
     ApiPath((key, field)): ApiPath<(String, String)>,
@@ -177,6 +284,21 @@ async fn map_put(
     Ok(entry_written(StatusCode::OK.into_response(), &written))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/map/{key}/{field}",
+    operation_id = "deleteMapField",
+    tag = "maps",
+    summary = "Remove one map field",
+    description = "A map left empty stays (empty).",
+    params(FieldPath, WriteConditions),
+    responses(
+        (status = 200, response = DeleteResult),
+        (status = 400, response = BadRequest),
+        (status = 412, response = PreconditionFailed),
+        WriteErrors,
+    )
+)]
 async fn map_delete(
     State(s): State<AppState>,
     ApiPath((key, field)): ApiPath<(String, String)>,
@@ -207,6 +329,21 @@ fn entry_written(resp: Response, written: &Written<Option<u64>>) -> Response {
     stamped(resp, written.revision, tag)
 }
 
+#[utoipa::path(
+    get,
+    path = "/set/{key}/{member}",
+    operation_id = "getSetMember",
+    tag = "sets",
+    summary = "Test set membership",
+    description = "404 when the set or the member is absent.",
+    params(MemberPath, ReadConditions),
+    responses(
+        (status = 200, response = inline(IsMember)),
+        (status = 304, response = NotModified),
+        (status = 412, response = PreconditionFailed),
+        ReadErrors,
+    )
+)]
 async fn set_contains(
     State(s): State<AppState>,
     ApiPath((key, member)): ApiPath<(String, String)>,
@@ -227,6 +364,22 @@ async fn set_contains(
     Ok(stamped(text("true".to_owned()), revision, Some(tag)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/set/{key}/{member}",
+    operation_id = "addSetMember",
+    tag = "sets",
+    summary = "Add a member to a set",
+    description = "Creates the set when absent.",
+    params(MemberPath, WriteConditions),
+    responses(
+        (status = 200, response = inline(MemberAdded)),
+        (status = 400, response = BadRequest),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        WriteErrors,
+    )
+)]
 async fn set_add(
     State(s): State<AppState>,
     ApiPath((key, member)): ApiPath<(String, String)>,
@@ -237,6 +390,20 @@ async fn set_add(
     set_change(s, key, member, true, conditions).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/set/{key}/{member}",
+    operation_id = "removeSetMember",
+    tag = "sets",
+    summary = "Remove a member from a set",
+    params(MemberPath, WriteConditions),
+    responses(
+        (status = 200, response = DeleteResult),
+        (status = 400, response = BadRequest),
+        (status = 412, response = PreconditionFailed),
+        WriteErrors,
+    )
+)]
 async fn set_remove(
     State(s): State<AppState>,
     ApiPath((key, member)): ApiPath<(String, String)>,
@@ -276,11 +443,28 @@ struct KeysQuery {
     limit: Option<usize>,
 }
 
-const DEFAULT_LIMIT: usize = 1000;
-const MAX_LIMIT: usize = 10_000;
+pub(super) const DEFAULT_LIMIT: usize = 1000;
+pub(super) const MAX_LIMIT: usize = 10_000;
 
 /// One page of keys in key order, all as of one revision; its headers say
 /// whether it is the last and, if not, where the next starts.
+#[utoipa::path(
+    get,
+    path = "/keys/{type}",
+    operation_id = "listKeys",
+    tag = "keys",
+    summary = "List keys of a type",
+    description = "Keys of `{type}` starting with `prefix`, greater than `after`, at most `limit` of them, in ascending order. Each page is as of one revision; `KVS-Last-Page` says whether it is the last, and `KVS-Next-After` where the next starts.",
+    params(Listing),
+    responses(
+        (status = 200, response = inline(KeyPage)),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = UnknownType),
+        (status = 408, response = RequestTimeout),
+        (status = 503, response = Replaying),
+    )
+)]
 async fn list_keys(
     State(s): State<AppState>,
     ApiPath(ty): ApiPath<String>,

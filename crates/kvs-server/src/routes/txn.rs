@@ -6,26 +6,31 @@
 //! The request is parsed and checked whole before any lock is taken; what
 //! runs under the locks only looks values up and changes them.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use kvs_core::value::check_text;
 use kvs_core::{Key, Value, ValueType};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::Body;
+use super::openapi::responses::{
+    Forbidden, OutcomeUnknown, RequestTimeout, ServiceUnavailable, TxnDone, Unauthorized,
+};
+use super::openapi::schemas::{Txn, TxnProblem};
 use super::revision::stamped;
 use super::values::{add, ttl_deadline};
 use crate::error::ApiError;
 use crate::store::{KeyTx, Written};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/txn", post(txn))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(txn))
 }
 
 /// The body as it arrives: each list's items are parsed one by one, so
@@ -291,6 +296,40 @@ fn items<J: DeserializeOwned, T>(
         .collect()
 }
 
+#[utoipa::path(
+    post,
+    path = "/txn",
+    operation_id = "transaction",
+    tag = "transactions",
+    summary = "Run a multi-key transaction: compares, then the success or the failure operations",
+    description = "All compares hold: the `success` operations run, else the `failure` ones. The transaction locks every key it names while it runs, is isolated from other requests, and all of its changes get one revision, the answer's `revision`, its `KVS-Revision` header and every changed key's `ETag`. An operation that fails (413 over the value limits, 409 on an overflowing `incr`) rolls back the whole transaction; the problem's `list` and `index` name it. A transaction that changes nothing is a consistent read of its keys and shows nothing that is not durable. At most `--max-txn-ops` (default 128) compares and operations in all.",
+    request_body(
+        content((Txn = "application/json", example = json!({
+            "compare": [
+                {"type": "int", "key": "a", "revision": 12},
+                {"type": "str", "key": "b", "absent": true},
+                {"type": "int", "key": "c", "value": 5}
+            ],
+            "success": [
+                {"op": "put", "type": "int", "key": "a", "value": 13},
+                {"op": "delete", "type": "map", "key": "m"},
+                {"op": "get", "type": "str", "key": "b"}
+            ],
+            "failure": [{"op": "get", "type": "int", "key": "a"}]
+        })))
+    ),
+    responses(
+        (status = 200, response = inline(TxnDone)),
+        (status = 400, description = "Not such a transaction (malformed JSON, an unknown op, field or type, a missing field, a value not of its type, a bad key, a compare without exactly one of `revision`, `value`, `absent`); `list` and `index` name the item. Nothing ran.", body = TxnProblem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 409, description = "An `incr` would overflow a 32-bit integer; `list` and `index` name it. Nothing was changed.", body = TxnProblem, content_type = "application/problem+json"),
+        (status = 413, description = "More than `--max-txn-ops` compares and operations, a body over `--max-body-bytes`, or an operation that would put a value over `--max-value-bytes` or `--max-entries` (named by `list` and `index`). Nothing was changed.", body = TxnProblem, content_type = "application/problem+json"),
+        (status = 503, response = ServiceUnavailable),
+        (status = 504, response = OutcomeUnknown),
+    )
+)]
 async fn txn(State(s): State<AppState>, Body(body): Body) -> Result<Response, ApiError> {
     let body: TxnJson = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the transaction is not valid: {e}")))?;

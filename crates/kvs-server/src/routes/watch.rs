@@ -3,16 +3,20 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::ApiQuery;
+use super::openapi::params::WatchFilter;
+use super::openapi::responses::{
+    BadRequest, Events, HistoryGone, Unauthorized, UnknownType, WatchUnavailable,
+};
 use super::resource::value_type;
 use crate::error::ApiError;
 use crate::watch::stream::stream;
@@ -25,8 +29,8 @@ pub(super) const PATH: &str = "/watch";
 /// What EventSource sends on reconnecting: the id of the last event it got.
 static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route(PATH, get(watch))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(watch))
 }
 
 #[derive(Deserialize)]
@@ -38,6 +42,23 @@ struct WatchQuery {
     since: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = PATH,
+    operation_id = "watch",
+    tag = "watch",
+    summary = "Watch changes as Server-Sent Events",
+    description = include_str!("watch.md"),
+    params(WatchFilter),
+    responses(
+        (status = 200, response = inline(Events)),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = UnknownType),
+        (status = 410, response = HistoryGone),
+        (status = 503, response = WatchUnavailable),
+    )
+)]
 async fn watch(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<WatchQuery>,

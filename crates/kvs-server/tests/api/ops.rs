@@ -103,6 +103,73 @@ async fn the_openapi_document_describes_every_route_served() {
         "only {} operations documented",
         documented.len()
     );
+    // Routes refer to shared parts by name: each name must be there.
+    let mut refs = Vec::new();
+    references(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let target = r.strip_prefix('#').and_then(|p| doc.pointer(p));
+        assert!(target.is_some(), "{r} refers to nothing in the document");
+    }
+    // Every operation is named once and shown under a declared tag.
+    let tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let mut ids = BTreeSet::new();
+    for op in doc["paths"].as_object().unwrap().values() {
+        for op in op.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id), "operationId {id} twice");
+            let tag = op["tags"][0].as_str().unwrap();
+            assert!(tags.contains(tag), "{id} has the undeclared tag {tag}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_names_the_headers_of_a_value_read() {
+    let app = TestApp::spawn(&[]).await;
+    let doc: serde_json::Value = serde_json::from_str(&app.get_ok("/openapi.json").await).unwrap();
+    let get = &doc["paths"]["/{type}/{key}"]["get"];
+    let answer = get["responses"]["200"]["$ref"].as_str().unwrap();
+    let answer = doc.pointer(answer.strip_prefix('#').unwrap()).unwrap();
+    for header in [
+        "ETag",
+        "KVS-Create-Revision",
+        "KVS-Revision",
+        "KVS-Expires-At",
+    ] {
+        assert!(
+            answer["headers"].get(header).is_some(),
+            "a value's GET does not name {header}: {answer}"
+        );
+    }
+    let created = &answer["headers"]["KVS-Create-Revision"]["schema"]["type"];
+    assert_eq!(created, "integer");
+    // What a client must find on every 503 and in every listing.
+    let retry = &doc["components"]["responses"]["Replaying"]["headers"]["Retry-After"];
+    assert_eq!(retry["required"], true, "{retry}");
+    let listing = &doc["paths"]["/keys/{type}"]["get"]["responses"]["200"]["headers"];
+    assert_eq!(listing["KVS-Last-Page"]["required"], true, "{listing}");
+}
+
+/// Every `$ref` in `doc`.
+fn references<'a>(doc: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match doc {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", serde_json::Value::String(r)) => out.push(r),
+                    _ => references(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
 }
 
 #[tokio::test]
