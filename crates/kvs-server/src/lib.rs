@@ -8,7 +8,9 @@
 //!
 //! - `startup.rs`: builds the service, replays the log, serves until told
 //!   to stop.
-//! - `routes/`: one module per family of routes.
+//! - `routes/`: one module per family of routes. Each route is documented
+//!   where it is registered, and the OpenAPI document is made from the
+//!   routes at start-up; `routes/openapi/` holds the parts they share.
 //! - `store/`: the tables, the write path, the journal and its committer,
 //!   the limits, and the log kept by txn-server.
 //! - `watch.rs`: watchers, `GET /watch`: the recent durable changes and
