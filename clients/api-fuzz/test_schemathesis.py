@@ -98,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="session")
 def api_schema(server: Running):
-    # The document the running server serves, not the file in the tree.
+    # The document the running server serves, made from its routes.
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
     schema.config.update(base_url=server.url, request_timeout=10)
     schema.config.generation.update(
