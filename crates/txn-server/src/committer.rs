@@ -14,13 +14,23 @@
 //! so old ids pile up otherwise). Forgetting a live writer costs nothing but
 //! one refused batch: its next one is then a gap, and it takes up again past
 //! a fence (kvs-server's `RemoteLog` does so by itself).
+//!
+//! A batch that fails is followed by a recovery of the log; while that
+//! fails too, the health service says NOT_SERVING and the committer tries
+//! again, backing off, until the log answers: a txn-server left alone
+//! during an outage says SERVING again once the database is back.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use kvs_core::{Change, Key};
 use kvs_log::{LogError, WriterLog, WriterMark};
+use kvs_service::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+
+use crate::health::Health;
 
 /// The most requests in one batch.
 const MAX_BATCH: usize = 1024;
@@ -132,9 +142,54 @@ impl Writers {
     }
 }
 
+/// Whether the log answers, as `health` reports it, and while it does not,
+/// when to try it again.
+struct Liveness {
+    health: Health,
+    /// Set while the log does not answer.
+    down: Option<Backoff>,
+    retry: Pin<Box<Sleep>>,
+}
+
+impl Liveness {
+    fn new(health: Health) -> Liveness {
+        Liveness {
+            health,
+            down: None,
+            retry: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    async fn report(&mut self, answers: bool) {
+        if answers {
+            self.down = None;
+        } else if self.down.is_none() {
+            self.down = Some(crate::reconnect_backoff());
+            self.retry_later();
+        }
+        self.health.set(answers).await;
+    }
+
+    fn retry_later(&mut self) {
+        if let Some(backoff) = &mut self.down {
+            let wait = backoff.next_wait();
+            self.retry
+                .as_mut()
+                .reset(tokio::time::Instant::now() + wait);
+        }
+    }
+}
+
 /// Runs until every sender is gone, then returns: all accepted work done.
-/// Writers idle for `writer_ttl` are forgotten.
-pub async fn run<L: WriterLog>(mut log: L, mut rx: mpsc::Receiver<Command>, writer_ttl: Duration) {
+/// Writers idle for `writer_ttl` are forgotten. Whether the log answers
+/// goes to `health`.
+pub async fn run<L: WriterLog>(
+    mut log: L,
+    mut rx: mpsc::Receiver<Command>,
+    writer_ttl: Duration,
+    health: Health,
+) {
+    let mut liveness = Liveness::new(health);
     let mut writers = Writers::default();
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let period = (writer_ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(3600));
@@ -145,6 +200,16 @@ pub async fn run<L: WriterLog>(mut log: L, mut rx: mpsc::Receiver<Command>, writ
             received = rx.recv_many(&mut commands, MAX_BATCH) => if received == 0 { break },
             _ = forget.tick() => {
                 writers.forget_idle(&mut log, writer_ttl).await;
+                continue;
+            }
+            () = liveness.retry.as_mut(), if liveness.down.is_some() => {
+                match log.recover().await {
+                    Ok(()) => liveness.report(true).await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "transaction log still unavailable");
+                        liveness.retry_later();
+                    }
+                }
                 continue;
             }
         }
@@ -219,7 +284,8 @@ pub async fn run<L: WriterLog>(mut log: L, mut rx: mpsc::Receiver<Command>, writ
             }
         }
         if !waiting.is_empty() {
-            commit(&mut log, &mut writers, txns, marks, waiting).await;
+            let answers = commit(&mut log, &mut writers, txns, marks, waiting).await;
+            liveness.report(answers).await;
         }
         for (writer, fence, reply) in queries {
             let _ = reply.send(position(&mut log, &mut writers, writer, fence).await);
@@ -251,14 +317,16 @@ async fn position<L: WriterLog>(
     })
 }
 
-/// Appends one round's batches as one, and answers their writers.
+/// Appends one round's batches as one, and answers their writers. Returns
+/// whether the log answers: the batch was committed, or the log recovered
+/// from its failure.
 async fn commit<L: WriterLog>(
     log: &mut L,
     writers: &mut Writers,
     txns: Vec<Change>,
     marks: HashMap<Key, u64>,
     waiting: Vec<(Option<Key>, Option<Ack>)>,
-) {
+) -> bool {
     let mark_list: Vec<WriterMark> = marks
         .iter()
         .map(|(writer, sequence)| WriterMark {
@@ -280,6 +348,7 @@ async fn commit<L: WriterLog>(
                     .unwrap_or(0);
                 answer(done, Ok(seq));
             }
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, kind = ?e.kind(), records = txns.len(), "batch failed; its writers are told why");
@@ -289,8 +358,12 @@ async fn commit<L: WriterLog>(
             }
             // Whether the failed COMMIT landed is for the log to say.
             writers.durable.clear();
-            if let Err(e) = log.recover().await {
-                tracing::warn!(error = %e, "transaction log still unavailable");
+            match log.recover().await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "transaction log still unavailable");
+                    false
+                }
             }
         }
     }
@@ -333,9 +406,10 @@ mod tests {
     }
 
     /// A committer on a log that keeps nothing (marks live in its memory).
-    fn committer() -> mpsc::Sender<Command> {
+    async fn committer() -> mpsc::Sender<Command> {
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(run(MemoryLog, rx, Duration::from_secs(3600)));
+        let (health, _) = Health::not_serving().await;
+        tokio::spawn(run(MemoryLog, rx, Duration::from_secs(3600), health));
         tx
     }
 
@@ -347,7 +421,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_s_next_batch_and_resends_are_taken_and_one_that_skips_ahead_is_not() {
-        let tx = committer();
+        let tx = committer().await;
         assert_eq!(send(&tx, 1).await.unwrap(), 1);
         match send(&tx, 3).await {
             Err(Refused::Gap {
@@ -373,7 +447,8 @@ mod tests {
         for c in [one, two, four] {
             tx.send(c).await.unwrap();
         }
-        tokio::spawn(run(MemoryLog, rx, Duration::from_secs(3600)));
+        let (health, _) = Health::not_serving().await;
+        tokio::spawn(run(MemoryLog, rx, Duration::from_secs(3600), health));
         assert_eq!(a1.await.unwrap().unwrap(), 2);
         assert_eq!(a2.await.unwrap().unwrap(), 2);
         assert!(matches!(
@@ -384,7 +459,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fence_moves_the_next_batch_past_it_within_a_bound() {
-        let tx = committer();
+        let tx = committer().await;
         assert_eq!(send(&tx, 1).await.unwrap(), 1);
         let (command, answer) = fence(3);
         tx.send(command).await.unwrap();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use kvs_service::LogFormat;
 
 use crate::auth::TokenRules;
@@ -21,7 +21,8 @@ pub enum Backend {
     name = "txn-server",
     version,
     about = "KVS transaction service: keeps kvs-server's transaction log in PostgreSQL or a file, behind gRPC with mutual TLS",
-    after_help = "Every flag can also be set through the environment variable shown beside it."
+    after_help = "Every flag can also be set through the environment variable shown beside it. \
+                  `txn-server health --help` tells how to ask a running txn-server whether it serves."
 )]
 pub struct Config {
     /// Address to serve gRPC on (port 0 picks a free port).
@@ -163,5 +164,134 @@ impl Config {
 
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.join("txn.log")
+    }
+}
+
+/// What the command line asks for: serving, or asking a server's health.
+pub enum Invocation {
+    Serve(Config),
+    Health(ProbeArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum Commands {
+    Health(ProbeArgs),
+}
+
+impl Invocation {
+    /// Parses the command line, or exits with clap's message. The
+    /// subcommand takes none of the server's flags, and needs none of them.
+    pub fn parse() -> Invocation {
+        Invocation::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    pub fn try_parse_from<I, T>(args: I) -> Result<Invocation, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Commands::augment_subcommands(Config::command())
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true);
+        let matches = command.try_get_matches_from(args)?;
+        if matches.subcommand().is_some() {
+            let Commands::Health(probe) = Commands::from_arg_matches(&matches)?;
+            return Ok(Invocation::Health(probe));
+        }
+        Config::from_arg_matches(&matches).map(Invocation::Serve)
+    }
+}
+
+/// `txn-server health`: one standard gRPC health check of a running
+/// txn-server, over its mutual TLS.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Ask a running txn-server whether it serves: exit 0 if it answers SERVING, 1 otherwise",
+    long_about = "Ask a running txn-server whether it serves, with the standard gRPC health \
+                  check (grpc.health.v1.Health/Check) over its mutual TLS. Exits 0 if it answers \
+                  SERVING; 1 if it answers NOT_SERVING (it waits for PostgreSQL, or lost it), \
+                  cannot be reached, or does not answer in time. For container health checks: \
+                  it needs nothing in the image but this binary and a client certificate.",
+    after_help = "A load balancer or another gRPC client can ask the same: the health service \
+                  needs a client certificate signed by the CA, and no bearer token."
+)]
+pub struct ProbeArgs {
+    /// The address txn-server listens on (its --listen); an unspecified
+    /// address (0.0.0.0, [::]) is asked on loopback.
+    #[arg(long, env = "TXN_LISTEN", default_value = "127.0.0.1:5051")]
+    pub listen: String,
+
+    /// CA certificate (PEM) that txn-server's certificate is signed by.
+    #[arg(long, env = "TXN_TLS_CA")]
+    pub tls_ca: PathBuf,
+
+    /// Client certificate (PEM) signed by that CA: txn-server takes no
+    /// connection without one.
+    #[arg(long)]
+    pub client_cert: PathBuf,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long)]
+    pub client_key: PathBuf,
+
+    /// The name txn-server's certificate is checked against.
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
+
+    /// The service asked about: the whole server (empty, the default) or
+    /// api.TransactionService.
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// Milliseconds for connecting and answering together.
+    #[arg(long, default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub timeout_ms: u64,
+}
+
+impl ProbeArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Invocation, clap::Error> {
+        Invocation::try_parse_from(std::iter::once("txn-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn health_needs_a_client_certificate_and_none_of_the_server_s_flags() {
+        let probe = [
+            "health",
+            "--tls-ca",
+            "ca",
+            "--client-cert",
+            "c",
+            "--client-key",
+            "k",
+        ];
+        match parse(&probe).unwrap() {
+            Invocation::Health(args) => {
+                assert_eq!(args.client_cert, PathBuf::from("c"));
+                assert_eq!(args.service, "");
+                assert_eq!(args.timeout(), Duration::from_secs(2));
+            }
+            Invocation::Serve(_) => panic!("parsed as serving"),
+        }
+        assert!(parse(&probe[..3]).is_err(), "no client certificate");
+        let mut mixed = vec!["--backend", "file"];
+        mixed.extend(probe);
+        assert!(parse(&mixed).is_err(), "a server flag before health");
+    }
+
+    #[test]
+    fn serving_still_needs_its_certificates() {
+        let serve = ["--tls-ca", "ca", "--tls-cert", "c", "--tls-key", "k"];
+        assert!(matches!(parse(&serve), Ok(Invocation::Serve(_))));
+        assert!(parse(&serve[..4]).is_err());
     }
 }

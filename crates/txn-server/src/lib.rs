@@ -4,6 +4,9 @@
 //! - [`tls`]: mutual TLS 1.3 in front of the gRPC server.
 //! - [`auth`]: the optional bearer-token check.
 //! - [`service`]: where a transaction enters (the gRPC methods).
+//! - [`gate`]: what holds transaction calls until the backend is open.
+//! - [`health`]: the standard gRPC health service, and when it says SERVING.
+//! - [`probe`]: `txn-server health`, the client of it that health checks run.
 //! - [`replays`]: how many replays are served at once, and when one is cut.
 //! - [`committer`]: where it becomes durable (group commit to the backend).
 //!
@@ -12,11 +15,15 @@
 pub mod auth;
 pub mod committer;
 pub mod config;
+pub mod gate;
+pub mod health;
+pub mod probe;
 pub mod replays;
 pub mod service;
 pub mod tls;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use kvs_log::postgres::{PgLog, PgOptions};
@@ -30,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 pub use config::{Backend, Config};
+use gate::Gate;
+use health::Health;
 use replays::Replays;
 use service::TxnService;
 
@@ -65,7 +74,9 @@ pub fn check(config: &Config) -> Result<(), TxnError> {
 }
 
 /// Serves on `listener` until `shutdown` resolves, then commits what it
-/// accepted and returns.
+/// accepted and returns. The port is served from the start: the health
+/// service answers NOT_SERVING, and transaction calls wait, until the
+/// backend is open.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -85,25 +96,38 @@ pub async fn run(
                 replay_pool_size: config.max_replay_streams,
                 timeout: config.db_timeout(),
             };
-            let log = connect_postgres(&opts).await?;
-            let reader = log.reader().strict(config.strict_replay);
-            if config.strict_replay {
-                tracing::info!("strict replay: a row that cannot be replayed fails the replay");
-            }
-            serve(listener, &config, tls, bearer, log, reader, shutdown).await
+            let strict = config.strict_replay;
+            let open = async move {
+                let log = connect_postgres(&opts).await?;
+                let reader = log.reader().strict(strict);
+                if strict {
+                    tracing::info!("strict replay: a row that cannot be replayed fails the replay");
+                }
+                Ok((log, reader))
+            };
+            serve(listener, &config, tls, bearer, open, shutdown).await
         }
         Backend::File => {
             let opts = FileOptions {
                 truncate_corrupt: false,
                 compact_min_bytes: config.compact_min_bytes,
             };
-            let mut log = FileLog::open(config.log_path(), opts)?;
-            let stats = log.replay(|_| {}).await?;
-            tracing::info!(log = %config.log_path().display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
-            let reader = log.reader();
-            serve(listener, &config, tls, bearer, log, reader, shutdown).await
+            let path = config.log_path();
+            let open = async move {
+                let mut log = FileLog::open(&path, opts)?;
+                let stats = log.replay(|_| {}).await?;
+                tracing::info!(log = %path.display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
+                let reader = log.reader();
+                Ok((log, reader))
+            };
+            serve(listener, &config, tls, bearer, open, shutdown).await
         }
     }
+}
+
+/// How long to wait between tries at a database that does not answer.
+fn reconnect_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
 }
 
 /// Connects to PostgreSQL, waiting for it to come up (as it may, started
@@ -111,7 +135,7 @@ pub async fn run(
 /// cure (a bad URL, a refused password, a database that does not exist, a
 /// migration that fails) ends start-up instead.
 async fn connect_postgres(opts: &PgOptions) -> Result<PgLog, TxnError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut backoff = reconnect_backoff();
     loop {
         match PgLog::connect(opts).await {
             Ok(log) => {
@@ -149,34 +173,24 @@ fn bearer_check(config: &Config) -> Result<auth::BearerCheck, TxnError> {
     }
 }
 
-/// Serves until `shutdown`, then ends the open streams and gives in-flight
+/// Serves until `shutdown`: health at once, transactions once `open` has
+/// opened the backend. Then ends the open streams and gives in-flight
 /// requests the shutdown timeout; the committer commits what was accepted.
 async fn serve<L: WriterLog>(
     listener: TcpListener,
     config: &Config,
     tls: std::sync::Arc<rustls::ServerConfig>,
     bearer: auth::BearerCheck,
-    log: L,
-    reader: L::Reader,
+    open: impl Future<Output = Result<(L, L::Reader), TxnError>> + Send,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TxnError> {
-    let (queue, rx) = mpsc::channel(QUEUE);
-    let committer = tokio::spawn(committer::run(log, rx, config.writer_ttl()));
     let stopping = CancellationToken::new();
-    let replays = Replays::new(
-        config.max_replay_streams,
-        config.replay_stall(),
-        stopping.clone(),
-    );
+    let (health, health_service) = Health::not_serving().await;
+    let (gate, opener) = Gate::closed(stopping.clone());
     let service = InterceptedService::new(
-        TransactionServiceServer::new(TxnService {
-            queue: queue.downgrade(),
-            reader,
-            replays,
-            stopping: stopping.clone(),
-        })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        TransactionServiceServer::new(gate)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         bearer,
     );
     let addr = listener.local_addr()?;
@@ -185,32 +199,44 @@ async fn serve<L: WriterLog>(
         max_replay_streams = config.max_replay_streams,
         "listening"
     );
-    let served = {
-        let server = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tls::incoming(listener, tls),
-                stopping.clone().cancelled_owned(),
-            );
-        let mut server = std::pin::pin!(server);
-        tokio::select! {
-            served = &mut server => served,
-            () = shutdown => {
-                tracing::info!("shutting down: ending open streams, finishing in-flight requests");
-                stopping.cancel();
-                let grace = config.shutdown_timeout();
-                match tokio::time::timeout(grace, &mut server).await {
-                    Ok(served) => served,
-                    Err(_) => {
-                        tracing::warn!(
-                            ?grace,
-                            "connections still busy after --shutdown-timeout (a client not \
-                             reading the end of its stream?); stopping without them"
-                        );
-                        Ok(())
-                    }
-                }
-            }
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tls::incoming(listener, tls),
+            stopping.clone().cancelled_owned(),
+        );
+    let mut server = std::pin::pin!(server);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let grace = config.shutdown_timeout();
+    let (log, reader) = tokio::select! {
+        opened = open => opened?,
+        served = &mut server => return served.map_err(TxnError::from),
+        () = &mut shutdown => {
+            tracing::info!("shutting down before the transaction log was opened");
+            stopping.cancel();
+            return drain(server.as_mut(), grace).await.map_err(TxnError::from);
+        }
+    };
+    let (queue, rx) = mpsc::channel(QUEUE);
+    let committer = tokio::spawn(committer::run(log, rx, config.writer_ttl(), health.clone()));
+    health.set(true).await;
+    opener.open(TxnService {
+        queue: queue.downgrade(),
+        reader,
+        replays: Replays::new(
+            config.max_replay_streams,
+            config.replay_stall(),
+            stopping.clone(),
+        ),
+        stopping: stopping.clone(),
+    });
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown => {
+            tracing::info!("shutting down: ending open streams, finishing in-flight requests");
+            stopping.cancel();
+            drain(server.as_mut(), grace).await
         }
     };
     // The only strong sender: with it gone, the committer drains what was
@@ -219,4 +245,22 @@ async fn serve<L: WriterLog>(
     let _ = committer.await;
     tracing::info!("stopped");
     served.map_err(TxnError::from)
+}
+
+/// Waits up to `grace` for a server told to stop to finish its requests.
+async fn drain(
+    server: Pin<&mut impl Future<Output = Result<(), tonic::transport::Error>>>,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error> {
+    match tokio::time::timeout(grace, server).await {
+        Ok(served) => served,
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "connections still busy after --shutdown-timeout (a client not \
+                 reading the end of its stream?); stopping without them"
+            );
+            Ok(())
+        }
+    }
 }

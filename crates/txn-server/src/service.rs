@@ -124,7 +124,8 @@ impl<R> TxnService<R> {
     }
 }
 
-type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
+/// The stream a `ReadTransactions` call answers.
+pub type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<R: LogReader> TransactionService for TxnService<R> {

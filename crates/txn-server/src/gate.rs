@@ -1,0 +1,86 @@
+//! The transaction service before the backend is open: txn-server serves
+//! its port (and its health) from the start, and holds each call here until
+//! the backend is open, as it is while it waits for PostgreSQL.
+//!
+//! Held, not refused, so that a client that connects as txn-server starts
+//! is answered as soon as it can be; a client's own deadline bounds the
+//! wait, and at shutdown a held call is answered UNAVAILABLE.
+
+use std::sync::Arc;
+
+use kvs_log::LogReader;
+use kvs_proto::api::transaction_service_server::TransactionService;
+use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use tokio::sync::SetOnce;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::service::{TxnService, TxnStream};
+
+/// The service once it is opened; calls wait until then.
+pub struct Gate<R> {
+    service: Arc<SetOnce<TxnService<R>>>,
+    stopping: CancellationToken,
+}
+
+/// Opens a [`Gate`].
+pub struct Opener<R>(Arc<SetOnce<TxnService<R>>>);
+
+impl<R> Gate<R> {
+    /// A closed gate, and what opens it. Held calls end when `stopping` is
+    /// cancelled.
+    pub fn closed(stopping: CancellationToken) -> (Gate<R>, Opener<R>) {
+        let service = Arc::new(SetOnce::new());
+        let opener = Opener(service.clone());
+        (Gate { service, stopping }, opener)
+    }
+
+    async fn service(&self) -> Result<&TxnService<R>, Status> {
+        if let Some(service) = self.service.get() {
+            return Ok(service);
+        }
+        tracing::debug!("a call waits for the backend to open");
+        tokio::select! {
+            service = self.service.wait() => Ok(service),
+            () = self.stopping.cancelled() => Err(Status::unavailable("txn-server is shutting down")),
+        }
+    }
+}
+
+impl<R> Opener<R> {
+    /// Lets the held calls and every later one through to `service`.
+    pub fn open(self, service: TxnService<R>) {
+        // The one opener, used once: the cell is still empty.
+        let _ = self.0.set(service);
+    }
+}
+
+#[tonic::async_trait]
+impl<R: LogReader> TransactionService for Gate<R> {
+    type ReadTransactionsStream = TxnStream;
+
+    async fn read_transactions(&self, req: Request<()>) -> Result<Response<TxnStream>, Status> {
+        self.service().await?.read_transactions(req).await
+    }
+
+    async fn write_transactions(
+        &self,
+        req: Request<Streaming<Transaction>>,
+    ) -> Result<Response<()>, Status> {
+        self.service().await?.write_transactions(req).await
+    }
+
+    async fn append_transactions(
+        &self,
+        req: Request<AppendRequest>,
+    ) -> Result<Response<AppendResponse>, Status> {
+        self.service().await?.append_transactions(req).await
+    }
+
+    async fn durable_sequence(
+        &self,
+        req: Request<DurableSequenceRequest>,
+    ) -> Result<Response<AppendResponse>, Status> {
+        self.service().await?.durable_sequence(req).await
+    }
+}
