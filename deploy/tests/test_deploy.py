@@ -14,7 +14,9 @@ What they cover:
   `--check-config` accepts the compose environment, and txn-server and
   kvs-server started with the compose environment talk over mutual TLS with
   the certificates the certs service makes, while the Dockerfiles' own
-  HEALTHCHECK commands judge them healthy (and unhealthy once stopped).
+  HEALTHCHECK commands and the compose file's txn health check judge them
+  healthy (and unhealthy once stopped), and the txn health check fails while
+  txn-server waits for PostgreSQL.
 - The Dockerfiles' base images, stages, EXPOSE, USER, HEALTHCHECK and
   ENTRYPOINT are as intended, and hadolint finds nothing.
 
@@ -31,6 +33,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -479,9 +482,12 @@ def test_compose_start_up_order(compose):
         "certs": {"condition": "service_completed_successfully"},
     }
     assert services["kvs"]["depends_on"] == {"txn": {"condition": "service_healthy"}}
-    # service_healthy needs a health check: postgres's is in the compose
-    # file, txn's comes from Dockerfile.txn (checked below).
-    assert "healthcheck" not in services["txn"] or not services["txn"]["healthcheck"].get("disable")
+    # service_healthy needs a health check: txn's is its gRPC health, asked
+    # by txn-server itself (run below), so that kvs starts once txn-server
+    # has connected to PostgreSQL, not merely once its port is open.
+    txn_check = services["txn"]["healthcheck"]
+    assert not txn_check.get("disable")
+    assert txn_check["test"][:3] == ["CMD", "txn-server", "health"], txn_check["test"]
     assert services["txn"]["build"]["dockerfile"] == "Dockerfile.txn"
     assert services["kvs"]["build"]["dockerfile"] == "Dockerfile.kvs"
 
@@ -761,6 +767,39 @@ def test_txn_check_config_does_check_the_files(bins, compose, compose_certs):
     assert out.returncode != 0
 
 
+def compose_txn_healthcheck(compose: dict, bins, certs: Path) -> list[str]:
+    """The txn service's health check command, with the binary and the
+    certificates found here."""
+    test = compose["services"]["txn"]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    return [str(bins["txn-server"]) if a == "txn-server" else a.replace("/certs/", f"{certs}/") for a in test[1:]]
+
+
+def test_txn_health_check_fails_while_txn_server_waits_for_postgresql(bins, compose, compose_certs, tmp_path):
+    """txn-server with the compose environment and a database that is not
+    up: its port is open (the Dockerfile's TCP check passes), but the compose
+    file's health check says it does not serve yet."""
+    check = compose_txn_healthcheck(compose, bins, compose_certs)
+    env = _with_certs(service_env(compose, "txn"), compose_certs)
+    # Bound but not listening: connections to it are refused, and no other
+    # process can take the port meanwhile.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        env.update(TXN_LISTEN="127.0.0.1:0", TXN_DATABASE_URL=f"postgres://kvs:x@127.0.0.1:{closed.getsockname()[1]}/kvs")
+        txn = Server([str(bins["txn-server"])], clean_env(**env), tmp_path)
+        try:
+            port = int(txn.wait_for(r"listening addr=127\.0\.0\.1:(\d+)").group(1))
+            txn.wait_for(r"PostgreSQL not reachable yet")
+            inside = {"TXN_LISTEN": f"0.0.0.0:{port}", "TXN_TLS_CA": env["TXN_TLS_CA"]}
+            waiting = run_healthcheck(check, inside)
+            assert waiting.returncode == 1, waiting.stdout + waiting.stderr
+            assert "NOT_SERVING" in waiting.stderr
+            tcp = healthcheck_argv(parse_dockerfile(DOCKERFILES["txn"])[-1])
+            assert run_healthcheck(tcp, {"TXN_LISTEN": f"0.0.0.0:{port}"}).returncode == 0
+        finally:
+            txn.kill()
+
+
 def test_kvs_and_txn_talk_with_the_compose_settings_and_pass_their_health_checks(
     bins, compose, compose_certs, tmp_path
 ):
@@ -770,6 +809,7 @@ def test_kvs_and_txn_talk_with_the_compose_settings_and_pass_their_health_checks
     kvs-server to replay and take a write."""
     kvs_check = healthcheck_argv(parse_dockerfile(DOCKERFILES["kvs"])[-1])
     txn_check = healthcheck_argv(parse_dockerfile(DOCKERFILES["txn"])[-1])
+    txn_health = compose_txn_healthcheck(compose, bins, compose_certs)
 
     txn_env = _with_certs(service_env(compose, "txn"), compose_certs)
     txn_env.update(TXN_LISTEN="127.0.0.1:0", TXN_BACKEND="file", TXN_DATA_DIR=str(tmp_path / "txn-data"))
@@ -797,6 +837,11 @@ def test_kvs_and_txn_talk_with_the_compose_settings_and_pass_their_health_checks
         assert kvs_ok.returncode == 0, kvs_ok.stderr
         txn_ok = run_healthcheck(txn_check, {"TXN_LISTEN": f"0.0.0.0:{txn_port}"})
         assert txn_ok.returncode == 0, txn_ok.stderr
+        # The compose file's own: txn-server answers SERVING.
+        txn_inside = {"TXN_LISTEN": f"0.0.0.0:{txn_port}", "TXN_TLS_CA": txn_env["TXN_TLS_CA"]}
+        serving = run_healthcheck(txn_health, txn_inside)
+        assert serving.returncode == 0, serving.stdout + serving.stderr
+        assert serving.stdout.strip() == "txn-server: SERVING"
         # A server that answers, but not 200 on healthz, is not healthy.
         wrong = run_healthcheck(kvs_check, {"KVS_LISTEN": f"0.0.0.0:{txn_port}"})
         assert wrong.returncode != 0
@@ -805,6 +850,7 @@ def test_kvs_and_txn_talk_with_the_compose_settings_and_pass_their_health_checks
         assert txn.stop() == 0, "\n".join(txn.lines)
         assert run_healthcheck(kvs_check, {"KVS_LISTEN": f"0.0.0.0:{kvs_port}"}).returncode != 0
         assert run_healthcheck(txn_check, {"TXN_LISTEN": f"0.0.0.0:{txn_port}"}).returncode != 0
+        assert run_healthcheck(txn_health, txn_inside).returncode != 0
     finally:
         for server in (kvs, txn):
             if server is not None:
