@@ -16,6 +16,7 @@ mod expiry;
 mod faults;
 mod fence;
 mod full_loop;
+mod health;
 mod mix;
 mod mtls;
 mod outcome;
