@@ -283,8 +283,9 @@ pub async fn run<L: WriterLog>(
                 }
             }
         }
-        if !waiting.is_empty() {
-            let answers = commit(&mut log, &mut writers, txns, marks, waiting).await;
+        if !waiting.is_empty()
+            && let Some(answers) = commit(&mut log, &mut writers, txns, marks, waiting).await
+        {
             liveness.report(answers).await;
         }
         for (writer, fence, reply) in queries {
@@ -318,15 +319,15 @@ async fn position<L: WriterLog>(
 }
 
 /// Appends one round's batches as one, and answers their writers. Returns
-/// whether the log answers: the batch was committed, or the log recovered
-/// from its failure.
+/// whether the log answers (the batch was committed, or the log recovered
+/// from its failure), unless the round had nothing to ask it.
 async fn commit<L: WriterLog>(
     log: &mut L,
     writers: &mut Writers,
     txns: Vec<Change>,
     marks: HashMap<Key, u64>,
     waiting: Vec<(Option<Key>, Option<Ack>)>,
-) -> bool {
+) -> Option<bool> {
     let mark_list: Vec<WriterMark> = marks
         .iter()
         .map(|(writer, sequence)| WriterMark {
@@ -334,10 +335,11 @@ async fn commit<L: WriterLog>(
             sequence: *sequence,
         })
         .collect();
-    let result = if txns.is_empty() && mark_list.is_empty() {
-        Ok(())
-    } else {
+    let asked = !(txns.is_empty() && mark_list.is_empty());
+    let result = if asked {
         log.append_marked(&txns, &mark_list).await
+    } else {
+        Ok(())
     };
     match result {
         Ok(()) => {
@@ -348,7 +350,7 @@ async fn commit<L: WriterLog>(
                     .unwrap_or(0);
                 answer(done, Ok(seq));
             }
-            true
+            asked.then_some(true)
         }
         Err(e) => {
             tracing::error!(error = %e, kind = ?e.kind(), records = txns.len(), "batch failed; its writers are told why");
@@ -359,10 +361,10 @@ async fn commit<L: WriterLog>(
             // Whether the failed COMMIT landed is for the log to say.
             writers.durable.clear();
             match log.recover().await {
-                Ok(()) => true,
+                Ok(()) => Some(true),
                 Err(e) => {
                     tracing::warn!(error = %e, "transaction log still unavailable");
-                    false
+                    Some(false)
                 }
             }
         }
