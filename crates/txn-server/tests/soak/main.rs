@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use kvs_bench::client::{BenchConfig, BenchError, Limit, Target};
 use kvs_bench::report::Report;
-use kvs_bench::server::{ProcMemory, ServerError};
 use kvs_bench::workload::WorkloadError;
 use kvs_log::LogError;
 use parking_lot::Mutex;
@@ -45,7 +44,7 @@ use checks::checks;
 use compare::{compare, memory_of, read_log};
 use config::SoakConfig;
 use load::{merged, run_parts};
-use memory::{MemoryReport, live_bytes, rss_bound, sample, third_means};
+use memory::{MemoryReport, ProcMemory, live_bytes, rss_bound, sample, third_means};
 use outage::{Timeline, Unavailable, unavailable_by_window};
 use report::{LogReport, SoakReport};
 use stack::SoakStack;
@@ -68,8 +67,8 @@ const OPENED: &str = "opened the file log";
 pub enum SoakError {
     #[error("{0}")]
     Config(String),
-    #[error("{0}")]
-    Server(#[from] ServerError),
+    #[error("reading kvs-server's memory: {0}")]
+    Proc(#[from] std::io::Error),
     #[error("{0}")]
     Workload(#[from] WorkloadError),
     #[error("{0}")]

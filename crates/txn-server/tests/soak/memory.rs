@@ -10,7 +10,45 @@ use kvs_core::{PlainState, Value};
 use serde::Serialize;
 
 use super::outage::{TickCounts, Timeline};
-use kvs_bench::server::ProcMemory;
+
+/// Memory figures of a process, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcMemory {
+    /// VmRSS: resident now.
+    pub rss_bytes: u64,
+    /// VmHWM: the peak resident size.
+    pub peak_rss_bytes: u64,
+}
+
+impl ProcMemory {
+    /// The figures of process `pid`.
+    pub fn of(pid: u32) -> std::io::Result<ProcMemory> {
+        Ok(ProcMemory::parse(&std::fs::read_to_string(format!(
+            "/proc/{pid}/status"
+        ))?))
+    }
+
+    /// Reads `VmRSS` and `VmHWM` out of a /proc/PID/status text.
+    fn parse(status: &str) -> ProcMemory {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .map_or(0, |kb| kb * 1024)
+        };
+        ProcMemory {
+            rss_bytes: field("VmRSS:"),
+            peak_rss_bytes: field("VmHWM:"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RssSample {
@@ -190,5 +228,18 @@ mod tests {
             third_means(&samples[..2], Duration::from_secs(9)),
             (None, None)
         );
+    }
+
+    #[test]
+    fn parses_proc_status() {
+        let status = "Name:\tkvs-server\nVmPeak:\t  999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t3\n";
+        assert_eq!(
+            ProcMemory::parse(status),
+            ProcMemory {
+                rss_bytes: 1024 * 1024,
+                peak_rss_bytes: 2048 * 1024
+            }
+        );
+        assert_eq!(ProcMemory::parse(""), ProcMemory::default());
     }
 }
