@@ -3,10 +3,11 @@
 # PostgreSQL's pgbench) and KVS, measured one after the other on this
 # machine, 50 connections, 100k keys, 32-byte values. KVS's GET and PUT
 # figures come from wrk with the Lua scripts of scripts/bench/, as webdis's
-# and etcd's do; kvs-bench fills the keys, runs the mixed zipfian load wrk
-# cannot express (latency percentiles by operation) and times the replay
-# and the memory. Prints each figure as it comes and a table with the
-# ratios at the end; raw outputs stay in target/bench/<time>/.
+# and etcd's do; kvs-bench fills the keys and runs the mixed zipfian load wrk
+# cannot express (latency percentiles by operation). The replay is timed by
+# scripts/bench/ready.py on logs filled through the API, the memory read from
+# /proc. Prints each figure as it comes and a table with the ratios at the
+# end; raw outputs stay in target/bench/<time>/.
 #
 #   scripts/bench.sh [SECONDS-PER-RUN (default 10)]
 #
@@ -15,6 +16,9 @@
 #                 (default: target/release, built first)
 #   BENCH_ANCHORS 0 to measure KVS only (for before/after comparisons)
 #   BENCH_OUT     where the raw outputs go
+#   BENCH_LARGE_KEYS  keys of the replay and memory measurements (default
+#                 1000000, which the rows are named for; fewer for a quick
+#                 check of the script)
 #
 # Needs the anchors from Debian's packages: redis-server (redis-server,
 # redis-benchmark, redis-cli), webdis, etcd-server, wrk, postgresql (server
@@ -24,6 +28,7 @@ cd "$(dirname "$0")/.."
 
 secs=${1:-10}
 anchors=${BENCH_ANCHORS:-1}
+large=${BENCH_LARGE_KEYS:-1000000}
 out=${BENCH_OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -192,21 +197,34 @@ kvs_wrk() {
     wrk -t 2 -c 50 -d "${secs}s" -s "scripts/bench/$script" "$kvs_url" >"$out/kvs-$name.txt"
     record "kvs $name" "$(wrk_rps "$out/kvs-$name.txt")"
 }
+# kvs-bench NAME KEYS ARGS...: a run over KEYS keys of 16 bytes, 32-byte
+# values; any answer outside 2xx, the prefill's included, fails the script.
 kvs_bench() {
-    local name=$1
-    shift
-    "$bins/kvs-bench" --url "$kvs_url" --connections 50 --keys 100000 --key-size 16 --value-size 32 \
-        --json --quiet "$@" >"$out/kvs-$name.json"
+    local name=$1 keys=$2
+    shift 2
+    "$bins/kvs-bench" --url "$kvs_url" --keys "$keys" --key-size 16 --value-size 32 --json "$@" \
+        >"$out/kvs-$name.json"
     local errors
-    errors=$(json "$out/kvs-$name.json" "sum(v for k, v in d['statuses'].items() if not k.startswith('2')) + d['transport_errors']")
+    errors=$(json "$out/kvs-$name.json" "sum(sum(v for k, v in p['statuses'].items() if not k.startswith('2')) + p['transport_errors'] for p in [d, d.get('prefill')] if p)")
     [ "$errors" = 0 ] || { echo "kvs-bench $name: $errors failed requests; see $out/kvs-$name.json" >&2; exit 1; }
+}
+# Every key once, nothing measured.
+kvs_fill() { kvs_bench "fill-$1" "$2" --connections "$3" --prefill --requests 0; }
+# time_ready ROW NAME ARGS...: kvs-server ARGS started three times on its
+# filled log, each timed to /readyz answering; the median.
+time_ready() {
+    local row=$1 name=$2
+    shift 2
+    python3 scripts/bench/ready.py "$out/kvs-server-$name" "127.0.0.1:$kvs_port" -- \
+        "$bins/kvs-server" --listen "127.0.0.1:$kvs_port" --log-format json "$@" >"$out/kvs-$name.json"
+    record "$row" "$(json "$out/kvs-$name.json" "round(d['ready_ms_median'] / 1000, 2)")"
 }
 
 start_kvs file
-kvs_bench fill --workload get --prefill --requests 1
+kvs_fill 100k 100000 50
 kvs_wrk GET kvs-get.lua
 kvs_wrk "PUT sync" kvs-put.lua
-kvs_bench mixed-zipf --workload mixed --dist zipf --read-ratio 0.9 --duration "$secs"
+kvs_bench mixed-zipf 100000 --connections 50 --workload mixed --dist zipf --read-ratio 0.9 --duration "$secs"
 record "kvs mixed zipf" "$(json "$out/kvs-mixed-zipf.json" "round(d['throughput_rps'])")"
 stop "$kvs_pid"
 
@@ -227,21 +245,25 @@ remote=(--txn-addr "https://127.0.0.1:$txn_port" --tls-ca "$work/certs/ca.crt"
     --tls-cert "$work/certs/client.crt" --tls-key "$work/certs/client.key")
 start_kvs pg "${remote[@]}"
 kvs_wrk "PUT sync, PostgreSQL" kvs-put.lua
-echo "  (filling 1M keys for the replay)"
-"$bins/kvs-bench" --url "$kvs_url" --connections 200 --keys 1000000 --value-size 32 --key-size 16 \
-    --workload get --prefill --requests 1 --json --quiet >"$out/kvs-fill-pg.json"
+echo "  (filling $large keys for the replay)"
+kvs_fill pg "$large" 200
 stop "$kvs_pid"
-"$bins/kvs-bench" replay --reuse-log --runs 3 --data-dir "$work/kvs-replay-pg" --json --quiet \
-    -- "${remote[@]}" >"$out/kvs-replay-pg.json"
-record "kvs replay 1M, PostgreSQL s" "$(json "$out/kvs-replay-pg.json" "round(d['ready_ms_median'] / 1000, 2)")"
+time_ready "kvs replay 1M, PostgreSQL s" replay-pg --data-dir "$work/kvs-replay-pg" "${remote[@]}"
 stop $txn_pid
 
-"$bins/kvs-bench" replay --records 1000000 --keys 1000000 --key-size 16 --value-size 32 --runs 3 \
-    --data-dir "$work/kvs-replay-file" --json --quiet >"$out/kvs-replay-file.json"
-record "kvs replay 1M, file s" "$(json "$out/kvs-replay-file.json" "round(d['ready_ms_median'] / 1000, 2)")"
+echo "== KVS replay of a file log, and memory: $large keys"
+# Never compacted, so that every PUT of the fill is in the log replayed.
+no_compact=(--compact-min-bytes 1099511627776)
+start_kvs replay-file "${no_compact[@]}"
+kvs_fill file "$large" 200
+stop "$kvs_pid"
+time_ready "kvs replay 1M, file s" replay-file --data-dir "$work/kvs-replay-file" "${no_compact[@]}"
 
-"$bins/kvs-bench" memory --keys 1000000 --key-size 16 --value-size 32 --json --quiet >"$out/kvs-memory.json"
-record "kvs RSS 1M keys MB" "$(json "$out/kvs-memory.json" "round(d['loaded']['rss_bytes'] / 1e6, 1)")"
+start_kvs memory --memory-only
+kvs_fill memory "$large" 50
+rss_kb=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$kvs_pid/status")
+record "kvs RSS 1M keys MB" "$(awk -v kb="$rss_kb" 'BEGIN { printf "%.1f", kb * 1024 / 1e6 }')"
+stop "$kvs_pid"
 
 echo
 python3 scripts/bench/table.py "$out/results.tsv"
