@@ -1,19 +1,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kvs_bench::cli::{self, Cli};
+use kvs_bench::cli::Cli;
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = cli.threads() {
-        rt.worker_threads(n.max(1));
-    }
-    match rt.build() {
-        Ok(rt) => rt.block_on(cli::run(cli)),
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().run().await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("kvs-bench: cannot start the runtime: {e}");
+            eprintln!("kvs-bench: {e}");
             ExitCode::FAILURE
         }
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::client::{BenchConfig, Limit, PhaseResult, RunResult};
 use crate::stats::{LatencySummary, Stats};
-use crate::workload::{KeyDist, WorkloadKind, WorkloadSpec};
+use crate::workload::{KeyDist, WorkloadKind, WorkloadSpec, ZIPF_THETA};
 
 /// What the workload was.
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +27,7 @@ pub struct WorkloadReport {
 impl WorkloadReport {
     pub fn of(spec: &WorkloadSpec) -> WorkloadReport {
         let value_type = match spec.kind {
-            WorkloadKind::Get | WorkloadKind::Put | WorkloadKind::Mixed => spec.value_type.name(),
+            WorkloadKind::Mixed => spec.value_type.name(),
             WorkloadKind::Incr => "int",
             WorkloadKind::MapField => "map",
             WorkloadKind::SetAdd => "set",
@@ -48,7 +48,7 @@ impl WorkloadReport {
     pub fn describe(&self) -> String {
         let dist = match self.distribution {
             KeyDist::Uniform => "uniform".to_owned(),
-            KeyDist::Zipf { theta } => format!("zipfian (theta {theta})"),
+            KeyDist::Zipf => format!("zipfian (theta {ZIPF_THETA})"),
         };
         let mut s = format!(
             "{} ({}), {} keys, {dist}",
@@ -137,10 +137,6 @@ impl PhaseReport {
 pub struct Report {
     pub target: String,
     pub connections: usize,
-    /// `closed` (back to back) or `open` (at `rate_rps`).
-    pub mode: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_rps: Option<f64>,
     pub seed: u64,
     pub workload: WorkloadReport,
     pub warmup_seconds: f64,
@@ -149,8 +145,6 @@ pub struct Report {
     pub requests_limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_limit_seconds: Option<f64>,
-    /// Ended early by Ctrl-C.
-    pub stopped_early: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefill: Option<PhaseReport>,
     #[serde(flatten)]
@@ -162,8 +156,6 @@ impl Report {
         Report {
             target: format!("http://{}", cfg.target.addr),
             connections: cfg.connections,
-            mode: if cfg.rate.is_some() { "open" } else { "closed" },
-            rate_rps: cfg.rate,
             seed: cfg.seed,
             workload: WorkloadReport::of(&cfg.workload.spec),
             warmup_seconds: cfg.warmup.as_secs_f64(),
@@ -176,7 +168,6 @@ impl Report {
                 Limit::Duration(d) => Some(d.as_secs_f64()),
                 Limit::Requests(_) => None,
             },
-            stopped_early: run.stopped,
             prefill: run.prefill.as_ref().map(PhaseReport::of),
             result: PhaseReport::of(&run.measured),
         }
@@ -191,13 +182,9 @@ impl Report {
         let mut out = String::new();
         let r = &self.result;
         let _ = writeln!(out, "workload     {}", self.workload.describe());
-        let mode = match self.rate_rps {
-            Some(rate) => format!("open loop at {rate:.0} req/s"),
-            None => "closed loop".to_owned(),
-        };
         let _ = writeln!(
             out,
-            "target       {}, {} connections, {mode}, seed {}",
+            "target       {}, {} connections, seed {}",
             self.target, self.connections, self.seed
         );
         if let Some(p) = &self.prefill {
@@ -218,16 +205,7 @@ impl Report {
                 self.warmup_seconds, self.warmup_requests
             );
         }
-        let _ = writeln!(
-            out,
-            "measured     {:.2} s{}",
-            r.seconds,
-            if self.stopped_early {
-                " (stopped early)"
-            } else {
-                ""
-            }
-        );
+        let _ = writeln!(out, "measured     {:.2} s", r.seconds);
         let _ = writeln!(
             out,
             "requests     {} ({} responses, {} transport errors)",
@@ -259,20 +237,14 @@ impl Report {
         if let Some(l) = &r.write_latency_us {
             row("writes", l);
         }
+        let counts = |m: &BTreeMap<String, u64>| {
+            let each: Vec<String> = m.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            each.join(", ")
+        };
         let _ = writeln!(out);
-        let _ = writeln!(out, "status       responses");
-        for (status, n) in &r.statuses {
-            let _ = writeln!(out, "{status:<12} {n}");
-        }
-        if r.statuses.is_empty() {
-            let _ = writeln!(out, "(none)");
-        }
+        let _ = writeln!(out, "statuses     {}", counts(&r.statuses));
         if !r.errors.is_empty() {
-            let _ = writeln!(out);
-            let _ = writeln!(out, "error        requests");
-            for (kind, n) in &r.errors {
-                let _ = writeln!(out, "{kind:<12} {n}");
-            }
+            let _ = writeln!(out, "errors       {}", counts(&r.errors));
         }
         out
     }

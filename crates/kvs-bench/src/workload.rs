@@ -12,43 +12,45 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::Zipf;
 use serde::Serialize;
 
+/// The API's base path, which every request's path starts with.
+pub const BASE_PATH: &str = "/kvs/v1-0-0";
+
+/// The skew of the zipfian distribution: YCSB's default, which the reports
+/// compare with.
+pub const ZIPF_THETA: f64 = 0.99;
+
 /// The operation mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
-    /// `GET /{type}/{key}`.
-    Get,
-    /// `PUT /{type}/{key}` with a value of `--type` and `--value-size`.
-    Put,
+    /// GET or PUT of the value type, reads in the proportion `--read-ratio`
+    /// (1 for GETs only, 0 for PUTs only).
+    Mixed,
     /// `POST /int/{key}/incr` (no body: add 1).
     Incr,
-    /// GET or PUT of `--type`, reads in the proportion `--read-ratio`.
-    Mixed,
     /// `PUT /map/{key}/{field}` with a string of `--value-size` bytes, the
-    /// field one of `--fields` per key.
+    /// field one of the spec's `fields` per key.
     MapField,
-    /// `PUT /set/{key}/{member}`, the member one of `--fields` per key.
+    /// `PUT /set/{key}/{member}`, the member one of the spec's `fields`.
     SetAdd,
 }
 
 impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
-            WorkloadKind::Get => "get",
-            WorkloadKind::Put => "put",
-            WorkloadKind::Incr => "incr",
             WorkloadKind::Mixed => "mixed",
+            WorkloadKind::Incr => "incr",
             WorkloadKind::MapField => "map-field",
             WorkloadKind::SetAdd => "set-add",
         }
     }
 }
 
-/// The value type of `get`, `put` and `mixed` (a namespace of its own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+/// The value type of `mixed` (a namespace of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueKind {
-    /// Text of exactly `--value-size` bytes (letters and digits).
+    /// Text of exactly `value_size` bytes (letters and digits).
     Str,
     /// A random `i32`.
     Int,
@@ -56,10 +58,6 @@ pub enum ValueKind {
     Uint,
     /// A random finite `f32`.
     Float,
-    /// A one-field JSON object whose value has `--value-size` bytes.
-    Map,
-    /// A one-member JSON array whose member has `--value-size` bytes.
-    Set,
 }
 
 impl ValueKind {
@@ -70,21 +68,18 @@ impl ValueKind {
             ValueKind::Int => "int",
             ValueKind::Uint => "uint",
             ValueKind::Float => "float",
-            ValueKind::Map => "map",
-            ValueKind::Set => "set",
         }
     }
 }
 
 /// How keys are picked from the key space.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KeyDist {
+    /// Every key equally likely.
     Uniform,
-    /// Zipfian with this skew; key 0 is the most popular.
-    Zipf {
-        theta: f64,
-    },
+    /// Zipfian of skew [`ZIPF_THETA`]: key 0 the most popular.
+    Zipf,
 }
 
 /// Everything that decides which requests are sent.
@@ -95,7 +90,7 @@ pub struct WorkloadSpec {
     /// Size of the key space: keys are numbered `0..keys`.
     pub keys: u64,
     pub dist: KeyDist,
-    /// Bytes of each string value (str, map field, set member in put).
+    /// Bytes of each string value (str, map field).
     pub value_size: usize,
     /// Share of GETs in `mixed`, `0.0..=1.0`.
     pub read_ratio: f64,
@@ -106,8 +101,6 @@ pub struct WorkloadSpec {
     /// When set, the number is zero-padded so that every key has exactly
     /// this many bytes.
     pub key_size: Option<usize>,
-    /// The API's base path, `/kvs/v1-0-0`.
-    pub base_path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -116,28 +109,21 @@ pub enum WorkloadError {
     NoKeys,
     #[error("--read-ratio must be between 0.0 and 1.0; got {0}")]
     BadReadRatio(f64),
-    #[error("--fields must be at least 1")]
+    #[error("at least 1 field per key is needed")]
     NoFields,
-    #[error(
-        "--key-size {size} is too small for {keys} keys with the prefix {prefix:?} (needs at least {needed})"
-    )]
+    #[error("--key-size {size} is too small for {keys} keys (needs at least {needed})")]
     KeySizeTooSmall {
         size: usize,
         keys: u64,
-        prefix: String,
         needed: usize,
     },
-    #[error("--key-prefix may hold only letters, digits and '_'; got {0:?}")]
-    BadPrefix(String),
     #[error("--key-size must be at most 256 (the server's key limit)")]
     KeySizeTooLarge,
-    #[error("--zipf-theta must be in [0, 1); got {0}")]
-    BadTheta(f64),
 }
 
 impl WorkloadSpec {
-    /// A `get` of strings over `keys` uniform keys, with the defaults of the
-    /// command line otherwise.
+    /// A `mixed` load of strings over `keys` uniform keys, with the defaults
+    /// of the command line otherwise.
     pub fn new(kind: WorkloadKind, keys: u64) -> WorkloadSpec {
         WorkloadSpec {
             kind,
@@ -149,7 +135,6 @@ impl WorkloadSpec {
             fields: 16,
             key_prefix: "k".into(),
             key_size: None,
-            base_path: "/kvs/v1-0-0".into(),
         }
     }
 
@@ -164,46 +149,27 @@ impl WorkloadSpec {
         if self.fields == 0 {
             return Err(WorkloadError::NoFields);
         }
-        if !self
-            .key_prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Err(WorkloadError::BadPrefix(self.key_prefix.clone()));
-        }
         if let Some(size) = self.key_size {
             if size > kvs_core::key::MAX_KEY_LEN {
                 return Err(WorkloadError::KeySizeTooLarge);
             }
-            let needed = self.key_prefix.len() + digits(self.keys - 1);
+            let needed = self.key_prefix.len() + (self.keys - 1).to_string().len();
             if size < needed {
                 return Err(WorkloadError::KeySizeTooSmall {
                     size,
                     keys: self.keys,
-                    prefix: self.key_prefix.clone(),
                     needed,
                 });
             }
         }
         let zipf = match self.dist {
             KeyDist::Uniform => None,
-            // YCSB's range of skews, which the reports compare with.
-            KeyDist::Zipf { theta } if (0.0..1.0).contains(&theta) => Some(
-                Zipf::new(self.keys as f64, theta).map_err(|_| WorkloadError::BadTheta(theta))?,
-            ),
-            KeyDist::Zipf { theta } => return Err(WorkloadError::BadTheta(theta)),
+            KeyDist::Zipf => {
+                Some(Zipf::new(self.keys as f64, ZIPF_THETA).expect("a valid zipfian skew"))
+            }
         };
         Ok(Arc::new(Workload { spec: self, zipf }))
     }
-}
-
-fn digits(mut n: u64) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    d
 }
 
 /// A checked [`WorkloadSpec`] with its precomputed distribution.
@@ -233,16 +199,11 @@ pub struct Op {
 
 /// The request stream `stream` of `seed`: both go into the generator's
 /// seed side by side, so that every pair has a stream of its own.
-pub fn stream_rng(seed: u64, stream: u64) -> StdRng {
+fn stream_rng(seed: u64, stream: u64) -> StdRng {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     bytes[8..16].copy_from_slice(&stream.to_le_bytes());
     StdRng::from_seed(bytes)
-}
-
-/// `len` random ASCII letters and digits.
-pub fn alnum(rng: &mut StdRng, len: usize) -> Vec<u8> {
-    rng.sample_iter(Alphanumeric).take(len).collect()
 }
 
 /// Slack at the end of the value pool, so that values start at varying
@@ -262,16 +223,15 @@ pub struct Generator {
 impl Generator {
     pub fn new(workload: Arc<Workload>, seed: u64, stream: u64) -> Generator {
         let mut rng = stream_rng(seed, stream);
-        let pool = alnum(&mut rng, workload.spec.value_size + POOL_SLACK);
+        let pool: Vec<u8> = (&mut rng)
+            .sample_iter(Alphanumeric)
+            .take(workload.spec.value_size + POOL_SLACK)
+            .collect();
         Generator {
             workload,
             rng,
             pool: Bytes::from(pool),
         }
-    }
-
-    pub fn workload(&self) -> &Workload {
-        &self.workload
     }
 
     /// The next key number.
@@ -282,62 +242,36 @@ impl Generator {
         }
     }
 
-    /// The name of key number `i`.
-    pub fn key_name(&self, i: u64, out: &mut String) {
-        let spec = &self.workload.spec;
-        key_name(&spec.key_prefix, spec.key_size, i, out);
-    }
-
     /// The next request of the measured run.
     pub fn next_op(&mut self) -> Op {
-        let (kind, read_ratio, fields) = {
-            let spec = &self.workload.spec;
-            (spec.kind, spec.read_ratio, spec.fields)
-        };
+        let spec = &self.workload.spec;
+        let (kind, read_ratio, fields) = (spec.kind, spec.read_ratio, spec.fields);
         let key = self.next_key();
         match kind {
-            WorkloadKind::Get => self.read(key),
-            WorkloadKind::Put => self.write(key),
             WorkloadKind::Mixed => {
                 // Draw the coin even at 0.0 and 1.0, so that the key
                 // sequence does not depend on the ratio.
                 if self.rng.random::<f64>() < read_ratio {
-                    self.read(key)
+                    let path = self.path_for(self.workload.spec.value_type.name(), key);
+                    self.op(Method::GET, path, Bytes::new(), OpClass::Read)
                 } else {
                     self.write(key)
                 }
             }
             WorkloadKind::Incr => {
-                let mut path = self.path_for("int", key);
-                path.push_str("/incr");
-                Op {
-                    method: Method::POST,
-                    path,
-                    body: Bytes::new(),
-                    class: OpClass::Write,
-                }
+                let path = self.path_for("int", key) + "/incr";
+                self.op(Method::POST, path, Bytes::new(), OpClass::Write)
             }
             WorkloadKind::MapField => {
                 let field = self.rng.random_range(0..fields);
-                let mut path = self.path_for("map", key);
-                let _ = write!(path, "/f{field}");
-                Op {
-                    method: Method::PUT,
-                    path,
-                    body: self.string_value(),
-                    class: OpClass::Write,
-                }
+                let path = format!("{}/f{field}", self.path_for("map", key));
+                let body = self.string_value();
+                self.op(Method::PUT, path, body, OpClass::Write)
             }
             WorkloadKind::SetAdd => {
                 let member = self.rng.random_range(0..fields);
-                let mut path = self.path_for("set", key);
-                let _ = write!(path, "/m{member}");
-                Op {
-                    method: Method::PUT,
-                    path,
-                    body: Bytes::new(),
-                    class: OpClass::Write,
-                }
+                let path = format!("{}/m{member}", self.path_for("set", key));
+                self.op(Method::PUT, path, Bytes::new(), OpClass::Write)
             }
         }
     }
@@ -346,38 +280,27 @@ impl Generator {
     /// hit: a PUT of the workload's type (an int 0 for `incr`, a map with one
     /// field for `map-field`, a set with one member for `set-add`).
     pub fn prefill_op(&mut self, key: u64) -> Op {
-        match self.workload.spec.kind {
-            WorkloadKind::Get | WorkloadKind::Put | WorkloadKind::Mixed => self.write(key),
-            WorkloadKind::Incr => Op {
-                method: Method::PUT,
-                path: self.path_for("int", key),
-                body: Bytes::from_static(b"0"),
-                class: OpClass::Write,
-            },
+        let (ty, body) = match self.workload.spec.kind {
+            WorkloadKind::Mixed => return self.write(key),
+            WorkloadKind::Incr => ("int", Bytes::from_static(b"0")),
             WorkloadKind::MapField => {
-                let body = self.json_value(b"{\"f0\":\"", b"\"}");
-                Op {
-                    method: Method::PUT,
-                    path: self.path_for("map", key),
-                    body,
-                    class: OpClass::Write,
-                }
+                // Letters and digits need no escaping in JSON.
+                let s = self.string_value();
+                let v = [&b"{\"f0\":\""[..], &s[..], &b"\"}"[..]].concat();
+                ("map", Bytes::from(v))
             }
-            WorkloadKind::SetAdd => Op {
-                method: Method::PUT,
-                path: self.path_for("set", key),
-                body: Bytes::from_static(b"[\"m0\"]"),
-                class: OpClass::Write,
-            },
-        }
+            WorkloadKind::SetAdd => ("set", Bytes::from_static(b"[\"m0\"]")),
+        };
+        let path = self.path_for(ty, key);
+        self.op(Method::PUT, path, body, OpClass::Write)
     }
 
-    fn read(&mut self, key: u64) -> Op {
+    fn op(&self, method: Method, path: String, body: Bytes, class: OpClass) -> Op {
         Op {
-            method: Method::GET,
-            path: self.path_for(self.workload.spec.value_type.name(), key),
-            body: Bytes::new(),
-            class: OpClass::Read,
+            method,
+            path,
+            body,
+            class,
         }
     }
 
@@ -391,15 +314,9 @@ impl Generator {
                 let x = (self.rng.random::<f64>() * 2.0 - 1.0) * 1e6;
                 Bytes::from((x as f32).to_string())
             }
-            ValueKind::Map => self.json_value(b"{\"f\":\"", b"\"}"),
-            ValueKind::Set => self.json_value(b"[\"", b"\"]"),
         };
-        Op {
-            method: Method::PUT,
-            path: self.path_for(ty.name(), key),
-            body,
-            class: OpClass::Write,
-        }
+        let path = self.path_for(ty.name(), key);
+        self.op(Method::PUT, path, body, OpClass::Write)
     }
 
     /// `value_size` random letters and digits, shared with the pool.
@@ -409,23 +326,9 @@ impl Generator {
         self.pool.slice(start..start + size)
     }
 
-    /// A string value wrapped in JSON; letters and digits need no escaping.
-    fn json_value(&mut self, open: &[u8], close: &[u8]) -> Bytes {
-        let s = self.string_value();
-        let mut v = Vec::with_capacity(open.len() + s.len() + close.len());
-        v.extend_from_slice(open);
-        v.extend_from_slice(&s);
-        v.extend_from_slice(close);
-        Bytes::from(v)
-    }
-
     fn path_for(&self, ty: &str, key: u64) -> String {
         let spec = &self.workload.spec;
-        let mut path = String::with_capacity(spec.base_path.len() + ty.len() + 24);
-        path.push_str(&spec.base_path);
-        path.push('/');
-        path.push_str(ty);
-        path.push('/');
+        let mut path = format!("{BASE_PATH}/{ty}/");
         key_name(&spec.key_prefix, spec.key_size, key, &mut path);
         path
     }
@@ -433,17 +336,10 @@ impl Generator {
 
 /// Appends the name of key number `i` to `out`: `prefix` and the number,
 /// zero-padded to `key_size` bytes in all when that is given.
-pub fn key_name(prefix: &str, key_size: Option<usize>, i: u64, out: &mut String) {
+fn key_name(prefix: &str, key_size: Option<usize>, i: u64, out: &mut String) {
     out.push_str(prefix);
-    match key_size {
-        None => {
-            let _ = write!(out, "{i}");
-        }
-        Some(size) => {
-            let width = size.saturating_sub(prefix.len());
-            let _ = write!(out, "{i:0width$}");
-        }
-    }
+    let width = key_size.map_or(0, |size| size.saturating_sub(prefix.len()));
+    let _ = write!(out, "{i:0width$}");
 }
 
 #[cfg(test)]
@@ -457,7 +353,9 @@ mod tests {
     #[test]
     fn validates_parameters() {
         assert_eq!(
-            WorkloadSpec::new(WorkloadKind::Get, 0).build().unwrap_err(),
+            WorkloadSpec::new(WorkloadKind::Mixed, 0)
+                .build()
+                .unwrap_err(),
             WorkloadError::NoKeys
         );
         let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 10);
@@ -466,17 +364,18 @@ mod tests {
             s.build().unwrap_err(),
             WorkloadError::BadReadRatio(_)
         ));
-        let mut s = WorkloadSpec::new(WorkloadKind::Put, 1_000_000);
+        let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 1_000_000);
         s.key_size = Some(6); // "k" + 6 digits = 7
         assert!(matches!(
             s.build().unwrap_err(),
             WorkloadError::KeySizeTooSmall { needed: 7, .. }
         ));
-        let mut s = WorkloadSpec::new(WorkloadKind::Put, 10);
-        s.dist = KeyDist::Zipf { theta: 1.0 };
-        assert_eq!(s.clone().build().unwrap_err(), WorkloadError::BadTheta(1.0));
-        s.dist = KeyDist::Zipf { theta: -0.1 };
-        assert_eq!(s.build().unwrap_err(), WorkloadError::BadTheta(-0.1));
+        let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 10);
+        s.key_size = Some(257);
+        assert_eq!(s.build().unwrap_err(), WorkloadError::KeySizeTooLarge);
+        let mut s = WorkloadSpec::new(WorkloadKind::SetAdd, 10);
+        s.fields = 0;
+        assert_eq!(s.build().unwrap_err(), WorkloadError::NoFields);
     }
 
     #[test]
@@ -491,7 +390,7 @@ mod tests {
         out.clear();
         key_name("k", Some(16), 999_999, &mut out);
         assert_eq!(out.len(), 16);
-        let mut s = WorkloadSpec::new(WorkloadKind::Put, 1_000_000);
+        let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 1_000_000);
         s.key_size = Some(16);
         let mut g = generator(s, 1, 0);
         let op = g.prefill_op(7);
@@ -500,33 +399,32 @@ mod tests {
 
     #[test]
     fn requests_have_the_right_shape() {
-        let mut s = WorkloadSpec::new(WorkloadKind::Put, 10);
+        let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 10);
         s.value_size = 100;
+        s.read_ratio = 0.0;
         let mut g = generator(s, 1, 0);
         let op = g.next_op();
-        assert_eq!(op.method, Method::PUT);
+        assert_eq!((op.method, op.class), (Method::PUT, OpClass::Write));
         assert!(op.path.starts_with("/kvs/v1-0-0/str/k"), "{}", op.path);
         assert_eq!(op.body.len(), 100);
         assert!(op.body.iter().all(u8::is_ascii_alphanumeric));
 
-        let mut g = generator(WorkloadSpec::new(WorkloadKind::Get, 10), 1, 0);
-        let op = g.next_op();
+        let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 10);
+        s.read_ratio = 1.0;
+        let op = generator(s, 1, 0).next_op();
         assert_eq!((op.method, op.class), (Method::GET, OpClass::Read));
         assert!(op.body.is_empty());
 
-        let mut g = generator(WorkloadSpec::new(WorkloadKind::Incr, 10), 1, 0);
-        let op = g.next_op();
+        let op = generator(WorkloadSpec::new(WorkloadKind::Incr, 10), 1, 0).next_op();
         assert_eq!(op.method, Method::POST);
         assert!(op.path.starts_with("/kvs/v1-0-0/int/k") && op.path.ends_with("/incr"));
 
-        let mut g = generator(WorkloadSpec::new(WorkloadKind::MapField, 10), 1, 0);
-        let op = g.next_op();
+        let op = generator(WorkloadSpec::new(WorkloadKind::MapField, 10), 1, 0).next_op();
         let rest = op.path.strip_prefix("/kvs/v1-0-0/map/k").unwrap();
         assert!(rest.contains("/f"), "{}", op.path);
         assert_eq!(op.body.len(), 32);
 
-        let mut g = generator(WorkloadSpec::new(WorkloadKind::SetAdd, 10), 1, 0);
-        let op = g.next_op();
+        let op = generator(WorkloadSpec::new(WorkloadKind::SetAdd, 10), 1, 0).next_op();
         assert!(op.path.starts_with("/kvs/v1-0-0/set/k") && op.path.contains("/m"));
 
         for (ty, check) in [
@@ -538,15 +436,10 @@ mod tests {
             (ValueKind::Float, |b| {
                 b.parse::<f32>().is_ok_and(f32::is_finite)
             }),
-            (ValueKind::Map, |b| {
-                serde_json::from_str::<std::collections::BTreeMap<String, String>>(b).is_ok()
-            }),
-            (ValueKind::Set, |b| {
-                serde_json::from_str::<Vec<String>>(b).is_ok()
-            }),
         ] {
-            let mut s = WorkloadSpec::new(WorkloadKind::Put, 10);
+            let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 10);
             s.value_type = ty;
+            s.read_ratio = 0.0;
             let mut g = generator(s, 1, 0);
             for _ in 0..100 {
                 let op = g.next_op();
@@ -559,22 +452,25 @@ mod tests {
 
     #[test]
     fn prefill_writes_the_workloads_type() {
-        for (kind, prefix) in [
-            (WorkloadKind::Get, "/kvs/v1-0-0/str/k7"),
+        for (kind, path) in [
+            (WorkloadKind::Mixed, "/kvs/v1-0-0/str/k7"),
             (WorkloadKind::Incr, "/kvs/v1-0-0/int/k7"),
             (WorkloadKind::MapField, "/kvs/v1-0-0/map/k7"),
             (WorkloadKind::SetAdd, "/kvs/v1-0-0/set/k7"),
         ] {
-            let mut g = generator(WorkloadSpec::new(kind, 10), 1, 0);
-            let op = g.prefill_op(7);
+            let op = generator(WorkloadSpec::new(kind, 10), 1, 0).prefill_op(7);
             assert_eq!(op.method, Method::PUT);
-            assert_eq!(op.path, prefix);
+            assert_eq!(op.path, path);
         }
+        let op = generator(WorkloadSpec::new(WorkloadKind::MapField, 10), 1, 0).prefill_op(7);
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_slice(&op.body).unwrap();
+        assert_eq!(map["f0"].len(), 32);
     }
 
     #[test]
     fn uniform_covers_the_key_space_evenly() {
-        let mut g = generator(WorkloadSpec::new(WorkloadKind::Get, 1000), 99, 0);
+        let mut g = generator(WorkloadSpec::new(WorkloadKind::Mixed, 1000), 99, 0);
         let draws = 200_000;
         let mut counts = vec![0u32; 1000];
         for _ in 0..draws {
@@ -592,8 +488,8 @@ mod tests {
 
     #[test]
     fn zipf_keys_are_skewed() {
-        let mut s = WorkloadSpec::new(WorkloadKind::Get, 1000);
-        s.dist = KeyDist::Zipf { theta: 0.99 };
+        let mut s = WorkloadSpec::new(WorkloadKind::Mixed, 1000);
+        s.dist = KeyDist::Zipf;
         let mut g = generator(s, 3, 0);
         let draws = 100_000;
         let hot = (0..draws).filter(|_| g.next_key() == 0).count();
@@ -610,7 +506,7 @@ mod tests {
     fn same_seed_and_stream_give_the_same_requests() {
         for kind in [WorkloadKind::Mixed, WorkloadKind::MapField] {
             let mut s = WorkloadSpec::new(kind, 10_000);
-            s.dist = KeyDist::Zipf { theta: 0.99 };
+            s.dist = KeyDist::Zipf;
             let w = s.build().unwrap();
             let mut a = Generator::new(w.clone(), 42, 3);
             let mut b = Generator::new(w.clone(), 42, 3);

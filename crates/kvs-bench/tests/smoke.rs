@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use kvs_bench::cli::Cli;
 use kvs_bench::client::{self, BenchConfig, Limit, Target};
-use kvs_bench::report::Report;
+use kvs_bench::report::{PhaseReport, Report};
 use kvs_bench::stats::LatencySummary;
 use kvs_bench::workload::{KeyDist, ValueKind, WorkloadKind, WorkloadSpec};
 
@@ -50,8 +51,9 @@ fn assert_ordered(l: &LatencySummary) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefilled_gets_all_hit() {
     let srv = server(&["--memory-only"]).await;
-    let mut spec = WorkloadSpec::new(WorkloadKind::Get, 50);
-    spec.dist = KeyDist::Zipf { theta: 0.99 };
+    let mut spec = WorkloadSpec::new(WorkloadKind::Mixed, 50);
+    spec.read_ratio = 1.0;
+    spec.dist = KeyDist::Zipf;
     let mut cfg = config(srv.addr, spec, 200);
     cfg.prefill = true;
     let run = client::run(&cfg).await.unwrap();
@@ -77,16 +79,18 @@ async fn prefilled_gets_all_hit() {
     assert_eq!(json["requests"], 200);
     assert_eq!(json["statuses"]["200"], 200);
     assert_eq!(json["prefill"]["requests"], 50);
-    assert_eq!(json["workload"]["distribution"]["kind"], "zipf");
+    assert_eq!(json["workload"]["distribution"], "zipf");
     let table = report.table();
     assert!(table.contains("p99.9"), "{table}");
-    assert!(table.contains("200          200"), "{table}");
+    assert!(table.contains("statuses     200: 200\n"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gets_without_prefill_miss() {
     let srv = server(&["--memory-only"]).await;
-    let cfg = config(srv.addr, WorkloadSpec::new(WorkloadKind::Get, 1000), 100);
+    let mut spec = WorkloadSpec::new(WorkloadKind::Mixed, 1000);
+    spec.read_ratio = 1.0;
+    let cfg = config(srv.addr, spec, 100);
     let run = client::run(&cfg).await.unwrap();
     assert_eq!(run.measured.stats.statuses.get(&404), Some(&100));
     assert_eq!(run.measured.stats.error_count(), 0);
@@ -96,25 +100,25 @@ async fn gets_without_prefill_miss() {
 async fn every_workload_is_answered_200() {
     // The durable file log, as in production.
     let srv = server(&[]).await;
-    for kind in [
-        WorkloadKind::Put,
-        WorkloadKind::Incr,
-        WorkloadKind::Mixed,
-        WorkloadKind::MapField,
-        WorkloadKind::SetAdd,
+    for (kind, read_ratio) in [
+        (WorkloadKind::Mixed, 0.0),
+        (WorkloadKind::Mixed, 0.9),
+        (WorkloadKind::Incr, 0.9),
+        (WorkloadKind::MapField, 0.9),
+        (WorkloadKind::SetAdd, 0.9),
     ] {
         for ty in [
             ValueKind::Str,
             ValueKind::Int,
+            ValueKind::Uint,
             ValueKind::Float,
-            ValueKind::Map,
-            ValueKind::Set,
         ] {
-            if ty != ValueKind::Str && !matches!(kind, WorkloadKind::Put | WorkloadKind::Mixed) {
+            if ty != ValueKind::Str && kind != WorkloadKind::Mixed {
                 continue;
             }
             let mut spec = WorkloadSpec::new(kind, 100);
             spec.value_type = ty;
+            spec.read_ratio = read_ratio;
             spec.key_size = Some(16);
             spec.value_size = 64;
             let mut cfg = config(srv.addr, spec, 120);
@@ -130,8 +134,10 @@ async fn every_workload_is_answered_200() {
             );
             assert_eq!(s.error_count(), 0);
             assert_ordered(&LatencySummary::of(&s.all()));
-            if kind == WorkloadKind::Mixed {
-                // The default read ratio is 0.9: both kinds show up.
+            if read_ratio == 0.0 {
+                assert!(s.reads.is_empty() && !s.writes.is_empty());
+            } else if kind == WorkloadKind::Mixed {
+                // A read ratio of 0.9: both kinds show up.
                 assert!(!s.reads.is_empty() && !s.writes.is_empty());
             }
         }
@@ -139,23 +145,19 @@ async fn every_workload_is_answered_200() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duration_limit_and_open_loop_rate() {
+async fn duration_limit_after_a_warm_up() {
     let srv = server(&["--memory-only"]).await;
-    let mut cfg = config(srv.addr, WorkloadSpec::new(WorkloadKind::Put, 100), 0);
+    let mut spec = WorkloadSpec::new(WorkloadKind::Mixed, 100);
+    spec.read_ratio = 0.0;
+    let mut cfg = config(srv.addr, spec, 0);
     cfg.limit = Limit::Duration(Duration::from_millis(300));
     cfg.warmup = Duration::from_millis(100);
-    cfg.rate = Some(200.0);
     let run = client::run(&cfg).await.unwrap();
     let s = &run.measured.stats;
-    // About 60 requests in 0.3 s at 200/s; no timing is asserted beyond a
-    // loose bound that a scheduler cannot break.
-    assert!(
-        s.responses() > 0 && s.responses() <= 100,
-        "{}",
-        s.responses()
-    );
+    // No timing is asserted: only that the run ends and counts its answers.
+    assert!(s.responses() > 0);
     assert_eq!(s.error_count(), 0);
-    assert_eq!(s.non_2xx(), 0);
+    assert_eq!(PhaseReport::of(&run.measured).non_2xx(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +165,7 @@ async fn a_server_that_is_not_there_is_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let cfg = config(addr, WorkloadSpec::new(WorkloadKind::Get, 10), 10);
+    let cfg = config(addr, WorkloadSpec::new(WorkloadKind::Mixed, 10), 10);
     let err = client::run(&cfg).await.unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
 }
@@ -172,22 +174,33 @@ async fn a_server_that_is_not_there_is_an_error() {
 async fn the_command_line_drives_a_run() {
     let srv = server(&["--memory-only"]).await;
     let url = format!("http://{}", srv.addr);
-    let cli = kvs_bench::cli::Cli::parse_from([
-        "kvs-bench",
-        "--url",
-        &url,
-        "-c",
-        "3",
+    let run = |args: &[&str]| {
+        let cli = Cli::parse_from([&["kvs-bench", "--url", &url, "--json"], args].concat());
+        async move {
+            let out = cli.run().await.unwrap();
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()
+        }
+    };
+    let report = run(&["-c", "3", "-n", "90", "--workload", "incr", "--keys", "10"]).await;
+    assert_eq!(report["requests"], 90);
+    assert_eq!(report["statuses"]["200"], 90);
+    assert_eq!(report["warmup_requests"], 0);
+
+    // The fill of the benchmark script: every key once, nothing measured.
+    let args = ["--prefill", "-n", "0", "--keys", "30", "--key-size", "16"];
+    let report = run(&args).await;
+    assert_eq!(report["prefill"]["statuses"]["200"], 30);
+    assert_eq!(report["requests"], 0);
+    let args = [
+        "--read-ratio",
+        "1",
         "-n",
-        "90",
-        "--workload",
-        "incr",
+        "60",
         "--keys",
-        "10",
-        "--quiet",
-    ]);
-    let cfg = cli.load.config().await.unwrap();
-    assert_eq!(cfg.warmup, Duration::ZERO);
-    let run = client::run(&cfg).await.unwrap();
-    assert_eq!(run.measured.stats.statuses.get(&200), Some(&90));
+        "30",
+        "--key-size",
+        "16",
+    ];
+    let report = run(&args).await;
+    assert_eq!(report["statuses"]["200"], 60, "every read hits: {report}");
 }

@@ -46,8 +46,9 @@ const PARTS: [Part; 7] = [
     part(WorkloadKind::Mixed, ValueKind::Int, "k", 1, 2),
     part(WorkloadKind::Mixed, ValueKind::Uint, "k", 10, 1),
     part(WorkloadKind::Mixed, ValueKind::Float, "k", 10, 1),
-    part(WorkloadKind::MapField, ValueKind::Map, "k", 10, 2),
-    part(WorkloadKind::SetAdd, ValueKind::Set, "k", 10, 2),
+    // The value type is mixed's; these write maps and sets.
+    part(WorkloadKind::MapField, ValueKind::Str, "k", 10, 2),
+    part(WorkloadKind::SetAdd, ValueKind::Str, "k", 10, 2),
     part(WorkloadKind::Incr, ValueKind::Int, "c", 100, 1),
 ];
 
