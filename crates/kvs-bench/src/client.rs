@@ -263,13 +263,6 @@ pub async fn run(cfg: &BenchConfig) -> Result<RunResult, BenchError> {
     } else {
         None
     };
-    if cfg.limit == Limit::Requests(0) || cfg.stop.load(Ordering::Relaxed) {
-        return Ok(RunResult {
-            prefill,
-            measured: merged(Vec::new(), Instant::now()).0,
-            warmup_requests: 0,
-        });
-    }
     let measure_start = Instant::now() + cfg.warmup;
     let (end, max_requests) = match cfg.limit {
         Limit::Duration(d) => (Some(measure_start + d), None),
