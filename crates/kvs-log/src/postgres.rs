@@ -724,7 +724,8 @@ fn remade<'a>(
 /// there before it: those the batch made again, and those whose creation
 /// was unknown. `$n` to `$n+2` are [`remade`]'s parameters. It sees the
 /// rows as they were before the statement, so the rows it creates (with
-/// their creation) are not among them.
+/// their creation) are not among them. `key = ANY` lets the planner look
+/// the keys up in the index instead of joining the whole table.
 fn fix_created(p: &str, n: usize) -> String {
     let (revisions, agains) = (n + 1, n + 2);
     format!(
@@ -732,7 +733,7 @@ fn fix_created(p: &str, n: usize) -> String {
              UPDATE {p}_keys k SET created_revision = x.revision
              FROM unnest(${n}::text[], ${revisions}::int8[], ${agains}::bool[])
                  AS x(key, revision, again)
-             WHERE k.key = x.key
+             WHERE k.key = ANY(${n}::text[]) AND k.key = x.key
                AND (x.again OR (k.created_revision IS NULL AND x.revision IS NOT NULL)))"
     )
 }
