@@ -345,17 +345,12 @@ impl Creation {
     /// What a change at `revision` that leaves the key with a value makes
     /// of the batch's creation so far.
     fn made(created: &mut HashMap<Key, Creation>, key: &Key, revision: u64) {
-        match created.get(key) {
-            Some(Creation::At { .. }) => {}
-            Some(Creation::Gone) => {
-                let again = true;
-                created.insert(key.clone(), Creation::At { revision, again });
-            }
-            None => {
-                let again = false;
-                created.insert(key.clone(), Creation::At { revision, again });
-            }
-        }
+        let again = match created.get(key) {
+            Some(Creation::At { .. }) => return,
+            Some(Creation::Gone) => true,
+            None => false,
+        };
+        created.insert(key.clone(), Creation::At { revision, again });
     }
 
     /// The revision the key was created at, if the batch made it.

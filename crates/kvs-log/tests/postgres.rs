@@ -83,6 +83,27 @@ impl Revised {
     }
 }
 
+fn key(s: &str) -> Key {
+    Key::parse(s).unwrap()
+}
+
+/// A put of the int `v` under `k`.
+fn int(k: &str, v: i32) -> Txn {
+    Txn::Put {
+        key: key(k),
+        value: Value::Int(v),
+    }
+}
+
+/// `m` now in the set `s`, or not.
+fn member(m: &str, present: bool) -> Txn {
+    Txn::SetMember {
+        key: key("s"),
+        member: m.into(),
+        present,
+    }
+}
+
 fn mark(sequence: u64) -> WriterMark {
     WriterMark {
         writer: Key::parse("writer").unwrap(),
@@ -211,16 +232,6 @@ async fn batches_of_every_kind_replay_to_the_model() {
 async fn revisions_round_trip_and_a_key_keeps_that_of_its_last_change() {
     let pg = PgCluster::start().await;
     let mut log = connect(&pg).await;
-    let key = |s: &str| Key::parse(s).unwrap();
-    let int = |k: &str, v| Txn::Put {
-        key: key(k),
-        value: Value::Int(v),
-    };
-    let member = |m: &str, present| Txn::SetMember {
-        key: key("s"),
-        member: m.into(),
-        present,
-    };
     let field = Txn::MapField {
         key: key("m"),
         field: "f".into(),
@@ -274,19 +285,9 @@ async fn revisions_round_trip_and_a_key_keeps_that_of_its_last_change() {
 async fn a_keys_creation_outlives_the_rows_that_made_it() {
     let pg = PgCluster::start().await;
     let mut log = connect(&pg).await;
-    let key = |s: &str| Key::parse(s).unwrap();
-    let int = |k: &str, v| Txn::Put {
-        key: key(k),
-        value: Value::Int(v),
-    };
     let delete = |k: &str| Txn::Delete {
         ty: ValueType::Int,
         key: key(k),
-    };
-    let member = |m: &str, present| Txn::SetMember {
-        key: key("s"),
-        member: m.into(),
-        present,
     };
     let batches = [
         [
@@ -378,7 +379,6 @@ async fn the_head_survives_a_batch_of_deletes_and_a_new_connection() {
 async fn a_keys_expiry_replays_after_its_value_until_a_put_or_delete_drops_it() {
     let pg = PgCluster::start().await;
     let mut log = connect(&pg).await;
-    let key = |s: &str| Key::parse(s).unwrap();
     let put = |k: &str| Txn::Put {
         key: key(k),
         value: Value::Str("v".into()),
@@ -490,7 +490,6 @@ async fn rows_without_a_revision_are_numbered_after_the_head_in_replay_order() {
 async fn member_and_field_changes_keep_the_tables_at_the_live_size() {
     let pg = PgCluster::start().await;
     let mut log = connect(&pg).await;
-    let key = |s: &str| Key::parse(s).unwrap();
     let big: SetValue = (0..1000).map(|i| format!("m{i}")).collect();
     let fields: MapValue = (0..1000)
         .map(|i| (format!("f{i}"), "v".to_owned()))
