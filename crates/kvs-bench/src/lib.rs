@@ -8,6 +8,10 @@
 //! - [`client`]: the load itself, one hyper HTTP/1.1 connection per task.
 //! - [`stats`] and [`report`]: HDR histograms, counts, the table and JSON.
 //! - [`cli`]: the command line.
+//!
+//! `examples/bare-axum.rs` is not KVS: it is the plain HTTP ceiling
+//! scripts/bench.sh measures KVS's GET against (axum and a
+//! `RwLock<HashMap>`, nothing else).
 
 pub mod cli;
 pub mod client;
