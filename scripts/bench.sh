@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# One sitting of docs/benchmarks.md: the anchors (Redis, webdis, etcd,
-# PostgreSQL's pgbench) and KVS, measured one after the other on this
-# machine, 50 connections, 100k keys, 32-byte values. KVS's GET and PUT
-# figures come from wrk with the Lua scripts of scripts/bench/, as webdis's
-# and etcd's do; kvs-bench fills the keys and runs the mixed zipfian load wrk
+# One sitting of docs/benchmarks.md: the anchors (Redis, webdis, a bare axum
+# server, etcd, PostgreSQL's pgbench) and KVS, measured one after the other
+# on this machine, 50 connections, 100k keys, 32-byte values. KVS's GET, PUT
+# and multi-key read (POST /txn of 16 gets) figures come from wrk with the
+# Lua scripts of scripts/bench/, as webdis's, bare axum's and etcd's do;
+# kvs-bench fills the keys and runs the mixed zipfian load wrk
 # cannot express (latency percentiles by operation). The replay is timed by
 # scripts/bench/ready.py on logs filled through the API, the memory read from
-# /proc. Prints each figure as it comes and a table with the ratios at the
-# end; raw outputs stay in target/bench/<time>/.
+# /proc. Prints each figure as it comes and, at the end, the table of issue
+# #15's rows with the ratios, the goals and whether each is met; raw outputs
+# stay in target/bench/<time>/.
 #
 #   scripts/bench.sh [SECONDS-PER-RUN (default 10)]
 #
 # Environment:
 #   KVS_BIN_DIR   kvs-server, txn-server, kvs-bench and kvs-certs to measure
-#                 (default: target/release, built first)
+#                 (default: $CARGO_TARGET_DIR or target, release/, built first)
 #   BENCH_ANCHORS 0 to measure KVS only (for before/after comparisons)
 #   BENCH_OUT     where the raw outputs go
 #   BENCH_LARGE_KEYS  keys of the replay and memory measurements (default
 #                 1000000, which the rows are named for; fewer for a quick
 #                 check of the script)
 #
-# Needs the anchors from Debian's packages: redis-server (redis-server,
-# redis-benchmark, redis-cli), webdis, etcd-server, wrk, postgresql (server
-# binaries, psql, pgbench). As root, PostgreSQL runs as the user `postgres`.
+# Needs Debian's packages wrk, curl, python3, postgresql (server binaries,
+# psql, pgbench) and for the anchors redis-server, redis-tools
+# (redis-benchmark, redis-cli), webdis, etcd-server; as root with apt-get it
+# installs those missing. The bare axum server is built from
+# crates/kvs-bench/examples. As root, PostgreSQL runs as the user `postgres`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,21 +36,54 @@ large=${BENCH_LARGE_KEYS:-1000000}
 out=${BENCH_OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+
+# The tools each measurement needs and the Debian package of each. As root
+# with apt-get, the missing ones are installed; otherwise the script stops
+# naming them. PostgreSQL (initdb, psql, pgbench) is found in its versioned
+# bin directory, not through Debian's wrappers in /usr/bin, which exist
+# without the server.
+declare -A package=([curl]=curl [python3]=python3 [wrk]=wrk [redis-server]=redis-server
+    [redis-benchmark]=redis-tools [redis-cli]=redis-tools [webdis]=webdis [etcd]=etcd-server)
+need=(curl python3 wrk)
+pg_tools=(initdb pg_ctl postgres psql)
+if [ "$anchors" = 1 ]; then
+    need+=(redis-server redis-benchmark redis-cli webdis etcd)
+    pg_tools+=(pgbench)
+fi
+newest_pg_bin() { printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+missing_packages() {
+    local tool pg_bin
+    for tool in "${need[@]}"; do
+        command -v "$tool" >/dev/null || echo "${package[$tool]}"
+    done
+    pg_bin=$(newest_pg_bin)
+    for tool in "${pg_tools[@]}"; do
+        [ -x "$pg_bin/$tool" ] || { echo postgresql; break; }
+    done
+}
+mapfile -t missing < <(missing_packages | sort -u)
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing ${missing[*]}"
+        apt-get update -q >"$out/apt-get.log"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$out/apt-get.log"
+        mapfile -t missing < <(missing_packages | sort -u)
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "missing the Debian packages: ${missing[*]} (apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+fi
+pg_bin=$(newest_pg_bin)
 if [ -z "${KVS_BIN_DIR:-}" ]; then
     cargo build --release --locked -p kvs-server -p txn-server -p kvs-bench -p kvs-certs
 fi
-bins=$(cd "${KVS_BIN_DIR:-target/release}" && pwd)
-
-need=(psql pgbench wrk)
-[ "$anchors" = 1 ] && need+=(redis-server redis-benchmark redis-cli webdis etcd)
-for tool in "${need[@]}"; do
-    command -v "$tool" >/dev/null || {
-        echo "missing $tool (Debian: apt-get install redis-server webdis etcd-server wrk postgresql)" >&2
-        exit 1
-    }
-done
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -x "$pg_bin/initdb" ] || { echo "PostgreSQL's server binaries (initdb) are missing" >&2; exit 1; }
+bins=$(cd "${KVS_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}" && pwd)
+if [ "$anchors" = 1 ]; then
+    # An anchor, not what is measured: built from this tree whatever KVS_BIN_DIR says.
+    cargo build --release --locked -p kvs-bench --example bare-axum
+    bare_axum=$(cd "${CARGO_TARGET_DIR:-target}/release/examples" && pwd)/bare-axum
+fi
 as_pg=()
 [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
 
@@ -57,7 +94,9 @@ pg_data=""
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [ -n "$pg_data" ] && "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    if [ -n "$pg_data" ]; then
+        "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -79,20 +118,26 @@ stop() {
     wait "$1" 2>/dev/null || true
 }
 record() {
+    [ -n "$2" ] || { echo "no figure for $1; see the outputs in $out" >&2; exit 1; }
     printf '%s\t%s\n' "$1" "$2" >>"$out/results.tsv"
     printf '  %-28s %s\n' "$1" "$2"
 }
 json() { python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($2)" "$1"; }
-wrk_rps() {
-    if grep -q 'Non-2xx' "$1"; then
-        echo "non-2xx answers in $1" >&2
+# wrk_run NAME SCRIPT URL: wrk with scripts/bench/SCRIPT, its output in
+# NAME.txt; any answer outside 2xx fails the script (here, not in the command
+# substitution that reads the figure, where exit would end only a subshell).
+wrk_run() {
+    wrk -t 2 -c 50 -d "${secs}s" -s "scripts/bench/$2" "$3" >"$out/$1.txt"
+    if grep -q 'Non-2xx' "$out/$1.txt"; then
+        echo "non-2xx answers in $out/$1.txt" >&2
         exit 1
     fi
-    sed -n 's/^Requests\/sec: *//p' "$1"
 }
+wrk_rps() { sed -n 's/^Requests\/sec: *//p' "$out/$1.txt"; }
 
 echo "results: $out"
 : >"$out/results.tsv"
+record "replay and memory keys" "$large"
 
 # PostgreSQL: for pgbench and for txn-server.
 pg_data=$work/pg/data
@@ -102,7 +147,7 @@ mkdir -p "$pg_data"
 pg_port=$(free_port)
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -w -l "$work/pg/postgres.log" \
     -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-psql_do() { psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+psql_do() { "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -v ON_ERROR_STOP=1 "$@"; }
 psql_do -c "CREATE DATABASE kvs" -c "CREATE TABLE bench (id bigserial PRIMARY KEY, k text NOT NULL, v text NOT NULL)"
 
 if [ "$anchors" = 1 ]; then
@@ -116,6 +161,11 @@ if [ "$anchors" = 1 ]; then
         >"$out/redis-benchmark.csv"
     record "redis GET" "$(sed -n 's/^"GET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark.csv")"
     record "redis SET" "$(sed -n 's/^"SET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark.csv")"
+    # The multi-key read's anchor: GETs of the keys just set, 16 in flight on
+    # each connection; redis-benchmark counts each GET, so this is keys/s.
+    redis-benchmark -p "$redis_port" -c 50 -P 16 -n $((secs * 1000000)) -r 100000 -t get --csv -q \
+        >"$out/redis-benchmark-p16.csv"
+    record "redis GET pipelined 16" "$(sed -n 's/^"GET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark-p16.csv")"
 
     echo "== webdis (HTTP in front of the same Redis)"
     webdis_port=$(free_port)
@@ -127,9 +177,18 @@ EOF
     webdis "$work/webdis.json" 2>"$out/webdis.stderr" &
     webdis_pid=$!; started $webdis_pid
     wait_port "$webdis_port"
-    wrk -t 2 -c 50 -d "${secs}s" -s scripts/bench/webdis-set.lua "http://127.0.0.1:$webdis_port" >"$out/webdis-set.txt"
-    record "webdis SET" "$(wrk_rps "$out/webdis-set.txt")"
+    wrk_run webdis-set webdis-set.lua "http://127.0.0.1:$webdis_port"
+    record "webdis SET" "$(wrk_rps webdis-set)"
     stop $webdis_pid
+
+    echo "== bare axum (the HTTP ceiling of GET: axum and a RwLock<HashMap>, nothing else)"
+    bare_port=$(free_port)
+    "$bare_axum" "127.0.0.1:$bare_port" >"$out/bare-axum.log" 2>&1 &
+    bare_pid=$!; started $bare_pid
+    wait_port "$bare_port"
+    wrk_run bare-axum-get kvs-get.lua "http://127.0.0.1:$bare_port"
+    record "bare axum GET" "$(wrk_rps bare-axum-get)"
+    stop $bare_pid
 
     echo "== Redis memory: 1M keys of 16 bytes, values of 32"
     redis-cli -p "$redis_port" FLUSHALL >/dev/null
@@ -147,6 +206,8 @@ EOF
     redis-benchmark -p "$redis_port" -c 50 -n $((secs * 50000)) -r 100000 -d 32 -t set --csv -q \
         >"$out/redis-benchmark-aof.csv"
     record "redis SET fsync always" "$(sed -n 's/^"SET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark-aof.csv")"
+    # Columns: test, rps, avg, min, p50, p95, p99, max (ms).
+    record "redis SET fsync always p99 ms" "$(sed -n 's/^"SET",\("[^"]*",\)\{5\}"\([0-9.]*\)".*/\2/p' "$out/redis-benchmark-aof.csv")"
     stop $redis_pid
 
     echo "== etcd $(etcd --version | sed -n 's/^etcd Version: //p'), durable put through its HTTP gateway"
@@ -159,13 +220,13 @@ EOF
     etcd_pid=$!; started $etcd_pid
     wait_port "$etcd_port"
     sleep 1
-    wrk -t 2 -c 50 -d "${secs}s" -s scripts/bench/etcd-put.lua "http://127.0.0.1:$etcd_port" >"$out/etcd-put.txt"
-    record "etcd put" "$(wrk_rps "$out/etcd-put.txt")"
+    wrk_run etcd-put etcd-put.lua "http://127.0.0.1:$etcd_port"
+    record "etcd put" "$(wrk_rps etcd-put)"
     stop $etcd_pid
 
     echo "== $("$pg_bin/postgres" --version | sed 's/^postgres (\(.*\)) \([0-9.]*\).*/\1 \2/') (fsync on), pgbench"
     pgb() {
-        pgbench -h 127.0.0.1 -p "$pg_port" -U postgres -n -c 32 -j 2 -T "$secs" -f "$1" postgres >"$2"
+        "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -n -c 32 -j 2 -T "$secs" -f "$1" postgres >"$2"
         sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$2"
     }
     record "pgbench 1-row INSERT" "$(pgb scripts/bench/insert-1.sql "$out/pgbench-1.txt" | awk '{ printf "%.0f", $1 }')"
@@ -194,8 +255,8 @@ start_kvs() {
 # The headline figures: the load tool of the HTTP anchors, on the same keys.
 kvs_wrk() {
     local name=$1 script=$2
-    wrk -t 2 -c 50 -d "${secs}s" -s "scripts/bench/$script" "$kvs_url" >"$out/kvs-$name.txt"
-    record "kvs $name" "$(wrk_rps "$out/kvs-$name.txt")"
+    wrk_run "kvs-$name" "$script" "$kvs_url"
+    record "kvs $name" "$(wrk_rps "kvs-$name")"
 }
 # kvs-bench NAME KEYS ARGS...: a run over KEYS keys of 16 bytes, 32-byte
 # values; any answer outside 2xx, the prefill's included, fails the script.
@@ -224,6 +285,9 @@ start_kvs file
 kvs_fill 100k 100000 50
 kvs_wrk GET kvs-get.lua
 kvs_wrk "PUT sync" kvs-put.lua
+record "kvs PUT sync p99 ms" "$(awk '$1 == "p99_us" { printf "%.3f", $2 / 1000 }' "$out/kvs-PUT sync.txt")"
+kvs_wrk "txn 16 gets" kvs-txn-get16.lua
+record "kvs txn 16 gets keys/s" "$(awk -v r="$(wrk_rps "kvs-txn 16 gets")" 'BEGIN { printf "%.0f", r * 16 }')"
 kvs_bench mixed-zipf 100000 --connections 50 --workload mixed --dist zipf --read-ratio 0.9 --duration "$secs"
 record "kvs mixed zipf" "$(json "$out/kvs-mixed-zipf.json" "round(d['throughput_rps'])")"
 stop "$kvs_pid"
