@@ -135,6 +135,32 @@ wrk_run() {
 }
 wrk_rps() { sed -n 's/^Requests\/sec: *//p' "$out/$1.txt"; }
 
+# CPU per request, the bound of a row on two shared cores (see "Where the
+# time goes" in docs/benchmarks.md): the server's from /proc, the load
+# tool's from the shell's accounting of the children it waited for.
+# cpu_mark PID before a load; cpu_record NAME PID REQUESTS after it records
+# "cpu us/req NAME server" and "... load tool".
+# `times` runs in this shell, never in a command substitution's subshell,
+# which has waited for no children.
+server_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+tools_cpu_s() {
+    awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } print t }' "$work/times"
+}
+cpu_mark() {
+    cpu_server0=$(server_cpu_s "$1")
+    times >"$work/times"
+    cpu_tools0=$(tools_cpu_s)
+}
+cpu_record() {
+    local server tools
+    server=$(server_cpu_s "$2")
+    times >"$work/times"
+    tools=$(tools_cpu_s)
+    record "cpu us/req $1 server" "$(awk -v a="$cpu_server0" -v b="$server" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+    record "cpu us/req $1 load tool" "$(awk -v a="$cpu_tools0" -v b="$tools" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+}
+wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out/$1.txt"; }
+
 echo "results: $out"
 : >"$out/results.tsv"
 record "replay and memory keys" "$large"
@@ -157,8 +183,10 @@ if [ "$anchors" = 1 ]; then
     redis_pid=$!; started $redis_pid
     wait_port "$redis_port"
     # redis-benchmark counts requests, not seconds: about SECONDS at ~150k/s.
+    cpu_mark $redis_pid
     redis-benchmark -p "$redis_port" -c 50 -n $((secs * 150000)) -r 100000 -d 32 -t set,get --csv -q \
         >"$out/redis-benchmark.csv"
+    cpu_record "redis SET+GET" $redis_pid $((secs * 150000 * 2))
     record "redis GET" "$(sed -n 's/^"GET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark.csv")"
     record "redis SET" "$(sed -n 's/^"SET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark.csv")"
     # The multi-key read's anchor: GETs of the keys just set, 16 in flight on
@@ -186,7 +214,9 @@ EOF
     "$bare_axum" "127.0.0.1:$bare_port" >"$out/bare-axum.log" 2>&1 &
     bare_pid=$!; started $bare_pid
     wait_port "$bare_port"
+    cpu_mark $bare_pid
     wrk_run bare-axum-get kvs-get.lua "http://127.0.0.1:$bare_port"
+    cpu_record "bare axum GET" $bare_pid "$(wrk_requests bare-axum-get)"
     record "bare axum GET" "$(wrk_rps bare-axum-get)"
     stop $bare_pid
 
@@ -203,8 +233,10 @@ EOF
         >"$out/redis-aof.log" 2>&1 &
     redis_pid=$!; started $redis_pid
     wait_port "$redis_port"
+    cpu_mark $redis_pid
     redis-benchmark -p "$redis_port" -c 50 -n $((secs * 50000)) -r 100000 -d 32 -t set --csv -q \
         >"$out/redis-benchmark-aof.csv"
+    cpu_record "redis SET fsync always" $redis_pid $((secs * 50000))
     record "redis SET fsync always" "$(sed -n 's/^"SET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark-aof.csv")"
     # Columns: test, rps, avg, min, p50, p95, p99, max (ms).
     record "redis SET fsync always p99 ms" "$(sed -n 's/^"SET",\("[^"]*",\)\{5\}"\([0-9.]*\)".*/\2/p' "$out/redis-benchmark-aof.csv")"
@@ -255,8 +287,10 @@ start_kvs() {
 # The headline figures: the load tool of the HTTP anchors, on the same keys.
 kvs_wrk() {
     local name=$1 script=$2
+    cpu_mark "$kvs_pid"
     wrk_run "kvs-$name" "$script" "$kvs_url"
     record "kvs $name" "$(wrk_rps "kvs-$name")"
+    cpu_record "kvs $name" "$kvs_pid" "$(wrk_requests "kvs-$name")"
 }
 # kvs-bench NAME KEYS ARGS...: a run over KEYS keys of 16 bytes, 32-byte
 # values; any answer outside 2xx, the prefill's included, fails the script.
