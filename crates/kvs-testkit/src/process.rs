@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kvs_service::telemetry::test_log;
@@ -19,6 +20,8 @@ pub struct ServerProcess {
     /// The `host:port` it listens on.
     pub addr: String,
     output: Arc<Mutex<Vec<String>>>,
+    /// The threads collecting its stdout and stderr.
+    readers: Vec<JoinHandle<()>>,
 }
 
 /// `args` after `--log-format json`, and `--listen 127.0.0.1:0` unless
@@ -49,15 +52,16 @@ fn listening_addr(line: &str) -> Option<String> {
     (fields["message"] == "listening").then(|| fields["addr"].as_str().map(str::to_owned))?
 }
 
-/// Collects a pipe's lines; sends the listening address when it appears.
-/// With `TEST_LOG`, each line goes to stderr too, after `name`; the test
-/// harness captures it with the test's own output.
+/// Collects a pipe's lines on a thread of its own, which ends when the pipe
+/// closes; sends the listening address when it appears. With `TEST_LOG`,
+/// each line goes to stderr too, after `name`; the test harness captures it
+/// with the test's own output.
 fn collect(
     name: String,
     pipe: impl std::io::Read + Send + 'static,
     lines: Arc<Mutex<Vec<String>>>,
     addr: mpsc::Sender<String>,
-) {
+) -> JoinHandle<()> {
     let echo = test_log().is_some();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -69,7 +73,7 @@ fn collect(
             }
             lines.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 impl ServerProcess {
@@ -84,13 +88,15 @@ impl ServerProcess {
             || binary.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        collect(
-            name.clone(),
-            child.stdout.take().unwrap(),
-            output.clone(),
-            addr_tx.clone(),
-        );
-        collect(name, child.stderr.take().unwrap(), output.clone(), addr_tx);
+        let readers = vec![
+            collect(
+                name.clone(),
+                child.stdout.take().unwrap(),
+                output.clone(),
+                addr_tx.clone(),
+            ),
+            collect(name, child.stderr.take().unwrap(), output.clone(), addr_tx),
+        ];
         let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {
@@ -106,6 +112,15 @@ impl ServerProcess {
             child,
             addr,
             output,
+            readers,
+        }
+    }
+
+    /// Once it has exited: waits until its last lines are collected, so
+    /// that what it printed on its way out is in [`ServerProcess::output`].
+    fn read_to_end(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
         }
     }
 
@@ -145,7 +160,11 @@ impl ServerProcess {
 
     /// Its exit status, once it has stopped by itself.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("try_wait")
+        let status = self.child.try_wait().expect("try_wait");
+        if status.is_some() {
+            self.read_to_end();
+        }
+        status
     }
 
     /// kill -9: no chance to flush anything.
@@ -157,7 +176,9 @@ impl ServerProcess {
     /// SIGTERM, then wait for a graceful exit.
     pub fn terminate(mut self) -> ExitStatus {
         self.sigterm();
-        self.child.wait().expect("wait")
+        let status = self.child.wait().expect("wait");
+        self.read_to_end();
+        status
     }
 
     /// SIGTERM, then wait up to `limit` for it to exit; panics if it does
@@ -170,6 +191,7 @@ impl ServerProcess {
             status.is_some()
         })
         .await;
+        self.read_to_end();
         status.expect("it exited")
     }
 
@@ -273,4 +295,34 @@ async fn wait_ready(api: &Api, server: &ServerProcess) {
         api.base,
         server.output()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A process that prints a lot on its way out: more than a pipe holds,
+    /// so its last lines are still in the pipe when it has exited.
+    #[test]
+    fn what_a_process_prints_on_its_way_out_is_in_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("server");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n\
+             trap 'seq 1 100000; exit 0' TERM\n\
+             echo '{\"fields\":{\"message\":\"listening\",\"addr\":\"127.0.0.1:1\"}}'\n\
+             while :; do sleep 0.01; done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let server = ServerProcess::start(&script, &[]);
+        let output = Arc::clone(&server.output);
+        assert!(server.terminate().success());
+        let lines = output.lock().unwrap();
+        assert_eq!(lines.len(), 100_001, "the listening line and 100000 more");
+        assert_eq!(lines.last().map(String::as_str), Some("100000"));
+    }
 }
