@@ -7,7 +7,9 @@
 //! Each table holds its type in the smallest form it has, not as a
 //! [`Value`]: a table's buckets are most of what a key costs, and a `Value`
 //! is as large as its largest variant (32 bytes), where a string needs 16 and
-//! a number 4. Reads get a [`ValueRef`] borrowed from the table.
+//! a number 4. Reads get a [`ValueRef`] borrowed from the table. A table
+//! is a [`Table`], dense entries found through an index; a key is hashed
+//! once per operation, and that hash also picks its shard.
 //!
 //! Callers never hold a shard's lock: [`Db`]'s methods take it and let it
 //! go, and a read that needs less than a whole copy passes a closure to
@@ -24,7 +26,6 @@
 //! absent at once, before the expirer ([`super::expiry`]) logs its
 //! expiry.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
@@ -34,6 +35,8 @@ use kvs_core::{Change, Key, State, Txn, Value, ValueType};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::expiry::now_ms;
+pub(crate) use super::table::Revised;
+use super::table::Table;
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -75,15 +78,6 @@ pub(crate) struct Found<'a> {
     pub(crate) expires_ms: Option<u64>,
 }
 
-/// A value (in its table's form, or taken out), with the revisions of its
-/// last change and of its creation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Revised<T> {
-    pub(crate) value: T,
-    pub(crate) revision: u64,
-    pub(crate) created: u64,
-}
-
 /// How a type's values sit in its table.
 trait Stored {
     fn view(&self) -> ValueRef<'_>;
@@ -119,46 +113,47 @@ stored! {
 
 /// A table seen without its value type, so that one `match` on a
 /// [`ValueType`] picks it for any operation that needs no typed value.
-trait Table {
-    fn view(&self, key: &str) -> Option<Found<'_>>;
-    fn take(&mut self, key: &str) -> Option<Revised<Value>>;
-    fn stamp(&mut self, key: &str, revision: u64);
-    fn set_created(&mut self, key: &str, revision: u64);
+/// Each takes the key's hash ([`Table::hash`]).
+trait Untyped {
+    fn view(&self, hash: u64, key: &str) -> Option<Found<'_>>;
+    fn take(&mut self, hash: u64, key: &str) -> Option<Revised<Value>>;
+    fn stamp(&mut self, hash: u64, key: &str, revision: u64);
+    fn set_created(&mut self, hash: u64, key: &str, revision: u64);
     fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_>;
     fn len(&self) -> usize;
 }
 
-impl<T: Stored> Table for HashMap<Key, Revised<T>> {
-    fn view(&self, key: &str) -> Option<Found<'_>> {
-        self.get(key).map(|r| Found {
+impl<T: Stored> Untyped for Table<T> {
+    fn view(&self, hash: u64, key: &str) -> Option<Found<'_>> {
+        self.get(hash, key).map(|r| Found {
             value: r.value.view(),
             revision: r.revision,
             created: r.created,
             expires_ms: None,
         })
     }
-    fn take(&mut self, key: &str) -> Option<Revised<Value>> {
-        self.remove(key).map(taken)
+    fn take(&mut self, hash: u64, key: &str) -> Option<Revised<Value>> {
+        self.remove(hash, key).map(taken)
     }
     /// A value made without a revision was made by this change.
-    fn stamp(&mut self, key: &str, revision: u64) {
-        if let Some(r) = self.get_mut(key) {
+    fn stamp(&mut self, hash: u64, key: &str, revision: u64) {
+        if let Some(r) = self.get_mut(hash, key) {
             r.revision = revision;
             if r.created == UNSTAMPED {
                 r.created = revision;
             }
         }
     }
-    fn set_created(&mut self, key: &str, revision: u64) {
-        if let Some(r) = self.get_mut(key) {
+    fn set_created(&mut self, hash: u64, key: &str, revision: u64) {
+        if let Some(r) = self.get_mut(hash, key) {
             r.created = revision;
         }
     }
     fn keys(&self) -> Box<dyn Iterator<Item = &Key> + '_> {
-        Box::new(HashMap::keys(self))
+        Box::new(Table::keys(self))
     }
     fn len(&self) -> usize {
-        HashMap::len(self)
+        Table::len(self)
     }
 }
 
@@ -171,45 +166,25 @@ fn taken<T: Stored>(r: Revised<T>) -> Revised<Value> {
     }
 }
 
-/// Stores `value` under `key` at `revision`; returns what was there. A
-/// value put over another keeps its creation; one put where there was none
-/// was created now.
+/// [`Table::put`], what was there taken out. `at`: the key's hash, the
+/// key, the revision of the put.
 fn swap<T: Stored>(
-    table: &mut HashMap<Key, Revised<T>>,
-    key: Key,
+    table: &mut Table<T>,
+    (hash, key, revision): (u64, Key, u64),
     value: T,
-    revision: u64,
 ) -> Option<Revised<Value>> {
-    match table.entry(key) {
-        Entry::Occupied(mut at) => {
-            let created = at.get().created;
-            let new = Revised {
-                value,
-                revision,
-                created,
-            };
-            Some(taken(std::mem::replace(at.get_mut(), new)))
-        }
-        Entry::Vacant(at) => {
-            let created = revision;
-            at.insert(Revised {
-                value,
-                revision,
-                created,
-            });
-            None
-        }
-    }
+    table.put(hash, key, value, revision).map(taken)
 }
 
-#[derive(Default)]
 pub(crate) struct Shard {
-    int: HashMap<Key, Revised<i32>>,
-    uint: HashMap<Key, Revised<u32>>,
-    float: HashMap<Key, Revised<f32>>,
-    str: HashMap<Key, Revised<Box<str>>>,
-    map: HashMap<Key, Revised<MapValue>>,
-    set: HashMap<Key, Revised<SetValue>>,
+    int: Table<i32>,
+    uint: Table<u32>,
+    float: Table<f32>,
+    str: Table<Box<str>>,
+    map: Table<MapValue>,
+    set: Table<SetValue>,
+    /// The one its tables hash with, for the hash they are handed.
+    hasher: RandomState,
     /// The highest revision applied to any key of the shard.
     last: u64,
     /// When each key with a TTL expires, by type.
@@ -219,7 +194,26 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    fn table(&self, ty: ValueType) -> &dyn Table {
+    fn new(hasher: RandomState) -> Shard {
+        Shard {
+            int: Table::new(hasher.clone()),
+            uint: Table::new(hasher.clone()),
+            float: Table::new(hasher.clone()),
+            str: Table::new(hasher.clone()),
+            map: Table::new(hasher.clone()),
+            set: Table::new(hasher.clone()),
+            hasher,
+            last: 0,
+            deadlines: Default::default(),
+            by_time: BTreeSet::new(),
+        }
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn table(&self, ty: ValueType) -> &dyn Untyped {
         match ty {
             ValueType::Int => &self.int,
             ValueType::Uint => &self.uint,
@@ -230,7 +224,7 @@ impl Shard {
         }
     }
 
-    fn table_mut(&mut self, ty: ValueType) -> &mut dyn Table {
+    fn table_mut(&mut self, ty: ValueType) -> &mut dyn Untyped {
         match ty {
             ValueType::Int => &mut self.int,
             ValueType::Uint => &mut self.uint,
@@ -247,7 +241,12 @@ impl Shard {
 
     /// The value of `key` as type `ty`, unless it is absent or expired.
     pub(crate) fn found(&self, ty: ValueType, key: &str) -> Option<Found<'_>> {
-        let mut found = self.table(ty).view(key)?;
+        self.found_at(self.hash(key), ty, key)
+    }
+
+    /// [`Shard::found`], `key` hashed already.
+    fn found_at(&self, hash: u64, ty: ValueType, key: &str) -> Option<Found<'_>> {
+        let mut found = self.table(ty).view(hash, key)?;
         if let Some(at) = self.deadline(ty, key) {
             if at <= now_ms() {
                 return None;
@@ -274,7 +273,10 @@ impl Shard {
             self.by_time.remove(&(old, ty, key.clone()));
         }
         if let Some(at) = at_ms
-            && self.table(ty).view(key.as_str()).is_some()
+            && self
+                .table(ty)
+                .view(self.hash(key.as_str()), key.as_str())
+                .is_some()
         {
             self.deadlines[ty.index()].insert(key.clone(), at);
             self.by_time.insert((at, ty, key.clone()));
@@ -312,16 +314,28 @@ impl Shard {
     /// returns what was there.
     /// Replaces the key's expiry too: the value is permanent.
     pub(crate) fn put(&mut self, key: Key, value: Value, revision: u64) -> Option<Revised<Value>> {
+        self.put_at(self.hash(key.as_str()), key, value, revision)
+    }
+
+    /// [`Shard::put`], `key` hashed already.
+    fn put_at(
+        &mut self,
+        hash: u64,
+        key: Key,
+        value: Value,
+        revision: u64,
+    ) -> Option<Revised<Value>> {
         self.last = self.last.max(revision);
         self.clear_deadline(value.value_type(), key.as_str());
+        let at = (hash, key, revision);
         match value {
-            Value::Int(v) => swap(&mut self.int, key, v, revision),
-            Value::Uint(v) => swap(&mut self.uint, key, v, revision),
-            Value::Float(v) => swap(&mut self.float, key, v, revision),
+            Value::Int(v) => swap(&mut self.int, at, v),
+            Value::Uint(v) => swap(&mut self.uint, at, v),
+            Value::Float(v) => swap(&mut self.float, at, v),
             // Sheds any spare capacity; parsed strings have none.
-            Value::Str(s) => swap(&mut self.str, key, s.into_boxed_str(), revision),
-            Value::Map(m) => swap(&mut self.map, key, m, revision),
-            Value::Set(s) => swap(&mut self.set, key, s, revision),
+            Value::Str(s) => swap(&mut self.str, at, s.into_boxed_str()),
+            Value::Map(m) => swap(&mut self.map, at, m),
+            Value::Set(s) => swap(&mut self.set, at, s),
         }
     }
 
@@ -332,9 +346,20 @@ impl Shard {
         key: &str,
         revision: u64,
     ) -> Option<Revised<Value>> {
+        self.remove_at(self.hash(key), ty, key, revision)
+    }
+
+    /// [`Shard::remove`], `key` hashed already.
+    fn remove_at(
+        &mut self,
+        hash: u64,
+        ty: ValueType,
+        key: &str,
+        revision: u64,
+    ) -> Option<Revised<Value>> {
         self.last = self.last.max(revision);
         self.clear_deadline(ty, key);
-        self.table_mut(ty).take(key)
+        self.table_mut(ty).take(hash, key)
     }
 
     /// Applies `change`: its value, if any is left, has its revision. A
@@ -342,16 +367,31 @@ impl Shard {
     /// an expiry time and a creation belong to the put beside them, which
     /// has stamped it.
     pub(crate) fn apply(&mut self, change: Change) {
+        let hash = self.hash(change.txn.key().as_str());
+        self.apply_at(hash, change);
+    }
+
+    /// [`Shard::apply`], its key hashed already. A put or a delete is one
+    /// lookup: it is most of what a replay applies.
+    fn apply_at(&mut self, hash: u64, change: Change) {
+        let revision = change.revision;
         match change.txn {
             Txn::Get { .. } => {}
             Txn::Expiry { ty, key, at_ms } => self.set_deadline(ty, &key, at_ms),
             Txn::Created { ty, key, revision } => {
-                self.table_mut(ty).set_created(key.as_str(), revision);
+                self.table_mut(ty).set_created(hash, key.as_str(), revision);
+            }
+            Txn::Put { key, value } => {
+                self.put_at(hash, key, value, revision);
+            }
+            Txn::Delete { ty, key } | Txn::Expire { ty, key } => {
+                self.remove_at(hash, ty, key.as_str(), revision);
             }
             txn => {
                 let (ty, key) = (txn.value_type(), txn.key().clone());
                 txn.apply_to(self);
-                self.stamp(ty, &key, change.revision);
+                self.last = self.last.max(revision);
+                self.table_mut(ty).stamp(hash, key.as_str(), revision);
             }
         }
     }
@@ -359,7 +399,8 @@ impl Shard {
     /// `key` of type `ty`, if it exists, was last changed at `revision`.
     pub(crate) fn stamp(&mut self, ty: ValueType, key: &Key, revision: u64) {
         self.last = self.last.max(revision);
-        self.table_mut(ty).stamp(key.as_str(), revision);
+        let hash = self.hash(key.as_str());
+        self.table_mut(ty).stamp(hash, key.as_str(), revision);
     }
 }
 
@@ -380,37 +421,39 @@ impl State for Shard {
     }
 
     fn int(&self, key: &Key) -> Option<i32> {
-        self.int.get(key.as_str()).map(|r| r.value)
+        let hash = self.hash(key.as_str());
+        self.int.get(hash, key.as_str()).map(|r| r.value)
     }
 
     fn set_mut(&mut self, key: &Key, create: bool) -> Option<&mut SetValue> {
-        entry(&mut self.set, key, create)
+        let hash = self.hash(key.as_str());
+        entry(&mut self.set, hash, key, create)
     }
 
     fn map_mut(&mut self, key: &Key, create: bool) -> Option<&mut MapValue> {
-        entry(&mut self.map, key, create)
+        let hash = self.hash(key.as_str());
+        entry(&mut self.map, hash, key, create)
     }
 }
 
 /// The value of `key` in `table`, an empty one made first when absent and
 /// `create` (its revision is stamped after).
 fn entry<'t, T: Default>(
-    table: &'t mut HashMap<Key, Revised<T>>,
+    table: &'t mut Table<T>,
+    hash: u64,
     key: &Key,
     create: bool,
 ) -> Option<&'t mut T> {
-    if create && !table.contains_key(key.as_str()) {
-        let (value, revision, created) = (T::default(), UNSTAMPED, UNSTAMPED);
-        table.insert(
-            key.clone(),
-            Revised {
-                value,
-                revision,
-                created,
-            },
-        );
-    }
-    table.get_mut(key.as_str()).map(|r| &mut r.value)
+    let stored = if create {
+        table.get_or_insert_with(hash, key, || Revised {
+            value: T::default(),
+            revision: UNSTAMPED,
+            created: UNSTAMPED,
+        })
+    } else {
+        table.get_mut(hash, key.as_str())?
+    };
+    Some(&mut stored.value)
 }
 
 pub(crate) struct Db {
@@ -420,20 +463,27 @@ pub(crate) struct Db {
 
 impl Default for Db {
     fn default() -> Db {
+        let hasher = RandomState::new();
         Db {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Shard::new(hasher.clone())))
+                .collect(),
+            hasher,
         }
     }
 }
 
 impl Db {
-    fn index_of(&self, key: &str) -> usize {
-        self.hasher.hash_one(key) as usize % SHARDS
+    /// `key`'s hash, which its shard's tables take as it is.
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
     }
 
-    fn shard_of(&self, key: &str) -> &RwLock<Shard> {
-        &self.shards[self.index_of(key)]
+    /// The shard of a key with hash `hash`. Its bits 32 and up: a table
+    /// finds a bucket by the low bits and tells keys apart by the top
+    /// seven, which must still differ among a shard's keys.
+    fn index_of(hash: u64) -> usize {
+        (hash >> 32) as usize % SHARDS
     }
 
     // A poisoned lock means a panic inside a critical section, which holds
@@ -459,8 +509,9 @@ impl Db {
         key: &str,
         f: impl FnOnce(Option<Found<'_>>) -> R,
     ) -> (R, u64) {
-        let shard = Self::read(self.shard_of(key));
-        let found = shard.found(ty, key);
+        let hash = self.hash(key);
+        let shard = Self::read(&self.shards[Self::index_of(hash)]);
+        let found = shard.found_at(hash, ty, key);
         let seen = found.map_or(shard.last, |f| f.revision);
         (f(found), seen)
     }
@@ -468,7 +519,7 @@ impl Db {
     /// Whether `a` and `b` live in the same shard.
     #[cfg(test)]
     pub(crate) fn same_shard(&self, a: &str, b: &str) -> bool {
-        std::ptr::eq(self.shard_of(a), self.shard_of(b))
+        Self::index_of(self.hash(a)) == Self::index_of(self.hash(b))
     }
 
     /// A copy of one value.
@@ -486,7 +537,10 @@ impl Db {
         keys: impl IntoIterator<Item = &'k str>,
         f: impl FnOnce(&mut Locked<'_>) -> R,
     ) -> R {
-        let mut indexes: Vec<usize> = keys.into_iter().map(|k| self.index_of(k)).collect();
+        let mut indexes: Vec<usize> = keys
+            .into_iter()
+            .map(|k| Self::index_of(self.hash(k)))
+            .collect();
         indexes.sort_unstable();
         indexes.dedup();
         let shards = indexes
@@ -498,13 +552,14 @@ impl Db {
 
     /// Applies `change` to its key's shard.
     pub(crate) fn apply(&self, change: Change) {
-        Self::write(self.shard_of(change.txn.key().as_str())).apply(change);
+        let hash = self.hash(change.txn.key().as_str());
+        Self::write(&self.shards[Self::index_of(hash)]).apply_at(hash, change);
     }
 
     /// Empties every table (before a replay starts over).
     pub(crate) fn clear(&self) {
         for shard in self.shards.iter() {
-            *Self::write(shard) = Shard::default();
+            *Self::write(shard) = Shard::new(self.hasher.clone());
         }
     }
 
@@ -580,7 +635,7 @@ impl Locked<'_> {
     /// `key`'s shard. Panics if it is not one of those locked: the caller
     /// named the keys it uses.
     pub(crate) fn shard(&mut self, key: &str) -> &mut Shard {
-        let i = self.db.index_of(key);
+        let i = Db::index_of(self.db.hash(key));
         let at = self
             .shards
             .binary_search_by_key(&i, |(i, _)| *i)
@@ -609,7 +664,7 @@ mod tests {
             Value::Map([("f".into(), "v".into())].into()),
             Value::Set(["m".into()].into()),
         ];
-        let mut shard = Shard::default();
+        let mut shard = Shard::new(RandomState::new());
         for (rev, v) in (1..).zip(&values) {
             assert_eq!(shard.put(key.clone(), v.clone(), rev), None);
         }
@@ -638,7 +693,7 @@ mod tests {
     #[test]
     fn applied_changes_stamp_what_they_leave_and_reads_change_nothing() {
         let key = Key::parse("s").unwrap();
-        let mut shard = Shard::default();
+        let mut shard = Shard::new(RandomState::new());
         let member = |m: &str, present| Txn::SetMember {
             key: key.clone(),
             member: m.into(),

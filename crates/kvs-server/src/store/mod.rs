@@ -1,6 +1,7 @@
 //! Where a value is stored and where a write becomes durable.
 //!
 //! - [`db`]: the sharded in-memory tables; where a value is stored.
+//! - [`table`]: one type's table in a shard: dense entries and an index.
 //! - [`write`](mod@write): a write's path, [`Store::write`] for one key and
 //!   [`Store::transact`] for many: it changes its shards through a
 //!   [`write::WriteTx`], which records each change and its undoing, and
@@ -26,6 +27,7 @@ mod journal;
 mod limits;
 mod read;
 pub(crate) mod remote;
+mod table;
 mod write;
 
 use std::sync::Arc;
