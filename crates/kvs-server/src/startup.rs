@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use kvs_log::{FileLog, FileOptions, Log, LogError, MemoryLog, ReplayStats};
 use kvs_service::backoff::Backoff;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -352,13 +353,15 @@ async fn replay<L: Log>(log: &mut L, store: &Arc<Store>) -> Result<ReplayStats, 
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let head = Arc::new(AtomicU64::new(0));
-        let (seen, target) = (head.clone(), store.clone());
+        // The changes the watch history keeps wait in the tail; the rest
+        // are applied as they come, never recorded.
+        let tail = Arc::new(Mutex::new(store.history.tail()));
+        let (seen, target, held) = (head.clone(), store.clone(), tail.clone());
         let mut applied = 0u64;
         let result = log
             .replay(move |change| {
                 seen.fetch_max(change.revision, Ordering::Relaxed);
-                target.db.apply(change.clone());
-                target.history.record([change]);
+                held.lock().push(change, |c| target.db.apply(c));
                 applied += 1;
                 if applied.is_multiple_of(PROGRESS_EVERY) {
                     tracing::info!(records = applied, "replaying the transaction log");
@@ -378,7 +381,12 @@ async fn replay<L: Log>(log: &mut L, store: &Arc<Store>) -> Result<ReplayStats, 
                 store.history.clear();
                 tokio::time::sleep(wait).await;
             }
-            other => return other,
+            Ok(stats) => {
+                let tail = std::mem::replace(&mut *tail.lock(), store.history.tail());
+                store.history.record_tail(tail, |c| store.db.apply(c));
+                return Ok(stats);
+            }
+            Err(reason) => return Err(reason),
         }
     }
 }
@@ -408,7 +416,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_replay_records_each_change_in_the_watch_history() {
+    async fn the_replay_applies_every_change_and_records_the_newest_in_the_watch_history() {
         use kvs_core::{Key, Txn, Value, ValueType};
 
         use crate::store::{Durability, Limits};
@@ -416,17 +424,16 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kvs.log");
-        let key = || Key::parse("k").unwrap();
-        let put = |v| Txn::Put {
-            key: key(),
+        let put = |k, v| Txn::Put {
+            key: Key::parse(k).unwrap(),
             value: Value::Int(v),
         };
         let delete = Txn::Delete {
             ty: ValueType::Int,
-            key: key(),
+            key: Key::parse("k").unwrap(),
         };
         let mut log = FileLog::open(&path, FileOptions::default()).unwrap();
-        for (revision, txn) in [(1, put(1)), (2, put(2)), (3, delete)] {
+        for (revision, txn) in [(1, put("j", 1)), (2, put("k", 2)), (3, delete)] {
             log.append(&[Change::new(revision, txn)]).await.unwrap();
         }
         drop(log);
@@ -455,6 +462,9 @@ mod tests {
         let kept: Vec<_> = kept.revisions.iter().map(|r| r.revision).collect();
         assert_eq!(kept, [2, 3]);
         assert!(store.history.check(0).is_err());
+        // Applied as it came, and at the end from what the history keeps.
+        assert_eq!(store.db.get(ValueType::Int, "j"), Some(Value::Int(1)));
+        assert_eq!(store.db.get(ValueType::Int, "k"), None);
     }
 
     #[tokio::test]

@@ -6,6 +6,10 @@
 //! the start-up replay records what it replays. Revisions arrive in order,
 //! so the history is a queue: recorded at the back, dropped from the front
 //! when it is over its bounds.
+//!
+//! The replay passes its changes through a [`Tail`] first, which holds
+//! back the newest, as many as the history would keep: a log's older
+//! changes are applied without being recorded, copied and dropped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +26,15 @@ pub(crate) struct Bounds {
     pub(crate) revisions: usize,
     /// Summed over the changes' [`Txn::size`].
     pub(crate) bytes: usize,
+}
+
+impl Bounds {
+    /// Whether `revisions` revisions of `bytes` must lose their oldest; the
+    /// newest stays, even alone over the bounds, so that its watchers are
+    /// not cut off.
+    fn over(&self, revisions: usize, bytes: usize) -> bool {
+        revisions > 1 && (revisions > self.revisions || bytes > self.bytes)
+    }
 }
 
 /// One durable revision's changes that watchers are told of.
@@ -122,16 +135,38 @@ impl History {
         });
     }
 
-    /// Drops the oldest revisions while over the bounds; the newest stays,
-    /// even alone over them, so that its watchers are not cut off.
+    /// Drops the oldest revisions while over the bounds.
     fn trim(&self, kept: &mut Kept) {
-        while kept.revisions.len() > 1
-            && (kept.revisions.len() > self.bounds.revisions || kept.bytes > self.bounds.bytes)
-        {
+        while self.bounds.over(kept.revisions.len(), kept.bytes) {
             let dropped = kept.revisions.pop_front().expect("more than one");
             kept.bytes -= dropped.bytes;
             kept.dropped = dropped.revision;
         }
+    }
+
+    /// A tail for the replay to pass its changes through.
+    pub(crate) fn tail(&self) -> Tail {
+        Tail {
+            bounds: self.bounds,
+            changes: VecDeque::new(),
+            revisions: 0,
+            newest: None,
+            bytes: 0,
+            dropped: 0,
+            seen: 0,
+        }
+    }
+
+    /// Hands `apply` a copy of each change `tail` held back, in order, and
+    /// records them, as if every change it took had been recorded.
+    pub(crate) fn record_tail(&self, tail: Tail, apply: impl FnMut(Change)) {
+        tail.changes.iter().cloned().for_each(apply);
+        {
+            let mut kept = self.kept.lock();
+            kept.dropped = kept.dropped.max(tail.dropped);
+            kept.recorded = kept.recorded.max(tail.seen);
+        }
+        self.record(tail.changes);
     }
 
     /// Forgets everything: the replay starts over.
@@ -177,6 +212,69 @@ impl History {
         let mut rx = self.last.subscribe();
         // The sender lives as long as the history, which outlives this wait.
         let _ = rx.wait_for(|last| *last > since).await;
+    }
+}
+
+/// The newest changes of a replay, within the history's bounds, and what
+/// watchers are not told of among them (which must be applied in order
+/// with them). A read passes at once: it changes no table, so that a log
+/// of audited reads does not pile up behind the newest revision.
+pub(crate) struct Tail {
+    bounds: Bounds,
+    changes: VecDeque<Change>,
+    /// Revisions with changes watchers are told of, among `changes`.
+    revisions: usize,
+    /// The newest of them.
+    newest: Option<u64>,
+    /// Summed over the changes of those revisions.
+    bytes: usize,
+    /// The newest revision with events that left the tail.
+    dropped: u64,
+    /// The highest revision taken, changes or not.
+    seen: u64,
+}
+
+impl Tail {
+    /// Takes `change`, and hands to `out`, in the order they must be
+    /// applied, the changes the history would not keep: reads, those that
+    /// watchers are not told of once they are the oldest, and the oldest
+    /// revision while over the bounds.
+    pub(crate) fn push(&mut self, change: Change, mut out: impl FnMut(Change)) {
+        self.seen = self.seen.max(change.revision);
+        if matches!(change.txn, Txn::Get { .. }) {
+            return out(change);
+        }
+        if event::is_event(&change.txn) {
+            if self.newest != Some(change.revision) {
+                self.newest = Some(change.revision);
+                self.revisions += 1;
+            }
+            self.bytes += change.txn.size();
+        }
+        self.changes.push_back(change);
+        while let Some(front) = self.changes.front() {
+            if event::is_event(&front.txn) {
+                if !self.bounds.over(self.revisions, self.bytes) {
+                    break;
+                }
+                let revision = front.revision;
+                self.revisions -= 1;
+                self.dropped = revision;
+                while self.changes.front().is_some_and(|c| c.revision == revision) {
+                    self.pass_front(&mut out);
+                }
+            } else {
+                self.pass_front(&mut out);
+            }
+        }
+    }
+
+    fn pass_front(&mut self, out: &mut impl FnMut(Change)) {
+        let change = self.changes.pop_front().expect("a change at the front");
+        if event::is_event(&change.txn) {
+            self.bytes -= change.txn.size();
+        }
+        out(change);
     }
 }
 
@@ -266,5 +364,102 @@ mod tests {
         history.record([big]);
         assert_eq!(revisions(&history.after(3, 10).unwrap()), [(4, 1)]);
         assert_eq!(history.check(2), Err(Gone { oldest: 3 }));
+    }
+
+    #[test]
+    fn a_history_fed_through_a_tail_keeps_what_one_fed_every_change_keeps() {
+        let read = |revision| {
+            let txn = Txn::Get {
+                ty: ValueType::Int,
+                key: Key::parse("a").unwrap(),
+            };
+            Change::new(revision, txn)
+        };
+        let created = |revision| {
+            let txn = Txn::Created {
+                ty: ValueType::Int,
+                key: Key::parse("c").unwrap(),
+                revision: 1,
+            };
+            Change::new(revision, txn)
+        };
+        let changes = vec![
+            read(1),
+            put(2, "a", 1),
+            put(2, "b", 1),
+            read(3),
+            created(4),
+            put(4, "a", 2),
+            read(4),
+            put(5, "c", 3),
+            put(6, "a", 4),
+            put(6, "b", 4),
+            created(6),
+            put(6, "c", 4),
+            read(7),
+            read(8),
+        ];
+        for kept in [1, 2, 3, 4, 100] {
+            let bounds = Bounds {
+                revisions: kept,
+                bytes: usize::MAX,
+            };
+            let every = History::new(bounds);
+            every.record(changes.clone());
+            let through = History::new(bounds);
+            let mut tail = through.tail();
+            let mut passed = Vec::new();
+            for change in changes.clone() {
+                tail.push(change, |c| passed.push(c));
+            }
+            passed.extend(tail.changes.iter().cloned());
+            let writes = |c: &[Change]| -> Vec<Change> {
+                let read = |c: &&Change| matches!(c.txn, Txn::Get { .. });
+                c.iter().filter(|c| !read(c)).cloned().collect()
+            };
+            assert_eq!(passed.len(), changes.len(), "every change, once");
+            assert_eq!(writes(&passed), writes(&changes), "reads aside, in order");
+            through.record_tail(tail, |_| {});
+            for since in 0..=9 {
+                let (a, b) = (every.after(since, 100), through.after(since, 100));
+                let seen = |r: Result<After, Gone>| r.map(|a| (revisions(&a), a.upto));
+                assert_eq!(seen(a), seen(b), "{kept} revisions kept, since {since}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_pass_a_tail_at_once_and_the_byte_bound_holds() {
+        let read = Txn::Get {
+            ty: ValueType::Int,
+            key: Key::parse("a").unwrap(),
+        };
+        let one = put(1, "a", 0).txn.size();
+        let history = History::new(Bounds {
+            revisions: 100,
+            bytes: 2 * one,
+        });
+        let mut tail = history.tail();
+        let mut passed = Vec::new();
+        for revision in 1..=3 {
+            tail.push(put(revision, "a", 0), |c| passed.push(c.revision));
+        }
+        for revision in 4..1000 {
+            tail.push(Change::new(revision, read.clone()), |c| {
+                passed.push(c.revision)
+            });
+        }
+        assert_eq!(
+            passed,
+            (1..1000).filter(|r| *r != 2 && *r != 3).collect::<Vec<_>>()
+        );
+        assert_eq!(tail.changes.len(), 2);
+        history.record_tail(tail, |_| {});
+        assert_eq!(history.check(0), Err(Gone { oldest: 1 }));
+        assert_eq!(
+            history.after(1, 10).unwrap().upto,
+            999,
+            "every revision seen"
+        );
     }
 }
