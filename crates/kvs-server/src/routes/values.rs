@@ -28,8 +28,10 @@ pub(crate) fn flagged(name: &'static HeaderName, flag: bool) -> Response {
     resp
 }
 
+/// A text answer; axum marks a `String` `text/plain; charset=utf-8` with
+/// a header value of its own, not one copied per answer.
 pub(crate) fn text(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    body.into_response()
 }
 
 pub(crate) fn absent(ty: ValueType, key: &Key) -> ApiError {
@@ -62,7 +64,10 @@ pub(crate) async fn get(
         // The copy out of the table is the body: a string is not copied again.
         Value::Str(s) => text(s),
         value => (
-            [(header::CONTENT_TYPE, value.content_type())],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(value.content_type()),
+            )],
             value.render(),
         )
             .into_response(),
