@@ -6,12 +6,9 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use ring::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 
@@ -157,34 +154,35 @@ fn reads_only(req: &Request) -> bool {
                 .is_some_and(|p| READING_POSTS.contains(&p)))
 }
 
-/// Lets a request through when it carries a token allowed to do what it
-/// asks; the health check is open to all, for load balancers and probes.
-pub(crate) async fn require_token(
-    State(tokens): State<Arc<Tokens>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let health =
-        req.method() == Method::GET && req.uri().path().strip_prefix(BASE_PATH) == Some("/healthz");
-    if health {
-        return next.run(req).await;
+impl Tokens {
+    /// Why a request may not go on, if it may not: it lacks a token
+    /// allowed to do what it asks. The health check is open to all, for
+    /// load balancers and probes.
+    pub(crate) fn refusal(&self, req: &Request) -> Option<ApiError> {
+        let health = req.method() == Method::GET
+            && req.uri().path().strip_prefix(BASE_PATH) == Some("/healthz");
+        if health {
+            return None;
+        }
+        let presented = req.headers().get(header::AUTHORIZATION);
+        match presented.and_then(|v| bearer(v.as_bytes())) {
+            None => Some(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server needs a bearer token: send the header `Authorization: Bearer TOKEN`",
+            )),
+            Some(token) => match self.access(token) {
+                None => Some(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the bearer token is not accepted",
+                )),
+                Some(Access::ReadOnly) if !reads_only(req) => Some(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "this token may only read (GET); writing needs a read-write token",
+                )),
+                Some(_) => None,
+            },
+        }
     }
-    let presented = req.headers().get(header::AUTHORIZATION);
-    let refusal = match presented.and_then(|v| bearer(v.as_bytes())) {
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "this server needs a bearer token: send the header `Authorization: Bearer TOKEN`",
-        ),
-        Some(token) => match tokens.access(token) {
-            None => ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not accepted"),
-            Some(Access::ReadOnly) if !reads_only(&req) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "this token may only read (GET); writing needs a read-write token",
-            ),
-            Some(_) => return next.run(req).await,
-        },
-    };
-    refusal.into_response()
 }
 
 #[cfg(test)]

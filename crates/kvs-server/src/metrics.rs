@@ -4,15 +4,18 @@
 //! Every label is bounded, so that no client can grow the series: a route
 //! is its pattern (or `unmatched`), a method one of HTTP's own (or
 //! `OTHER`), a status its number, a value type one of six.
+//!
+//! A request is counted without a lock or a hash: its route's series are
+//! resolved once, when the router is built ([`RouteSeries`]), and each
+//! route keeps the children of the request families it has used.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::http::Method;
 use kvs_core::ValueType;
 use kvs_log::ReplayStats;
-use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -64,9 +67,37 @@ pub(crate) struct Metrics {
     pub(crate) watchers: Gauge,
     pub(crate) watch_events: Counter,
     pub(crate) watch_cut: Counter,
-    /// Route patterns as `'static` labels, each leaked once: there are as
-    /// many as the router has routes.
-    routes: RwLock<HashMap<Box<str>, &'static str>>,
+}
+
+/// How many (method, status) pairs a route keeps at hand; pairs beyond
+/// them are counted through their family's lookup.
+const PAIRS: usize = 16;
+
+/// One route's request series. A child is taken from its family when the
+/// route first answers that way, so that `/metrics` lists only series
+/// that were used, as the families alone would.
+pub(crate) struct RouteSeries {
+    route: &'static str,
+    latency: OnceLock<Histogram>,
+    /// Filled in order; two requests filling slots with the same pair at
+    /// once share one child, which the family holds.
+    counts: [OnceLock<((&'static str, u16), Counter)>; PAIRS],
+}
+
+impl RouteSeries {
+    /// The series of route pattern `route` (or `unmatched`).
+    pub(crate) fn new(route: &'static str) -> RouteSeries {
+        RouteSeries {
+            route,
+            latency: OnceLock::new(),
+            counts: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// The route's label.
+    pub(crate) fn route(&self) -> &'static str {
+        self.route
+    }
 }
 
 impl Default for Metrics {
@@ -90,7 +121,6 @@ impl Default for Metrics {
             watchers: Gauge::default(),
             watch_events: Counter::default(),
             watch_cut: Counter::default(),
-            routes: RwLock::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -199,30 +229,36 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 impl Metrics {
-    /// Counts one answered request; `route` is a pattern of the router or
-    /// `unmatched`.
-    pub(crate) fn request(&self, method: &Method, route: &str, status: u16, took: Duration) {
-        let route = self.route_label(route);
-        self.requests
-            .get_or_create(&RequestLabels {
-                method: method_label(method),
-                route,
-                status,
+    /// Counts one answered request on `route`.
+    pub(crate) fn request(
+        &self,
+        route: &RouteSeries,
+        method: &Method,
+        status: u16,
+        took: Duration,
+    ) {
+        let pair = (method_label(method), status);
+        let labels = || RequestLabels {
+            method: pair.0,
+            route: route.route,
+            status,
+        };
+        let known = route.counts.iter().find_map(|slot| {
+            let (held, counter) =
+                slot.get_or_init(|| (pair, self.requests.get_or_create_owned(&labels())));
+            (*held == pair).then_some(counter)
+        });
+        match known {
+            Some(counter) => counter.inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
+        route
+            .latency
+            .get_or_init(|| {
+                self.latency
+                    .get_or_create_owned(&RouteLabels { route: route.route })
             })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route })
             .observe(took.as_secs_f64());
-    }
-
-    fn route_label(&self, route: &str) -> &'static str {
-        if let Some(known) = self.routes.read().get(route) {
-            return known;
-        }
-        let mut routes = self.routes.write();
-        routes
-            .entry(route.into())
-            .or_insert_with(|| Box::leak(route.into()))
     }
 
     pub(crate) fn log_appended(&self, records: usize, took: Duration) {
@@ -251,5 +287,78 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kvs_http_request"))
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    #[test]
+    fn a_route_counts_each_method_and_status_in_its_own_series_and_lists_only_those_used() {
+        let m = Metrics::default();
+        let route = RouteSeries::new("/kvs/v1-0-0/{type}/{key}");
+        let other = RouteSeries::new("unmatched");
+        let none = requests(&m.render(Default::default(), true)).join("\n");
+        assert_eq!(none, "", "no series before any request");
+        let ms = Duration::from_millis(1);
+        for _ in 0..3 {
+            m.request(&route, &Method::GET, 200, ms);
+        }
+        m.request(&route, &Method::PUT, 200, ms);
+        m.request(&route, &Method::GET, 404, ms);
+        m.request(&other, &Method::from_bytes(b"BREW").unwrap(), 404, ms);
+        let text = m.render(Default::default(), true);
+        let lines = requests(&text);
+        let count = |method: &str, route: &str, status: u16| {
+            format!(
+                r#"kvs_http_requests_total{{method="{method}",route="{route}",status="{status}"}}"#
+            )
+        };
+        let expected = [
+            format!("{} 3", count("GET", route.route(), 200)),
+            format!("{} 1", count("PUT", route.route(), 200)),
+            format!("{} 1", count("GET", route.route(), 404)),
+            format!("{} 1", count("OTHER", "unmatched", 404)),
+        ];
+        for line in &expected {
+            assert!(lines.contains(&line.as_str()), "{line} missing:\n{text}");
+        }
+        let total = lines
+            .iter()
+            .filter(|l| l.starts_with("kvs_http_requests_total"))
+            .count();
+        assert_eq!(total, expected.len(), "{text}");
+        let latency =
+            r#"kvs_http_request_duration_seconds_count{route="/kvs/v1-0-0/{type}/{key}"} 5"#;
+        assert!(lines.contains(&latency), "{text}");
+    }
+
+    #[test]
+    fn pairs_beyond_those_a_route_keeps_at_hand_are_counted_all_the_same() {
+        let m = Metrics::default();
+        let route = RouteSeries::new("/kvs/v1-0-0/txn");
+        let statuses = 200..200 + 2 * PAIRS as u16;
+        for round in 1..=2 {
+            for status in statuses.clone() {
+                m.request(&route, &Method::POST, status, Duration::ZERO);
+            }
+            let text = m.render(Default::default(), true);
+            for status in statuses.clone() {
+                let line = format!(
+                    r#"kvs_http_requests_total{{method="POST",route="/kvs/v1-0-0/txn",status="{status}"}} {round}"#
+                );
+                assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+            }
+        }
     }
 }

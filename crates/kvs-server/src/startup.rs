@@ -213,7 +213,7 @@ async fn serve<L: Log>(
         Guards {
             max_body_bytes: config.max_body_bytes,
             request_timeout,
-            tokens: tokens.map(Arc::new),
+            tokens,
         },
     );
 

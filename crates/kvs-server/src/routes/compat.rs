@@ -23,7 +23,7 @@ use super::openapi::responses::{
 use super::openapi::schemas::IntText;
 use super::revision::{Conditions, stamped};
 use super::values::{self, DELETED, flagged, text};
-use super::{API_VERSION, AppState};
+use super::{API_VERSION, AppState, based};
 use crate::error::ApiError;
 
 /// The original's path for each type's put, get and delete.
@@ -68,12 +68,12 @@ const TYPED: [(ValueType, &str, &str, &str); 6] = [
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     let mut router = OpenApiRouter::new()
-        .routes(routes!(echo))
-        .routes(routes!(hello))
-        .routes(routes!(fibo))
-        .routes(routes!(incr))
-        .routes(routes!(incr_by))
-        .routes(routes!(delete_everywhere));
+        .routes(based(routes!(echo)))
+        .routes(based(routes!(hello)))
+        .routes(based(routes!(fibo)))
+        .routes(based(routes!(incr)))
+        .routes(based(routes!(incr_by)))
+        .routes(based(routes!(delete_everywhere)));
     for (ty, put_path, get_path, del_path) in TYPED {
         let put_value = put(
             move |State(s): State<AppState>, ApiPath(key): ApiPath<String>, Body(body): Body| async move {
@@ -103,9 +103,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     router
 }
 
-/// A route of one type's put, get or delete, and its documentation: the
-/// handlers are closures over the type, which `#[utoipa::path]` cannot
-/// describe, so their operations are built here.
+/// A route of one type's put, get or delete under the base path, and its
+/// documentation: the handlers are closures over the type, which
+/// `#[utoipa::path]` cannot describe, so their operations are built here.
 fn typed(
     path: &str,
     method: HttpMethod,
@@ -120,7 +120,7 @@ fn typed(
     paths
         .paths
         .insert(path.to_owned(), PathItem::new(method, operation));
-    (Vec::new(), paths, handler)
+    based((Vec::new(), paths, handler))
 }
 
 fn named(response: &str) -> RefOr<utoipa::openapi::response::Response> {

@@ -14,9 +14,12 @@
 //!   become durable.
 //! - [`unread`]: bodies declared too large, and `Connection: close` on
 //!   answers given before the body was read.
+//! - [`gate`]: the one layer every request passes, and the guards it
+//!   holds requests to.
 
 mod compat;
 mod extract;
+mod gate;
 mod openapi;
 mod ops;
 mod resource;
@@ -26,21 +29,18 @@ mod unread;
 mod values;
 mod watch;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::middleware;
+use axum::response::Redirect;
 use axum::routing::get;
-use tower_http::LatencyUnit;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::{Level, Span};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use crate::auth::{Tokens, require_token};
+pub(crate) use self::gate::Guards;
+use self::gate::{Gate, Route};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -63,13 +63,21 @@ pub(crate) struct AppState {
     pub watchers: Arc<Watchers>,
 }
 
-/// What every request is held to before it reaches a route.
-pub(crate) struct Guards {
-    pub max_body_bytes: usize,
-    pub request_timeout: Duration,
-    /// `None`: the API is open.
-    pub tokens: Option<Arc<Tokens>>,
+/// A route's methods at its full path, under [`BASE_PATH`]: the router
+/// is flat, with no prefix to strip from each request's path (which
+/// `Router::nest` would do). The document's paths are below the base,
+/// which its server URL names.
+fn based(
+    (schemas, mut paths, methods): UtoipaMethodRouter<AppState>,
+) -> UtoipaMethodRouter<AppState> {
+    paths.paths = (paths.paths.into_iter())
+        .map(|(path, item)| (format!("{BASE_PATH}{path}"), item))
+        .collect();
+    (schemas, paths, methods)
 }
+
+/// Where a person lands first: the docs page.
+const TO_DOCS: [&str; 3] = ["/", BASE_PATH, "/kvs/v1-0-0/"];
 
 /// The whole HTTP API.
 pub(crate) fn router(state: AppState, guards: Guards) -> Router {
@@ -77,23 +85,40 @@ pub(crate) fn router(state: AppState, guards: Guards) -> Router {
     let data = resource::routes()
         .merge(txn::routes())
         .merge(compat::routes())
-        .merge(watch::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), replayed));
+        .merge(watch::routes());
+    let ops = ops::routes();
+    // Every route the router serves, for the layer to look up; each
+    // pattern is leaked once, as a metrics label.
+    let mut routes = HashMap::new();
+    for (router, data) in [(&data, true), (&ops, false)] {
+        for path in router.get_openapi().paths.paths.keys() {
+            let pattern: &'static str = Box::leak(path.as_str().into());
+            let watch = path.strip_prefix(BASE_PATH) == Some(watch::PATH);
+            routes.insert(pattern, Route::new(pattern, data, watch));
+        }
+    }
+    for pattern in TO_DOCS {
+        routes.insert(pattern, Route::new(pattern, false, false));
+    }
     // The routes and their documentation, apart: what serves a request is
     // the plain router, as if it had been built without the document.
-    let (api, document) = OpenApiRouter::with_openapi(openapi::base())
+    let (api, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .merge(data)
-        .merge(ops::routes())
+        .merge(ops)
         .split_for_parts();
+    openapi::below_base(&mut document);
     ops::serve_document(&document);
-    // Where a person lands first: the docs page.
     let to_docs = get(|| async { Redirect::to(DOCS_PATH) });
-    let api = Router::new()
-        .nest(BASE_PATH, api)
-        .route("/", to_docs.clone())
-        .route("/kvs/v1-0-0", to_docs.clone())
-        .route("/kvs/v1-0-0/", to_docs)
-        .fallback(|| async {
+    let api = TO_DOCS
+        .into_iter()
+        .fold(api, |r, pattern| r.route(pattern, to_docs.clone()));
+    let gate = Gate {
+        state: state.clone(),
+        guards,
+        routes,
+        unmatched: Route::new("unmatched", false, false),
+    };
+    api.fallback(|| async {
             ApiError::not_found("no such route; the API lives under /kvs/v1-0-0, its routes are listed at /kvs/v1-0-0/docs")
         })
         .method_not_allowed_fallback(|| async {
@@ -102,120 +127,23 @@ pub(crate) fn router(state: AppState, guards: Guards) -> Router {
                 "this route does not take that method; see /kvs/v1-0-0/docs",
             )
         })
-        .layer(DefaultBodyLimit::max(guards.max_body_bytes));
-    // Tokens are checked before any route reads a body; refusals are timed
-    // and counted like every other answer.
-    let api = match guards.tokens {
-        Some(tokens) => api.layer(middleware::from_fn_with_state(tokens, require_token)),
-        None => api,
-    };
-    let max_body = guards.max_body_bytes;
-    api.layer(middleware::from_fn_with_state(
-        guards.request_timeout,
-        time_limit,
-    ))
-    .layer(middleware::from_fn_with_state(
-        state.clone(),
-        move |s, req, next| track(s, max_body, req, next),
-    ))
-    // Outermost, so that everything a request logs is inside its span. A
-    // 5xx is logged where its cause is known (`ApiError`'s conversions),
-    // not again here. The span, statuses and latencies are debug: a span
-    // recorded for every request cost GET about a tenth of its throughput
-    // (PUT 4% to 25%, in noisy runs).
-    .layer(
-        TraceLayer::new_for_http()
-            .make_span_with(request_span)
-            .on_request(())
-            .on_response(
-                DefaultOnResponse::new()
-                    .level(Level::DEBUG)
-                    .latency_unit(LatencyUnit::Micros),
-            )
-            .on_failure(()),
-    )
-    .with_state(state)
-}
-
-/// A request's span: its method and route pattern (never the path, which
-/// holds keys), so that what it logs says which request it was.
-fn request_span(req: &Request) -> Span {
-    let route = req.extensions().get::<MatchedPath>();
-    let route = route.map_or("unmatched", |r| r.as_str());
-    tracing::debug_span!("request", method = %req.method(), route)
-}
-
-/// Answers 408 for a request that is not done in time, most often because
-/// its body arrives too slowly. A write that was already applied stays
-/// applied (its answer is what is lost), as when a client gives up.
-/// tower-http's timeout layer would answer an empty 408; this one answers
-/// in the API's problem format and names the flag to change. A watch is
-/// exempt: it is meant to last (its heartbeats keep the connection alive).
-async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>();
-    if route.is_some_and(|r| r.as_str().strip_prefix(BASE_PATH) == Some(watch::PATH)) {
-        return next.run(req).await;
-    }
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request was not done within {} s (--request-timeout)",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
-    }
-}
-
-/// Data routes wait for the start-up replay; reads go on while the log is
-/// down, writes find out for themselves. Every answer says the store's
-/// revision; routes that know a more exact one (a write's own) say it
-/// themselves.
-async fn replayed(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = if s.store.journal.replayed() {
-        next.run(req).await
-    } else {
-        ApiError::from(crate::store::JournalError::Replaying).into_response()
-    };
-    let headers = resp.headers_mut();
-    if !headers.contains_key(&revision::REVISION) {
-        let visible = s.store.journal.visible();
-        headers.insert(revision::REVISION.clone(), visible.into());
-    }
-    resp
-}
-
-/// Counts every request by route pattern and status; closes the
-/// connection after an answer that left the body unread. A body declared
-/// larger than `max_body` is refused before anything reads it, so that
-/// `Expect: 100-continue` gets the 413 rather than an invitation to send.
-async fn track(State(s): State<AppState>, max_body: usize, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let (req, body_read) = unread::watch(req);
-    let mut resp = if unread::declared_over(&req, max_body) {
-        ApiError::body_too_large().into_response()
-    } else {
-        next.run(req).await
-    };
-    unread::close_if_unread(&mut resp, body_read);
-    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
-    s.metrics
-        .request(&method, route, resp.status().as_u16(), started.elapsed());
-    resp
+        .layer(middleware::from_fn_with_state(Arc::new(gate), gate::gate))
+        .with_state(state)
 }
 
 /// The middleware stack through the router itself, without a socket.
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use axum::body::Body;
+    use axum::extract::Request;
     use axum::http::{Method, header};
     use tower::ServiceExt;
+    use tracing::Level;
 
     use super::*;
+    use crate::auth::Tokens;
     use crate::store::{Db, Durability, Journal, Limits};
     use crate::watch::{Bounds, History};
 
@@ -250,7 +178,7 @@ mod tests {
             Guards {
                 max_body_bytes,
                 request_timeout: Duration::from_secs(30),
-                tokens: tokens.map(Arc::new),
+                tokens,
             },
         )
     }
@@ -374,5 +302,51 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    /// Every route of the document, probed through the router over a store
+    /// still replaying: data routes answer the replay's 503 with the
+    /// store's revision, the others are not held and carry no revision,
+    /// and each is counted under its own pattern.
+    #[tokio::test]
+    async fn every_route_is_counted_under_its_pattern_and_only_data_routes_wait_for_the_replay() {
+        let app = app(1024, None);
+        let get = |path: &str| request(Method::GET, path, "");
+        let (_, _, doc) = answer(app.clone(), get("/kvs/v1-0-0/openapi.json")).await;
+        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        let ops = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
+        let mut probed = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let concrete = path
+                .replace("{type}", "int")
+                .replace("{key}", "k")
+                .replace("{field}", "f")
+                .replace("{member}", "m");
+            for method in item.as_object().unwrap().keys() {
+                let method: Method = method.to_uppercase().parse().unwrap();
+                let uri = format!("{BASE_PATH}{concrete}");
+                let (status, headers, _) = answer(app.clone(), request(method, &uri, "")).await;
+                if ops.contains(&path.as_str()) {
+                    assert!(!headers.contains_key(&revision::REVISION), "{uri}");
+                } else {
+                    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+                    assert!(headers.contains_key(&revision::REVISION), "{uri}");
+                }
+            }
+            probed.push(format!("{BASE_PATH}{path}"));
+        }
+        assert!(probed.len() > ops.len(), "{probed:?}");
+        let (_, headers, _) = answer(app.clone(), get("/nowhere")).await;
+        assert!(!headers.contains_key(&revision::REVISION));
+        let (_, _, metrics) = answer(app, get("/kvs/v1-0-0/metrics")).await;
+        for route in probed.iter().map(String::as_str).chain(["unmatched"]) {
+            let series = format!(r#"route="{route}","#);
+            assert!(
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with("kvs_http_requests_total") && l.contains(&series)),
+                "{route} not counted:\n{metrics}"
+            );
+        }
     }
 }

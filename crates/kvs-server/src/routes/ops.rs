@@ -10,10 +10,10 @@ use bytes::Bytes;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::openapi;
 use super::openapi::responses::{Healthy, NotReady, Ready, RequestTimeout, Unauthorized};
 use super::values::text;
+use super::{AppState, based};
 use crate::error::ApiError;
 
 const DOCS: &str = include_str!("../../assets/docs.html");
@@ -24,11 +24,11 @@ static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
-        .routes(routes!(openapi))
-        .routes(routes!(docs))
+        .routes(based(routes!(healthz)))
+        .routes(based(routes!(readyz)))
+        .routes(based(routes!(metrics)))
+        .routes(based(routes!(openapi)))
+        .routes(based(routes!(docs)))
 }
 
 /// Keeps the document that `GET /openapi.json` answers. Every router of

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::extract::{ApiPath, ApiQuery, Body};
 use super::openapi::params::{
     FieldPath, KeyPath, Listing, MemberPath, ReadConditions, Ttl, TypeKeyPath, WriteConditions,
@@ -24,6 +23,7 @@ use super::openapi::responses::{
 use super::openapi::schemas::IntText;
 use super::revision::{Conditions, Unmet, not_modified, stamped};
 use super::values::{self, DELETED, absent, flagged, text};
+use super::{AppState, based};
 use crate::error::ApiError;
 use crate::store::{Found, Read, ValueRef, Written};
 
@@ -36,11 +36,11 @@ static NEXT_AFTER: HeaderName = HeaderName::from_static("kvs-next-after");
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(value_get, value_put, value_delete))
-        .routes(routes!(incr))
-        .routes(routes!(map_get, map_put, map_delete))
-        .routes(routes!(set_contains, set_add, set_remove))
-        .routes(routes!(list_keys))
+        .routes(based(routes!(value_get, value_put, value_delete)))
+        .routes(based(routes!(incr)))
+        .routes(based(routes!(map_get, map_put, map_delete)))
+        .routes(based(routes!(set_contains, set_add, set_remove)))
+        .routes(based(routes!(list_keys)))
 }
 
 pub(super) fn value_type(name: &str) -> Result<ValueType, ApiError> {

@@ -18,7 +18,6 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::extract::Body;
 use super::openapi::responses::{
     Forbidden, OutcomeUnknown, RequestTimeout, ServiceUnavailable, TxnDone, Unauthorized,
@@ -26,11 +25,12 @@ use super::openapi::responses::{
 use super::openapi::schemas::{Txn, TxnProblem};
 use super::revision::stamped;
 use super::values::{add, ttl_deadline};
+use super::{AppState, based};
 use crate::error::ApiError;
 use crate::store::{KeyTx, Written};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(txn))
+    OpenApiRouter::new().routes(based(routes!(txn)))
 }
 
 /// The body as it arrives: each list's items are parsed one by one, so

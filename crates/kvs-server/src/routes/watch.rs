@@ -11,13 +11,13 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::extract::ApiQuery;
 use super::openapi::params::WatchFilter;
 use super::openapi::responses::{
     BadRequest, Events, HistoryGone, Unauthorized, UnknownType, WatchUnavailable,
 };
 use super::resource::value_type;
+use super::{AppState, based};
 use crate::error::ApiError;
 use crate::watch::stream::stream;
 use crate::watch::{Filter, Gone, Refused};
@@ -30,7 +30,7 @@ pub(super) const PATH: &str = "/watch";
 static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(watch))
+    OpenApiRouter::new().routes(based(routes!(watch)))
 }
 
 #[derive(Deserialize)]

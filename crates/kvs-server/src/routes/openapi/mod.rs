@@ -43,6 +43,21 @@ const TAGS: [(&str, &str); 8] = [
     ),
 ];
 
+/// Takes [`BASE_PATH`] out of the paths the routes added, which are their
+/// full paths: a path of the document is relative to its server's URL.
+pub(super) fn below_base(document: &mut OpenApi) {
+    let paths = std::mem::take(&mut document.paths.paths);
+    document.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| {
+            (
+                path.strip_prefix(BASE_PATH).unwrap_or(&path).to_owned(),
+                item,
+            )
+        })
+        .collect();
+}
+
 /// What the document says besides its paths, which the routes add.
 pub(super) fn base() -> OpenApi {
     let info = InfoBuilder::new()
