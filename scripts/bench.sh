@@ -7,8 +7,8 @@
 # kvs-bench fills the keys and runs the mixed zipfian load wrk
 # cannot express (latency percentiles by operation). The replay is timed by
 # scripts/bench/ready.py on logs filled through the API, the memory read from
-# /proc. Prints each figure as it comes and, at the end, the table of issue
-# #15's rows with the ratios, the goals and whether each is met; raw outputs
+# /proc. Prints each figure as it comes and, at the end, a table of the
+# performance goals with the ratios and whether each is met; raw outputs
 # stay in target/bench/<time>/.
 #
 #   scripts/bench.sh [SECONDS-PER-RUN (default 10)]

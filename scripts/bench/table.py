@@ -1,5 +1,5 @@
 """Prints scripts/bench.sh's results as the table of docs/benchmarks.md:
-issue #15's rows in its order, each with its goal and whether it is met,
+a row for each performance goal, with whether it is met,
 then the figures no goal reads."""
 
 import sys
