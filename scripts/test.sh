@@ -19,14 +19,14 @@ declare -A venv_pid
 # make_venv DIR REQUIREMENT...: starts making the environment with the
 # requirements installed (pip's arguments); pip's output goes to target/DIR.log.
 make_venv() {
-    local dir=target/$1
+    local name=$1 dir=target/$1
     shift
     {
         [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
         "$dir/bin/python" -m pip install --quiet --upgrade pip
         "$dir/bin/python" -m pip install --quiet "$@"
     } >"$dir.log" 2>&1 </dev/null &
-    venv_pid[${dir#target/}]=$!
+    venv_pid[$name]=$!
 }
 # use_venv DIR: waits until DIR's environment is made and sets `python` to
 # its interpreter, or fails with pip's output.
