@@ -10,7 +10,10 @@
 use std::pin::Pin;
 
 use kvs_proto::api::transaction_service_server::{TransactionService, TransactionServiceServer};
-use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use kvs_proto::api::{
+    AppendRequest, AppendResponse, DurableSequenceRequest, FollowBatch, FollowRequest,
+    LeaseRequest, LeaseResponse, Transaction,
+};
 use kvs_proto::replay::ReplayEnd;
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
@@ -111,6 +114,19 @@ impl TransactionService for FakeTxn {
         &self,
         _: Request<DurableSequenceRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
+        Err(Status::unimplemented("a fake"))
+    }
+
+    type FollowStream = Pin<Box<dyn Stream<Item = Result<FollowBatch, Status>> + Send>>;
+
+    async fn follow(
+        &self,
+        _: Request<FollowRequest>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
+        Err(Status::unimplemented("a fake"))
+    }
+
+    async fn lease(&self, _: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
         Err(Status::unimplemented("a fake"))
     }
 }

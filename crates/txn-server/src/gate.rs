@@ -10,12 +10,15 @@ use std::sync::Arc;
 
 use kvs_log::LogReader;
 use kvs_proto::api::transaction_service_server::TransactionService;
-use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use kvs_proto::api::{
+    AppendRequest, AppendResponse, DurableSequenceRequest, FollowRequest, LeaseRequest,
+    LeaseResponse, Transaction,
+};
 use tokio::sync::SetOnce;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::service::{TxnService, TxnStream};
+use crate::service::{FollowStream, TxnService, TxnStream};
 
 /// The service once it is opened; calls wait until then.
 pub struct Gate<R> {
@@ -82,5 +85,15 @@ impl<R: LogReader> TransactionService for Gate<R> {
         req: Request<DurableSequenceRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
         self.service().await?.durable_sequence(req).await
+    }
+
+    type FollowStream = FollowStream;
+
+    async fn follow(&self, req: Request<FollowRequest>) -> Result<Response<FollowStream>, Status> {
+        self.service().await?.follow(req).await
+    }
+
+    async fn lease(&self, req: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
+        self.service().await?.lease(req).await
     }
 }

@@ -13,7 +13,10 @@ use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, Txn};
 use kvs_log::{ErrorKind, LogError, LogReader, ReplayStream, WriterMark};
 use kvs_proto::api::transaction_service_server::TransactionService;
-use kvs_proto::api::{AppendRequest, AppendResponse, DurableSequenceRequest, Transaction};
+use kvs_proto::api::{
+    AppendRequest, AppendResponse, DurableSequenceRequest, FollowBatch, FollowRequest,
+    LeaseRequest, LeaseResponse, Transaction,
+};
 use kvs_proto::replay::ReplayEnd;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
@@ -127,6 +130,9 @@ impl<R> TxnService<R> {
 /// The stream a `ReadTransactions` call answers.
 pub type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Send>>;
 
+/// The stream a `Follow` call answers.
+pub type FollowStream = Pin<Box<dyn Stream<Item = Result<FollowBatch, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl<R: LogReader> TransactionService for TxnService<R> {
     type ReadTransactionsStream = TxnStream;
@@ -226,6 +232,16 @@ impl<R: LogReader> TransactionService for TxnService<R> {
             .metadata_mut()
             .insert(NEXT_SEQUENCE_HEADER, at.next.into());
         Ok(response)
+    }
+
+    type FollowStream = FollowStream;
+
+    async fn follow(&self, _req: Request<FollowRequest>) -> Result<Response<FollowStream>, Status> {
+        Err(Status::unimplemented("Follow is not served yet"))
+    }
+
+    async fn lease(&self, _req: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
+        Err(Status::unimplemented("Lease is not served yet"))
     }
 }
 

@@ -253,6 +253,7 @@ impl Log for RemoteLog {
                 writer_id: self.writer.to_string(),
                 sequence: self.sequence,
                 transactions: batch.iter().map(Transaction::from).collect(),
+                epoch: 0,
             };
             let mut client = self.client.clone();
             let sent =

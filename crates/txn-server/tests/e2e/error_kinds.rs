@@ -150,6 +150,7 @@ async fn a_write_stream_refused_for_a_bad_transaction_keeps_none_of_its_run() {
         writer_id: "probe".into(),
         sequence: 1,
         transactions: vec![put("after")],
+        epoch: 0,
     };
     client.append_transactions(after).await.unwrap();
     let mut replay = client.read_transactions(()).await.unwrap().into_inner();

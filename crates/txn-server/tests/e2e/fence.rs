@@ -16,6 +16,7 @@ fn batch(sequence: u64) -> AppendRequest {
         writer_id: "fenced_writer".into(),
         sequence,
         transactions: vec![Transaction::from(&Change::new(UNSTAMPED, txn))],
+        epoch: 0,
     }
 }
 

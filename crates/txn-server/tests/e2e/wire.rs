@@ -21,5 +21,6 @@ pub fn append(writer: &str, sequence: u64, transactions: Vec<Transaction>) -> Ap
         writer_id: writer.into(),
         sequence,
         transactions,
+        epoch: 0,
     }
 }

@@ -42,6 +42,7 @@ fn forged(writer: &str, sequence: u64) -> AppendRequest {
         writer_id: writer.into(),
         sequence,
         transactions: vec![Transaction::from(&Change::new(UNSTAMPED, txn))],
+        epoch: 0,
     }
 }
 
