@@ -109,6 +109,10 @@ pub enum LogError {
     /// A bug: the log refused what KVS should never have asked of it.
     #[error("{0}")]
     Internal(String),
+    /// Another writer holds the write lease: the append is not in the log,
+    /// and this writer must stop writing.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 /// What kind of failure a [`LogError`] is: whether trying again can help,
@@ -127,6 +131,8 @@ pub enum ErrorKind {
     Refused,
     /// A bug in KVS.
     Internal,
+    /// Another writer holds the lease; this one must stop writing.
+    Fenced,
 }
 
 impl LogError {
@@ -145,6 +151,7 @@ impl LogError {
             ErrorKind::Misconfigured => LogError::Misconfigured(message),
             ErrorKind::Refused => LogError::Refused(message),
             ErrorKind::Internal => LogError::Internal(message),
+            ErrorKind::Fenced => LogError::Fenced(message),
         }
     }
 
@@ -161,6 +168,7 @@ impl LogError {
             LogError::Misconfigured(_) => ErrorKind::Misconfigured,
             LogError::TooLarge(_) | LogError::Refused(_) => ErrorKind::Refused,
             LogError::Internal(_) => ErrorKind::Internal,
+            LogError::Fenced(_) => ErrorKind::Fenced,
         }
     }
 

@@ -203,6 +203,50 @@ pub struct Config {
     /// Seconds that in-flight requests get to finish at shutdown.
     #[arg(long, env = "KVS_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
+
+    /// `standalone`: the only node, writing with no lease. `standby`: one
+    /// of the nodes that share the write lease in txn-server (PostgreSQL
+    /// backend): the one holding it is the primary and takes writes, the
+    /// others follow the log and take over when its lease lapses.
+    /// `follower`: follows the log and serves reads and watches, never
+    /// writes. Followers and standbys send writes to the primary with a
+    /// 307 redirect, and need --txn-addr.
+    #[arg(long, env = "KVS_ROLE", value_enum, default_value = "standalone")]
+    pub role: Role,
+
+    /// This node's base URL as clients reach it (e.g. http://kvs-a:8080):
+    /// where the other nodes redirect writes while it is the primary.
+    /// Default: the scheme and listen address.
+    #[arg(long, env = "KVS_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// Milliseconds a taken or renewed write lease lasts: a primary that
+    /// stops renewing it (frozen, cut off, killed) is replaced this long
+    /// after its last renewal, plus up to --lease-check-ms.
+    #[arg(long, env = "KVS_LEASE_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub lease_ms: u64,
+
+    /// Milliseconds between a node's lease checks: a primary renews its
+    /// lease, a standby tries to take a lapsed one, and every node learns
+    /// where the primary is. Keep it well below --lease-ms.
+    #[arg(long, env = "KVS_LEASE_CHECK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub lease_check_ms: u64,
+
+    /// Milliseconds a request with `KVS-Min-Revision` waits for this node
+    /// to reach that revision before it is answered 503 with Retry-After.
+    #[arg(long, env = "KVS_MIN_REVISION_WAIT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub min_revision_wait_ms: u64,
+}
+
+/// What a node does with the log; see `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Standalone,
+    Standby,
+    Follower,
 }
 
 impl Config {
@@ -268,6 +312,31 @@ impl Config {
     /// that its connection is never closed as silent.
     pub(crate) fn watch_heartbeat(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.watch_heartbeat_secs.min(self.request_timeout))
+    }
+
+    /// Checks that the role has what it needs.
+    pub(crate) fn check_role(&self) -> Result<(), String> {
+        if self.role != Role::Standalone && self.txn_addr.is_none() {
+            return Err(format!(
+                "--role {} follows the log in txn-server: it needs --txn-addr (KVS_TXN_ADDR)",
+                self.role_name()
+            ));
+        }
+        if self.role == Role::Standby && self.lease_check_ms * 2 > self.lease_ms {
+            return Err(format!(
+                "--lease-check-ms ({}) must be at most half of --lease-ms ({}), so that a primary renews its lease before it lapses",
+                self.lease_check_ms, self.lease_ms
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn role_name(&self) -> &'static str {
+        match self.role {
+            Role::Standalone => "standalone",
+            Role::Standby => "standby",
+            Role::Follower => "follower",
+        }
     }
 
     /// Where the embedded log lives.

@@ -13,6 +13,8 @@
 //!   routes at start-up; `routes/openapi/` holds the parts they share.
 //! - `store/`: the tables, the write path, the journal and its committer,
 //!   the limits, and the log kept by txn-server.
+//! - `replica.rs`: standbys and followers: following txn-server's change
+//!   stream, the write lease, and redirecting writes to the primary.
 //! - `watch.rs`: watchers, `GET /watch`: the recent durable changes and
 //!   the stream of events each watcher is sent.
 //! - `listener.rs`: connections: TLS, the connection cap, draining.
@@ -28,6 +30,7 @@ mod config;
 mod error;
 mod listener;
 mod metrics;
+mod replica;
 mod routes;
 mod startup;
 mod store;

@@ -67,6 +67,9 @@ pub(crate) struct Metrics {
     pub(crate) watchers: Gauge,
     pub(crate) watch_events: Counter,
     pub(crate) watch_cut: Counter,
+    pub(crate) followed: Counter,
+    pub(crate) follow_lag: Gauge,
+    pub(crate) lease_epoch: Gauge,
 }
 
 /// How many (method, status) pairs a route keeps at hand; pairs beyond
@@ -121,6 +124,9 @@ impl Default for Metrics {
             watchers: Gauge::default(),
             watch_events: Counter::default(),
             watch_cut: Counter::default(),
+            followed: Counter::default(),
+            follow_lag: Gauge::default(),
+            lease_epoch: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -203,6 +209,21 @@ impl Default for Metrics {
             "kvs_watch_disconnected",
             "Watchers disconnected because they fell behind the history (--watch-history)",
             m.watch_cut.clone(),
+        );
+        r.register(
+            "kvs_followed_changes",
+            "Changes a follower or standby applied from txn-server's change stream",
+            m.followed.clone(),
+        );
+        r.register(
+            "kvs_follow_lag_revisions",
+            "How far a follower or standby is behind the log, in revisions, as of the last batch of the change stream (0 on the primary)",
+            m.follow_lag.clone(),
+        );
+        r.register(
+            "kvs_lease_epoch",
+            "The epoch of the write lease this node holds: nonzero only on the primary of a standby pair",
+            m.lease_epoch.clone(),
         );
         m
     }

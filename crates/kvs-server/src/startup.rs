@@ -15,10 +15,15 @@ use kvs_service::backoff::Backoff;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::config::Role;
 use crate::listener::{self, Listener};
 use crate::metrics::Metrics;
+use crate::replica::Replica;
+use crate::replica::lease::Lease;
+use crate::replica::routing::Routing;
 use crate::routes::{AppState, Guards, router};
 use crate::store::remote::RemoteLog;
 use crate::store::{Db, Journal, Store};
@@ -135,14 +140,22 @@ async fn start(
     shutdown: impl Future<Output = ()>,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
+    config.check_role().map_err(StartupError::Config)?;
     if let Some(remote) = config.remote() {
         let remote = remote.map_err(StartupError::Config)?;
-        tracing::info!(addr = %remote.addr, server_name = %remote.server_name, "keeping the log in txn-server");
+        tracing::info!(addr = %remote.addr, server_name = %remote.server_name, role = config.role_name(), "keeping the log in txn-server");
         let log = RemoteLog::new(&remote)?;
-        serve(listener, &config, log, false, shutdown, ready).await
+        let shared = match config.role {
+            Role::Standalone => None,
+            Role::Standby | Role::Follower => Some(Shared {
+                epoch: log.epoch(),
+                log: RemoteLog::new(&remote)?,
+            }),
+        };
+        serve(listener, &config, log, false, shared, shutdown, ready).await
     } else if config.memory_only {
         tracing::warn!("memory-only mode: nothing is logged and every value is lost at shutdown");
-        serve(listener, &config, MemoryLog, false, shutdown, ready).await
+        serve(listener, &config, MemoryLog, false, None, shutdown, ready).await
     } else {
         let opts = FileOptions {
             truncate_corrupt: config.truncate_corrupt,
@@ -150,8 +163,24 @@ async fn start(
         };
         let log = FileLog::open(config.log_path(), opts)?;
         tracing::info!(log = %config.log_path().display(), "opened the embedded transaction log");
-        serve(listener, &config, log, true, shutdown, ready).await
+        serve(listener, &config, log, true, None, shutdown, ready).await
     }
+}
+
+/// What a standby or a follower needs beyond the committer's log: a log of
+/// its own to follow and keep the lease through, and the epoch the
+/// committer's appends carry.
+struct Shared {
+    log: RemoteLog,
+    epoch: Arc<AtomicU64>,
+}
+
+/// A node's id as the lease's holder: new at every start.
+fn holder_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("node_{:x}_{nanos:x}", std::process::id())
 }
 
 /// `file`: the log is the embedded file, whose replay reports bytes read
@@ -161,6 +190,7 @@ async fn serve<L: Log>(
     config: &Config,
     mut log: L,
     file: bool,
+    shared: Option<Shared>,
     shutdown: impl Future<Output = ()>,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), StartupError> {
@@ -170,13 +200,14 @@ async fn serve<L: Log>(
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let (journal, queue) = Journal::new(
+    let (mut journal, queue) = Journal::new(
         config.durability,
         config.queue_capacity,
         config.audit_reads,
         Duration::from_millis(config.outcome_timeout_ms),
         metrics.clone(),
     );
+    journal.replica = shared.is_some();
     let store = Arc::new(Store {
         db: Arc::new(Db::default()),
         journal,
@@ -189,6 +220,10 @@ async fn serve<L: Log>(
         metrics.clone(),
     ));
     let request_timeout = Duration::from_secs(config.request_timeout);
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let own_url = (config.advertise_url.clone()).unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let routing = Arc::new(Routing::new(&own_url));
     tracing::info!(
         tls = tls.is_some(),
         bearer_tokens = tokens.as_ref().map_or(0, |t| t.len()),
@@ -209,17 +244,17 @@ async fn serve<L: Log>(
             metrics: metrics.clone(),
             max_txn_ops: config.max_txn_ops,
             watchers: watchers.clone(),
+            routing: routing.clone(),
         },
         Guards {
             max_body_bytes: config.max_body_bytes,
             request_timeout,
             tokens,
+            min_revision_wait: Duration::from_millis(config.min_revision_wait_ms),
         },
     );
 
     // Serve from the start, so that health and readiness answer during replay.
-    let addr = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = Listener {
         tcp: listener,
         tls,
@@ -271,7 +306,26 @@ async fn serve<L: Log>(
     // The history of watchers holds the replayed changes, complete after
     // the revision the log says (a compaction folded what came before).
     store.history.complete_after(stats.history_from);
-    store.journal.open(stats.head);
+    let stopping = CancellationToken::new();
+    let mut role = match shared {
+        None => {
+            store.journal.open(stats.head);
+            None
+        }
+        Some(Shared { log, epoch }) => {
+            store.journal.follow_from(stats.head);
+            let lease = Lease::new(holder_id(), Duration::from_millis(config.lease_ms));
+            let check = Duration::from_millis(config.lease_check_ms);
+            let replica = Replica::new(config.role, log, epoch, lease, routing.clone(), check);
+            tracing::info!(
+                role = config.role_name(),
+                advertise_url = own_url,
+                "following the log; writes sent here go to the primary"
+            );
+            let (store, stopping) = (store.clone(), stopping.clone());
+            Some(tokio::spawn(replica.run(store, stats.head, stopping)))
+        }
+    };
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
@@ -279,15 +333,21 @@ async fn serve<L: Log>(
         let store = store.clone();
         tokio::spawn(async move { store.commit(log, queue).await })
     };
-    let expirer = tokio::spawn(store.clone().expire());
+    // A replica expires keys only while it is the primary.
+    let expirer = role.is_none().then(|| tokio::spawn(store.clone().expire()));
 
     let ended = tokio::select! {
         r = &mut http => Ended::Http(r),
         _ = &mut shutdown => Ended::Asked,
         r = &mut committer => Ended::Committer(r),
+        r = async { role.as_mut().expect("only while there is one").await }, if role.is_some() => {
+            role = None;
+            Ended::Role(r)
+        }
     };
     // A committer that stopped by itself left writes applied in memory that
     // will never be durable: the server says why and stops.
+    let committer_ended = matches!(ended, Ended::Committer(_));
     let halted = match &ended {
         Ended::Committer(r) => {
             store.journal.halt();
@@ -298,11 +358,24 @@ async fn serve<L: Log>(
             tracing::error!(reason, "no write can become durable; stopping");
             Some(reason)
         }
+        Ended::Role(r) => {
+            store.journal.halt();
+            let reason = match r {
+                Err(e) if e.is_panic() => "following the log panicked".to_owned(),
+                Ok(Err(e)) => format!("cannot follow the log: {e}"),
+                _ => "following the log stopped".to_owned(),
+            };
+            tracing::error!(
+                reason,
+                "this node can neither follow nor write the log; stopping"
+            );
+            Some(reason)
+        }
         _ => None,
     };
     let http_result = match ended {
         Ended::Http(r) => r,
-        Ended::Asked | Ended::Committer(_) => {
+        Ended::Asked | Ended::Committer(_) | Ended::Role(_) => {
             tracing::info!("shutting down: finishing in-flight requests");
             watchers.close();
             let _ = stop_http.send(());
@@ -322,9 +395,15 @@ async fn serve<L: Log>(
     };
     // Expiries wait for the next start: a key past its deadline reads as
     // absent then too.
-    expirer.abort();
+    if let Some(expirer) = expirer {
+        expirer.abort();
+    }
+    stopping.cancel();
+    if let Some(role) = role {
+        let _ = role.await;
+    }
     store.journal.close();
-    if halted.is_none() {
+    if !committer_ended {
         let _ = committer.await;
     }
     tracing::info!("stopped");
@@ -342,6 +421,8 @@ enum Ended {
     Http(Result<std::io::Result<()>, tokio::task::JoinError>),
     Asked,
     Committer(Result<(), tokio::task::JoinError>),
+    /// A standby's or follower's role task, which ends only on a failure.
+    Role(Result<Result<(), LogError>, tokio::task::JoinError>),
 }
 
 /// Replays the whole log into the store's tables and its watch history. A
@@ -349,7 +430,10 @@ enum Ended {
 /// retried from the start on an empty store; any other failure
 /// (corruption, a misconfigured txn-server or database) ends start-up: no
 /// retry would mend it.
-async fn replay<L: Log>(log: &mut L, store: &Arc<Store>) -> Result<ReplayStats, LogError> {
+pub(crate) async fn replay<L: Log>(
+    log: &mut L,
+    store: &Arc<Store>,
+) -> Result<ReplayStats, LogError> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let head = Arc::new(AtomicU64::new(0));
@@ -475,7 +559,16 @@ mod tests {
         let (ready, is_ready) = oneshot::channel();
         let server = tokio::spawn(async move {
             let forever = std::future::pending::<()>();
-            serve(listener, &config, PanickingLog, false, forever, Some(ready)).await
+            serve(
+                listener,
+                &config,
+                PanickingLog,
+                false,
+                None,
+                forever,
+                Some(ready),
+            )
+            .await
         });
         is_ready.await.unwrap();
 

@@ -8,6 +8,7 @@
 //! - [`stack`]: PostgreSQL (or a file), txn-server and kvs-server together,
 //!   as the end-to-end suite and the soak start them.
 //! - [`fake_txn`]: a txn-server that replays what a test scripts.
+//! - [`watch`]: a watch stream (`GET /watch`) read event by event.
 
 pub mod certs;
 pub mod fake_txn;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod pg;
 pub mod process;
 pub mod stack;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

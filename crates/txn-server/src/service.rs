@@ -60,6 +60,7 @@ fn log_status(e: LogError) -> Status {
         ErrorKind::Misconfigured => Code::FailedPrecondition,
         ErrorKind::Refused => Code::InvalidArgument,
         ErrorKind::Internal => Code::Internal,
+        ErrorKind::Fenced => Code::Aborted,
     };
     Status::new(code, e.to_string())
 }

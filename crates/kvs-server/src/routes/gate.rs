@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -29,6 +29,8 @@ pub(crate) struct Guards {
     pub request_timeout: Duration,
     /// `None`: the API is open.
     pub tokens: Option<Tokens>,
+    /// How long a request with `KVS-Min-Revision` waits for it.
+    pub min_revision_wait: Duration,
 }
 
 /// What a route is, for the layer.
@@ -92,10 +94,10 @@ pub(super) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
         } else if let Some(refusal) = gate.guards.tokens.as_ref().and_then(|t| t.refusal(&req)) {
             refusal.into_response()
         } else if route.watch {
-            answer(&gate.state, route, req, next).await
+            answer(&gate, route, req, next).await
         } else {
             let limit = gate.guards.request_timeout;
-            match tokio::time::timeout(limit, answer(&gate.state, route, req, next)).await {
+            match tokio::time::timeout(limit, answer(&gate, route, req, next)).await {
                 Ok(resp) => resp,
                 Err(_) => timed_out(limit),
             }
@@ -113,25 +115,51 @@ pub(super) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
     .await
 }
 
-/// The route's answer. Data routes wait for the start-up replay; reads go
+/// The route's answer. Data routes wait for the start-up replay; on a
+/// node that follows the log, writes are sent to the primary; a request
+/// with `KVS-Min-Revision` waits until this node has reached it; reads go
 /// on while the log is down, writes find out for themselves. Every data
 /// answer says the store's revision; routes that know a more exact one (a
 /// write's own) say it themselves.
-async fn answer(s: &AppState, route: &Route, req: Request, next: Next) -> Response {
+async fn answer(gate: &Gate, route: &Route, req: Request, next: Next) -> Response {
+    let s = &gate.state;
     if !route.data {
         return next.run(req).await;
     }
-    let mut resp = if s.store.journal.replayed() {
-        next.run(req).await
-    } else {
+    let journal = &s.store.journal;
+    let mut resp = if !journal.replayed() {
         ApiError::from(crate::store::JournalError::Replaying).into_response()
+    } else if !is_read(req.method()) && journal.is_following() {
+        s.routing.redirect(req.uri())
+    } else {
+        match revision::min_revision(req.headers()) {
+            Err(e) => e.into_response(),
+            Ok(Some(min)) if !journal.wait_visible(min, gate.guards.min_revision_wait).await => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "this node has reached revision {}, not yet {min} (KVS-Min-Revision); retry shortly, or ask the primary",
+                        journal.visible()
+                    ),
+                )
+                .into_response()
+            }
+            Ok(_) => next.run(req).await,
+        }
     };
     let headers = resp.headers_mut();
     if !headers.contains_key(&revision::REVISION) {
-        let visible = s.store.journal.visible();
+        let visible = journal.visible();
         headers.insert(revision::REVISION.clone(), visible.into());
     }
     resp
+}
+
+/// Whether a request only reads: every other one is a write, which only
+/// the primary takes (a transaction of reads alone too: the primary
+/// answers it as well).
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// 408 for a request that is not done in time, most often because its

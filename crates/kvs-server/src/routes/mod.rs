@@ -43,6 +43,7 @@ pub(crate) use self::gate::Guards;
 use self::gate::{Gate, Route};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::replica::routing::Routing;
 use crate::store::Store;
 use crate::watch::Watchers;
 
@@ -61,6 +62,8 @@ pub(crate) struct AppState {
     /// The most compares and operations one transaction may hold.
     pub max_txn_ops: usize,
     pub watchers: Arc<Watchers>,
+    /// Where writes go when this node follows the log.
+    pub routing: Arc<Routing>,
 }
 
 /// A route's methods at its full path, under [`BASE_PATH`]: the router
@@ -150,6 +153,14 @@ mod tests {
     /// The API over a store still replaying its log; `tokens`, when given,
     /// are the only ones let in.
     fn app(max_body_bytes: usize, tokens: Option<Tokens>) -> Router {
+        with_store(max_body_bytes, tokens).0
+    }
+
+    /// [`app`], with its store and where it sends writes.
+    fn with_store(
+        max_body_bytes: usize,
+        tokens: Option<Tokens>,
+    ) -> (Router, Arc<Store>, Arc<Routing>) {
         let metrics = Arc::new(Metrics::default());
         let (journal, _queue) = Journal::new(
             Durability::Sync,
@@ -168,19 +179,23 @@ mod tests {
             })),
         });
         let watchers = Arc::new(Watchers::new(1, Duration::from_secs(1), metrics.clone()));
-        router(
+        let routing = Arc::new(Routing::new("http://127.0.0.1:8080"));
+        let app = router(
             AppState {
-                store,
+                store: store.clone(),
                 metrics,
                 max_txn_ops: 1,
                 watchers,
+                routing: routing.clone(),
             },
             Guards {
                 max_body_bytes,
                 request_timeout: Duration::from_secs(30),
                 tokens,
+                min_revision_wait: Duration::ZERO,
             },
-        )
+        );
+        (app, store, routing)
     }
 
     async fn answer(app: Router, req: Request) -> (StatusCode, header::HeaderMap, String) {
@@ -201,6 +216,46 @@ mod tests {
             .header(header::CONTENT_LENGTH, body.len())
             .body(Body::from(body))
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_node_that_follows_sends_writes_to_the_primary_and_reads_wait_for_a_revision() {
+        let (app, store, routing) = with_store(1024, None);
+        store.journal.follow_from(5);
+        let put = || request(Method::PUT, "/kvs/v1-0-0/str/k?ttl=9", "v");
+        let (status, headers, _) = answer(app.clone(), put()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no primary yet");
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        routing.learn(Some("http://primary:8080"));
+        for req in [put(), request(Method::POST, "/kvs/v1-0-0/txn", "{}")] {
+            let path = req.uri().to_string();
+            let (status, headers, _) = answer(app.clone(), req).await;
+            assert_eq!(status, StatusCode::TEMPORARY_REDIRECT);
+            assert_eq!(
+                headers[header::LOCATION],
+                format!("http://primary:8080{path}").as_str()
+            );
+            assert_eq!(headers["kvs-revision"], "5");
+        }
+
+        let get = |min: &str| {
+            Request::builder()
+                .uri("/kvs/v1-0-0/str/k")
+                .header("kvs-min-revision", min)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, _, _) = answer(app.clone(), get("5")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "reached: the read runs");
+        let (status, headers, body) = answer(app.clone(), get("6")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        assert!(body.contains("reached revision 5, not yet 6"), "{body}");
+        let (status, _, _) = answer(app.clone(), get("-1")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        store.journal.followed(6);
+        let (status, _, _) = answer(app, get("6")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -57,7 +57,7 @@ async fn healthz() -> Response {
     operation_id = "readyz",
     tag = "operations",
     summary = "Readiness",
-    description = "503 while the log is replaying or unreachable.",
+    description = "503 while the log is replaying or unreachable. A standby or follower that follows the log is ready: it serves reads and redirects writes to the primary.",
     responses(
         (status = 200, response = inline(Ready)),
         (status = 401, response = Unauthorized),
@@ -68,6 +68,10 @@ async fn healthz() -> Response {
 async fn readyz(State(s): State<AppState>) -> Result<Response, ApiError> {
     if s.store.journal.is_up() {
         Ok(text("ready".to_owned()))
+    } else if s.store.journal.is_following() {
+        Ok(text(
+            "ready: following the log (reads here, writes redirected to the primary)".to_owned(),
+        ))
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

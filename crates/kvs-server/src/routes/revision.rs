@@ -24,6 +24,25 @@ pub(crate) static REVISION: HeaderName = HeaderName::from_static("kvs-revision")
 /// was absent.
 pub(crate) static CREATE_REVISION: HeaderName = HeaderName::from_static("kvs-create-revision");
 
+/// A request's `KVS-Min-Revision`: answer only once this node has reached
+/// that revision (a client reading its own writes on a follower).
+pub(crate) static MIN_REVISION: HeaderName = HeaderName::from_static("kvs-min-revision");
+
+/// The revision a request's `KVS-Min-Revision` asks for, if any.
+pub(crate) fn min_revision(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(&MIN_REVISION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("KVS-Min-Revision must be a revision: a whole number, 0 or more")
+        })
+}
+
 /// The tags of one precondition header.
 #[derive(Debug, Clone, PartialEq)]
 enum Tags {

@@ -147,6 +147,14 @@ impl Store {
                     };
                     batch.extend(waiting.drain(..));
                     self.fail(&mut batch, &mut rx, e.to_string());
+                    if e.kind() == ErrorKind::Fenced && j.replica {
+                        // Refused, so not in the log: the node follows now.
+                        doubt.answer(Err(JournalError::NotPrimary));
+                        tracing::warn!(error = %e, "another node holds the write lease; following the log");
+                        j.was_fenced();
+                        txns.clear();
+                        continue;
+                    }
                     if !goes_on_after(&e) {
                         // The log refused the batch, for good: it is not in it.
                         doubt.answer(Err(JournalError::Unavailable(e.to_string())));
@@ -276,7 +284,12 @@ impl Store {
 fn goes_on_after(e: &LogError) -> bool {
     match e.kind() {
         ErrorKind::Unavailable | ErrorKind::Refused => true,
-        ErrorKind::DataLoss | ErrorKind::Misconfigured | ErrorKind::Internal => false,
+        // A node without the lease (a standalone one beside standbys) must
+        // not write at all.
+        ErrorKind::DataLoss
+        | ErrorKind::Misconfigured
+        | ErrorKind::Internal
+        | ErrorKind::Fenced => false,
     }
 }
 

@@ -556,6 +556,19 @@ impl Db {
         Self::write(&self.shards[Self::index_of(hash)]).apply_at(hash, change);
     }
 
+    /// Applies `changes` under the write locks of all their shards at
+    /// once, so that no read sees some of them without the rest (a
+    /// follower applying another node's transactions).
+    pub(crate) fn apply_together(&self, changes: &[Change]) {
+        self.update(changes.iter().map(|c| c.txn.key().as_str()), |locked| {
+            for change in changes {
+                locked
+                    .shard(change.txn.key().as_str())
+                    .apply(change.clone());
+            }
+        });
+    }
+
     /// Empties every table (before a replay starts over).
     pub(crate) fn clear(&self) {
         for shard in self.shards.iter() {

@@ -50,6 +50,10 @@ pub(crate) enum JournalError {
         "the committer stopped, so no write can become durable; the server is stopping (restart it to replay the log)"
     )]
     Halted,
+    /// This node follows the log: writes go to the primary (the routes
+    /// redirect them; this is for one that raced a change of role).
+    #[error("this node is not the primary now; send writes to the primary")]
+    NotPrimary,
 }
 
 /// Where the journal is in its life.
@@ -64,16 +68,19 @@ enum Phase {
     Closed,
     /// The committer is gone.
     Halted,
+    /// The node follows the log another node writes: reads only.
+    Following,
 }
 
 impl Phase {
     /// Indexed by discriminant.
-    const ALL: [Phase; 5] = [
+    const ALL: [Phase; 6] = [
         Phase::Replaying,
         Phase::Up,
         Phase::Down,
         Phase::Closed,
         Phase::Halted,
+        Phase::Following,
     ];
 }
 
@@ -141,7 +148,12 @@ pub(crate) struct Journal {
     pub(super) outcome_timeout: Duration,
     /// Tells the committer to flush and stop.
     pub(super) finish: Notify,
-    pub(super) metrics: Arc<Metrics>,
+    /// Whether the node shares the log under a lease (`--role standby`):
+    /// a fenced append then makes it a follower instead of stopping it.
+    pub(crate) replica: bool,
+    /// Told when a fenced append made the node a follower.
+    pub(crate) fenced: Notify,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Journal {
@@ -169,6 +181,8 @@ impl Journal {
             audit_reads,
             outcome_timeout,
             finish: Notify::new(),
+            replica: false,
+            fenced: Notify::new(),
             metrics,
         };
         (journal, Queue(rx))
@@ -199,7 +213,13 @@ impl Journal {
             Phase::Down => Err(JournalError::Unavailable(self.down_reason())),
             Phase::Closed => Err(JournalError::Closed),
             Phase::Halted => Err(JournalError::Halted),
+            Phase::Following => Err(JournalError::NotPrimary),
         }
+    }
+
+    /// Whether the node follows the log rather than writing it.
+    pub(crate) fn is_following(&self) -> bool {
+        self.phase.get() == Phase::Following
     }
 
     /// Why the log last failed.
@@ -227,6 +247,64 @@ impl Journal {
         *self.head.lock() = head;
         self.durable.send_replace(head);
         self.phase.set(Phase::Up);
+    }
+
+    /// Replay is over, up to revision `head`, and the node follows the log
+    /// from there: reads only.
+    pub(crate) fn follow_from(&self, head: u64) {
+        let _excl = self.shut_gate();
+        *self.head.lock() = head;
+        self.durable.send_replace(head);
+        self.phase.set(Phase::Following);
+    }
+
+    /// The node replays the log afresh (a follower that fell behind, or a
+    /// primary that stepped down): data routes wait, as at start-up.
+    pub(crate) fn start_over(&self) {
+        let _excl = self.shut_gate();
+        self.phase.set(Phase::Replaying);
+    }
+
+    /// The changes up to `revision`, followed from the log, are applied:
+    /// they are durable, and reads may show them.
+    pub(crate) fn followed(&self, revision: u64) {
+        {
+            let mut head = self.head.lock();
+            *head = (*head).max(revision);
+        }
+        self.made_durable(revision);
+    }
+
+    /// The node stops writing and follows the log (it lost the lease):
+    /// no writer is between its check and its queueing once this returns,
+    /// and none starts. Writes already queued are still appended, or fail.
+    pub(crate) fn step_down(&self) {
+        let _excl = self.shut_gate();
+        if matches!(self.phase.get(), Phase::Up | Phase::Down) {
+            self.phase.set(Phase::Following);
+        }
+    }
+
+    /// Waits until every revision given is durable or undone: the
+    /// committer has nothing left of this node's writes.
+    pub(crate) async fn settled(&self) {
+        let head = self.revision();
+        let mut rx = self.durable.subscribe();
+        let stopped = |j: &Journal| matches!(j.phase.get(), Phase::Halted | Phase::Closed);
+        let _ = rx.wait_for(|d| *d >= head || stopped(self)).await;
+    }
+
+    /// Waits up to `patience` until reads show revision `revision`; false
+    /// if they do not by then.
+    pub(crate) async fn wait_visible(&self, revision: u64, patience: Duration) -> bool {
+        if self.visible() >= revision {
+            return true;
+        }
+        let mut rx = self.durable.subscribe();
+        let reached = |j: &Journal| j.visible() >= revision;
+        tokio::time::timeout(patience, rx.wait_for(|_| reached(self)))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Gives a write the next revision and runs `queue` with it, which
@@ -309,6 +387,14 @@ impl Journal {
     /// The log takes writes again.
     pub(super) fn recovered(&self) {
         self.phase.shift(Phase::Down, Phase::Up);
+    }
+
+    /// The log refused an append because another node holds the lease;
+    /// what was queued is undone (the gate is shut). A replica turns
+    /// follower and is told; any other node stops.
+    pub(super) fn was_fenced(&self) {
+        self.phase.shift(Phase::Down, Phase::Following);
+        self.fenced.notify_one();
     }
 
     /// The committer is gone: nothing can become durable any more, and

@@ -8,13 +8,17 @@ pub(crate) mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kvs_core::{Change, Key, Revisions};
 use kvs_log::{ErrorKind, Log, LogError, ReplayStats};
 use kvs_proto::MAX_MESSAGE_BYTES;
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
-use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
+use kvs_proto::api::{
+    AppendRequest, DurableSequenceRequest, FollowBatch, FollowRequest, LeaseRequest, LeaseResponse,
+    Transaction,
+};
 use kvs_proto::replay::ReplayEnd;
 use token::TokenFile;
 use tonic::Code;
@@ -60,6 +64,9 @@ type Client = TransactionServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub(crate) struct RemoteLog {
     client: Client,
+    /// The epoch of the write lease this node holds (0: none), which every
+    /// append carries; set by the node's role as it takes the lease.
+    epoch: Arc<AtomicU64>,
     writer: Key,
     sequence: u64,
     /// The last batch sent whose answer never came.
@@ -79,18 +86,35 @@ fn log_error(status: tonic::Status) -> LogError {
         Code::FailedPrecondition | Code::Unimplemented => ErrorKind::Misconfigured,
         Code::InvalidArgument | Code::OutOfRange => ErrorKind::Refused,
         Code::NotFound | Code::AlreadyExists => ErrorKind::Internal,
+        Code::Aborted => ErrorKind::Fenced,
         Code::Ok
         | Code::Internal
         | Code::Unavailable
         | Code::DeadlineExceeded
         | Code::Cancelled
-        | Code::Aborted
         | Code::ResourceExhausted
         | Code::Unknown
         | Code::Unauthenticated
         | Code::PermissionDenied => ErrorKind::Unavailable,
     };
     LogError::new(kind, format!("txn-server: {}", status.message()))
+}
+
+/// Why the change stream cannot go on.
+#[derive(Debug)]
+pub(crate) enum FollowError {
+    /// The log no longer keeps the changes asked for: replay it afresh.
+    TooOld(String),
+    Log(LogError),
+}
+
+impl From<tonic::Status> for FollowError {
+    fn from(status: tonic::Status) -> FollowError {
+        match status.code() {
+            Code::OutOfRange => FollowError::TooOld(format!("txn-server: {}", status.message())),
+            _ => FollowError::Log(log_error(status)),
+        }
+    }
 }
 
 /// The end of a replay stream that ended OK after `received` transactions,
@@ -149,12 +173,46 @@ impl RemoteLog {
             client: TransactionServiceClient::with_interceptor(channel, Bearer(opts.token.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            epoch: Arc::default(),
             writer,
             sequence: 0,
             in_doubt: None,
             timeout: opts.timeout,
             token: opts.token.clone(),
         })
+    }
+
+    /// The epoch its appends carry, for the node's role to set.
+    pub(crate) fn epoch(&self) -> Arc<AtomicU64> {
+        self.epoch.clone()
+    }
+
+    /// The log's changes after revision `after`, then each as it becomes
+    /// durable (txn-server's `Follow`).
+    pub(crate) async fn follow(
+        &self,
+        after: u64,
+    ) -> Result<tonic::Streaming<FollowBatch>, FollowError> {
+        let mut client = self.client.clone();
+        let call = client.follow(FollowRequest { after });
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(stream)) => Ok(stream.into_inner()),
+            Ok(Err(status)) => {
+                self.reread_token_if_unauthenticated(&status);
+                Err(FollowError::from(status))
+            }
+            Err(_) => Err(FollowError::Log(LogError::Unavailable(format!(
+                "txn-server did not answer within {:?}",
+                self.timeout
+            )))),
+        }
+    }
+
+    /// Takes, renews or (with `take` false) only reads the write lease.
+    pub(crate) async fn lease(&self, request: LeaseRequest) -> Result<LeaseResponse, LogError> {
+        let mut client = self.client.clone();
+        let call = client.lease(request);
+        Ok(self.timed(call).await?.into_inner())
     }
 
     /// Gives up every batch sent so far that is not durable, and returns
@@ -253,7 +311,7 @@ impl Log for RemoteLog {
                 writer_id: self.writer.to_string(),
                 sequence: self.sequence,
                 transactions: batch.iter().map(Transaction::from).collect(),
-                epoch: 0,
+                epoch: self.epoch.load(Ordering::Acquire),
             };
             let mut client = self.client.clone();
             let sent =
