@@ -18,6 +18,7 @@
 pub(crate) mod lease;
 pub(crate) mod routing;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,8 +28,8 @@ use kvs_core::Change;
 use kvs_log::LogError;
 use kvs_proto::api::FollowBatch;
 use kvs_service::backoff::Backoff;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Role;
 use crate::store::Store;
@@ -51,7 +52,6 @@ pub(crate) struct Replica {
 
 /// Why following stopped.
 enum Followed {
-    Stopped,
     /// This node took the lease.
     TookLease,
     /// It applied everything the log held when it started to catch up.
@@ -88,33 +88,29 @@ impl Replica {
     }
 
     /// Follows, leads and steps down, from the replayed revision `head`,
-    /// until `stopping`; fails only when the log fails in a way no retry
-    /// mends (a txn-server without the lease, a damaged log).
-    pub(crate) async fn run(
-        mut self,
-        store: Arc<Store>,
-        mut position: u64,
-        stopping: CancellationToken,
-    ) -> Result<(), LogError> {
+    /// until the task is aborted (at shutdown); returns only when the log
+    /// fails in a way no retry mends (a txn-server without the lease, a
+    /// damaged log).
+    pub(crate) async fn run(mut self, store: Arc<Store>, position: u64) -> LogError {
+        match self.roles(&store, position).await {
+            Err(e) => e,
+        }
+    }
+
+    async fn roles(&mut self, store: &Arc<Store>, mut position: u64) -> Result<Infallible, LogError> {
         loop {
-            let took = self.follow(&store, &mut position, &stopping, None).await?;
-            if !matches!(took, Followed::TookLease) {
-                return Ok(());
-            }
+            let Followed::TookLease = self.follow(store, &mut position, None).await? else {
+                continue;
+            };
             let epoch = self.lease.epoch();
             tracing::info!(
                 epoch,
                 revision = position,
                 "took the write lease; catching up with the log"
             );
-            match self
-                .follow(&store, &mut position, &stopping, Some(epoch))
-                .await?
-            {
-                Followed::CaughtUp => {}
-                Followed::Stopped => return Ok(()),
-                Followed::LostLease | Followed::TookLease => continue,
-            }
+            let Followed::CaughtUp = self.follow(store, &mut position, Some(epoch)).await? else {
+                continue;
+            };
             self.epoch.store(epoch, Ordering::Release);
             store.journal.metrics.lease_epoch.set(epoch as i64);
             store.journal.metrics.follow_lag.set(0);
@@ -123,23 +119,26 @@ impl Replica {
             store.journal.open(position);
             self.routing.lead();
             tracing::info!(epoch, revision = position, "primary: taking writes");
-            let expirer = tokio::spawn(store.clone().expire());
-            let lost = self.lead(&store, &stopping).await?;
-            expirer.abort();
+            let why = {
+                // Aborted when dropped: as the node steps down, or with
+                // this task at shutdown.
+                let mut expirer = JoinSet::new();
+                expirer.spawn(store.clone().expire());
+                self.lead(store).await?
+            };
             store.journal.metrics.lease_epoch.set(0);
-            let Some(why) = lost else { return Ok(()) };
             store.journal.step_down();
             store.journal.settled().await;
             tracing::warn!(
                 why,
                 "stepped down: following the log, after replaying it afresh"
             );
-            position = self.resync(&store).await?;
+            position = self.resync(store).await?;
         }
     }
 
     /// Applies the log's changes after `position` as they come. Returns
-    /// when `stopping`, or when a standby takes the lease; when
+    /// when a standby takes the lease; when
     /// `catching_up` after taking it at that epoch, once it has applied
     /// every change the log held when the stream started, or when it no
     /// longer holds the lease at that epoch.
@@ -147,7 +146,6 @@ impl Replica {
         &mut self,
         store: &Arc<Store>,
         position: &mut u64,
-        stopping: &CancellationToken,
         catching_up: Option<u64>,
     ) -> Result<Followed, LogError> {
         let take = self.role == Role::Standby;
@@ -198,7 +196,6 @@ impl Replica {
                 }
             };
             tokio::select! {
-                () = stopping.cancelled() => return Ok(Followed::Stopped),
                 _ = ticks.tick() => {
                     let held = self.lease.check(&self.log, &self.routing, take).await?;
                     match catching_up {
@@ -234,28 +231,23 @@ impl Replica {
     }
 
     /// Renews the lease while the node is primary. Returns why it stopped
-    /// leading, or `None` when `stopping`.
-    async fn lead(
-        &mut self,
-        store: &Store,
-        stopping: &CancellationToken,
-    ) -> Result<Option<&'static str>, LogError> {
+    /// leading.
+    async fn lead(&mut self, store: &Store) -> Result<&'static str, LogError> {
         let mut ticks = tokio::time::interval(self.check);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = stopping.cancelled() => return Ok(None),
                 () = store.journal.fenced.notified() => {
-                    return Ok(Some("an append was fenced: another node holds the write lease"));
+                    return Ok("an append was fenced: another node holds the write lease");
                 }
                 _ = ticks.tick() => {
                     if !self.lease.check(&self.log, &self.routing, true).await? {
-                        return Ok(Some("the write lease lapsed before it was renewed, or another node took it"));
+                        return Ok("the write lease lapsed before it was renewed, or another node took it");
                     }
                     // Taken again after it lapsed: another node may have
                     // written meanwhile.
                     if self.lease.epoch() != self.epoch.load(Ordering::Acquire) {
-                        return Ok(Some("the write lease lapsed and was taken again at a new epoch"));
+                        return Ok("the write lease lapsed and was taken again at a new epoch");
                     }
                 }
             }

@@ -15,7 +15,6 @@ use kvs_service::backoff::Backoff;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::config::Role;
@@ -306,7 +305,6 @@ async fn serve<L: Log>(
     // The history of watchers holds the replayed changes, complete after
     // the revision the log says (a compaction folded what came before).
     store.history.complete_after(stats.history_from);
-    let stopping = CancellationToken::new();
     let mut role = match shared {
         None => {
             store.journal.open(stats.head);
@@ -322,8 +320,7 @@ async fn serve<L: Log>(
                 advertise_url = own_url,
                 "following the log; writes sent here go to the primary"
             );
-            let (store, stopping) = (store.clone(), stopping.clone());
-            Some(tokio::spawn(replica.run(store, stats.head, stopping)))
+            Some(tokio::spawn(replica.run(store.clone(), stats.head)))
         }
     };
     if let Some(ready) = ready {
@@ -361,9 +358,8 @@ async fn serve<L: Log>(
         Ended::Role(r) => {
             store.journal.halt();
             let reason = match r {
-                Err(e) if e.is_panic() => "following the log panicked".to_owned(),
-                Ok(Err(e)) => format!("cannot follow the log: {e}"),
-                _ => "following the log stopped".to_owned(),
+                Ok(e) => format!("cannot follow the log: {e}"),
+                Err(_) => "following the log panicked".to_owned(),
             };
             tracing::error!(
                 reason,
@@ -398,8 +394,9 @@ async fn serve<L: Log>(
     if let Some(expirer) = expirer {
         expirer.abort();
     }
-    stopping.cancel();
+    // A replica's role holds nothing to flush: the committer does.
     if let Some(role) = role {
+        role.abort();
         let _ = role.await;
     }
     store.journal.close();
@@ -422,7 +419,7 @@ enum Ended {
     Asked,
     Committer(Result<(), tokio::task::JoinError>),
     /// A standby's or follower's role task, which ends only on a failure.
-    Role(Result<Result<(), LogError>, tokio::task::JoinError>),
+    Role(Result<LogError, tokio::task::JoinError>),
 }
 
 /// Replays the whole log into the store's tables and its watch history. A
