@@ -4,7 +4,9 @@ What they cover:
 
 - docker-compose.yaml validates against the Compose Specification's JSON
   schema (shipped by the check-jsonschema package), and its services agree
-  with each other: names, ports, certificate paths, the database URL.
+  with each other: names, ports, certificate paths, the database URL; the
+  failover profile's nodes (two standbys and a follower) exist only under
+  that profile, publish on loopback only, and advertise those addresses.
 - Every path the Dockerfiles COPY exists, is tracked, is let through by
   .dockerignore, and covers what cargo needs (the workspace members and the
   files the crates read from outside their own directories).
@@ -63,6 +65,12 @@ BINARIES = ("kvs-server", "txn-server", "kvs-certs")
 RUNTIME_UID = 10001
 # The ports the images expose.
 EXPOSED = {"kvs": {"8080"}, "txn": {"5051"}}
+FAILOVER = "failover"
+"""The profile of the standby pair and the follower (docs/scaling.md)."""
+FAILOVER_NODES = {"kvs-a": "standby", "kvs-b": "standby", "kvs-follower": "follower"}
+"""Each kvs-server node of the failover profile, with its role."""
+KVS_NODES = ("kvs", *FAILOVER_NODES)
+"""Every kvs-server service: the default one and the failover profile's."""
 # Acceptable runtime bases: small, glibc (the builder links against it).
 RUNTIME_BASES = (
     re.compile(r"^debian:bookworm-slim(@sha256:[0-9a-f]{64})?$"),
@@ -493,19 +501,63 @@ def test_compose_start_up_order(compose):
 
 
 def test_only_kvs_is_published_and_only_on_loopback(compose):
+    published = {"kvs": "127.0.0.1:8080:8080"} | {
+        name: f"127.0.0.1:{port}:8080" for name, port in zip(FAILOVER_NODES, (8081, 8082, 8083))
+    }
     for name, svc in compose["services"].items():
         ports = svc.get("ports") or []
-        if name != "kvs":
+        if name not in published:
             assert not ports, f"{name} must not be published"
             continue
-        assert ports == ["127.0.0.1:8080:8080"], ports
-        _, port = parse_listen(service_env(compose, "kvs")["KVS_LISTEN"])
-        assert ports[0].rsplit(":", 1)[1] == str(port), "published port is not the one kvs listens on"
+        assert ports == [published[name]], ports
+        _, port = parse_listen(service_env(compose, name)["KVS_LISTEN"])
+        assert ports[0].rsplit(":", 1)[1] == str(port), f"published port is not the one {name} listens on"
+
+
+def test_the_failover_nodes_exist_only_under_their_profile(compose):
+    services = compose["services"]
+    profiled = {name: svc["profiles"] for name, svc in services.items() if svc.get("profiles")}
+    assert profiled == {name: [FAILOVER] for name in FAILOVER_NODES}, profiled
+    # `docker compose up` without a profile starts what it did before.
+    assert {name for name in services if name not in profiled} == {"postgres", "certs", "txn", "kvs"}
+    assert "KVS_ROLE" not in service_env(compose, "kvs")
+    for name, role in FAILOVER_NODES.items():
+        svc = services[name]
+        assert service_env(compose, name)["KVS_ROLE"] == role, name
+        assert svc["depends_on"] == {"txn": {"condition": "service_healthy"}}, name
+        assert svc["build"]["dockerfile"] == "Dockerfile.kvs", name
+        assert svc["image"] == services["kvs"]["image"], name
+        for key in ("cap_drop", "security_opt", "restart", "stop_grace_period"):
+            assert svc[key] == services["kvs"][key], f"{name}: {key}"
+
+
+def test_each_failover_node_advertises_the_address_it_is_published_on(compose):
+    for name in FAILOVER_NODES:
+        env = service_env(compose, name)
+        published = compose["services"][name]["ports"][0]
+        host, port, _ = published.split(":")
+        assert env["KVS_ADVERTISE_URL"] == f"http://{host}:{port}", name
+    urls = [service_env(compose, name)["KVS_ADVERTISE_URL"] for name in FAILOVER_NODES]
+    assert len(set(urls)) == len(urls), urls
+
+
+def test_the_failover_nodes_share_the_lease_settings(compose):
+    settings = {
+        name: {k: v for k, v in service_env(compose, name).items() if k.startswith(("KVS_LEASE_", "KVS_MIN_REVISION"))}
+        for name in FAILOVER_NODES
+    }
+    first = settings["kvs-a"]
+    assert set(first) == {"KVS_LEASE_MS", "KVS_LEASE_CHECK_MS", "KVS_MIN_REVISION_WAIT_MS"}, first
+    assert all(s == first for s in settings.values()), settings
+    # A standby looks more often than the lease lasts, or it would let a
+    # lapse go unnoticed for more than a lease.
+    assert int(first["KVS_LEASE_CHECK_MS"]) < int(first["KVS_LEASE_MS"])
 
 
 def test_servers_listen_on_every_interface_inside_their_containers(compose):
-    for service, var, port in (("kvs", "KVS_LISTEN", 8080), ("txn", "TXN_LISTEN", 5051)):
-        assert parse_listen(service_env(compose, service)[var]) == ("0.0.0.0", port)
+    listens = [(name, "KVS_LISTEN", 8080) for name in KVS_NODES] + [("txn", "TXN_LISTEN", 5051)]
+    for service, var, port in listens:
+        assert parse_listen(service_env(compose, service)[var]) == ("0.0.0.0", port), service
 
 
 def test_database_password_comes_from_env_file_only(compose_raw, compose, dotenv):
@@ -557,8 +609,9 @@ def test_database_url_matches_the_postgres_service(compose, dotenv):
     assert url.path.lstrip("/") == pg["POSTGRES_DB"]
 
 
-def test_kvs_reaches_txn_by_the_name_on_its_certificate(compose):
-    kvs = service_env(compose, "kvs")
+@pytest.mark.parametrize("service", KVS_NODES)
+def test_kvs_reaches_txn_by_the_name_on_its_certificate(compose, service):
+    kvs = service_env(compose, service)
     addr = urlsplit(kvs["KVS_TXN_ADDR"])
     assert addr.scheme == "https"
     assert addr.hostname in compose["services"], f"{addr.hostname} is not a service"
@@ -578,8 +631,7 @@ def test_certificate_paths_are_in_the_certs_volume(compose):
     assert certs_mounts == {"/certs": ("certs", "rw")}
     expected = {
         "txn": {"TXN_TLS_CA": "ca.crt", "TXN_TLS_CERT": "server.crt", "TXN_TLS_KEY": "server.key"},
-        "kvs": {"KVS_TLS_CA": "ca.crt", "KVS_TLS_CERT": "client.crt", "KVS_TLS_KEY": "client.key"},
-    }
+    } | {node: {"KVS_TLS_CA": "ca.crt", "KVS_TLS_CERT": "client.crt", "KVS_TLS_KEY": "client.key"} for node in KVS_NODES}
     for service, files in expected.items():
         mounts = {t: (s, m) for s, t, m in volume_mounts(compose, service)}
         env = service_env(compose, service)
@@ -593,7 +645,7 @@ def test_certificate_paths_are_in_the_certs_volume(compose):
 
 def test_certs_service_runs_as_the_images_user(compose):
     assert compose["services"]["certs"]["user"] == f"{RUNTIME_UID}:{RUNTIME_UID}"
-    for service in ("kvs", "txn"):
+    for service in (*KVS_NODES, "txn"):
         assert compose["services"][service].get("user") in (None, f"{RUNTIME_UID}:{RUNTIME_UID}")
 
 
@@ -682,7 +734,10 @@ def _help(bins, name) -> str:
     return subprocess.run([bins[name], "--help"], capture_output=True, text=True, timeout=30, env=clean_env()).stdout
 
 
-@pytest.mark.parametrize("service,binary,prefix", [("txn", "txn-server", "TXN_"), ("kvs", "kvs-server", "KVS_")])
+@pytest.mark.parametrize(
+    "service,binary,prefix",
+    [("txn", "txn-server", "TXN_"), *((node, "kvs-server", "KVS_") for node in KVS_NODES)],
+)
 def test_compose_variables_are_known_to_the_binary(bins, compose, service, binary, prefix):
     known = set(re.findall(r"\[env: ([A-Z0-9_]+)", _help(bins, binary)))
     assert known, f"{binary} --help lists no environment variables"
