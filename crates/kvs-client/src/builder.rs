@@ -12,6 +12,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use crate::session::Session;
 use crate::{BASE_PATH, Client, Error, Result};
 
 /// Where a KVS server listens by default: its root, without the base path.
@@ -57,6 +58,7 @@ pub struct ClientBuilder {
     default_headers: HeaderMap,
     token: Option<Token>,
     ca: Option<Ca>,
+    read_your_writes: bool,
 }
 
 /// A bearer token, which `Debug` does not show.
@@ -87,6 +89,7 @@ impl Default for ClientBuilder {
             default_headers: HeaderMap::new(),
             token: None,
             ca: None,
+            read_your_writes: false,
         }
     }
 }
@@ -160,6 +163,16 @@ impl ClientBuilder {
     /// ([`Error::is_unauthorized`]) to everything but `healthz`; with a
     /// read-only token it answers writes 403 ([`Error::is_forbidden`]).
     /// Use an `https` base URL to keep the token from being read on the way.
+    ///
+    /// The token also goes with a request that a server redirects with 307
+    /// or 308, as a follower redirects a write to the primary, another host
+    /// of the same service: the token goes to the base URL's server, and on
+    /// from a server that had it to the one it redirects to, up to
+    /// [`crate::MAX_REDIRECTS`] times, but never from `https` down to plain
+    /// `http`, where anyone on the way could read it. A server that holds
+    /// the token could use it anywhere itself; letting it name where the
+    /// request goes next gives it nothing more. An `Authorization` header
+    /// given to [`ClientBuilder::default_headers`] goes by the same rule.
     pub fn token(mut self, token: impl Into<String>) -> ClientBuilder {
         self.token = Some(Token(token.into()));
         self
@@ -185,6 +198,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Read-your-writes, for a client that reads from a follower (a
+    /// kvs-server started with `--role follower`, which serves what the
+    /// primary has made durable, a moment behind it). The client keeps the
+    /// highest `KVS-Revision` its own writes were answered with, shared by
+    /// its clones, and sends it as `KVS-Min-Revision` on every read
+    /// (values, listings, watches; not `healthz` or `readyz`). A follower
+    /// that has not yet applied that revision waits for it briefly
+    /// (`--min-revision-wait-ms`), then answers 503 with `Retry-After`,
+    /// which is [`Error::is_unavailable`] with [`Error::retry_after`]. A
+    /// primary or a single server has every revision it answered, and
+    /// answers at once. Default: off (no header is sent).
+    pub fn read_your_writes(mut self, on: bool) -> ClientBuilder {
+        self.read_your_writes = on;
+        self
+    }
+
     /// Makes the client.
     ///
     /// Fails with [`Error::InvalidArgument`] when the base URL is not an
@@ -196,12 +225,17 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         let base = base_url_of(&self.base_url)?;
         let mut headers = self.default_headers;
-        if let Some(token) = &self.token {
-            headers.insert(AUTHORIZATION, token.header()?);
-        }
+        // Kept apart from the default headers, which reqwest would send
+        // wherever a request goes: see `redirect`.
+        let token = match &self.token {
+            Some(token) => Some(token.header()?),
+            None => headers.remove(AUTHORIZATION),
+        };
+        headers.remove(AUTHORIZATION);
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("kvs-client/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
             .tls_backend_preconfigured(tls_config(self.ca.as_ref())?);
         if let Some(t) = self.timeout {
             http = http.timeout(t);
@@ -215,7 +249,12 @@ impl ClientBuilder {
         if let Some(n) = self.pool_max_idle_per_host {
             http = http.pool_max_idle_per_host(n);
         }
-        Ok(Client::from_parts(http.build()?, base))
+        Ok(Client::from_parts(
+            http.build()?,
+            base,
+            token,
+            Session::new(self.read_your_writes),
+        ))
     }
 }
 

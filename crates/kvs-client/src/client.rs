@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use kvs_core::value::{MapValue, SetValue, parse_int};
 use kvs_core::{Key, Value, ValueType};
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
 use crate::revision::{Precondition, PutOptions, Written, revision_of};
+use crate::session::Session;
 use crate::{ClientBuilder, Error, Result};
 
 /// The header a DELETE answer carries when something was removed.
@@ -32,11 +33,18 @@ const QUOTE_LIMIT: usize = 200;
 /// before sending anything, and answers [`Error::Status`] when the server
 /// answers an error other than the "absent" that the method reports as
 /// `None` or `false`.
+///
+/// A write sent to a follower is answered with a redirect to the primary,
+/// which the client follows by itself (see [`ClientBuilder::token`] for
+/// where the token goes, and [`crate::MAX_REDIRECTS`]).
 #[derive(Debug, Clone)]
 pub struct Client {
     pub(crate) http: reqwest::Client,
     /// The server's root URL with `/kvs/v1-0-0` appended.
     base: Url,
+    /// `Authorization`, which [`crate::redirect`] decides where to send.
+    token: Option<HeaderValue>,
+    session: Session,
 }
 
 /// One page of a listing ([`Client::keys_page`]).
@@ -64,8 +72,18 @@ impl Client {
         ClientBuilder::new()
     }
 
-    pub(crate) fn from_parts(http: reqwest::Client, base: Url) -> Client {
-        Client { http, base }
+    pub(crate) fn from_parts(
+        http: reqwest::Client,
+        base: Url,
+        token: Option<HeaderValue>,
+        session: Session,
+    ) -> Client {
+        Client {
+            http,
+            base,
+            token,
+            session,
+        }
     }
 
     /// The URL every route is under: the server's root and `/kvs/v1-0-0`.
@@ -586,15 +604,14 @@ impl Client {
 
     /// `GET /healthz`: `Ok(())` when the server serves HTTP.
     pub async fn healthz(&self) -> Result<()> {
-        self.send(self.http.get(self.url(&["healthz"])))
-            .await
-            .map(drop)
+        let resp = self.probe(self.http.get(self.url(&["healthz"]))).await?;
+        checked(resp).await.map(drop)
     }
 
     /// `GET /readyz`: `true` once the server has replayed its log and can
     /// make writes durable; `false` while it answers 503.
     pub async fn readyz(&self) -> Result<bool> {
-        let resp = self.http.get(self.url(&["readyz"])).send().await?;
+        let resp = self.probe(self.http.get(self.url(&["readyz"]))).await?;
         match resp.status() {
             StatusCode::OK => Ok(true),
             StatusCode::SERVICE_UNAVAILABLE => Ok(false),
@@ -634,19 +651,32 @@ impl Client {
 
     /// Sends `req`; an error status becomes [`Error::Status`].
     pub(crate) async fn send(&self, req: RequestBuilder) -> Result<Response> {
-        let resp = req.send().await?;
-        if resp.status().is_success() {
-            Ok(resp)
-        } else {
-            Err(status_error(resp).await)
-        }
+        checked(self.exchange(req).await?).await
+    }
+
+    /// Sends `req` with the token, following a follower's redirects, and
+    /// with read-your-writes: a read names the revision of the client's
+    /// writes, a write's answer moves that revision on.
+    async fn exchange(&self, req: RequestBuilder) -> Result<Response> {
+        let mut req = req.build()?;
+        self.session.before(&mut req);
+        let method = req.method().clone();
+        let resp = crate::redirect::send(&self.http, req, self.token.as_ref()).await?;
+        self.session.after(&method, &resp);
+        Ok(resp)
+    }
+
+    /// Sends a health probe, which asks whether this server serves,
+    /// whatever revision it is at: without read-your-writes.
+    async fn probe(&self, req: RequestBuilder) -> Result<Response> {
+        crate::redirect::send(&self.http, req.build()?, self.token.as_ref()).await
     }
 
     /// Like [`Client::send`], with the API's 404 meaning "absent" as `None`.
     /// Only a 404 in the API's error format counts: one from something that
     /// is not a KVS server (a wrong base URL) stays an error.
     pub(crate) async fn send_found(&self, req: RequestBuilder) -> Result<Option<Response>> {
-        let resp = req.send().await?;
+        let resp = self.exchange(req).await?;
         if resp.status() == StatusCode::NOT_FOUND && is_problem(&resp) {
             Ok(None)
         } else if resp.status().is_success() {
@@ -654,6 +684,15 @@ impl Client {
         } else {
             Err(status_error(resp).await)
         }
+    }
+}
+
+/// `resp` if it is a success; an error status becomes [`Error::Status`].
+async fn checked(resp: Response) -> Result<Response> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(status_error(resp).await)
     }
 }
 

@@ -46,7 +46,9 @@ pub enum Error {
     #[error("request failed: {}", kvs_core::error::chain(.0))]
     Transport(reqwest::Error),
 
-    /// The server answered with an error status.
+    /// The server answered with an error status, or with a redirect other
+    /// than 307 and 308 (which the client follows): a 301, 302 or 303 would
+    /// turn a write into a GET, so it is not followed.
     #[error("server answered {status}: {detail}")]
     Status {
         /// The HTTP status code (400, 401, 403, 404, 409, 413, 503, ...);
@@ -96,9 +98,21 @@ pub enum Error {
         detail: String,
     },
 
+    /// A server redirected the call more than [`crate::MAX_REDIRECTS`]
+    /// times in a row (307 or 308): a loop, such as two followers that each
+    /// take the other for the primary. A write was not applied by any of
+    /// the servers that redirected it.
+    #[error("gave up after {hops} redirects; the last pointed to {location}")]
+    TooManyRedirects {
+        /// How many redirects were followed.
+        hops: usize,
+        /// Where the redirect that was not followed pointed.
+        location: String,
+    },
+
     /// A success answer whose body is not what the operation returns (for
-    /// example a non-numeric body for an int); the string says what was
-    /// expected and what came.
+    /// example a non-numeric body for an int), or a redirect without a
+    /// usable `Location`; the string says what was expected and what came.
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
 }
@@ -179,9 +193,10 @@ impl Error {
         self.status() == Some(413)
     }
 
-    /// 503: the server is replaying its log or cannot make writes durable;
-    /// nothing was applied, so trying again after [`Error::retry_after`] is
-    /// safe.
+    /// 503: the server is replaying its log or cannot make writes durable,
+    /// or it is a follower that has not yet reached the `KVS-Min-Revision`
+    /// of a read (see [`crate::ClientBuilder::read_your_writes`]); nothing
+    /// was applied, so trying again after [`Error::retry_after`] is safe.
     pub fn is_unavailable(&self) -> bool {
         self.status() == Some(503)
     }

@@ -147,12 +147,44 @@
 //! TLS is rustls with the ring provider; the client brings its own
 //! configuration and needs no process-wide crypto provider.
 //!
+//! # Followers, redirects and reading your own writes
+//!
+//! A kvs-server started as a follower serves reads, listings and watches
+//! from what the primary has made durable, and answers every write
+//! `307 Temporary Redirect` to the primary. The client follows 307 and 308
+//! by itself, with the same method, body and headers, up to
+//! [`MAX_REDIRECTS`] times ([`Error::TooManyRedirects`] past that), and
+//! nothing else: reqwest's own redirects are off. The token goes along,
+//! since a follower and its primary are hosts of one service, but never
+//! from `https` down to `http` (see [`ClientBuilder::token`]).
+//!
+//! A follower is a moment behind the primary, so a read sent to it right
+//! after a write may not see the write yet. With
+//! [`ClientBuilder::read_your_writes`], the client sends the revision of
+//! its last write with its reads (`KVS-Min-Revision`), and the follower
+//! answers only once it has applied it, or 503 with `Retry-After`
+//! ([`Error::is_unavailable`]):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), kvs_client::Error> {
+//! let kvs = kvs_client::Client::builder()
+//!     .base_url("http://kvs-follower:8080")
+//!     .read_your_writes(true)
+//!     .build()?;
+//! kvs.int_put("counter", 5).await?; // redirected to the primary
+//! assert_eq!(kvs.int_get("counter").await?, Some(5)); // the follower, once it has it
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The client needs a Tokio runtime, as reqwest does.
 
 mod builder;
 mod client;
 mod error;
+mod redirect;
 mod revision;
+mod session;
 mod txn;
 mod watch;
 
@@ -161,6 +193,7 @@ pub use client::{Client, Page};
 pub use error::{Error, Result};
 pub use kvs_core::value::{MapValue, SetValue};
 pub use kvs_core::{Key, KeyError, Value, ValueError, ValueType};
+pub use redirect::MAX_REDIRECTS;
 pub use revision::{Precondition, PutOptions, Revised, Written};
 pub use txn::{Compare, Txn, TxnOp, TxnOutcome, TxnResult};
 pub use watch::{Change, Event, WATCH_IDLE_TIMEOUT, WatchFilter};

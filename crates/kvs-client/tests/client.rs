@@ -4,6 +4,7 @@
 //! and against a server that serves HTTPS and wants tokens.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -1736,4 +1737,291 @@ async fn a_value_stored_with_a_ttl_says_when_it_expires_until_a_put_makes_it_per
             .expires_at,
         None
     );
+}
+
+// ----- followers: redirects and reading your own writes ------------------------------------------
+
+/// What a [`Follower`] saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+}
+
+/// A stand-in for a kvs-server follower: it answers every request, reads
+/// included, `307 Temporary Redirect` to the same path and query on
+/// `primary`, and records each request's head.
+struct Follower {
+    root: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Follower {
+    /// A follower of the server at `primary`; `None`: of itself, a loop.
+    async fn start(primary: Option<&str>) -> Follower {
+        Follower::serve(primary, false).await
+    }
+
+    /// A follower that redirects writes to `primary` and answers reads as
+    /// one behind the revision asked for does: 503 with `Retry-After`.
+    async fn behind(primary: &str) -> Follower {
+        Follower::serve(Some(primary), true).await
+    }
+
+    async fn serve(primary: Option<&str>, behind: bool) -> Follower {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let root = format!("http://{}", listener.local_addr().unwrap());
+        let primary = primary.unwrap_or(&root).trim_end_matches('/').to_owned();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let location = format!("{primary}{path}");
+            record.lock().unwrap().push(Seen {
+                method: req.method().to_string(),
+                path: path.to_owned(),
+                headers: req.headers().clone(),
+            });
+            let read = req.method() == axum::http::Method::GET;
+            async move {
+                use axum::http::{StatusCode, header};
+                use axum::response::IntoResponse;
+                if behind && read {
+                    let problem = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"behind"}"#;
+                    let headers = [
+                        (header::RETRY_AFTER, "1"),
+                        (header::CONTENT_TYPE, "application/problem+json"),
+                    ];
+                    (StatusCode::SERVICE_UNAVAILABLE, headers, problem).into_response()
+                } else {
+                    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
+                }
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Follower { root, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The `KVS-Min-Revision` of the last request seen, if it had one.
+    fn last_min_revision(&self) -> Option<String> {
+        let seen = self.seen();
+        let last = seen.last().expect("a request was seen");
+        last.headers
+            .get("kvs-min-revision")
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn writes_sent_to_a_follower_are_redirected_with_their_bodies_and_land_on_the_primary() {
+    let primary = Server::start(&[]).await;
+    let follower = Follower::start(Some(
+        &primary.client.base_url().origin().ascii_serialization(),
+    ))
+    .await;
+    let c = Client::new(&follower.root).unwrap();
+
+    c.int_put("n", 5).await.unwrap();
+    assert_eq!(c.int_incr("n", 3).await.unwrap(), 8);
+    c.map_field_put("m", "f", "v").await.unwrap();
+    assert!(c.set_add("s", "a").await.unwrap());
+    c.str_put("gone", "x").await.unwrap();
+    assert!(c.str_delete("gone").await.unwrap());
+    let outcome = c
+        .txn()
+        .success(TxnOp::put("t", Value::Str("in a txn".to_owned())))
+        .send()
+        .await
+        .unwrap();
+    assert!(outcome.succeeded);
+    // Reads are redirected too, and answered by the primary.
+    assert_eq!(c.int_get("n").await.unwrap(), Some(8));
+
+    let p = &primary.client;
+    assert_eq!(p.int_get("n").await.unwrap(), Some(8));
+    assert_eq!(
+        p.map_field_get("m", "f").await.unwrap().as_deref(),
+        Some("v")
+    );
+    assert!(p.set_contains("s", "a").await.unwrap());
+    assert_eq!(p.str_get("gone").await.unwrap(), None);
+    assert_eq!(p.str_get("t").await.unwrap().as_deref(), Some("in a txn"));
+
+    let methods: Vec<_> = follower
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "PUT /kvs/v1-0-0/int/n",
+            "POST /kvs/v1-0-0/int/n/incr",
+            "PUT /kvs/v1-0-0/map/m/f",
+            "PUT /kvs/v1-0-0/set/s/a",
+            "PUT /kvs/v1-0-0/str/gone",
+            "DELETE /kvs/v1-0-0/str/gone",
+            "POST /kvs/v1-0-0/txn",
+            "GET /kvs/v1-0-0/int/n",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_redirected_write_keeps_its_query_and_its_condition() {
+    let primary = Server::start(&[]).await;
+    let follower = Follower::start(Some(
+        &primary.client.base_url().origin().ascii_serialization(),
+    ))
+    .await;
+    let c = Client::new(&follower.root).unwrap();
+    let rev = c
+        .put_with_ttl("k", &Value::Int(1), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let read = primary
+        .client
+        .get_revised(ValueType::Int, "k")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.revision, rev);
+    assert!(read.expires_at.is_some(), "the ttl reached the primary");
+    let err = c
+        .put_if("k", &Value::Int(2), Precondition::Revision(rev + 100))
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition_failed(), "{err:?}");
+    assert_eq!(primary.client.int_get("k").await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn the_token_goes_with_a_redirect_to_the_primary_on_another_host() {
+    let primary = SecureServer::start().await;
+    let follower = Follower::start(Some(&primary.url)).await;
+    let c = primary
+        .builder()
+        .base_url(&follower.root)
+        .token(RW_TOKEN)
+        .build()
+        .unwrap();
+    c.int_put("n", 7).await.unwrap();
+    assert_eq!(
+        primary.client(RO_TOKEN).int_get("n").await.unwrap(),
+        Some(7)
+    );
+    let seen = follower.seen();
+    let auth = seen[0]
+        .headers
+        .get("authorization")
+        .expect("the follower got the token");
+    assert_eq!(auth.to_str().unwrap(), format!("Bearer {RW_TOKEN}"));
+}
+
+#[tokio::test]
+async fn a_redirect_loop_ends_with_too_many_redirects() {
+    let follower = Follower::start(None).await;
+    let c = Client::new(&follower.root).unwrap();
+    let err = c.int_put("n", 1).await.unwrap_err();
+    match &err {
+        Error::TooManyRedirects { hops, location } => {
+            assert_eq!(*hops, kvs_client::MAX_REDIRECTS);
+            assert_eq!(*location, format!("{}/kvs/v1-0-0/int/n", follower.root));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("redirects"), "{err}");
+    assert_eq!(follower.seen().len(), kvs_client::MAX_REDIRECTS + 1);
+}
+
+#[tokio::test]
+async fn a_redirect_that_would_turn_a_write_into_a_get_is_not_followed() {
+    let (elsewhere, _c) = silent_listener().await;
+    let to = format!("location: http://{}/", elsewhere.local_addr().unwrap());
+    for status in ["301 Moved Permanently", "302 Found", "303 See Other"] {
+        let (root, _) = scripted_server(answer(status, &[&to], "")).await;
+        let err = Client::new(&root)
+            .unwrap()
+            .int_put("n", 1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(status[..3].parse().unwrap()), "{err:?}");
+    }
+    assert_no_connection(&elsewhere).await;
+}
+
+#[tokio::test]
+async fn with_read_your_writes_reads_name_the_revision_of_the_last_write() {
+    let primary = Server::start(&[]).await;
+    let follower = Follower::start(Some(
+        &primary.client.base_url().origin().ascii_serialization(),
+    ))
+    .await;
+    let c = Client::builder()
+        .base_url(&follower.root)
+        .read_your_writes(true)
+        .build()
+        .unwrap();
+
+    assert_eq!(c.int_get("n").await.unwrap(), None);
+    assert_eq!(follower.last_min_revision(), None, "no write yet");
+
+    let first = c
+        .put_if("n", &Value::Int(1), Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(c.int_get("n").await.unwrap(), Some(1));
+    assert_eq!(follower.last_min_revision(), Some(first.to_string()));
+
+    // A write by someone else moves the store on, not this client's mark.
+    primary.client.int_put("other", 1).await.unwrap();
+    let keys = c.keys(ValueType::Int, None, None, None).await.unwrap();
+    assert_eq!(keys, ["n", "other"]);
+    assert_eq!(follower.last_min_revision(), Some(first.to_string()));
+
+    // Clones share the mark.
+    let second = c
+        .clone()
+        .put_if("n", &Value::Int(2), Precondition::Revision(first))
+        .await
+        .unwrap();
+    assert!(second > first);
+    assert_eq!(c.int_get("n").await.unwrap(), Some(2));
+    assert_eq!(follower.last_min_revision(), Some(second.to_string()));
+
+    // Probes ask whether the server serves, at whatever revision.
+    c.healthz().await.unwrap();
+    assert_eq!(follower.last_min_revision(), None);
+
+    // Off by default.
+    let plain = Client::new(&follower.root).unwrap();
+    plain.int_put("n", 3).await.unwrap();
+    assert_eq!(plain.int_get("n").await.unwrap(), Some(3));
+    assert_eq!(follower.last_min_revision(), None);
+}
+
+#[tokio::test]
+async fn a_follower_behind_the_revision_of_a_read_is_unavailable_with_its_wait() {
+    let primary = Server::start(&[]).await;
+    let follower =
+        Follower::behind(&primary.client.base_url().origin().ascii_serialization()).await;
+    let c = Client::builder()
+        .base_url(&follower.root)
+        .read_your_writes(true)
+        .build()
+        .unwrap();
+    let rev = c
+        .put_if("n", &Value::Int(1), Precondition::Absent)
+        .await
+        .unwrap();
+    let err = c.int_get("n").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(err.detail(), Some("behind"));
+    assert_eq!(follower.last_min_revision(), Some(rev.to_string()));
 }
