@@ -6,6 +6,8 @@ Modules:
   parsers, with no I/O;
 - :mod:`kvs_client.client`: :class:`Client` (blocking) and
   :class:`AsyncClient` (asyncio), thin httpx transports over the protocol;
+- :mod:`kvs_client.followers`: following a follower's redirect to the
+  primary, and reading your own writes (``read_your_writes=True``);
 - :mod:`kvs_client.errors`: the exception hierarchy;
 - :mod:`kvs_client.cli`: the ``kvs`` command line.
 """
@@ -22,9 +24,11 @@ from .errors import (
     OutcomeUnknown,
     PayloadTooLarge,
     PreconditionFailed,
+    TooManyRedirects,
     Unauthorized,
     Unavailable,
 )
+from .followers import MAX_REDIRECTS
 from .protocol import (
     VALUE_TYPES,
     Change,
@@ -55,7 +59,9 @@ __all__ = [
     "PayloadTooLarge",
     "Unavailable",
     "OutcomeUnknown",
+    "TooManyRedirects",
     "KvsConnectionError",
+    "MAX_REDIRECTS",
     "VALUE_TYPES",
     "ValueType",
     "Precondition",

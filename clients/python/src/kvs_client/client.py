@@ -37,7 +37,8 @@ import httpx
 
 from . import protocol
 from ._version import __version__
-from .errors import KvsConnectionError, KvsError, OutcomeUnknown, Unavailable
+from .errors import KvsConnectionError, KvsError, OutcomeUnknown, TooManyRedirects, Unavailable
+from .followers import Session, next_request
 from .protocol import BASE_PATH, REVISION, Event, Operation, ValueType
 
 if sys.version_info >= (3, 10):
@@ -198,6 +199,7 @@ def _httpx_options(
 
 
 def _send_options(request: protocol.Request) -> Dict[str, Any]:
+    """What ``build_request`` takes for ``request``."""
     return {
         "method": request.method,
         "url": request.path,
@@ -246,6 +248,23 @@ class Client(_Operations):
     that cannot be a header value raises :class:`ValueError`.
 
     >>> Client("https://kvs.internal:8080", token="s3cret", ca_file="certs/ca.crt")  # doctest: +SKIP
+
+    A follower (a kvs-server started with ``--role follower``) answers every
+    write ``307 Temporary Redirect`` to the primary; the client sends the
+    write there again, with its method, body and headers, up to
+    :data:`~kvs_client.MAX_REDIRECTS` times in a row
+    (:class:`TooManyRedirects` past that). It follows 307 and 308 only.
+    The token goes along, since a follower and its primary are hosts of
+    one service: from a server that had it to the one it redirects to, but
+    never from ``https`` down to plain ``http``.
+
+    ``read_your_writes=True`` is for a client that reads from a follower,
+    which is a moment behind the primary: the client keeps the highest
+    ``KVS-Revision`` its own writes were answered with, and sends it as
+    ``KVS-Min-Revision`` on every read (not ``healthz``, ``readyz``). A
+    follower that has not applied that revision yet waits briefly, then
+    answers 503 with ``Retry-After``: :class:`Unavailable` with
+    ``retry_after``. Off by default.
     """
 
     def __init__(
@@ -256,8 +275,10 @@ class Client(_Operations):
         headers: Optional[Mapping[str, str]] = None,
         token: Optional[str] = None,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        read_your_writes: bool = False,
     ) -> None:
         self._http = httpx.Client(**_httpx_options(base_url, timeout, headers, token, ca_file))
+        self._session = Session(read_your_writes)
 
     @property
     def base_url(self) -> str:
@@ -272,10 +293,32 @@ class Client(_Operations):
 
     def _execute(self, op: Operation[T]) -> T:
         try:
-            response = self._http.request(**_send_options(op.request))
+            response = self._send(op.request)
         except httpx.TransportError as exc:
             raise _connection_error(exc, self._http.base_url) from exc
         return op.parse(response)
+
+    def _send(
+        self, request: protocol.Request, *, stream: bool = False, timeout: Any = httpx.USE_CLIENT_DEFAULT
+    ) -> httpx.Response:
+        """Sends ``request``, following redirects and keeping
+        read-your-writes (see :mod:`kvs_client.followers`)."""
+        outgoing = self._http.build_request(**_send_options(request), timeout=timeout)
+        self._session.before(outgoing, request.probe)
+        hops = 0
+        while True:
+            response = self._http.send(outgoing, stream=stream)
+            try:
+                following = next_request(outgoing, response, hops)
+            except TooManyRedirects:
+                response.close()
+                raise
+            if following is None:
+                break
+            response.close()
+            outgoing, hops = following, hops + 1
+        self._session.after(outgoing, response)
+        return response
 
     def iter_keys(
         self,
@@ -336,7 +379,8 @@ class Client(_Operations):
                 time.sleep(_backoff(failures))
             request = protocol.watch_request(type, prefix, last if last is not None else start)
             try:
-                with self._http.stream(**_send_options(request), timeout=timeout) as response:
+                response = self._send(request, stream=True, timeout=timeout)
+                try:
                     if not response.is_success:
                         response.read()
                         raise protocol.error_for(response)
@@ -351,6 +395,8 @@ class Client(_Operations):
                             continue
                         last, failures = event.revision, 0
                         yield event
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
                 if not connected:
                     raise _connection_error(exc, self._http.base_url) from exc
@@ -386,7 +432,8 @@ class AsyncClient(_Operations):
     ...     await kvs.int_incr("counter")
     1
 
-    It takes the same arguments as :class:`Client`.
+    It takes the same arguments as :class:`Client`, and follows redirects
+    and reads its own writes as it does.
     """
 
     def __init__(
@@ -397,8 +444,10 @@ class AsyncClient(_Operations):
         headers: Optional[Mapping[str, str]] = None,
         token: Optional[str] = None,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        read_your_writes: bool = False,
     ) -> None:
         self._http = httpx.AsyncClient(**_httpx_options(base_url, timeout, headers, token, ca_file))
+        self._session = Session(read_your_writes)
 
     @property
     def base_url(self) -> str:
@@ -413,10 +462,24 @@ class AsyncClient(_Operations):
 
     async def _execute(self, op: Operation[T]) -> T:
         try:
-            response = await self._http.request(**_send_options(op.request))
+            response = await self._send(op.request)
         except httpx.TransportError as exc:
             raise _connection_error(exc, self._http.base_url) from exc
         return op.parse(response)
+
+    async def _send(self, request: protocol.Request) -> httpx.Response:
+        """Sends ``request`` as :meth:`Client._send` does."""
+        outgoing = self._http.build_request(**_send_options(request))
+        self._session.before(outgoing, request.probe)
+        hops = 0
+        while True:
+            response = await self._http.send(outgoing)
+            following = next_request(outgoing, response, hops)
+            if following is None:
+                break
+            outgoing, hops = following, hops + 1
+        self._session.after(outgoing, response)
+        return response
 
     async def iter_keys(
         self,

@@ -16,6 +16,8 @@ anything the client raises on purpose. Server errors map by HTTP status::
     ├── Unavailable          503: not ready yet, or the write is not durable;
     │                        nothing was applied
     ├── OutcomeUnknown       504: the write may or may not have been applied
+    ├── TooManyRedirects     307 or 308 more times in a row than the client
+    │                        follows (a loop); nothing was applied
     └── KvsConnectionError   no answer at all (refused, reset, timed out, or
                              a server certificate that does not verify)
 
@@ -40,6 +42,7 @@ __all__ = [
     "PayloadTooLarge",
     "Unavailable",
     "OutcomeUnknown",
+    "TooManyRedirects",
     "KvsConnectionError",
 ]
 
@@ -122,7 +125,9 @@ class PayloadTooLarge(KvsError):
 
 class Unavailable(KvsError):
     """503: the server is still replaying its log, or could not make a write
-    durable. Nothing was applied; retrying later is expected to succeed.
+    durable, or it is a follower that has not yet reached the revision a
+    read asked for (``read_your_writes=True``). Nothing was applied;
+    retrying later is expected to succeed.
 
     Attributes:
         retry_after: seconds the server asked us to wait (its ``Retry-After``
@@ -152,6 +157,21 @@ class OutcomeUnknown(KvsError):
 
     def __init__(self, detail: str, status: Optional[int] = 504) -> None:
         super().__init__(detail, status)
+
+
+class TooManyRedirects(KvsError):
+    """Servers redirected the call (307 or 308, as a follower redirects a
+    write to the primary) more than :data:`kvs_client.MAX_REDIRECTS` times
+    in a row: a loop, such as two followers that each take the other for
+    the primary. None of the servers that redirected a write applied it.
+
+    Attributes:
+        location: where the redirect that was not followed pointed.
+    """
+
+    def __init__(self, detail: str, status: Optional[int] = 307, location: str = "") -> None:
+        super().__init__(detail, status)
+        self.location = location
 
 
 class KvsConnectionError(KvsError, ConnectionError):

@@ -86,6 +86,9 @@ class Request:
     content: Optional[bytes] = None
     params: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    probe: bool = False
+    """A health probe, which asks whether the server serves at whatever
+    revision it is at: read-your-writes does not apply."""
 
 
 @dataclass(frozen=True)
@@ -879,7 +882,7 @@ def healthz() -> Operation[bool]:
 
     A server that cannot be reached raises :class:`KvsConnectionError`.
     """
-    return Operation(Request("GET", "/healthz"), _value(lambda _response: True))
+    return Operation(Request("GET", "/healthz", probe=True), _value(lambda _response: True))
 
 
 def readyz() -> Operation[bool]:
@@ -892,7 +895,7 @@ def readyz() -> Operation[bool]:
         _check(response)
         return True
 
-    return Operation(Request("GET", "/readyz"), parse)
+    return Operation(Request("GET", "/readyz", probe=True), parse)
 
 
 # --------------------------------------------------------------------------
