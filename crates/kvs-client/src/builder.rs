@@ -227,11 +227,11 @@ impl ClientBuilder {
         let mut headers = self.default_headers;
         // Kept apart from the default headers, which reqwest would send
         // wherever a request goes: see `redirect`.
+        let given = headers.remove(AUTHORIZATION);
         let token = match &self.token {
             Some(token) => Some(token.header()?),
-            None => headers.remove(AUTHORIZATION),
+            None => given,
         };
-        headers.remove(AUTHORIZATION);
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("kvs-client/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)

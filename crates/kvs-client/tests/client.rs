@@ -2025,3 +2025,25 @@ async fn a_follower_behind_the_revision_of_a_read_is_unavailable_with_its_wait()
     assert_eq!(err.detail(), Some("behind"));
     assert_eq!(follower.last_min_revision(), Some(rev.to_string()));
 }
+
+#[tokio::test]
+async fn an_authorization_among_the_default_headers_is_still_sent_without_a_token() {
+    let (root, head) = scripted_server(answer("200 OK", &[], "ok")).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_static("Basic Z3c6cHc="));
+    let c = Client::builder()
+        .base_url(root)
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    c.healthz().await.unwrap();
+    let head = head.await.unwrap().to_ascii_lowercase();
+    assert!(
+        head.contains(
+            "\r\nauthorization: basic z3c6cHc=\r\n"
+                .to_ascii_lowercase()
+                .as_str()
+        ),
+        "{head}"
+    );
+}
