@@ -68,13 +68,8 @@ class Session:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._written = 0
+        """The highest revision a write was answered with; 0 before the first."""
         self._lock = threading.Lock()
-
-    @property
-    def written(self) -> int:
-        """The highest revision a write of this client was answered with;
-        0 before the first."""
-        return self._written
 
     def before(self, request: httpx.Request, probe: bool) -> None:
         """Adds ``KVS-Min-Revision`` to a read, once a write was answered."""
