@@ -7,8 +7,11 @@
 //! (a flood of connections is closed at once), and logged once a second.
 //!
 //! - [`idle`]: a connection on which nothing moves for too long is closed.
+//! - [`linger`]: a connection closed while its client still sends lingers,
+//!   so that the answer is not lost to a reset.
 
 mod idle;
+mod linger;
 
 use std::future::Future;
 use std::io;
@@ -31,6 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 use idle::Idle;
+use linger::Linger;
 
 /// How much longer than the header timeout a connection may stay silent:
 /// a request that runs out of time is answered 408 rather than cut off.
@@ -107,7 +111,7 @@ impl Listener {
                 _ = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
-            let tcp = Idle::new(tcp, self.header_timeout + IDLE_GRACE);
+            let tcp = Linger::new(Idle::new(tcp, self.header_timeout + IDLE_GRACE));
             let slot = slots.clone().try_acquire_owned().ok();
             // Held by a connection being refused; never both.
             let mut refusal = None;

@@ -97,7 +97,11 @@ impl Replica {
         }
     }
 
-    async fn roles(&mut self, store: &Arc<Store>, mut position: u64) -> Result<Infallible, LogError> {
+    async fn roles(
+        &mut self,
+        store: &Arc<Store>,
+        mut position: u64,
+    ) -> Result<Infallible, LogError> {
         loop {
             let Followed::TookLease = self.follow(store, &mut position, None).await? else {
                 continue;

@@ -85,17 +85,31 @@ fn revision_of(resp: &reqwest::Response) -> u64 {
         .unwrap()
 }
 
-/// A GET of `path` on `node` once it has reached `revision`.
+/// A GET of `path` on `node` once it has reached `revision`: asked with
+/// `KVS-Min-Revision`, and asked again while the node answers that it has
+/// not reached it yet.
 async fn read_at(node: &KvsProcess, path: &str, revision: u64) -> (StatusCode, String) {
-    let resp = node
-        .api
-        .client
-        .get(node.api.url(path))
-        .header("kvs-min-revision", revision.to_string())
-        .send()
-        .await
-        .unwrap();
-    (resp.status(), resp.text().await.unwrap())
+    let deadline = tokio::time::Instant::now() + PATIENT;
+    loop {
+        let resp = node
+            .api
+            .client
+            .get(node.api.url(path))
+            .header("kvs-min-revision", revision.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        if status != StatusCode::SERVICE_UNAVAILABLE || !body.contains("KVS-Min-Revision") {
+            return (status, body);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} did not reach revision {revision}",
+            node.api.base
+        );
+    }
 }
 
 /// Writes through `via` (following its redirects): per writer, puts of
