@@ -25,7 +25,7 @@ use tokio::task::spawn_blocking;
 
 use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
 use crate::live::LiveSet;
-use crate::{Log, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
+use crate::{Log, LogError, LogReader, NoLease, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 /// The first bytes of every log file: a name and a format version.
 pub const MAGIC: &[u8; 8] = b"KVSLOG\x00\x01";
@@ -234,7 +234,7 @@ impl Log for FileLog {
     }
 
     async fn append(&mut self, batch: &[Change]) -> Result<(), LogError> {
-        self.append_marked(batch, &[]).await
+        self.append_marked(batch, &[], 0).await
     }
 
     async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
@@ -259,11 +259,19 @@ impl WriterLog for FileLog {
         }
     }
 
+    type Lease = NoLease;
+
+    fn lease(&self) -> NoLease {
+        NoLease
+    }
+
     async fn append_marked(
         &mut self,
         batch: &[Change],
         marks: &[WriterMark],
+        epoch: u64,
     ) -> Result<(), LogError> {
+        NoLease::fence(epoch)?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         // One frame per revision, so that a torn write keeps all of a

@@ -106,13 +106,14 @@ pub enum LogError {
     /// A transaction the log does not take, as a remote log reports it.
     #[error("{0}")]
     Refused(String),
+    /// An append whose epoch is not the write lease's current one (see
+    /// [`LogLease`]): another writer holds the lease. The text starts
+    /// with "fenced:".
+    #[error("{0}")]
+    Fenced(String),
     /// A bug: the log refused what KVS should never have asked of it.
     #[error("{0}")]
     Internal(String),
-    /// Another writer holds the write lease: the append is not in the log,
-    /// and this writer must stop writing.
-    #[error("{0}")]
-    Fenced(String),
 }
 
 /// What kind of failure a [`LogError`] is: whether trying again can help,
@@ -129,10 +130,11 @@ pub enum ErrorKind {
     Misconfigured,
     /// The batch is not in the log and never will be; the log is fine.
     Refused,
+    /// The batch is not in the log and never will be: its writer's epoch
+    /// is not the write lease's current one, so another writer holds it.
+    Fenced,
     /// A bug in KVS.
     Internal,
-    /// Another writer holds the lease; this one must stop writing.
-    Fenced,
 }
 
 impl LogError {
@@ -150,8 +152,8 @@ impl LogError {
             ErrorKind::DataLoss => LogError::DataLoss(message),
             ErrorKind::Misconfigured => LogError::Misconfigured(message),
             ErrorKind::Refused => LogError::Refused(message),
-            ErrorKind::Internal => LogError::Internal(message),
             ErrorKind::Fenced => LogError::Fenced(message),
+            ErrorKind::Internal => LogError::Internal(message),
         }
     }
 
@@ -167,8 +169,8 @@ impl LogError {
             | LogError::DataLoss(_) => ErrorKind::DataLoss,
             LogError::Misconfigured(_) => ErrorKind::Misconfigured,
             LogError::TooLarge(_) | LogError::Refused(_) => ErrorKind::Refused,
-            LogError::Internal(_) => ErrorKind::Internal,
             LogError::Fenced(_) => ErrorKind::Fenced,
+            LogError::Internal(_) => ErrorKind::Internal,
         }
     }
 
@@ -227,13 +229,23 @@ pub trait WriterLog: Send + 'static {
     /// A handle that streams the log while appends go on.
     fn reader(&self) -> Self::Reader;
 
-    /// Makes `batch` durable, in order, together with `marks`; on `Ok`
-    /// all of it survives a crash, and after a crash each revision's
-    /// transactions are there whole or not at all.
+    /// What txn-server's `Lease` asks of the write lease.
+    type Lease: LogLease;
+
+    /// A handle on the write lease that never waits behind an append.
+    fn lease(&self) -> Self::Lease;
+
+    /// Makes `batch` durable, in order, together with `marks`, if `epoch`
+    /// is the write lease's current one (0: the writer holds no lease,
+    /// taken while nobody holds one); [`LogError::Fenced`] otherwise, with
+    /// nothing of the batch logged. On `Ok` all of it survives a crash,
+    /// and after a crash each revision's transactions are there whole or
+    /// not at all.
     fn append_marked(
         &mut self,
         batch: &[Change],
         marks: &[WriterMark],
+        epoch: u64,
     ) -> impl Future<Output = Result<(), LogError>> + Send;
 
     /// After a failed append, brings the log back to a known state. Whether
@@ -257,6 +269,67 @@ pub trait WriterLog: Send + 'static {
     ) -> impl Future<Output = Result<u64, LogError>> + Send {
         let _ = idle;
         async { Ok(0) }
+    }
+}
+
+/// What a writer asks of the write lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseAsk {
+    /// Who asks.
+    pub holder: Key,
+    /// Where the asker takes writes.
+    pub url: String,
+    /// The epoch the asker holds the lease at; 0: none.
+    pub epoch: u64,
+    /// Renew the lease if the asker holds it at `epoch`, or take it at the
+    /// next epoch if it lapsed (or was never taken); false: only read it.
+    pub take: bool,
+    /// How long a lease taken or renewed lasts, by the log's clock.
+    pub ttl: Duration,
+}
+
+/// The write lease as a [`LeaseAsk`] left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseState {
+    /// Empty, with epoch 0, if never taken.
+    pub holder: String,
+    pub url: String,
+    pub epoch: u64,
+    /// What the lease has left, by the log's clock; zero once it lapsed.
+    pub remaining: Duration,
+    /// Whether the asker holds it.
+    pub held: bool,
+}
+
+/// The write lease of a [`WriterLog`]: the right to append with an epoch,
+/// held by one writer at a time. Each change of holder raises the epoch,
+/// and the log refuses appends of any other epoch.
+pub trait LogLease: Send + Sync + 'static {
+    fn ask(&self, ask: LeaseAsk) -> impl Future<Output = Result<LeaseState, LogError>> + Send;
+}
+
+/// The lease of a backend that has none: every ask is refused, and the
+/// backend takes appends of epoch 0 only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoLease;
+
+impl NoLease {
+    /// What such a backend answers an append of `epoch`.
+    pub fn fence(epoch: u64) -> Result<(), LogError> {
+        if epoch == 0 {
+            return Ok(());
+        }
+        Err(LogError::Fenced(format!(
+            "fenced: epoch {epoch}, where this backend has no lease and takes epoch 0 only"
+        )))
+    }
+}
+
+impl LogLease for NoLease {
+    async fn ask(&self, _ask: LeaseAsk) -> Result<LeaseState, LogError> {
+        Err(LogError::Misconfigured(
+            "the lease needs the PostgreSQL backend".into(),
+        ))
     }
 }
 

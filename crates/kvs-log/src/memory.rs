@@ -3,7 +3,7 @@
 
 use kvs_core::{Change, Key};
 
-use crate::{Log, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
+use crate::{Log, LogError, LogReader, NoLease, ReplayStats, ReplayStream, WriterLog, WriterMark};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MemoryLog;
@@ -32,12 +32,19 @@ impl WriterLog for MemoryLog {
         MemoryLog
     }
 
+    type Lease = NoLease;
+
+    fn lease(&self) -> NoLease {
+        NoLease
+    }
+
     async fn append_marked(
         &mut self,
         _batch: &[Change],
         _marks: &[WriterMark],
+        epoch: u64,
     ) -> Result<(), LogError> {
-        Ok(())
+        NoLease::fence(epoch)
     }
 
     async fn recover(&mut self) -> Result<(), LogError> {

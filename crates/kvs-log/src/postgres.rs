@@ -11,10 +11,10 @@
 //! The committer has one batch in flight at a time, so the time a batch
 //! takes bounds the log's throughput, and unless the database is on the
 //! same machine that time is mostly network round trips. A batch is
-//! therefore sent whole and answered in one round trip: `BEGIN`, one
-//! statement per value type it touches, one for the writer marks, `COMMIT`
-//! (plus, on a connection's first use of a statement, one round trip that
-//! prepares all those it lacks).
+//! therefore sent whole and answered in one round trip: `BEGIN`, the
+//! lease's fence, one statement per value type it touches, one for the
+//! writer marks, `COMMIT` (plus, on a connection's first use of a
+//! statement, one round trip that prepares all those it lacks).
 //!
 //! - A type's statement (`type_sql`) does all of that type's work with
 //!   data-modifying CTEs over arrays (`unnest`, never a row at a time):
@@ -40,6 +40,17 @@
 //!   the `COMMIT` behind it then rolls back.
 //! - Statements are prepared once per connection (`prepare_cached`); a
 //!   batch only binds and executes them.
+//!
+//! # The write lease
+//!
+//! One row (`kvs_lease`, migration 0009) holds the lease: its holder, URL,
+//! epoch and expiry, all by the database's clock. [`PgLease`] takes, renews
+//! or reads it in one statement, on connections of its own. A batch's first
+//! statement is the fence (`kvs_lease_fence`), which refuses it (SQLSTATE
+//! `KV001`, [`LogError::Fenced`]) unless its epoch is the current one, or,
+//! for epoch 0, unless nobody holds the lease; the lock it holds until the
+//! COMMIT orders every batch against every take, so the fence holds for
+//! any number of txn-servers in front of one database.
 //!
 //! # Revisions
 //!
@@ -94,10 +105,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql, Type, WasNull};
 
 use crate::stream::Sink;
-use crate::{ErrorKind, LogError, LogReader, ReplayStats, ReplayStream, WriterLog, WriterMark};
+use crate::{
+    ErrorKind, LeaseAsk, LeaseState, LogError, LogLease, LogReader, ReplayStats, ReplayStream,
+    WriterLog, WriterMark,
+};
 
 /// The migrations, applied in order at start-up.
-const MIGRATIONS: [(i32, &str, &str); 7] = [
+const MIGRATIONS: [(i32, &str, &str); 8] = [
     (
         1,
         "original tables",
@@ -129,7 +143,16 @@ const MIGRATIONS: [(i32, &str, &str); 7] = [
         "creation",
         include_str!("../../../migrations/0007_creation.sql"),
     ),
+    (
+        9,
+        "lease",
+        include_str!("../../../migrations/0009_lease.sql"),
+    ),
 ];
+
+/// Connections of [`PgLease`]: its asks are one short statement each, a
+/// few a second.
+const LEASE_POOL_SIZE: usize = 2;
 
 /// An arbitrary constant that serialises migrations between txn-servers
 /// starting at once.
@@ -166,16 +189,25 @@ fn entries(ty: ValueType) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// The SQLSTATE of `kvs_lease_fence` (migration 0009) refusing a batch.
+const FENCED: &str = "KV001";
+
 /// A database error with its causes (tokio-postgres says only "db error"
 /// at the top and keeps the server's message, a wrong password say,
 /// below), of the kind its SQLSTATE tells. One without a SQLSTATE never
 /// reached the server: a connection refused or lost, a timeout.
 fn db_error(e: impl std::error::Error + 'static) -> LogError {
-    let message = format!("postgres: {}", kvs_core::error::chain(&e));
     let top: &(dyn std::error::Error + 'static) = &e;
-    let state = std::iter::successors(Some(top), |e| e.source())
-        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
-        .and_then(tokio_postgres::Error::code);
+    let pg = std::iter::successors(Some(top), |e| e.source())
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>());
+    // The fence's own words, which start with "fenced:".
+    if let Some(db) = pg.and_then(tokio_postgres::Error::as_db_error)
+        && db.code().code() == FENCED
+    {
+        return LogError::Fenced(db.message().to_owned());
+    }
+    let message = format!("postgres: {}", kvs_core::error::chain(&e));
+    let state = pg.and_then(tokio_postgres::Error::code);
     LogError::new(
         state.map_or(ErrorKind::Unavailable, sql_state_kind),
         message,
@@ -186,6 +218,9 @@ fn db_error(e: impl std::error::Error + 'static) -> LogError {
 /// again.
 fn sql_state_kind(state: &SqlState) -> ErrorKind {
     let code = state.code();
+    if code == FENCED {
+        return ErrorKind::Fenced;
+    }
     match code.get(..2).unwrap_or_default() {
         // A connection lost, a serialization failure or deadlock, a full
         // disk or too many connections, a lock not available, a server
@@ -220,6 +255,8 @@ pub struct PgLog {
     pool: Pool,
     /// For [`PgReader`]s only.
     replay_pool: Pool,
+    /// For [`PgLease`]s only.
+    lease_pool: Pool,
 }
 
 impl PgLog {
@@ -249,6 +286,7 @@ impl PgLog {
         let log = PgLog {
             pool: pool(opts.pool_size)?,
             replay_pool: pool(opts.replay_pool_size)?,
+            lease_pool: pool(LEASE_POOL_SIZE)?,
         };
         log.migrate().await?;
         Ok(log)
@@ -498,16 +536,29 @@ impl WriterLog for PgLog {
         }
     }
 
+    type Lease = PgLease;
+
+    /// Asks on connections of its own: a renewal never waits behind a batch.
+    fn lease(&self) -> PgLease {
+        PgLease {
+            pool: self.lease_pool.clone(),
+        }
+    }
+
     async fn append_marked(
         &mut self,
         batch: &[Change],
         marks: &[WriterMark],
+        epoch: u64,
     ) -> Result<(), LogError> {
         let folded = fold(batch);
-        let mut writes: Vec<Write> = ValueType::ALL
-            .into_iter()
-            .filter_map(|ty| write_type(ty, &folded, ty.index()))
-            .collect();
+        // First: the batch's transaction holds the fence until it commits.
+        let mut writes = vec![write_fence(epoch)];
+        writes.extend(
+            ValueType::ALL
+                .into_iter()
+                .filter_map(|ty| write_type(ty, &folded, ty.index())),
+        );
         writes.extend(
             [ValueType::Map, ValueType::Set]
                 .into_iter()
@@ -956,6 +1007,15 @@ fn write_expiries(ty: ValueType, expiries: &HashMap<Key, Option<u64>>) -> Option
     })
 }
 
+/// Refuses the batch unless `epoch` is the lease's current one (see
+/// migration 0009).
+fn write_fence(epoch: u64) -> Write<'static> {
+    Write {
+        sql: "SELECT kvs_lease_fence($1)".to_owned(),
+        params: vec![Box::new(i64::try_from(epoch).unwrap_or(i64::MAX))],
+    }
+}
+
 /// Raises the stored head to `head`, a batch's highest revision.
 fn write_head(head: u64) -> Write<'static> {
     Write {
@@ -1017,6 +1077,45 @@ async fn start(requests: &mut [Request<'_>]) {
         Poll::Ready(())
     })
     .await;
+}
+
+/// The write lease in PostgreSQL; see [`WriterLog::lease`] and migration
+/// 0009. Every time is the database's clock.
+#[derive(Clone)]
+pub struct PgLease {
+    pool: Pool,
+}
+
+impl LogLease for PgLease {
+    async fn ask(&self, ask: LeaseAsk) -> Result<LeaseState, LogError> {
+        let client = self.pool.get().await.map_err(db_error)?;
+        let row = client
+            .query_one(
+                "SELECT * FROM kvs_lease_ask($1, $2, $3, $4, $5)",
+                &[
+                    &ask.holder.as_str(),
+                    &ask.url,
+                    &i64::try_from(ask.epoch).unwrap_or(i64::MAX),
+                    &ask.take,
+                    &i64::try_from(ask.ttl.as_millis()).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        let bad = |e: tokio_postgres::Error| LogError::BadTable {
+            table: "kvs_lease".into(),
+            reason: explain(&e),
+        };
+        let epoch: i64 = row.try_get(2).map_err(bad)?;
+        let remaining: i64 = row.try_get(3).map_err(bad)?;
+        Ok(LeaseState {
+            holder: row.try_get(0).map_err(bad)?,
+            url: row.try_get(1).map_err(bad)?,
+            epoch: epoch.max(0) as u64,
+            remaining: Duration::from_millis(remaining.max(0) as u64),
+            held: row.try_get(4).map_err(bad)?,
+        })
+    }
 }
 
 /// Streams the PostgreSQL log; see [`WriterLog::reader`].

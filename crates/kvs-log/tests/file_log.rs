@@ -230,7 +230,9 @@ async fn compaction_keeps_each_values_revisions_expiry_and_a_head_left_by_delete
             "no compaction folded the delete"
         );
         sequence += 1;
-        log.append_marked(&[], &[writer(sequence)]).await.unwrap();
+        log.append_marked(&[], &[writer(sequence)], 0)
+            .await
+            .unwrap();
     }
     let mut streamed = Vec::new();
     let stats = log
@@ -433,7 +435,7 @@ async fn writer_marks_survive_reopening_and_compaction() {
             writer: writer.clone(),
             sequence: seq,
         };
-        log.append_marked(&numbered(seq, &[put("k", seq as i32)]), &[mark])
+        log.append_marked(&numbered(seq, &[put("k", seq as i32)]), &[mark], 0)
             .await
             .unwrap();
     }
@@ -798,7 +800,7 @@ async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
         ..FileOptions::default()
     };
     let (_, _, mut log) = replay_all(&path, opts.clone()).await.unwrap();
-    log.append_marked(&[], &[mark("live_writer", 5)])
+    log.append_marked(&[], &[mark("live_writer", 5)], 0)
         .await
         .unwrap();
     assert_eq!(log.writer_sequence(&key("idle_writer")).await.unwrap(), 3);
@@ -825,6 +827,7 @@ async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
         log.append_marked(
             &numbered(seq, &[put("k", seq as i32)]),
             &[mark("live_writer", seq)],
+            0,
         )
         .await
         .unwrap();

@@ -189,7 +189,7 @@ async fn batches_of_every_kind_replay_to_the_model() {
                 Change::new(revision, rng.txn())
             })
             .collect();
-        log.append_marked(&batch, &[mark(sequence)])
+        log.append_marked(&batch, &[mark(sequence)], 0)
             .await
             .unwrap_or_else(|e| panic!("batch {sequence} {batch:?}: {e}"));
         for c in batch {
@@ -250,7 +250,7 @@ async fn revisions_round_trip_and_a_key_keeps_that_of_its_last_change() {
         ),
     ]
     .concat();
-    log.append_marked(&batch, &[mark(1)]).await.unwrap();
+    log.append_marked(&batch, &[mark(1)], 0).await.unwrap();
     let (changes, end) = read(log.reader()).await;
     let stats = end.unwrap();
     assert_eq!((stats.records, stats.head), (changes.len() as u64, 6));
@@ -316,7 +316,9 @@ async fn a_keys_creation_outlives_the_rows_that_made_it() {
     ];
     let mut model = Revised::default();
     for (sequence, batch) in (1..).zip(batches) {
-        log.append_marked(&batch, &[mark(sequence)]).await.unwrap();
+        log.append_marked(&batch, &[mark(sequence)], 0)
+            .await
+            .unwrap();
         for c in batch {
             model.apply(c);
         }
@@ -353,6 +355,7 @@ async fn the_head_survives_a_batch_of_deletes_and_a_new_connection() {
             }],
         ),
         &[mark(1)],
+        0,
     )
     .await
     .unwrap();
@@ -365,6 +368,7 @@ async fn the_head_survives_a_batch_of_deletes_and_a_new_connection() {
             }],
         ),
         &[mark(2)],
+        0,
     )
     .await
     .unwrap();
@@ -410,7 +414,7 @@ async fn a_keys_expiry_replays_after_its_value_until_a_put_or_delete_drops_it() 
         .concat(),
     ];
     for (n, batch) in batches.into_iter().enumerate() {
-        log.append_marked(&batch, &[mark(n as u64 + 1)])
+        log.append_marked(&batch, &[mark(n as u64 + 1)], 0)
             .await
             .unwrap();
     }
@@ -461,7 +465,7 @@ async fn rows_without_a_revision_are_numbered_after_the_head_in_replay_order() {
     .into_iter()
     .enumerate()
     {
-        log.append_marked(&[change], &[mark(sequence as u64 + 1)])
+        log.append_marked(&[change], &[mark(sequence as u64 + 1)], 0)
             .await
             .unwrap();
     }
@@ -474,7 +478,7 @@ async fn rows_without_a_revision_are_numbered_after_the_head_in_replay_order() {
     assert_eq!(revisions(&changes), [6, 5, 7]);
     assert_eq!(end.unwrap().head, 7);
     // Numbered anew at each replay: after a head raised since, they move on.
-    log.append_marked(&at(9, vec![put("d")]), &[mark(4)])
+    log.append_marked(&at(9, vec![put("d")]), &[mark(4)], 0)
         .await
         .unwrap();
     let (changes, end) = read(log.reader()).await;
@@ -527,7 +531,7 @@ async fn member_and_field_changes_keep_the_tables_at_the_live_size() {
     }
     for (sequence, batch) in batches.into_iter().enumerate() {
         let revision = sequence as u64 + 1;
-        log.append_marked(&at(revision, batch.clone()), &[mark(revision)])
+        log.append_marked(&at(revision, batch.clone()), &[mark(revision)], 0)
             .await
             .unwrap();
         for t in batch {
@@ -553,7 +557,7 @@ async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
         key: Key::parse(key).unwrap(),
         value: Value::Str(text.to_owned()),
     };
-    log.append_marked(&at(1, vec![put("before", "kept")]), &[mark(1)])
+    log.append_marked(&at(1, vec![put("before", "kept")]), &[mark(1)], 0)
         .await
         .unwrap();
     // PostgreSQL's text refuses U+0000 (the servers refuse it before it
@@ -572,6 +576,7 @@ async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
                 ],
             ),
             &[mark(2)],
+            0,
         )
         .await;
     assert!(refused.is_err(), "the batch must fail: {refused:?}");
@@ -584,7 +589,7 @@ async fn a_batch_the_server_refuses_leaves_nothing_and_the_log_goes_on() {
     assert_eq!(read(log.reader()).await.1.unwrap().head, 1);
 
     // The same (only) connection takes the next batch.
-    log.append_marked(&at(2, vec![put("a", "after")]), &[mark(2)])
+    log.append_marked(&at(2, vec![put("a", "after")]), &[mark(2)], 0)
         .await
         .unwrap();
     put("a", "after").apply_to(&mut expected);
@@ -676,7 +681,7 @@ async fn an_original_database_gets_revisions_in_replay_order_and_goes_on_after_t
         key: Key::parse("later").unwrap(),
         value: Value::Uint(1),
     };
-    log.append_marked(&[Change::new(UNSTAMPED, put.clone())], &[mark(1)])
+    log.append_marked(&[Change::new(UNSTAMPED, put.clone())], &[mark(1)], 0)
         .await
         .unwrap();
     let (changes, end) = read(log.reader()).await;
@@ -763,7 +768,7 @@ async fn the_marks_of_writers_idle_longer_than_asked_are_forgotten_and_no_others
         writer: writer.clone(),
         sequence,
     };
-    log.append_marked(&[], &[at(&idle, 3), at(&live, 5)])
+    log.append_marked(&[], &[at(&idle, 3), at(&live, 5)], 0)
         .await
         .unwrap();
     pg.sql("UPDATE kvs_writers SET updated_at = NOW() - INTERVAL '2 hours' WHERE writer_id = 'idle_writer'")
@@ -774,7 +779,7 @@ async fn the_marks_of_writers_idle_longer_than_asked_are_forgotten_and_no_others
     assert_eq!(log.writer_sequence(&idle).await.unwrap(), 0);
     assert_eq!(log.writer_sequence(&live).await.unwrap(), 5);
     // A writer that logs again is kept from then on.
-    log.append_marked(&[], &[at(&live, 6)]).await.unwrap();
+    log.append_marked(&[], &[at(&live, 6)], 0).await.unwrap();
     assert_eq!(
         log.forget_writers(Duration::from_secs(3600)).await.unwrap(),
         0

@@ -297,7 +297,7 @@ fn appended_batches_replay_to_the_model_through_compaction_and_reopening() {
                 let mut appended = 8u64;
                 for (i, b) in batches.iter().enumerate() {
                     let changes = model.changes(b);
-                    log.append_marked(&changes, &b.marks).await.unwrap();
+                    log.append_marked(&changes, &b.marks, 0).await.unwrap();
                     let marks = b.marks.iter().map(|m| Record::Mark(m.clone(), 0));
                     for r in records_of(&changes).into_iter().chain(marks) {
                         appended += frame_len(&r);
@@ -351,7 +351,7 @@ fn a_log_cut_at_any_byte_replays_to_the_records_before_the_cut() {
                 let mut written = Model::default();
                 for b in &batches {
                     let changes = written.changes(b);
-                    log.append_marked(&changes, &b.marks).await.unwrap();
+                    log.append_marked(&changes, &b.marks, 0).await.unwrap();
                     let marks = b.marks.iter().map(|m| Record::Mark(m.clone(), 0));
                     for r in records_of(&changes).into_iter().chain(marks) {
                         offset += frame_len(&r);

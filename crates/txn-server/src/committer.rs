@@ -15,6 +15,14 @@
 //! one refused batch: its next one is then a gap, and it takes up again past
 //! a fence (kvs-server's `RemoteLog` does so by itself).
 //!
+//! Each append carries the epoch of the write lease its writer holds (0:
+//! none), and a round's batch is appended with the highest among its
+//! appends: the log refuses the batch whole unless that is the lease's
+//! current epoch. An append of a lower epoch than the round's, or than the
+//! highest the log has taken, is refused at once as fenced, never logged;
+//! epoch 0 is refused at once only beside a higher one, as the log takes
+//! it again once nobody holds the lease.
+//!
 //! A batch that fails is followed by a recovery of the log; while that
 //! fails too, the health service says NOT_SERVING and the committer tries
 //! again, backing off, until the log answers: a txn-server left alone
@@ -74,10 +82,12 @@ pub struct Position {
 pub type Ack = oneshot::Sender<Result<u64, Refused>>;
 
 pub enum Command {
-    /// Log `txns`; with a `mark`, the writer's batch `mark.sequence`.
+    /// Log `txns`; with a `mark`, the writer's batch `mark.sequence`; if
+    /// `epoch` is the lease's current one (0: no lease).
     Append {
         txns: Vec<Change>,
         mark: Option<WriterMark>,
+        epoch: u64,
         done: Option<Ack>,
     },
     /// Report a writer's position, counting every append received before;
@@ -191,6 +201,8 @@ pub async fn run<L: WriterLog>(
 ) {
     let mut liveness = Liveness::new(health);
     let mut writers = Writers::default();
+    // The highest epoch the log has taken a batch of.
+    let mut taken = 0;
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let period = (writer_ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(3600));
     let mut forget = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -213,6 +225,7 @@ pub async fn run<L: WriterLog>(
                 continue;
             }
         }
+        let epoch = round_epoch(&commands);
         let mut txns = Vec::new();
         let mut marks: HashMap<Key, u64> = HashMap::new();
         let mut waiting: Vec<(Option<Key>, Option<Ack>)> = Vec::new();
@@ -227,17 +240,22 @@ pub async fn run<L: WriterLog>(
                 } => queries.push((writer, fence, reply)),
                 Command::Append {
                     txns: t,
-                    mark: None,
+                    mark,
+                    epoch: e,
                     done,
                 } => {
-                    txns.extend(t);
-                    waiting.push((None, done));
-                }
-                Command::Append {
-                    txns: t,
-                    mark: Some(m),
-                    done,
-                } => {
+                    if asks(&t, &mark)
+                        && let Some(refused) = fenced(e, epoch, taken)
+                    {
+                        tracing::warn!(writer = ?mark.map(|m| m.writer), reason = %refused, "refused an append of an old epoch");
+                        answer(done, Err(refused.into()));
+                        continue;
+                    }
+                    let Some(m) = mark else {
+                        txns.extend(t);
+                        waiting.push((None, done));
+                        continue;
+                    };
                     let seen = match writers.durable(&mut log, &m.writer).await {
                         Ok(seen) => seen,
                         Err(e) => {
@@ -283,16 +301,55 @@ pub async fn run<L: WriterLog>(
                 }
             }
         }
-        if !waiting.is_empty()
-            && let Some(answers) = commit(&mut log, &mut writers, txns, marks, waiting).await
-        {
-            liveness.report(answers).await;
+        if !waiting.is_empty() {
+            let round = Round {
+                txns,
+                marks,
+                epoch,
+                waiting,
+            };
+            if let Some(answers) = commit(&mut log, &mut writers, round, &mut taken).await {
+                liveness.report(answers).await;
+            }
         }
         for (writer, fence, reply) in queries {
             let _ = reply.send(position(&mut log, &mut writers, writer, fence).await);
         }
     }
     tracing::info!("all accepted transactions are committed; committer stopped");
+}
+
+/// Whether an append asks anything of the log: an empty one without a mark
+/// only waits for the rounds before it, whatever its epoch.
+fn asks(txns: &[Change], mark: &Option<WriterMark>) -> bool {
+    !txns.is_empty() || mark.is_some()
+}
+
+/// The epoch a round's batch is appended with: the highest of its appends.
+fn round_epoch(commands: &[Command]) -> u64 {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Append {
+                txns, mark, epoch, ..
+            } if asks(txns, mark) => Some(*epoch),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Why an append of `epoch` is refused without asking the log, in a round
+/// appended with `round` after the log has taken batches of `taken`.
+fn fenced(epoch: u64, round: u64, taken: u64) -> Option<LogError> {
+    let why = if epoch < round {
+        format!("fenced: epoch {epoch}, sent with appends of epoch {round}")
+    } else if epoch != 0 && epoch < taken {
+        format!("fenced: epoch {epoch}, where the log has taken epoch {taken}")
+    } else {
+        return None;
+    };
+    Some(LogError::Fenced(why))
 }
 
 /// A writer's position, after fencing its batches up to `fence`.
@@ -318,16 +375,30 @@ async fn position<L: WriterLog>(
     })
 }
 
-/// Appends one round's batches as one, and answers their writers. Returns
-/// whether the log answers (the batch was committed, or the log recovered
-/// from its failure), unless the round had nothing to ask it.
+/// What one round appends, and who waits for it.
+struct Round {
+    txns: Vec<Change>,
+    marks: HashMap<Key, u64>,
+    epoch: u64,
+    waiting: Vec<(Option<Key>, Option<Ack>)>,
+}
+
+/// Appends one round's batches as one, and answers their writers; raises
+/// `taken` to the round's epoch once the log took it. Returns whether the
+/// log answers (the batch was committed, or the log recovered from its
+/// failure), unless the round had nothing to ask it.
 async fn commit<L: WriterLog>(
     log: &mut L,
     writers: &mut Writers,
-    txns: Vec<Change>,
-    marks: HashMap<Key, u64>,
-    waiting: Vec<(Option<Key>, Option<Ack>)>,
+    round: Round,
+    taken: &mut u64,
 ) -> Option<bool> {
+    let Round {
+        txns,
+        marks,
+        epoch,
+        waiting,
+    } = round;
     let mark_list: Vec<WriterMark> = marks
         .iter()
         .map(|(writer, sequence)| WriterMark {
@@ -337,12 +408,15 @@ async fn commit<L: WriterLog>(
         .collect();
     let asked = !(txns.is_empty() && mark_list.is_empty());
     let result = if asked {
-        log.append_marked(&txns, &mark_list).await
+        log.append_marked(&txns, &mark_list, epoch).await
     } else {
         Ok(())
     };
     match result {
         Ok(()) => {
+            if asked {
+                *taken = (*taken).max(epoch);
+            }
             writers.committed(&marks);
             for (writer, done) in waiting {
                 let seq = writer
@@ -392,6 +466,7 @@ mod tests {
         let command = Command::Append {
             txns: Vec::new(),
             mark: Some(mark),
+            epoch: 0,
             done: Some(done),
         };
         (command, answer)

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use kvs_log::LogReader;
+use kvs_log::WriterLog;
 use kvs_proto::api::transaction_service_server::TransactionService;
 use kvs_proto::api::{
     AppendRequest, AppendResponse, DurableSequenceRequest, FollowRequest, LeaseRequest,
@@ -20,25 +20,26 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::service::{FollowStream, TxnService, TxnStream};
 
-/// The service once it is opened; calls wait until then.
-pub struct Gate<R> {
-    service: Arc<SetOnce<TxnService<R>>>,
+/// The service over the backend `L` once it is opened; calls wait until
+/// then.
+pub struct Gate<L: WriterLog> {
+    service: Arc<SetOnce<TxnService<L>>>,
     stopping: CancellationToken,
 }
 
 /// Opens a [`Gate`].
-pub struct Opener<R>(Arc<SetOnce<TxnService<R>>>);
+pub struct Opener<L: WriterLog>(Arc<SetOnce<TxnService<L>>>);
 
-impl<R> Gate<R> {
+impl<L: WriterLog> Gate<L> {
     /// A closed gate, and what opens it. Held calls end when `stopping` is
     /// cancelled.
-    pub fn closed(stopping: CancellationToken) -> (Gate<R>, Opener<R>) {
+    pub fn closed(stopping: CancellationToken) -> (Gate<L>, Opener<L>) {
         let service = Arc::new(SetOnce::new());
         let opener = Opener(service.clone());
         (Gate { service, stopping }, opener)
     }
 
-    async fn service(&self) -> Result<&TxnService<R>, Status> {
+    async fn service(&self) -> Result<&TxnService<L>, Status> {
         if let Some(service) = self.service.get() {
             return Ok(service);
         }
@@ -50,16 +51,16 @@ impl<R> Gate<R> {
     }
 }
 
-impl<R> Opener<R> {
+impl<L: WriterLog> Opener<L> {
     /// Lets the held calls and every later one through to `service`.
-    pub fn open(self, service: TxnService<R>) {
+    pub fn open(self, service: TxnService<L>) {
         // The one opener, used once: the cell is still empty.
         let _ = self.0.set(service);
     }
 }
 
 #[tonic::async_trait]
-impl<R: LogReader> TransactionService for Gate<R> {
+impl<L: WriterLog> TransactionService for Gate<L> {
     type ReadTransactionsStream = TxnStream;
 
     async fn read_transactions(&self, req: Request<()>) -> Result<Response<TxnStream>, Status> {

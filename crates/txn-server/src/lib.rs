@@ -186,7 +186,7 @@ async fn serve<L: WriterLog>(
 ) -> Result<(), TxnError> {
     let stopping = CancellationToken::new();
     let (health, health_service) = Health::not_serving().await;
-    let (gate, opener) = Gate::closed(stopping.clone());
+    let (gate, opener) = Gate::<L>::closed(stopping.clone());
     let service = InterceptedService::new(
         TransactionServiceServer::new(gate)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -219,11 +219,13 @@ async fn serve<L: WriterLog>(
         }
     };
     let (queue, rx) = mpsc::channel(QUEUE);
+    let lease = log.lease();
     let committer = tokio::spawn(committer::run(log, rx, config.writer_ttl(), health.clone()));
     health.set(true).await;
     opener.open(TxnService {
         queue: queue.downgrade(),
         reader,
+        lease,
         replays: Replays::new(
             config.max_replay_streams,
             config.replay_stall(),

@@ -3,15 +3,19 @@
 //! A writer id belongs to the client certificate that sends it: the log
 //! keeps each writer under its id prefixed with the certificate's
 //! fingerprint, so a client can reach only the writers of its own
-//! certificate, whatever id it sends.
+//! certificate, whatever id it sends. So does a lease holder's id: only the
+//! certificate that took the lease can renew it.
 
+use std::ops::RangeInclusive;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, Txn};
-use kvs_log::{ErrorKind, LogError, LogReader, ReplayStream, WriterMark};
+use kvs_log::{
+    ErrorKind, LeaseAsk, LogError, LogLease, LogReader, ReplayStream, WriterLog, WriterMark,
+};
 use kvs_proto::api::transaction_service_server::TransactionService;
 use kvs_proto::api::{
     AppendRequest, AppendResponse, DurableSequenceRequest, FollowBatch, FollowRequest,
@@ -39,13 +43,22 @@ const OWNER_HEX: usize = 32;
 /// still be a key.
 pub const MAX_WRITER_ID: usize = kvs_core::key::MAX_KEY_LEN - OWNER_HEX - 1;
 
-/// The service over a backend whose reader is `R`.
-pub struct TxnService<R> {
+/// The lease lengths `Lease` takes: long enough to be renewed over a
+/// network, short enough that a lost holder is replaced within minutes.
+pub const LEASE_TTL_MS: RangeInclusive<u64> = 100..=600_000;
+
+/// The longest URL a lease holder may give.
+pub const MAX_LEASE_URL: usize = 2048;
+
+/// The service over the backend `L`.
+pub struct TxnService<L: WriterLog> {
     /// Weak, so that connections still open after the shutdown timeout do
     /// not keep the committer waiting: the server holds the queue.
     pub queue: mpsc::WeakSender<Command>,
     /// Where `ReadTransactions` reads from.
-    pub reader: R,
+    pub reader: L::Reader,
+    /// What `Lease` asks.
+    pub lease: L::Lease,
     pub replays: Replays,
     /// Cancelled at shutdown: open streams end.
     pub stopping: CancellationToken,
@@ -59,8 +72,9 @@ fn log_status(e: LogError) -> Status {
         ErrorKind::DataLoss => Code::DataLoss,
         ErrorKind::Misconfigured => Code::FailedPrecondition,
         ErrorKind::Refused => Code::InvalidArgument,
-        ErrorKind::Internal => Code::Internal,
+        // Another writer holds the lease: the text starts with "fenced:".
         ErrorKind::Fenced => Code::Aborted,
+        ErrorKind::Internal => Code::Internal,
     };
     Status::new(code, e.to_string())
 }
@@ -87,18 +101,25 @@ fn refused(e: Refused) -> Status {
 /// The log's key for the writer `id` sent on `req`'s connection: the id
 /// under the fingerprint of the client's certificate.
 fn writer_key<T>(req: &Request<T>, id: &str) -> Result<Key, Status> {
-    Key::parse(id).map_err(|e| invalid(format!("writer id: {e}")))?;
+    owned_key(req, "writer", id)
+}
+
+/// The key of the id of a `what` (a writer, a lease holder) sent on `req`'s
+/// connection: the id under the fingerprint of the client's certificate.
+fn owned_key<T>(req: &Request<T>, what: &str, id: &str) -> Result<Key, Status> {
+    Key::parse(id).map_err(|e| invalid(format!("{what} id: {e}")))?;
     if id.len() > MAX_WRITER_ID {
         return Err(invalid(format!(
-            "writer id: longer than {MAX_WRITER_ID} bytes"
+            "{what} id: longer than {MAX_WRITER_ID} bytes"
         )));
     }
-    let certs = req.peer_certs().ok_or_else(|| {
-        Status::permission_denied("a writer needs a client certificate to be bound to")
-    })?;
-    let leaf = certs.first().ok_or_else(|| {
-        Status::permission_denied("a writer needs a client certificate to be bound to")
-    })?;
+    let unbound = || {
+        Status::permission_denied(format!(
+            "a {what} needs a client certificate to be bound to"
+        ))
+    };
+    let certs = req.peer_certs().ok_or_else(unbound)?;
+    let leaf = certs.first().ok_or_else(unbound)?;
     let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
     let mut owner = String::with_capacity(OWNER_HEX);
     for b in &digest.as_ref()[..OWNER_HEX / 2] {
@@ -107,7 +128,12 @@ fn writer_key<T>(req: &Request<T>, id: &str) -> Result<Key, Status> {
     Ok(Key::parse(&format!("{owner}_{id}")).expect("hex, '_' and a key form a key"))
 }
 
-impl<R> TxnService<R> {
+/// The id a client sent, of a key made by [`owned_key`].
+fn unbound_id(key: &str) -> &str {
+    key.get(OWNER_HEX + 1..).unwrap_or(key)
+}
+
+impl<L: WriterLog> TxnService<L> {
     async fn submit(&self, command: Command) -> Result<(), Status> {
         let queue = self.queue.upgrade().ok_or_else(|| shutting_down(()))?;
         queue.send(command).await.map_err(shutting_down)
@@ -120,6 +146,7 @@ impl<R> TxnService<R> {
         self.submit(Command::Append {
             txns: Vec::new(),
             mark: None,
+            epoch: 0,
             done: Some(done),
         })
         .await?;
@@ -135,7 +162,7 @@ pub type TxnStream = Pin<Box<dyn Stream<Item = Result<Transaction, Status>> + Se
 pub type FollowStream = Pin<Box<dyn Stream<Item = Result<FollowBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl<R: LogReader> TransactionService for TxnService<R> {
+impl<L: WriterLog> TransactionService for TxnService<L> {
     type ReadTransactionsStream = TxnStream;
 
     async fn read_transactions(&self, _req: Request<()>) -> Result<Response<TxnStream>, Status> {
@@ -163,9 +190,11 @@ impl<R: LogReader> TransactionService for TxnService<R> {
                 next = next_run(&mut stream) => next?,
             };
             let Some(txns) = next else { break false };
+            // The original protocol knows no lease.
             self.submit(Command::Append {
                 txns,
                 mark: None,
+                epoch: 0,
                 done: None,
             })
             .await?;
@@ -203,6 +232,7 @@ impl<R: LogReader> TransactionService for TxnService<R> {
         self.submit(Command::Append {
             txns,
             mark: Some(mark),
+            epoch: req.epoch,
             done: Some(done),
         })
         .await?;
@@ -241,8 +271,40 @@ impl<R: LogReader> TransactionService for TxnService<R> {
         Err(Status::unimplemented("Follow is not served yet"))
     }
 
-    async fn lease(&self, _req: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
-        Err(Status::unimplemented("Lease is not served yet"))
+    async fn lease(&self, req: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
+        let holder = owned_key(&req, "lease holder", &req.get_ref().holder)?;
+        let req = req.into_inner();
+        if req.take && !LEASE_TTL_MS.contains(&req.ttl_ms) {
+            return Err(invalid(format!(
+                "ttlMs {} is outside {}..={} ms",
+                req.ttl_ms,
+                LEASE_TTL_MS.start(),
+                LEASE_TTL_MS.end()
+            )));
+        }
+        if req.take && req.url.is_empty() {
+            return Err(invalid("url: a holder says where it takes writes"));
+        }
+        if req.url.len() > MAX_LEASE_URL || req.url.contains(char::is_control) {
+            return Err(invalid(format!(
+                "url: at most {MAX_LEASE_URL} bytes without control characters"
+            )));
+        }
+        let ask = LeaseAsk {
+            holder,
+            url: req.url,
+            epoch: req.epoch,
+            take: req.take,
+            ttl: Duration::from_millis(req.ttl_ms),
+        };
+        let state = self.lease.ask(ask).await.map_err(log_status)?;
+        Ok(Response::new(LeaseResponse {
+            holder: unbound_id(&state.holder).to_owned(),
+            url: state.url,
+            epoch: state.epoch,
+            remaining_ms: u64::try_from(state.remaining.as_millis()).unwrap_or(u64::MAX),
+            held: state.held,
+        }))
     }
 }
 

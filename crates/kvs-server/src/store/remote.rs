@@ -454,6 +454,7 @@ mod tests {
             (Code::FailedPrecondition, ErrorKind::Misconfigured),
             (Code::Unimplemented, ErrorKind::Misconfigured),
             (Code::InvalidArgument, ErrorKind::Refused),
+            (Code::Aborted, ErrorKind::Fenced),
             (Code::Internal, ErrorKind::Unavailable),
             (Code::Unauthenticated, ErrorKind::Unavailable),
         ] {
