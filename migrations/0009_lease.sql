@@ -46,7 +46,8 @@ END $$;
 -- Takes, renews or reads the lease, in one statement. With "take": renews
 -- it (same epoch, new expiry) if "asker" holds it at "asker_epoch" and it
 -- is live; takes it (the next epoch) if it lapsed; otherwise leaves it.
--- Answers the lease as it leaves it.
+-- Answers the lease as it leaves it, "held" if the asker holds it at the
+-- epoch it asked with or was given.
 CREATE OR REPLACE FUNCTION "kvs_lease_ask"(
     "asker" TEXT, "asker_url" TEXT, "asker_epoch" BIGINT, "take" BOOLEAN, "ttl_ms" BIGINT)
 RETURNS TABLE ("holder" TEXT, "url" TEXT, "epoch" BIGINT, "remaining_ms" BIGINT, "held" BOOLEAN)
@@ -55,6 +56,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     "lease" "kvs_lease"%ROWTYPE;
     "at" TIMESTAMPTZ;
+    "mine" BOOLEAN;
 BEGIN
     IF "take" THEN
         -- Serialises the asks; batches do not lock the row.
@@ -63,6 +65,7 @@ BEGIN
         SELECT * INTO "lease" FROM "kvs_lease";
     END IF;
     "at" := clock_timestamp();
+    "mine" := "lease"."holder" = "asker" AND "lease"."epoch" = "asker_epoch";
     IF "take" AND "lease"."expires_at" > "at" THEN
         IF "lease"."holder" = "asker" AND "lease"."epoch" = "asker_epoch" THEN
             UPDATE "kvs_lease" SET
@@ -79,6 +82,7 @@ BEGIN
             "epoch" = "kvs_lease"."epoch" + 1,
             "expires_at" = "at" + "ttl_ms" * INTERVAL '1 millisecond'
         RETURNING * INTO "lease";
+        "mine" := TRUE;
     END IF;
     "at" := clock_timestamp();
     RETURN QUERY SELECT
@@ -86,5 +90,5 @@ BEGIN
         "lease"."url",
         "lease"."epoch",
         GREATEST(0, ceil(EXTRACT(EPOCH FROM "lease"."expires_at" - "at") * 1000))::BIGINT,
-        "lease"."holder" = "asker" AND "lease"."expires_at" > "at";
+        "mine" AND "lease"."expires_at" > "at";
 END $$;

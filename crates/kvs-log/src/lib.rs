@@ -297,7 +297,8 @@ pub struct LeaseState {
     pub epoch: u64,
     /// What the lease has left, by the log's clock; zero once it lapsed.
     pub remaining: Duration,
-    /// Whether the asker holds it.
+    /// Whether the asker holds it, at the epoch it asked with or was just
+    /// given.
     pub held: bool,
 }
 

@@ -1,7 +1,8 @@
 //! The PostgreSQL log against a real, throwaway PostgreSQL: batches of every
 //! kind of transaction replay to what a simple model holds, revisions and
 //! head included, and a batch the server refuses leaves nothing behind and
-//! the log goes on.
+//! the log goes on; the write lease is held by one at a time, and fences
+//! every batch of another epoch.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
-use kvs_log::postgres::{PgLog, PgOptions};
-use kvs_log::{ErrorKind, LogReader, WriterLog, WriterMark};
+use kvs_log::postgres::{PgLease, PgLog, PgOptions};
+use kvs_log::{ErrorKind, LeaseAsk, LeaseState, LogLease, LogReader, WriterLog, WriterMark};
 use kvs_testkit::pg::PgCluster;
 
 async fn connect(pg: &PgCluster) -> PgLog {
@@ -828,4 +829,240 @@ async fn a_failed_connection_says_whether_waiting_can_help() {
             .starts_with("migration 1 (original tables) failed"),
         "{migration}"
     );
+}
+
+/// What `holder` asks of the lease: with `take`, to take or renew it at
+/// `epoch` for `ttl`.
+fn ask(holder: &str, epoch: u64, take: bool, ttl: Duration) -> LeaseAsk {
+    LeaseAsk {
+        holder: key(holder),
+        url: format!("http://{holder}:8080"),
+        epoch,
+        take,
+        ttl,
+    }
+}
+
+const LONG: Duration = Duration::from_secs(600);
+const SHORT: Duration = Duration::from_millis(100);
+
+/// Waits until the lease has lapsed, by the database's clock.
+async fn lapsed(lease: &PgLease) -> LeaseState {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = lease.ask(ask("watcher", 0, false, LONG)).await.unwrap();
+        if state.remaining.is_zero() {
+            return state;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never lapsed: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A lease held by `holder` at `epoch`, taken or renewed now.
+fn holds(state: &LeaseState, holder: &str, epoch: u64) -> bool {
+    state.held
+        && state.holder == holder
+        && state.epoch == epoch
+        && state.url == format!("http://{holder}:8080")
+        && !state.remaining.is_zero()
+}
+
+#[tokio::test]
+async fn the_lease_is_taken_renewed_kept_from_others_while_live_and_taken_over_at_the_next_epoch() {
+    let pg = PgCluster::start().await;
+    let log = connect(&pg).await;
+    let lease = log.lease();
+
+    let never = lease.ask(ask("a", 0, false, LONG)).await.unwrap();
+    assert_eq!(
+        never,
+        LeaseState {
+            holder: String::new(),
+            url: String::new(),
+            epoch: 0,
+            remaining: Duration::ZERO,
+            held: false,
+        }
+    );
+    // Only reading it takes nothing.
+    assert_eq!(lease.ask(ask("a", 0, false, LONG)).await.unwrap(), never);
+
+    let taken = lease.ask(ask("a", 0, true, LONG)).await.unwrap();
+    assert!(holds(&taken, "a", 1), "{taken:?}");
+    assert!(taken.remaining > Duration::from_secs(590), "{taken:?}");
+    let renewed = lease.ask(ask("a", 1, true, LONG)).await.unwrap();
+    assert!(holds(&renewed, "a", 1), "{renewed:?}");
+    assert!(lease.ask(ask("a", 1, false, LONG)).await.unwrap().held);
+
+    // While it is live, another asker, or its holder at another epoch,
+    // learns who holds it and changes nothing.
+    for (who, epoch) in [("b", 0), ("b", 1), ("a", 0), ("a", 2)] {
+        let refused = lease.ask(ask(who, epoch, true, LONG)).await.unwrap();
+        assert_eq!(
+            (refused.holder.as_str(), refused.epoch, refused.held),
+            ("a", 1, false),
+            "{who} at {epoch}"
+        );
+        // Reading it says the same.
+        let read = lease.ask(ask(who, epoch, false, LONG)).await.unwrap();
+        assert!(!read.held, "{who} at {epoch}");
+    }
+
+    // A renewal for a short while, and the lease lapses; the next asker
+    // takes it at the next epoch, and the old holder's renewal fails.
+    let short = lease.ask(ask("a", 1, true, SHORT)).await.unwrap();
+    assert!(short.held && short.remaining <= SHORT, "{short:?}");
+    let gone = lapsed(&lease).await;
+    assert_eq!(
+        (gone.holder.as_str(), gone.epoch, gone.held),
+        ("a", 1, false)
+    );
+    let over = lease.ask(ask("b", 0, true, LONG)).await.unwrap();
+    assert!(holds(&over, "b", 2), "{over:?}");
+    let late = lease.ask(ask("a", 1, true, LONG)).await.unwrap();
+    assert!(
+        !late.held && late.holder == "b" && late.epoch == 2,
+        "{late:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_append_of_an_epoch_not_the_leases_is_fenced_and_leaves_nothing_behind() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let lease = log.lease();
+    assert!(lease.ask(ask("a", 0, true, SHORT)).await.unwrap().held);
+    log.append_marked(&at(1, vec![int("k", 1)]), &[mark(1)], 1)
+        .await
+        .unwrap();
+    lapsed(&lease).await;
+    assert!(holds(
+        &lease.ask(ask("b", 0, true, LONG)).await.unwrap(),
+        "b",
+        2
+    ));
+
+    // The old holder's epoch, and one no take has reached.
+    for (sequence, epoch) in [(2, 1), (3, 3)] {
+        let fenced = log
+            .append_marked(
+                &at(2, vec![int("k", 2), int("new", 2)]),
+                &[mark(sequence)],
+                epoch,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(fenced.kind(), ErrorKind::Fenced, "{fenced}");
+        assert!(fenced.to_string().starts_with("fenced: epoch"), "{fenced}");
+    }
+    assert_eq!(log.writer_sequence(&key("writer")).await.unwrap(), 1);
+    let (changes, end) = read(log.reader()).await;
+    assert_eq!(end.unwrap().head, 1);
+    assert_eq!(changes, at(1, vec![int("k", 1)]));
+    assert_eq!(pg.count("SELECT count(*) FROM int_keys").await, 1);
+    assert_eq!(pg.count("SELECT count(*) FROM int_transactions").await, 1);
+
+    // The holder's epoch goes on, on the same connection.
+    log.append_marked(&at(2, vec![int("k", 2)]), &[mark(2)], 2)
+        .await
+        .unwrap();
+    assert_eq!(log.writer_sequence(&key("writer")).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn epoch_0_is_refused_while_anyone_holds_the_lease_and_taken_once_nobody_does() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let lease = log.lease();
+    // Never taken: today's single writer.
+    log.append_marked(&at(1, vec![int("k", 1)]), &[mark(1)], 0)
+        .await
+        .unwrap();
+    assert!(lease.ask(ask("a", 0, true, LONG)).await.unwrap().held);
+    let fenced = log
+        .append_marked(&at(2, vec![int("k", 2)]), &[mark(2)], 0)
+        .await
+        .unwrap_err();
+    assert_eq!(fenced.kind(), ErrorKind::Fenced, "{fenced}");
+    assert!(
+        fenced.to_string().starts_with("fenced: epoch 0"),
+        "{fenced}"
+    );
+    assert_eq!(log.writer_sequence(&key("writer")).await.unwrap(), 1);
+
+    assert!(lease.ask(ask("a", 1, true, SHORT)).await.unwrap().held);
+    lapsed(&lease).await;
+    log.append_marked(&at(2, vec![int("k", 2)]), &[mark(2)], 0)
+        .await
+        .unwrap();
+    assert_eq!(log.writer_sequence(&key("writer")).await.unwrap(), 2);
+}
+
+/// A transaction of its own that has passed the fence at `epoch`, as a
+/// batch in flight has, and holds it until committed.
+async fn batch_in_flight(pg: &PgCluster, epoch: i64) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute("SELECT kvs_lease_fence($1)", &[&epoch])
+        .await
+        .unwrap();
+    client
+}
+
+#[tokio::test]
+async fn a_take_waits_for_the_batches_in_flight_and_a_renewal_does_not() {
+    let pg = PgCluster::start().await;
+    let log = connect(&pg).await;
+    let lease = log.lease();
+    assert!(lease.ask(ask("a", 0, true, LONG)).await.unwrap().held);
+
+    // Hang protection only: a renewal that waited for the batch would
+    // never finish.
+    let inflight = batch_in_flight(&pg, 1).await;
+    let renewed =
+        tokio::time::timeout(Duration::from_secs(60), lease.ask(ask("a", 1, true, SHORT)))
+            .await
+            .expect("a renewal waits for no batch")
+            .unwrap();
+    assert!(renewed.held);
+    lapsed(&lease).await;
+
+    let taker = log.lease();
+    let take = tokio::spawn(async move { taker.ask(ask("b", 0, true, LONG)).await });
+    // The take waits for the batch's lock, as the database says.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pg
+        .count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        .await
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the take never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!take.is_finished());
+    // The batch of epoch 1 still commits: the take is not in yet.
+    inflight.batch_execute("COMMIT").await.unwrap();
+    let taken = take.await.unwrap().unwrap();
+    assert!(holds(&taken, "b", 2), "{taken:?}");
+    // And from now on no batch of epoch 1 passes the fence.
+    let (client, conn) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let fenced = client
+        .execute("SELECT kvs_lease_fence($1)", &[&1_i64])
+        .await
+        .unwrap_err();
+    assert_eq!(fenced.code().map(|c| c.code()), Some("KV001"), "{fenced}");
 }
