@@ -7,6 +7,8 @@
 //!   then calls [`Stack::start_txn`] and [`Stack::start_kvs`];
 //!   [`Stack::file_with`] and [`Stack::file_only`] take more flags. Either
 //!   server may be killed and started again: txn-server keeps its port.
+//!   [`Stack::another_txn`] starts one more txn-server on the same store,
+//!   as several serve one PostgreSQL.
 //! - [`Store`]: where txn-server keeps its log.
 //! - gRPC clients of txn-server with any client certificate
 //!   ([`Stack::grpc_client_as`]), and kvs-server's [`Api`].
@@ -124,7 +126,21 @@ impl Stack {
     /// and a 5 s request timeout, for requests the generated client cannot
     /// make.
     pub async fn grpc_channel_as(&self, certs: &Certs) -> Channel {
-        self.grpc_endpoint_as(certs)
+        self.grpc_channel_at(&self.txn_addr(), certs).await
+    }
+
+    /// A gRPC client, with the client certificate of `certs`, of the
+    /// txn-server at `addr` (one of [`Stack::another_txn`]).
+    pub async fn grpc_client_at(
+        &self,
+        addr: &str,
+        certs: &Certs,
+    ) -> TransactionServiceClient<Channel> {
+        TransactionServiceClient::new(self.grpc_channel_at(addr, certs).await)
+    }
+
+    async fn grpc_channel_at(&self, addr: &str, certs: &Certs) -> Channel {
+        self.grpc_endpoint_at(addr, certs)
             .timeout(Duration::from_secs(5))
             .connect()
             .await
@@ -134,6 +150,10 @@ impl Stack {
     /// Where `grpc_client_as` connects, without its request timeout, for a
     /// test to add its own settings.
     pub fn grpc_endpoint_as(&self, certs: &Certs) -> Endpoint {
+        self.grpc_endpoint_at(&self.txn_addr(), certs)
+    }
+
+    fn grpc_endpoint_at(&self, addr: &str, certs: &Certs) -> Endpoint {
         let read = |c: &Certs, n: &str| std::fs::read(c.path(n)).unwrap();
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(read(&self.certs, "ca.crt")))
@@ -142,13 +162,31 @@ impl Stack {
                 read(certs, "client.key"),
             ))
             .domain_name("localhost");
-        Endpoint::from_shared(format!("https://{}", self.txn_addr()))
+        Endpoint::from_shared(format!("https://{addr}"))
             .unwrap()
             .tls_config(tls)
             .unwrap()
     }
 
     pub fn start_txn(&mut self) {
+        let listen = match self.txn_port {
+            Some(_) => self.txn_addr(),
+            None => "127.0.0.1:0".to_owned(),
+        };
+        let txn = ServerProcess::start(&crate::binary("txn-server"), &self.txn_server_args(listen));
+        let port = txn.addr.rsplit(':').next().and_then(|p| p.parse().ok());
+        self.txn_port = Some(port.expect("txn-server's listening address has a port"));
+        self.txn = Some(txn);
+    }
+
+    /// One more txn-server on the same store and flags, on a port of its
+    /// own; it stops when dropped.
+    pub fn another_txn(&self) -> ServerProcess {
+        let args = self.txn_server_args("127.0.0.1:0".to_owned());
+        ServerProcess::start(&crate::binary("txn-server"), &args)
+    }
+
+    fn txn_server_args(&self, listen: String) -> Vec<String> {
         let mut args = self.certs.server_args();
         match &self.store {
             Store::Postgres(pg) => args.extend(["--database-url".into(), pg.url().into()]),
@@ -159,16 +197,9 @@ impl Stack {
                 dir.path().display().to_string(),
             ]),
         }
-        let listen = match self.txn_port {
-            Some(_) => self.txn_addr(),
-            None => "127.0.0.1:0".to_owned(),
-        };
         args.extend(["--listen".into(), listen]);
         args.extend(self.txn_args.iter().cloned());
-        let txn = ServerProcess::start(&crate::binary("txn-server"), &args);
-        let port = txn.addr.rsplit(':').next().and_then(|p| p.parse().ok());
-        self.txn_port = Some(port.expect("txn-server's listening address has a port"));
-        self.txn = Some(txn);
+        args
     }
 
     pub async fn start_kvs(&mut self, extra: &[&str]) {

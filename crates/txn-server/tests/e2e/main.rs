@@ -19,6 +19,7 @@ mod fence;
 mod followers;
 mod full_loop;
 mod health;
+mod lease;
 mod mix;
 mod mtls;
 mod outcome;
