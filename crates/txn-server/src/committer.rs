@@ -453,23 +453,134 @@ fn answer(done: Option<Ack>, result: Result<u64, Refused>) {
 
 #[cfg(test)]
 mod tests {
-    use kvs_log::MemoryLog;
+    use kvs_log::postgres::{PgLease, PgLog, PgOptions};
+    use kvs_log::{LeaseAsk, LeaseState, LogLease, MemoryLog};
+    use kvs_testkit::pg::PgCluster;
 
     use super::*;
 
-    fn append(seq: u64) -> (Command, oneshot::Receiver<Result<u64, Refused>>) {
+    type Answer = oneshot::Receiver<Result<u64, Refused>>;
+
+    fn append(seq: u64) -> (Command, Answer) {
+        append_as("w", seq, 0)
+    }
+
+    /// Batch `seq` of `writer`, holding the lease at `epoch`.
+    fn append_as(writer: &str, seq: u64, epoch: u64) -> (Command, Answer) {
         let (done, answer) = oneshot::channel();
         let mark = WriterMark {
-            writer: Key::parse("w").unwrap(),
+            writer: Key::parse(writer).unwrap(),
             sequence: seq,
         };
         let command = Command::Append {
             txns: Vec::new(),
             mark: Some(mark),
-            epoch: 0,
+            epoch,
             done: Some(done),
         };
         (command, answer)
+    }
+
+    /// Waits for an append refused as fenced, and says why.
+    async fn fenced(answer: Answer) -> String {
+        match answer.await.unwrap() {
+            Err(Refused::Log(e)) if e.kind() == kvs_log::ErrorKind::Fenced => e.to_string(),
+            other => panic!("not fenced: {other:?}"),
+        }
+    }
+
+    /// What `holder` gets asking to take or renew the lease at `epoch`.
+    async fn take(lease: &PgLease, holder: &str, epoch: u64, ttl: Duration) -> LeaseState {
+        let ask = LeaseAsk {
+            holder: Key::parse(holder).unwrap(),
+            url: format!("http://{holder}"),
+            epoch,
+            take: true,
+            ttl,
+        };
+        lease.ask(ask).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_round_goes_with_its_highest_epoch_and_lower_ones_are_fenced_without_the_log() {
+        let pg = PgCluster::start().await;
+        let log = PgLog::connect(&PgOptions {
+            url: pg.url().to_owned(),
+            pool_size: 1,
+            replay_pool_size: 1,
+            timeout: Duration::from_secs(10),
+        })
+        .await
+        .unwrap();
+        let lease = log.lease();
+        assert_eq!(
+            take(&lease, "a", 0, Duration::from_secs(600)).await.epoch,
+            1
+        );
+
+        // Queued before the committer starts: one round.
+        let (tx, rx) = mpsc::channel(16);
+        let (zero, a0) = append_as("zero", 1, 0);
+        let (one, a1) = append_as("one", 1, 1);
+        let (flush, flushed) = oneshot::channel();
+        let flush = Command::Append {
+            txns: Vec::new(),
+            mark: None,
+            epoch: 0,
+            done: Some(flush),
+        };
+        for c in [zero, one, flush] {
+            tx.send(c).await.unwrap();
+        }
+        let (health, _) = Health::not_serving().await;
+        tokio::spawn(run(log, rx, Duration::from_secs(3600), health));
+        let why = fenced(a0).await;
+        assert_eq!(why, "fenced: epoch 0, sent with appends of epoch 1");
+        assert_eq!(a1.await.unwrap().unwrap(), 1);
+        assert_eq!(
+            flushed.await.unwrap().unwrap(),
+            0,
+            "a flush is never fenced"
+        );
+
+        // Alone, epoch 0 goes to the log, which refuses it while a lease is live.
+        let (zero, a0) = append_as("zero", 1, 0);
+        tx.send(zero).await.unwrap();
+        assert!(fenced(a0).await.starts_with("fenced: epoch 0 while"));
+
+        // Another holder takes the lease once it lapsed, and appends at its
+        // epoch; the old epoch is then refused without asking the log.
+        assert!(take(&lease, "a", 1, Duration::from_millis(100)).await.held);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !take(&lease, "b", 0, Duration::from_secs(600)).await.held {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lease never lapsed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (two, a2) = append_as("two", 1, 2);
+        tx.send(two).await.unwrap();
+        assert_eq!(a2.await.unwrap().unwrap(), 1);
+        let (one, a1) = append_as("one", 2, 1);
+        tx.send(one).await.unwrap();
+        assert_eq!(
+            fenced(a1).await,
+            "fenced: epoch 1, where the log has taken epoch 2"
+        );
+        let (position, answer) = oneshot::channel();
+        tx.send(Command::Sequence {
+            writer: Key::parse("one").unwrap(),
+            fence: 0,
+            reply: position,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            answer.await.unwrap().unwrap().durable,
+            1,
+            "a fenced batch is not durable"
+        );
     }
 
     fn fence(to: u64) -> (Command, oneshot::Receiver<Result<Position, Refused>>) {
