@@ -25,7 +25,9 @@ use tokio::task::spawn_blocking;
 
 use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN, Record};
 use crate::live::LiveSet;
-use crate::{Log, LogError, LogReader, NoLease, ReplayStats, ReplayStream, WriterLog, WriterMark};
+use crate::{
+    Log, LogError, LogReader, NoLease, ReplayStats, ReplayStream, Window, WriterLog, WriterMark,
+};
 
 /// The first bytes of every log file: a name and a format version.
 pub const MAGIC: &[u8; 8] = b"KVSLOG\x00\x01";
@@ -79,6 +81,9 @@ struct Inner {
     /// scan. Locked across a compaction's rename, so that a reader never
     /// pairs one file with the other's length.
     published: Arc<Mutex<Option<u64>>>,
+    /// The latest changes, for followers; only if asked for
+    /// ([`FileLog::keep_changes`]).
+    window: Option<Window>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +186,7 @@ impl FileLog {
                 marks: HashMap::new(),
                 forget_before_ms: 0,
                 published: Arc::default(),
+                window: None,
             }),
             buf: Vec::new(),
         })
@@ -188,6 +194,22 @@ impl FileLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps the changes of the last `keep` revisions in memory for
+    /// followers ([`WriterLog::feed`]): filled by the replay (those after
+    /// the last compaction), then by every append through
+    /// [`WriterLog::append_marked`]. Without it the log keeps none, as
+    /// kvs-server's own log needs none.
+    pub fn keep_changes(mut self, keep: u64) -> FileLog {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.window = Some(Window::new(keep));
+        }
+        self
+    }
+
+    fn window(&self) -> Option<&Window> {
+        self.inner.as_ref().and_then(|i| i.window.as_ref())
     }
 
     /// Runs `op` on the blocking pool with the file state, and puts the state
@@ -234,7 +256,7 @@ impl Log for FileLog {
     }
 
     async fn append(&mut self, batch: &[Change]) -> Result<(), LogError> {
-        self.append_marked(batch, &[], 0).await
+        self.write(batch, &[]).await
     }
 
     async fn recover(&mut self) -> Result<Vec<Change>, LogError> {
@@ -259,6 +281,14 @@ impl WriterLog for FileLog {
         }
     }
 
+    type Feed = Window;
+
+    /// The window of [`FileLog::keep_changes`]; without one, a window never
+    /// filled.
+    fn feed(&self) -> Window {
+        self.window().cloned().unwrap_or_else(|| Window::new(0))
+    }
+
     type Lease = NoLease;
 
     fn lease(&self) -> NoLease {
@@ -272,6 +302,42 @@ impl WriterLog for FileLog {
         epoch: u64,
     ) -> Result<(), LogError> {
         NoLease::fence(epoch)?;
+        self.write(batch, marks).await?;
+        if let Some(window) = self.window() {
+            window.push(batch);
+        }
+        Ok(())
+    }
+
+    /// Cuts the remains of the failed batch off the file.
+    async fn recover(&mut self) -> Result<(), LogError> {
+        self.blocking(|inner, path, _| inner.recover(path)).await?
+    }
+
+    async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
+        let inner = self.inner.as_ref().ok_or_else(|| {
+            LogError::Unavailable("an earlier file operation did not finish".into())
+        })?;
+        Ok(inner.marks.get(writer).map_or(0, |m| m.sequence))
+    }
+
+    /// Forgets the marks logged more than `idle` ago at once; the next
+    /// compaction leaves them out of the file.
+    async fn forget_writers(&mut self, idle: Duration) -> Result<u64, LogError> {
+        let inner = self.inner.as_mut().ok_or_else(|| {
+            LogError::Unavailable("an earlier file operation did not finish".into())
+        })?;
+        let horizon = now_ms().saturating_sub(idle.as_millis() as u64);
+        let before = inner.marks.len();
+        inner.marks.retain(|_, m| m.at_ms >= horizon);
+        inner.forget_before_ms = inner.forget_before_ms.max(horizon);
+        Ok((before - inner.marks.len()) as u64)
+    }
+}
+
+impl FileLog {
+    /// Makes `batch` and `marks` durable: one fsync.
+    async fn write(&mut self, batch: &[Change], marks: &[WriterMark]) -> Result<(), LogError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         // One frame per revision, so that a torn write keeps all of a
@@ -308,31 +374,6 @@ impl WriterLog for FileLog {
         self.buf = buf;
         result
     }
-
-    /// Cuts the remains of the failed batch off the file.
-    async fn recover(&mut self) -> Result<(), LogError> {
-        self.blocking(|inner, path, _| inner.recover(path)).await?
-    }
-
-    async fn writer_sequence(&mut self, writer: &Key) -> Result<u64, LogError> {
-        let inner = self.inner.as_ref().ok_or_else(|| {
-            LogError::Unavailable("an earlier file operation did not finish".into())
-        })?;
-        Ok(inner.marks.get(writer).map_or(0, |m| m.sequence))
-    }
-
-    /// Forgets the marks logged more than `idle` ago at once; the next
-    /// compaction leaves them out of the file.
-    async fn forget_writers(&mut self, idle: Duration) -> Result<u64, LogError> {
-        let inner = self.inner.as_mut().ok_or_else(|| {
-            LogError::Unavailable("an earlier file operation did not finish".into())
-        })?;
-        let horizon = now_ms().saturating_sub(idle.as_millis() as u64);
-        let before = inner.marks.len();
-        inner.marks.retain(|_, m| m.at_ms >= horizon);
-        inner.forget_before_ms = inner.forget_before_ms.max(horizon);
-        Ok((before - inner.marks.len()) as u64)
-    }
 }
 
 impl Inner {
@@ -349,6 +390,7 @@ impl Inner {
             .map_err(LogError::io(format!("reading {shown}")))?
             .len();
         let marks = &mut self.marks;
+        let window = self.window.as_ref();
         let mut revisions = Revisions::default();
         let mut records = 0;
         // Only a compaction writes a group without changes, after the live
@@ -364,9 +406,17 @@ impl Inner {
                     && txns.is_empty()
                 {
                     history_from = *revision;
+                    if let Some(window) = window {
+                        window.restart_at(*revision);
+                    }
                 }
+                // Followers get only the changes logged with a revision.
+                let window = window.filter(|_| matches!(r, Record::Group { .. }));
                 each_change(r, &mut revisions, &mut |change| {
                     records += 1;
+                    if let Some(window) = window {
+                        window.push(std::slice::from_ref(&change));
+                    }
                     visit(change);
                     ControlFlow::Continue(())
                 })
@@ -374,6 +424,9 @@ impl Inner {
         };
         let scan_end = scan(&self.file, end, &mut visit_record)
             .map_err(LogError::io(format!("reading {shown}")))?;
+        if let Some(window) = window {
+            window.raise_head(revisions.head());
+        }
         let mut stats = ReplayStats {
             records,
             head: revisions.head(),

@@ -11,14 +11,17 @@
 //!   service. Many writers share the log, so each batch goes with their
 //!   [`WriterMark`]s, which tell a resent batch from a new one; the log
 //!   answers a writer's durable sequence, forgets idle writers, and hands
-//!   out a [`LogReader`] that streams it to clients while appends go on.
-//!   The file, PostgreSQL and memory backends implement it.
+//!   out a [`LogReader`] that streams it to clients while appends go on,
+//!   and a [`ChangeFeed`] that reads its latest changes by revision for
+//!   followers. The file, PostgreSQL and memory backends implement it.
 //!
 //! The modules:
 //!
 //! - [`codec`]: the checksummed binary records of the file backend.
 //! - [`file`]: the append-only file backend, with torn-tail handling and
 //!   background compaction.
+//! - [`follow`]: the changes after a revision and the wake-up on new ones,
+//!   as followers read them; the in-memory window of the file backend.
 //! - `live`: the live set compaction writes in place of the history.
 //! - [`memory`]: a backend that keeps nothing, for caches and tests.
 //! - [`stream`]: a log read by a task of its own, and how that read ended.
@@ -26,6 +29,7 @@
 
 pub mod codec;
 pub mod file;
+pub mod follow;
 mod live;
 pub mod memory;
 #[cfg(feature = "postgres")]
@@ -38,6 +42,7 @@ use std::time::Duration;
 use kvs_core::{Change, Key};
 
 pub use file::{FileLog, FileOptions, FileReader};
+pub use follow::{ChangeFeed, FollowError, Page, Window};
 pub use memory::MemoryLog;
 pub use stream::ReplayStream;
 
@@ -228,6 +233,12 @@ pub trait WriterLog: Send + 'static {
 
     /// A handle that streams the log while appends go on.
     fn reader(&self) -> Self::Reader;
+
+    /// What followers read the latest changes from (txn-server's `Follow`).
+    type Feed: ChangeFeed;
+
+    /// A handle that reads the log's latest changes while appends go on.
+    fn feed(&self) -> Self::Feed;
 
     /// What txn-server's `Lease` asks of the write lease.
     type Lease: LogLease;

@@ -3,7 +3,9 @@
 
 use kvs_core::{Change, Key};
 
-use crate::{Log, LogError, LogReader, NoLease, ReplayStats, ReplayStream, WriterLog, WriterMark};
+use crate::{
+    Log, LogError, LogReader, NoLease, ReplayStats, ReplayStream, Window, WriterLog, WriterMark,
+};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MemoryLog;
@@ -30,6 +32,13 @@ impl WriterLog for MemoryLog {
 
     fn reader(&self) -> MemoryLog {
         MemoryLog
+    }
+
+    type Feed = Window;
+
+    /// Keeps nothing for followers either: a window never filled.
+    fn feed(&self) -> Window {
+        Window::new(0)
     }
 
     type Lease = NoLease;

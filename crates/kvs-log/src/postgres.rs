@@ -85,10 +85,18 @@
 //! unknown (a row made by a read of an absent key). A replay sends a
 //! `Txn::Created` after the key's first row when that row's revision is
 //! later: always a put's row, since a put supersedes everything before it.
+//!
+//! # The change stream
+//!
+//! Followers read the latest changes from `kvs_changes` (migration 0008),
+//! which each batch fills in its own transaction; see [`changes`].
+
+mod changes;
 
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -110,8 +118,10 @@ use crate::{
     WriterLog, WriterMark,
 };
 
+pub use changes::{PgFeed, TRIM_EVERY};
+
 /// The migrations, applied in order at start-up.
-const MIGRATIONS: [(i32, &str, &str); 8] = [
+const MIGRATIONS: [(i32, &str, &str); 9] = [
     (
         1,
         "original tables",
@@ -144,11 +154,20 @@ const MIGRATIONS: [(i32, &str, &str); 8] = [
         include_str!("../../../migrations/0007_creation.sql"),
     ),
     (
+        8,
+        "changes",
+        include_str!("../../../migrations/0008_changes.sql"),
+    ),
+    (
         9,
         "lease",
         include_str!("../../../migrations/0009_lease.sql"),
     ),
 ];
+
+/// Connections for followers' reads of `kvs_changes`: each holds one only
+/// for one short query.
+const FOLLOW_POOL_SIZE: usize = 4;
 
 /// Connections of [`PgLease`]: its asks are one short statement each, a
 /// few a second.
@@ -248,6 +267,8 @@ pub struct PgOptions {
     pub replay_pool_size: usize,
     /// How long to wait for a connection before a batch fails.
     pub timeout: Duration,
+    /// The revisions whose changes `kvs_changes` keeps for followers.
+    pub follow_keep: u64,
 }
 
 /// The PostgreSQL log.
@@ -255,6 +276,13 @@ pub struct PgLog {
     pool: Pool,
     /// For [`PgReader`]s only.
     replay_pool: Pool,
+    /// For [`PgFeed`]s only.
+    follow_pool: Pool,
+    /// Where the feed's listener connects.
+    config: tokio_postgres::Config,
+    follow_keep: u64,
+    /// Started by the first call of [`WriterLog::feed`].
+    feed: OnceLock<PgFeed>,
     /// For [`PgLease`]s only.
     lease_pool: Pool,
 }
@@ -286,7 +314,11 @@ impl PgLog {
         let log = PgLog {
             pool: pool(opts.pool_size)?,
             replay_pool: pool(opts.replay_pool_size)?,
+            follow_pool: pool(FOLLOW_POOL_SIZE)?,
             lease_pool: pool(LEASE_POOL_SIZE)?,
+            config: config.clone(),
+            follow_keep: opts.follow_keep,
+            feed: OnceLock::new(),
         };
         log.migrate().await?;
         Ok(log)
@@ -536,6 +568,16 @@ impl WriterLog for PgLog {
         }
     }
 
+    type Feed = PgFeed;
+
+    /// Reads `kvs_changes` on connections of its own; the first call
+    /// starts the one listener its clones share.
+    fn feed(&self) -> PgFeed {
+        self.feed
+            .get_or_init(|| self.start_feed(self.follow_pool.clone()))
+            .clone()
+    }
+
     type Lease = PgLease;
 
     /// Asks on connections of its own: a renewal never waits behind a batch.
@@ -578,6 +620,7 @@ impl WriterLog for PgLog {
         {
             writes.push(write_head(head));
         }
+        writes.extend(changes::writes(batch, self.follow_keep)?);
         let client = self.pool.get().await.map_err(db_error)?;
         transaction(&client, &writes).await
     }

@@ -1,5 +1,5 @@
 //! The file log against real files: replay, torn tails, corruption and
-//! compaction.
+//! compaction, and the window of latest changes that followers read.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
-use kvs_log::{FileLog, FileOptions, Log, LogError, LogReader, WriterLog};
+use kvs_log::{ChangeFeed, FileLog, FileOptions, FollowError, Log, LogError, LogReader, WriterLog};
 
 fn key(s: &str) -> Key {
     Key::parse(s).unwrap()
@@ -836,4 +836,138 @@ async fn marks_of_idle_writers_are_forgotten_and_compacted_out_of_the_file() {
     let (_, _, mut log) = replay_all(&path, opts).await.unwrap();
     assert_eq!(log.writer_sequence(&key("idle_writer")).await.unwrap(), 0);
     assert_eq!(log.writer_sequence(&key("live_writer")).await.unwrap(), seq);
+}
+
+/// A file log keeping `keep` revisions for followers, replayed.
+async fn followed(path: &Path, keep: u64, opts: FileOptions) -> FileLog {
+    let mut log = FileLog::open(path, opts).unwrap().keep_changes(keep);
+    log.replay(|_| {}).await.unwrap();
+    log
+}
+
+/// Everything `feed` has after `after`, read `max` transactions at a time,
+/// and the head of the last read.
+async fn follow_all(feed: &impl ChangeFeed, mut after: u64, max: usize) -> (Vec<Change>, u64) {
+    let mut all = Vec::new();
+    loop {
+        let page = feed.read_after(after, max).await.expect("a follow read");
+        let Some(last) = page.changes.last() else {
+            return (all, page.head);
+        };
+        after = last.revision;
+        all.extend(page.changes);
+    }
+}
+
+/// `n` revisions from `first` on, two transactions each.
+fn pairs(first: u64, n: u64) -> Vec<Change> {
+    (first..first + n)
+        .flat_map(|r| {
+            [
+                Change::new(r, put("a", r as i32)),
+                Change::new(r, put("b", 0)),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn followers_read_appends_in_order_and_the_window_is_refilled_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mut log = followed(&path, 1000, FileOptions::default()).await;
+    let feed = log.feed();
+    let woken = feed.woken();
+    let mut appended = Vec::new();
+    for b in 0..10 {
+        let mut batch = pairs(b * 5 + 1, 5);
+        appended.extend(batch.clone());
+        // Changes without a revision are logged, and left out.
+        batch.push(Change::new(UNSTAMPED, put("old", 1)));
+        log.append_marked(&batch, &[], 0).await.unwrap();
+    }
+    assert!(woken.has_changed().unwrap(), "appends wake followers");
+    for max in [1, 7, 1000] {
+        assert_eq!(
+            follow_all(&feed, 0, max).await.0,
+            appended,
+            "{max} at a time"
+        );
+    }
+    drop(log);
+
+    let mut log = followed(&path, 1000, FileOptions::default()).await;
+    let feed = log.feed();
+    let (read, head) = follow_all(&feed, 20, 3).await;
+    assert_eq!(read, appended[40..]);
+    // The head counts what the replay numbered (the last change without a
+    // revision, after 50), as ReadTransactions' does.
+    assert_eq!(head, 51);
+    let woken = feed.woken();
+    log.append_marked(&pairs(52, 1), &[], 0).await.unwrap();
+    assert!(woken.has_changed().unwrap());
+    assert_eq!(follow_all(&feed, 51, 10).await.0, pairs(52, 1));
+}
+
+#[tokio::test]
+async fn the_window_keeps_the_last_revisions_and_a_follower_further_back_is_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let mut log = followed(&path, 10, FileOptions::default()).await;
+    log.append_marked(&pairs(1, 50), &[], 0).await.unwrap();
+    for log in [log, followed(&path, 10, FileOptions::default()).await] {
+        let feed = log.feed();
+        match feed.read_after(39, 10).await {
+            Err(
+                e @ FollowError::TooOld {
+                    after: 39,
+                    oldest: 40,
+                },
+            ) => {
+                assert!(e.to_string().contains("ReadTransactions"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(follow_all(&feed, 40, 4).await.0, pairs(41, 10));
+    }
+}
+
+#[tokio::test]
+async fn after_a_compaction_the_window_starts_where_the_history_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let opts = FileOptions {
+        compact_min_bytes: 4096,
+        ..FileOptions::default()
+    };
+    let mut log = followed(&path, 100_000, opts.clone()).await;
+    let mut revision = 0;
+    let mut len = 0;
+    // Appends go on until a compaction was swapped in: the file shrank.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no compaction");
+        revision += 1;
+        log.append_marked(&pairs(revision, 1), &[], 0)
+            .await
+            .unwrap();
+        let now = fs::metadata(&path).unwrap().len();
+        if now < len {
+            break;
+        }
+        len = now;
+    }
+    drop(log);
+    let mut log = FileLog::open(&path, opts).unwrap().keep_changes(100_000);
+    let stats = log.replay(|_| {}).await.unwrap();
+    assert!(stats.history_from > 0);
+    let feed = log.feed();
+    let from = stats.history_from;
+    assert!(matches!(
+        feed.read_after(from - 1, 10).await,
+        Err(FollowError::TooOld { .. })
+    ));
+    let (read, head) = follow_all(&feed, from, 100).await;
+    assert_eq!(read, pairs(from + 1, revision - from));
+    assert_eq!(head, revision);
 }

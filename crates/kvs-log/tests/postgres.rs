@@ -1,8 +1,9 @@
 //! The PostgreSQL log against a real, throwaway PostgreSQL: batches of every
 //! kind of transaction replay to what a simple model holds, revisions and
 //! head included, and a batch the server refuses leaves nothing behind and
-//! the log goes on; the write lease is held by one at a time, and fences
-//! every batch of another epoch.
+//! the log goes on; followers read the latest changes by revision, woken on
+//! commit; the write lease is held by one at a time, and fences every batch
+//! of another epoch.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,17 +11,27 @@ use std::time::Duration;
 use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
+use kvs_log::follow::DEFAULT_KEEP;
 use kvs_log::postgres::{PgLease, PgLog, PgOptions};
-use kvs_log::{ErrorKind, LeaseAsk, LeaseState, LogLease, LogReader, WriterLog, WriterMark};
+use kvs_log::{
+    ChangeFeed, ErrorKind, FollowError, LeaseAsk, LeaseState, LogLease, LogReader, WriterLog,
+    WriterMark,
+};
 use kvs_testkit::pg::PgCluster;
 
 async fn connect(pg: &PgCluster) -> PgLog {
+    connect_keeping(pg, DEFAULT_KEEP).await
+}
+
+/// The log on `pg`, keeping the changes of the last `keep` revisions.
+async fn connect_keeping(pg: &PgCluster, keep: u64) -> PgLog {
     PgLog::connect(&PgOptions {
         url: pg.url().to_owned(),
         // One connection: a refused batch must not leave it unusable.
         pool_size: 1,
         replay_pool_size: 1,
         timeout: Duration::from_secs(10),
+        follow_keep: keep,
     })
     .await
     .expect("connecting to the test cluster")
@@ -795,6 +806,7 @@ async fn connect_error(url: String) -> kvs_log::LogError {
         pool_size: 1,
         replay_pool_size: 1,
         timeout: Duration::from_secs(10),
+        follow_keep: DEFAULT_KEEP,
     };
     match PgLog::connect(&opts).await {
         Ok(_) => panic!("connected to {}", opts.url),
@@ -1065,4 +1077,146 @@ async fn a_take_waits_for_the_batches_in_flight_and_a_renewal_does_not() {
         .await
         .unwrap_err();
     assert_eq!(fenced.code().map(|c| c.code()), Some("KV001"), "{fenced}");
+}
+
+/// Everything `feed` has after `after`, read `max` transactions at a time,
+/// and the head of the last read.
+async fn follow_all(feed: &impl ChangeFeed, mut after: u64, max: usize) -> (Vec<Change>, u64) {
+    let mut all = Vec::new();
+    loop {
+        let page = feed.read_after(after, max).await.expect("a follow read");
+        let Some(last) = page.changes.last() else {
+            return (all, page.head);
+        };
+        after = last.revision;
+        all.extend(page.changes);
+    }
+}
+
+/// How long a wake-up may take to arrive: a bound for a hang, not a timing.
+const WAKE_WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn followers_read_whole_revisions_in_order_and_are_woken_by_the_next_commit() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let feed = log.feed();
+    let mut woken = feed.woken();
+    let mut rng = Rng(7);
+    let mut appended = Vec::new();
+    let mut revision = 0;
+    for sequence in 1..=40 {
+        // Batches of one to three revisions of one to four transactions.
+        let mut batch = Vec::new();
+        for _ in 0..=rng.below(3) {
+            revision += 1;
+            batch.extend(at(
+                revision,
+                (0..=rng.below(4)).map(|_| rng.txn()).collect(),
+            ));
+        }
+        log.append_marked(&batch, &[mark(sequence)], 0)
+            .await
+            .unwrap();
+        appended.extend(batch);
+    }
+    for max in [1, 3, 1000] {
+        let (read, head) = follow_all(&feed, 0, max).await;
+        assert_eq!(read, appended, "read {max} at a time");
+        assert_eq!(head, revision);
+    }
+    // From inside a batch: what comes after, no more.
+    let (read, _) = follow_all(&feed, 17, 5).await;
+    assert_eq!(
+        read,
+        appended[appended.iter().position(|c| c.revision == 18).unwrap()..]
+    );
+
+    // The listener says it listens, then each commit wakes followers.
+    tokio::time::timeout(WAKE_WITHIN, woken.changed())
+        .await
+        .expect("the listener to start")
+        .unwrap();
+    woken.mark_unchanged();
+    let next = at(revision + 1, vec![int("late", 1)]);
+    log.append_marked(&next, &[mark(41)], 0).await.unwrap();
+    tokio::time::timeout(WAKE_WITHIN, woken.changed())
+        .await
+        .expect("a commit to wake the follower")
+        .unwrap();
+    let page = feed.read_after(revision, 10).await.unwrap();
+    assert_eq!(page.changes, next);
+    assert_eq!(page.head, revision + 1);
+}
+
+#[tokio::test]
+async fn the_table_keeps_the_last_revisions_and_a_follower_further_back_is_too_old() {
+    let pg = PgCluster::start().await;
+    let mut log = connect_keeping(&pg, 100).await;
+    let feed = log.feed();
+    // Batches of ten revisions up to 2100: trimmed when crossing 1024 and
+    // 2048, to the last 100 revisions then.
+    for b in 0..210u64 {
+        let batch: Vec<Change> = (1..=10)
+            .map(|i| Change::new(b * 10 + i, int("k", i as i32)))
+            .collect();
+        log.append_marked(&batch, &[mark(b + 1)], 0).await.unwrap();
+    }
+    assert_eq!(pg.count("SELECT count(*) FROM kvs_changes").await, 15);
+    match feed.read_after(1949, 10).await {
+        Err(
+            e @ FollowError::TooOld {
+                after: 1949,
+                oldest: 1950,
+            },
+        ) => {
+            assert!(e.to_string().contains("ReadTransactions"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (read, head) = follow_all(&feed, 1950, 64).await;
+    assert_eq!(revisions(&read), (1951..=2100).collect::<Vec<_>>());
+    assert_eq!(head, 2100);
+}
+
+#[tokio::test]
+async fn changes_without_a_revision_are_left_out_of_what_followers_read() {
+    let pg = PgCluster::start().await;
+    let mut log = connect(&pg).await;
+    let batches = [
+        vec![Change::new(UNSTAMPED, int("a", 1))],
+        vec![Change::new(5, int("b", 1))],
+        vec![
+            Change::new(UNSTAMPED, int("c", 1)),
+            Change::new(6, int("d", 1)),
+        ],
+    ];
+    for (sequence, batch) in batches.iter().enumerate() {
+        log.append_marked(batch, &[mark(sequence as u64 + 1)], 0)
+            .await
+            .unwrap();
+    }
+    let (read, head) = follow_all(&log.feed(), 0, 10).await;
+    assert_eq!(
+        read,
+        [Change::new(5, int("b", 1)), Change::new(6, int("d", 1))]
+    );
+    assert_eq!(head, 6);
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_change_table_streams_only_what_comes_after() {
+    let (_pg, mut log) = original_database(ORIGINAL_ROWS).await;
+    let feed = log.feed();
+    let head = feed.read_after(u64::MAX, 1).await.unwrap().head;
+    assert!(head > 0);
+    assert!(matches!(
+        feed.read_after(head - 1, 10).await,
+        Err(FollowError::TooOld { .. })
+    ));
+    log.append_marked(&at(head + 1, vec![int("new", 1)]), &[mark(1)], 0)
+        .await
+        .unwrap();
+    let (read, _) = follow_all(&feed, head, 10).await;
+    assert_eq!(revisions(&read), [head + 1]);
 }

@@ -509,6 +509,7 @@ mod tests {
             pool_size: 1,
             replay_pool_size: 1,
             timeout: Duration::from_secs(10),
+            follow_keep: kvs_log::follow::DEFAULT_KEEP,
         })
         .await
         .unwrap();

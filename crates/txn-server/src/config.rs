@@ -112,8 +112,23 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub max_replay_streams: usize,
 
-    /// End a `ReadTransactions` stream whose client has taken nothing of it
-    /// for this many seconds, freeing its place for another.
+    /// `Follow` streams served at once (each follower and standby kvs-server
+    /// holds one). One more is refused at once with RESOURCE_EXHAUSTED, and
+    /// its client tries again later.
+    #[arg(long, env = "TXN_MAX_FOLLOW_STREAMS", default_value_t = 64,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub max_follow_streams: usize,
+
+    /// Revisions whose changes the log keeps for `Follow` (a table in
+    /// PostgreSQL, memory with `--backend file`): a follower further behind
+    /// is answered OUT_OF_RANGE and replays the whole log instead. With
+    /// `--backend file` the window is refilled from the file at start.
+    #[arg(long, env = "TXN_FOLLOW_KEEP", default_value_t = kvs_log::follow::DEFAULT_KEEP,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub follow_keep: u64,
+
+    /// End a `ReadTransactions` or `Follow` stream whose client has taken
+    /// nothing of it for this many seconds, freeing its place for another.
     #[arg(long, env = "TXN_REPLAY_STALL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub replay_stall_secs: u64,

@@ -7,7 +7,9 @@
 //! - [`gate`]: what holds transaction calls until the backend is open.
 //! - [`health`]: the standard gRPC health service, and when it says SERVING.
 //! - [`probe`]: `txn-server health`, the client of it that health checks run.
-//! - [`replays`]: how many replays are served at once, and when one is cut.
+//! - [`replays`]: how many replays and follow streams are served at once,
+//!   and when one is cut.
+//! - [`follow`]: a `Follow` stream, from the backend's change feed.
 //! - [`committer`]: where it becomes durable (group commit to the backend).
 //!
 //! The backends themselves (PostgreSQL and the file) live in `kvs-log`.
@@ -15,6 +17,7 @@
 pub mod auth;
 pub mod committer;
 pub mod config;
+pub mod follow;
 pub mod gate;
 pub mod health;
 pub mod probe;
@@ -39,7 +42,7 @@ use tonic::service::interceptor::InterceptedService;
 pub use config::{Backend, Config};
 use gate::Gate;
 use health::Health;
-use replays::Replays;
+use replays::{FOLLOW, REPLAY, Replays};
 use service::TxnService;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,7 @@ pub async fn run(
                 pool_size: config.pool_size,
                 replay_pool_size: config.max_replay_streams,
                 timeout: config.db_timeout(),
+                follow_keep: config.follow_keep,
             };
             let strict = config.strict_replay;
             let open = async move {
@@ -114,7 +118,7 @@ pub async fn run(
             };
             let path = config.log_path();
             let open = async move {
-                let mut log = FileLog::open(&path, opts)?;
+                let mut log = FileLog::open(&path, opts)?.keep_changes(config.follow_keep);
                 let stats = log.replay(|_| {}).await?;
                 tracing::info!(log = %path.display(), records = stats.records, torn_bytes = stats.torn_bytes, "opened the file log");
                 let reader = log.reader();
@@ -197,6 +201,7 @@ async fn serve<L: WriterLog>(
     tracing::info!(
         %addr,
         max_replay_streams = config.max_replay_streams,
+        max_follow_streams = config.max_follow_streams,
         "listening"
     );
     let server = tonic::transport::Server::builder()
@@ -218,6 +223,7 @@ async fn serve<L: WriterLog>(
             return drain(server.as_mut(), grace).await.map_err(TxnError::from);
         }
     };
+    let feed = log.feed();
     let (queue, rx) = mpsc::channel(QUEUE);
     let lease = log.lease();
     let committer = tokio::spawn(committer::run(log, rx, config.writer_ttl(), health.clone()));
@@ -227,7 +233,15 @@ async fn serve<L: WriterLog>(
         reader,
         lease,
         replays: Replays::new(
+            REPLAY,
             config.max_replay_streams,
+            config.replay_stall(),
+            stopping.clone(),
+        ),
+        feed,
+        follows: Replays::new(
+            FOLLOW,
+            config.max_follow_streams,
             config.replay_stall(),
             stopping.clone(),
         ),

@@ -1,5 +1,7 @@
 //! `ReadTransactions` streams: at most `--max-replay-streams` at once, and
 //! none kept by a client that stops reading or by a server that stops.
+//! `Follow` streams are served the same way, with places of their own
+//! (`--max-follow-streams`): a [`Kind`] names which.
 //!
 //! A replay holds a database connection or a file-reading thread while it
 //! reads, and one whose client reads nothing never ends by itself: tonic
@@ -37,7 +39,33 @@ pub struct Replays {
     max: usize,
     stall: Duration,
     stopping: CancellationToken,
+    kind: Kind,
 }
+
+/// What the streams are, as their logs and statuses name them.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    /// "replay", "follow stream".
+    pub noun: &'static str,
+    /// The setting that limits them.
+    pub limit: &'static str,
+    /// What a client cut off at shutdown does once the server is back.
+    pub again: &'static str,
+}
+
+/// `ReadTransactions` streams.
+pub const REPLAY: Kind = Kind {
+    noun: "replay",
+    limit: "--max-replay-streams",
+    again: "replay again",
+};
+
+/// `Follow` streams.
+pub const FOLLOW: Kind = Kind {
+    noun: "follow stream",
+    limit: "--max-follow-streams",
+    again: "follow again from the last revision received",
+};
 
 /// Why a replay's task stopped handing it on.
 enum Stop {
@@ -52,14 +80,15 @@ enum Stop {
 }
 
 impl Replays {
-    /// At most `max` replays at once; each ended once its client has taken
-    /// nothing for `stall`, or once `stopping` is cancelled.
-    pub fn new(max: usize, stall: Duration, stopping: CancellationToken) -> Replays {
+    /// At most `max` streams of `kind` at once; each ended once its client
+    /// has taken nothing for `stall`, or once `stopping` is cancelled.
+    pub fn new(kind: Kind, max: usize, stall: Duration, stopping: CancellationToken) -> Replays {
         Replays {
             places: Arc::new(Semaphore::new(max)),
             max,
             stall,
             stopping,
+            kind,
         }
     }
 
@@ -70,17 +99,18 @@ impl Replays {
         S: Stream<Item = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
+        let Kind { noun, limit, again } = self.kind;
         let Ok(place) = self.places.clone().try_acquire_owned() else {
             if let Some(held_back) = REFUSALS.admit() {
                 tracing::warn!(
                     max = self.max,
                     held_back,
-                    "refused a replay: as many are open as --max-replay-streams allows"
+                    "refused a {noun}: as many are open as {limit} allows"
                 );
             }
             return Err(Status::resource_exhausted(format!(
-                "txn-server is serving as many replays as it may at once ({}, its \
-                 --max-replay-streams); try again once one has ended",
+                "txn-server is serving as many {noun}s as it may at once ({}, its {limit}); \
+                 try again once one has ended",
                 self.max
             )));
         };
@@ -94,24 +124,24 @@ impl Replays {
             drop(place);
             match stop {
                 Stop::Done => {}
-                Stop::Left => tracing::info!(sent, "a client left its replay before its end"),
+                Stop::Left => tracing::info!(sent, "a client left its {noun} before its end"),
                 Stop::Stalled => {
                     tracing::warn!(
                         ?stall,
                         sent,
-                        "a client took nothing of its replay for --replay-stall-secs; \
-                         ended the replay to free its place"
+                        "a client took nothing of its {noun} for --replay-stall-secs; \
+                         ended the {noun} to free its place"
                     );
                     let _ = cut_tx.send(Status::unavailable(format!(
-                        "txn-server ended this replay: nothing of it was taken for {stall:?} \
+                        "txn-server ended this {noun}: nothing of it was taken for {stall:?} \
                          (--replay-stall-secs)"
                     )));
                 }
                 Stop::Stopping => {
-                    tracing::info!(sent, "ended a replay: txn-server is shutting down");
-                    let _ = cut_tx.send(Status::unavailable(
-                        "txn-server is shutting down; replay again once it is back",
-                    ));
+                    tracing::info!(sent, "ended a {noun}: txn-server is shutting down");
+                    let _ = cut_tx.send(Status::unavailable(format!(
+                        "txn-server is shutting down; {again} once it is back"
+                    )));
                 }
             }
         });
@@ -215,7 +245,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_replay_nobody_reads_is_cut_after_the_stall_limit_and_frees_its_place() {
-        let replays = Replays::new(1, Duration::from_millis(100), CancellationToken::new());
+        let replays = Replays::new(
+            REPLAY,
+            1,
+            Duration::from_millis(100),
+            CancellationToken::new(),
+        );
         let idle = replays.serve(endless).unwrap();
         let refused = replays.serve(endless).err().unwrap();
         assert_eq!(refused.code(), Code::ResourceExhausted);
@@ -239,7 +274,7 @@ mod tests {
     #[tokio::test]
     async fn shutting_down_ends_open_replays_with_a_status() {
         let stopping = CancellationToken::new();
-        let replays = Replays::new(2, Duration::from_secs(30), stopping.clone());
+        let replays = Replays::new(REPLAY, 2, Duration::from_secs(30), stopping.clone());
         let idle = replays.serve(endless).unwrap();
         stopping.cancel();
         let (_, end) = read(idle).await;

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::committer::{Command, Refused};
+use crate::follow;
 use crate::replays::Replays;
 
 /// The response header of `DurableSequence` that names the only batch the
@@ -60,13 +61,16 @@ pub struct TxnService<L: WriterLog> {
     /// What `Lease` asks.
     pub lease: L::Lease,
     pub replays: Replays,
+    /// Where `Follow` reads from.
+    pub feed: L::Feed,
+    pub follows: Replays,
     /// Cancelled at shutdown: open streams end.
     pub stopping: CancellationToken,
 }
 
 /// A failure of the log, as its kind tells the client: only UNAVAILABLE
 /// is worth retrying (kvs-server's `RemoteLog` maps the codes back).
-fn log_status(e: LogError) -> Status {
+pub(crate) fn log_status(e: LogError) -> Status {
     let code = match e.kind() {
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::DataLoss => Code::DataLoss,
@@ -267,8 +271,13 @@ impl<L: WriterLog> TransactionService for TxnService<L> {
 
     type FollowStream = FollowStream;
 
-    async fn follow(&self, _req: Request<FollowRequest>) -> Result<Response<FollowStream>, Status> {
-        Err(Status::unimplemented("Follow is not served yet"))
+    async fn follow(&self, req: Request<FollowRequest>) -> Result<Response<FollowStream>, Status> {
+        let after = req.into_inner().after;
+        let stream = self
+            .follows
+            .serve(|| follow::stream(self.feed.clone(), after))?;
+        tracing::info!(after, "a client follows the log");
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn lease(&self, req: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
