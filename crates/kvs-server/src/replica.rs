@@ -102,6 +102,10 @@ impl Replica {
         store: &Arc<Store>,
         mut position: u64,
     ) -> Result<Infallible, LogError> {
+        // Where the primary is, before the node is ready and redirects
+        // writes there.
+        self.lease.check(&self.log, &self.routing, false).await?;
+        store.journal.follow_from(position);
         loop {
             let Followed::TookLease = self.follow(store, &mut position, None).await? else {
                 continue;

@@ -311,7 +311,6 @@ async fn serve<L: Log>(
             None
         }
         Some(Shared { log, epoch }) => {
-            store.journal.follow_from(stats.head);
             let lease = Lease::new(holder_id(), Duration::from_millis(config.lease_ms));
             let check = Duration::from_millis(config.lease_check_ms);
             let replica = Replica::new(config.role, log, epoch, lease, routing.clone(), check);

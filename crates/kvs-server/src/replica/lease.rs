@@ -53,7 +53,7 @@ impl Lease {
         routing: &Routing,
         take: bool,
     ) -> Result<bool, LogError> {
-        if self.absent {
+        if self.absent && !take {
             return Ok(false);
         }
         let asked = Instant::now();
