@@ -16,6 +16,7 @@ mod expiry;
 mod failover;
 mod faults;
 mod fence;
+mod follow;
 mod followers;
 mod full_loop;
 mod health;
