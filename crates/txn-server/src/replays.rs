@@ -29,9 +29,6 @@ use tonic::Status;
 /// rest): a client can ask for them as fast as it likes.
 static REFUSALS: Throttle = Throttle::new(Duration::from_secs(1));
 
-/// Messages that may wait between a replay's task and tonic.
-const HAND_OFF: usize = 64;
-
 /// The places for replays, shared by every connection.
 #[derive(Clone)]
 pub struct Replays {
@@ -51,6 +48,8 @@ pub struct Kind {
     pub limit: &'static str,
     /// What a client cut off at shutdown does once the server is back.
     pub again: &'static str,
+    /// Messages that may wait between a stream's task and tonic.
+    pub hand_off: usize,
 }
 
 /// `ReadTransactions` streams.
@@ -58,6 +57,8 @@ pub const REPLAY: Kind = Kind {
     noun: "replay",
     limit: "--max-replay-streams",
     again: "replay again",
+    // Each a transaction.
+    hand_off: 64,
 };
 
 /// `Follow` streams.
@@ -65,6 +66,9 @@ pub const FOLLOW: Kind = Kind {
     noun: "follow stream",
     limit: "--max-follow-streams",
     again: "follow again from the last revision received",
+    // Each a batch of up to about 1 MiB: a follower that does not read
+    // holds a few of them, no more.
+    hand_off: 4,
 };
 
 /// Why a replay's task stopped handing it on.
@@ -99,7 +103,12 @@ impl Replays {
         S: Stream<Item = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        let Kind { noun, limit, again } = self.kind;
+        let Kind {
+            noun,
+            limit,
+            again,
+            hand_off,
+        } = self.kind;
         let Ok(place) = self.places.clone().try_acquire_owned() else {
             if let Some(held_back) = REFUSALS.admit() {
                 tracing::warn!(
@@ -114,7 +123,7 @@ impl Replays {
                 self.max
             )));
         };
-        let (tx, rx) = mpsc::channel(HAND_OFF);
+        let (tx, rx) = mpsc::channel(hand_off);
         let (cut_tx, cut_rx) = oneshot::channel();
         let (stall, stopping) = (self.stall, self.stopping.clone());
         let replay = start();
@@ -266,7 +275,10 @@ mod tests {
         )
         .await;
         let (got, end) = read(idle).await;
-        assert_eq!(got, HAND_OFF as u64, "what was handed on before the stall");
+        assert_eq!(
+            got, REPLAY.hand_off as u64,
+            "what was handed on before the stall"
+        );
         assert_eq!(end.code(), Code::Unavailable);
         assert!(end.message().contains("--replay-stall-secs"), "{end:?}");
     }
