@@ -7,8 +7,10 @@
 //! client has not read yet: it sees a broken connection instead of the
 //! 413. So at shutdown only the sending side is closed first (the client
 //! gets the whole answer, then its end), and what the client still sends
-//! is read and dropped until it closes its side too, for at most
-//! [`LINGER`] and [`LINGER_BYTES`].
+//! is read and dropped until it closes its side too, or sends nothing for
+//! [`LINGER_IDLE`] (an idle keep-alive connection, whose client sends
+//! nothing more, goes after that short wait), for at most [`LINGER`] and
+//! [`LINGER_BYTES`].
 
 use std::io;
 use std::pin::Pin;
@@ -16,10 +18,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// How long a closing connection waits for its client to stop sending.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long it waits for the next bytes of a client still sending.
+const LINGER_IDLE: Duration = Duration::from_millis(100);
 /// The most bytes it reads meanwhile: past them, the reset it would have
 /// sent at once is sent.
 const LINGER_BYTES: usize = 8 << 20;
@@ -33,7 +37,10 @@ enum State {
     Open,
     /// Our side is closed; dropping what the client still sends.
     Draining {
-        until: Pin<Box<Sleep>>,
+        /// When it stops waiting, whatever the client does.
+        end: Instant,
+        /// When it stops unless more bytes come first.
+        quiet: Pin<Box<Sleep>>,
         left: usize,
     },
     Closed,
@@ -90,16 +97,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Linger<S> {
                 State::Open => {
                     ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
                     this.state = State::Draining {
-                        until: Box::pin(tokio::time::sleep(LINGER)),
+                        end: Instant::now() + LINGER,
+                        quiet: Box::pin(tokio::time::sleep(LINGER_IDLE)),
                         left: LINGER_BYTES,
                     };
                 }
-                State::Draining { until, left } => {
+                State::Draining { end, quiet, left } => {
                     let mut scratch = [0u8; 16 << 10];
                     let mut buf = ReadBuf::new(&mut scratch);
                     match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
                         Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
                             *left = left.saturating_sub(buf.filled().len());
+                            let next = (Instant::now() + LINGER_IDLE).min(*end);
+                            quiet.as_mut().reset(next);
                             if *left == 0 {
                                 this.state = State::Closed;
                             }
@@ -108,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Linger<S> {
                         // nothing left to save.
                         Poll::Ready(_) => this.state = State::Closed,
                         Poll::Pending => {
-                            ready!(until.as_mut().poll(cx));
+                            ready!(quiet.as_mut().poll(cx));
                             this.state = State::Closed;
                         }
                     }

@@ -174,17 +174,21 @@ async fn another_client_certificate_cannot_append_or_fence_as_kvs_servers_writer
 #[tokio::test]
 async fn idle_writers_are_forgotten_and_a_live_one_forgotten_goes_on_writing() {
     let mut stack = Stack::database_only().await;
-    stack.txn_args = vec!["--writer-ttl-secs".into(), "1".into()];
     stack.start_txn();
     stack.start_kvs(&[]).await;
     assert_eq!(stack.api().put("/str/first", "1").await, StatusCode::OK);
-    // Every start of kvs-server is a new writer.
+    // Every start of kvs-server is a new writer (counted under the default
+    // TTL, which no restart outlasts).
     restart_kvs(&mut stack).await;
     assert_eq!(stack.api().put("/str/second", "2").await, StatusCode::OK);
     assert_eq!(
         stack.pg().count("SELECT COUNT(*) FROM kvs_writers").await,
         2
     );
+    // Then a TTL both outlast at once.
+    assert!(stack.txn.take().unwrap().terminate().success());
+    stack.txn_args = vec!["--writer-ttl-secs".into(), "1".into()];
+    stack.start_txn();
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while stack.pg().count("SELECT COUNT(*) FROM kvs_writers").await > 0 {
