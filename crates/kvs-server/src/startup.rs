@@ -24,7 +24,7 @@ use crate::replica::Replica;
 use crate::replica::lease::Lease;
 use crate::replica::routing::Routing;
 use crate::routes::{AppState, Guards, router};
-use crate::store::remote::RemoteLog;
+use crate::store::remote::{RemoteLog, fresh_id};
 use crate::store::{Db, Journal, Store};
 use crate::watch::{History, Watchers};
 
@@ -174,14 +174,6 @@ struct Shared {
     epoch: Arc<AtomicU64>,
 }
 
-/// A node's id as the lease's holder: new at every start.
-fn holder_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("node_{:x}_{nanos:x}", std::process::id())
-}
-
 /// `file`: the log is the embedded file, whose replay reports bytes read
 /// and dropped (other backends have no such thing).
 async fn serve<L: Log>(
@@ -221,7 +213,10 @@ async fn serve<L: Log>(
     let request_timeout = Duration::from_secs(config.request_timeout);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let own_url = (config.advertise_url.clone()).unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let own_url = config
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let routing = Arc::new(Routing::new(&own_url));
     tracing::info!(
         tls = tls.is_some(),
@@ -311,7 +306,7 @@ async fn serve<L: Log>(
             None
         }
         Some(Shared { log, epoch }) => {
-            let lease = Lease::new(holder_id(), Duration::from_millis(config.lease_ms));
+            let lease = Lease::new(fresh_id("node"), Duration::from_millis(config.lease_ms));
             let check = Duration::from_millis(config.lease_check_ms);
             let replica = Replica::new(config.role, log, epoch, lease, routing.clone(), check);
             tracing::info!(

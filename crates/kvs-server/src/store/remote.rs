@@ -100,6 +100,15 @@ fn log_error(status: tonic::Status) -> LogError {
     LogError::new(kind, format!("txn-server: {}", status.message()))
 }
 
+/// An id no other start of any node has used: `prefix`, the process id
+/// and the time, in hex.
+pub(crate) fn fresh_id(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}_{:x}_{nanos:x}", std::process::id())
+}
+
 /// Why the change stream cannot go on.
 #[derive(Debug)]
 pub(crate) enum FollowError {
@@ -164,11 +173,7 @@ impl RemoteLog {
             TokenFile::watch(token);
         }
         // A fresh id per start: sequences begin at 1 again after a restart.
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let writer = Key::parse(&format!("kvs_{:x}_{nanos:x}", std::process::id()))
-            .expect("hex and '_' form a key");
+        let writer = Key::parse(&fresh_id("kvs")).expect("hex and '_' form a key");
         Ok(RemoteLog {
             client: TransactionServiceClient::with_interceptor(channel, Bearer(opts.token.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
