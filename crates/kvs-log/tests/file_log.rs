@@ -1,11 +1,14 @@
 //! The file log against real files: replay, torn tails, corruption and
 //! compaction, and the window of latest changes that followers read.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use common::follow_all;
 use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
 use kvs_log::{ChangeFeed, FileLog, FileOptions, FollowError, Log, LogError, LogReader, WriterLog};
@@ -843,20 +846,6 @@ async fn followed(path: &Path, keep: u64, opts: FileOptions) -> FileLog {
     let mut log = FileLog::open(path, opts).unwrap().keep_changes(keep);
     log.replay(|_| {}).await.unwrap();
     log
-}
-
-/// Everything `feed` has after `after`, read `max` transactions at a time,
-/// and the head of the last read.
-async fn follow_all(feed: &impl ChangeFeed, mut after: u64, max: usize) -> (Vec<Change>, u64) {
-    let mut all = Vec::new();
-    loop {
-        let page = feed.read_after(after, max).await.expect("a follow read");
-        let Some(last) = page.changes.last() else {
-            return (all, page.head);
-        };
-        after = last.revision;
-        all.extend(page.changes);
-    }
 }
 
 /// `n` revisions from `first` on, two transactions each.

@@ -5,9 +5,12 @@
 //! commit; the write lease is held by one at a time, and fences every batch
 //! of another epoch.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::follow_all;
 use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Change, Key, PlainState, Txn, Value, ValueType};
@@ -1077,20 +1080,6 @@ async fn a_take_waits_for_the_batches_in_flight_and_a_renewal_does_not() {
         .await
         .unwrap_err();
     assert_eq!(fenced.code().map(|c| c.code()), Some("KV001"), "{fenced}");
-}
-
-/// Everything `feed` has after `after`, read `max` transactions at a time,
-/// and the head of the last read.
-async fn follow_all(feed: &impl ChangeFeed, mut after: u64, max: usize) -> (Vec<Change>, u64) {
-    let mut all = Vec::new();
-    loop {
-        let page = feed.read_after(after, max).await.expect("a follow read");
-        let Some(last) = page.changes.last() else {
-            return (all, page.head);
-        };
-        after = last.revision;
-        all.extend(page.changes);
-    }
 }
 
 /// How long a wake-up may take to arrive: a bound for a hang, not a timing.

@@ -99,6 +99,16 @@ impl Stack {
         stack
     }
 
+    /// Certificates of another CA, which txn-server (started after this)
+    /// trusts as well as the stack's: another client, of someone else.
+    pub fn trust_another_ca(&self) -> Certs {
+        let other = Certs::new();
+        let mut cas = std::fs::read(self.certs.path("ca.crt")).unwrap();
+        cas.extend(std::fs::read(other.path("ca.crt")).unwrap());
+        std::fs::write(self.certs.path("ca.crt"), cas).unwrap();
+        other
+    }
+
     pub fn pg(&self) -> &PgCluster {
         match &self.store {
             Store::Postgres(pg) => pg,

@@ -11,7 +11,6 @@ use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{
     AppendRequest, DurableSequenceRequest, LeaseRequest, LeaseResponse, Transaction,
 };
-use kvs_testkit::certs::Certs;
 use kvs_testkit::stack::Stack;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -81,10 +80,7 @@ async fn the_lease_is_bound_to_its_certificate_and_the_database_fences_an_old_ep
  {
     let mut stack = Stack::database_only().await;
     // txn-server trusts a second CA too, whose client is another node.
-    let other = Certs::new();
-    let mut cas = std::fs::read(stack.certs.path("ca.crt")).unwrap();
-    cas.extend(std::fs::read(other.path("ca.crt")).unwrap());
-    std::fs::write(stack.certs.path("ca.crt"), cas).unwrap();
+    let other = stack.trust_another_ca();
     stack.start_txn();
     let second = stack.another_txn();
     let mut a = stack.grpc_client().await;

@@ -9,7 +9,6 @@ use kvs_core::change::UNSTAMPED;
 use kvs_core::{Change, Key, Txn, Value};
 use kvs_proto::api::transaction_service_client::TransactionServiceClient;
 use kvs_proto::api::{AppendRequest, DurableSequenceRequest, Transaction};
-use kvs_testkit::certs::Certs;
 use kvs_testkit::stack::Stack;
 use reqwest::StatusCode;
 use tonic::transport::Channel;
@@ -149,10 +148,7 @@ async fn kvs_server_takes_up_past_a_fence_it_does_not_know_of() {
 async fn another_client_certificate_cannot_append_or_fence_as_kvs_servers_writer() {
     let mut stack = Stack::database_only().await;
     // txn-server trusts a second CA too, whose client is someone else.
-    let other = Certs::new();
-    let mut cas = std::fs::read(stack.certs.path("ca.crt")).unwrap();
-    cas.extend(std::fs::read(other.path("ca.crt")).unwrap());
-    std::fs::write(stack.certs.path("ca.crt"), cas).unwrap();
+    let other = stack.trust_another_ca();
     stack.start_txn();
     stack.start_kvs(&[]).await;
     let api = stack.api();
