@@ -7,9 +7,14 @@
 # kvs-bench fills the keys and runs the mixed zipfian load wrk
 # cannot express (latency percentiles by operation). The replay is timed by
 # scripts/bench/ready.py on logs filled through the API, the memory read from
-# /proc. Prints each figure as it comes and, at the end, a table of the
-# performance goals with the ratios and whether each is met; raw outputs
-# stay in target/bench/<time>/.
+# /proc. Last, two standbys and a follower on txn-server + PostgreSQL: GETs
+# spread over 1, 2 and 3 of them (one wrk each), the follower's lag behind
+# writes to the primary (scripts/bench/follow-lag.py) and the time a
+# standby takes to answer writes once the primary is killed
+# (scripts/bench/failover.py). Prints each figure as it comes and, at the
+# end, a table of the performance goals with the ratios and whether each is
+# met, then the followers' figures; raw outputs stay in
+# target/bench/<time>/.
 #
 #   scripts/bench.sh [SECONDS-PER-RUN (default 10)]
 #
@@ -21,6 +26,9 @@
 #   BENCH_LARGE_KEYS  keys of the replay and memory measurements (default
 #                 1000000, which the rows are named for; fewer for a quick
 #                 check of the script)
+#   BENCH_REPLICAS 0 to skip the followers and failover: reads over 1, 2
+#                 and 3 nodes, a follower's lag under writes, and the time
+#                 a standby takes over from a killed primary
 #
 # Needs Debian's packages wrk, curl, python3, postgresql (server binaries,
 # psql, pgbench) and for the anchors redis-server, redis-tools
@@ -33,6 +41,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 anchors=${BENCH_ANCHORS:-1}
 large=${BENCH_LARGE_KEYS:-1000000}
+replicas=${BENCH_REPLICAS:-1}
 out=${BENCH_OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -123,11 +132,13 @@ record() {
     printf '  %-28s %s\n' "$1" "$2"
 }
 json() { python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($2)" "$1"; }
-# wrk_run NAME SCRIPT URL: wrk with scripts/bench/SCRIPT, its output in
-# NAME.txt; any answer outside 2xx fails the script (here, not in the command
-# substitution that reads the figure, where exit would end only a subshell).
+# wrk_run NAME SCRIPT URL [THREADS CONNECTIONS]: wrk with
+# scripts/bench/SCRIPT (2 threads, 50 connections unless told), its output
+# in NAME.txt; any answer outside 2xx fails the script (here, not in the
+# command substitution that reads the figure, where exit would end only a
+# subshell; run in the background, it is the job's status).
 wrk_run() {
-    wrk -t 2 -c 50 -d "${secs}s" -s "scripts/bench/$2" "$3" >"$out/$1.txt"
+    wrk -t "${4:-2}" -c "${5:-50}" -d "${secs}s" -s "scripts/bench/$2" "$3" >"$out/$1.txt"
     if grep -q 'Non-2xx' "$out/$1.txt"; then
         echo "non-2xx answers in $out/$1.txt" >&2
         exit 1
@@ -138,26 +149,32 @@ wrk_rps() { sed -n 's/^Requests\/sec: *//p' "$out/$1.txt"; }
 # CPU per request, the bound of a row on two shared cores (see "Where the
 # time goes" in docs/benchmarks.md): the server's from /proc, the load
 # tool's from the shell's accounting of the children it waited for.
-# cpu_mark PID before a load; cpu_record NAME PID REQUESTS after it records
-# "cpu us/req NAME server" and "... load tool".
+# cpu_mark PID... before a load; cpu_record NAME REQUESTS PID... after it
+# records "cpu us/req NAME server" (the processes named, together) and
+# "... load tool" (every child waited for meanwhile, together).
 # `times` runs in this shell, never in a command substitution's subshell,
 # which has waited for no children.
-server_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+server_cpu_s() {
+    local p
+    for p in "$@"; do cat "/proc/$p/stat"; done |
+        awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { print t / hz }'
+}
 tools_cpu_s() {
     awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } print t }' "$work/times"
 }
 cpu_mark() {
-    cpu_server0=$(server_cpu_s "$1")
+    cpu_server0=$(server_cpu_s "$@")
     times >"$work/times"
     cpu_tools0=$(tools_cpu_s)
 }
 cpu_record() {
-    local server tools
-    server=$(server_cpu_s "$2")
+    local name=$1 n=$2 server tools
+    shift 2
+    server=$(server_cpu_s "$@")
     times >"$work/times"
     tools=$(tools_cpu_s)
-    record "cpu us/req $1 server" "$(awk -v a="$cpu_server0" -v b="$server" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
-    record "cpu us/req $1 load tool" "$(awk -v a="$cpu_tools0" -v b="$tools" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+    record "cpu us/req $name server" "$(awk -v a="$cpu_server0" -v b="$server" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+    record "cpu us/req $name load tool" "$(awk -v a="$cpu_tools0" -v b="$tools" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
 }
 wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out/$1.txt"; }
 
@@ -186,7 +203,7 @@ if [ "$anchors" = 1 ]; then
     cpu_mark $redis_pid
     redis-benchmark -p "$redis_port" -c 50 -n $((secs * 150000)) -r 100000 -d 32 -t set,get --csv -q \
         >"$out/redis-benchmark.csv"
-    cpu_record "redis SET+GET" $redis_pid $((secs * 150000 * 2))
+    cpu_record "redis SET+GET" $((secs * 150000 * 2)) $redis_pid
     record "redis GET" "$(sed -n 's/^"GET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark.csv")"
     record "redis SET" "$(sed -n 's/^"SET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark.csv")"
     # The multi-key read's anchor: GETs of the keys just set, 16 in flight on
@@ -216,7 +233,7 @@ EOF
     wait_port "$bare_port"
     cpu_mark $bare_pid
     wrk_run bare-axum-get kvs-get.lua "http://127.0.0.1:$bare_port"
-    cpu_record "bare axum GET" $bare_pid "$(wrk_requests bare-axum-get)"
+    cpu_record "bare axum GET" "$(wrk_requests bare-axum-get)" $bare_pid
     record "bare axum GET" "$(wrk_rps bare-axum-get)"
     stop $bare_pid
 
@@ -236,7 +253,7 @@ EOF
     cpu_mark $redis_pid
     redis-benchmark -p "$redis_port" -c 50 -n $((secs * 50000)) -r 100000 -d 32 -t set --csv -q \
         >"$out/redis-benchmark-aof.csv"
-    cpu_record "redis SET fsync always" $redis_pid $((secs * 50000))
+    cpu_record "redis SET fsync always" $((secs * 50000)) $redis_pid
     record "redis SET fsync always" "$(sed -n 's/^"SET","\([0-9.]*\)".*/\1/p' "$out/redis-benchmark-aof.csv")"
     # Columns: test, rps, avg, min, p50, p95, p99, max (ms).
     record "redis SET fsync always p99 ms" "$(sed -n 's/^"SET",\("[^"]*",\)\{5\}"\([0-9.]*\)".*/\2/p' "$out/redis-benchmark-aof.csv")"
@@ -267,8 +284,12 @@ EOF
 fi
 
 echo "== KVS ($bins)"
-kvs_port=$(free_port)
-kvs_url="http://127.0.0.1:$kvs_port"
+# start_kvs and the kvs-bench runs go to the node of at_port PORT.
+at_port() {
+    kvs_port=$1
+    kvs_url="http://127.0.0.1:$1"
+}
+at_port "$(free_port)"
 kvs_pid=""
 start_kvs() {
     local name=$1
@@ -277,11 +298,17 @@ start_kvs() {
         >"$out/kvs-server-$name.log" 2>&1 &
     kvs_pid=$!
     started $kvs_pid
+    wait_ready "$name"
+}
+# wait_ready NAME [TEXT]: until the node at kvs_url answers /readyz with 200
+# (and exactly TEXT, if given: "ready" is a primary, not a replica).
+wait_ready() {
+    local name=$1 want=${2-} said
     for _ in $(seq 300); do
-        curl -fs "$kvs_url/kvs/v1-0-0/readyz" >/dev/null 2>&1 && return 0
+        said=$(curl -fs "$kvs_url/kvs/v1-0-0/readyz" 2>/dev/null) && [ "$said" = "${want:-$said}" ] && return 0
         sleep 0.1
     done
-    echo "kvs-server ($name) did not become ready; see $out/kvs-server-$name.log" >&2
+    echo "kvs-server ($name) did not become ready${want:+ ($want)}; see $out/kvs-server-$name.log" >&2
     exit 1
 }
 # The headline figures: the load tool of the HTTP anchors, on the same keys.
@@ -290,7 +317,7 @@ kvs_wrk() {
     cpu_mark "$kvs_pid"
     wrk_run "kvs-$name" "$script" "$kvs_url"
     record "kvs $name" "$(wrk_rps "kvs-$name")"
-    cpu_record "kvs $name" "$kvs_pid" "$(wrk_requests "kvs-$name")"
+    cpu_record "kvs $name" "$(wrk_requests "kvs-$name")" "$kvs_pid"
 }
 # kvs-bench NAME KEYS ARGS...: a run over KEYS keys of 16 bytes, 32-byte
 # values; any answer outside 2xx, the prefill's included, fails the script.
@@ -332,15 +359,21 @@ stop "$kvs_pid"
 
 echo "== KVS with txn-server and PostgreSQL"
 "$bins/kvs-certs" --out "$work/certs" >/dev/null
-txn_port=$(free_port)
-"$bins/txn-server" --listen "127.0.0.1:$txn_port" --backend postgres \
-    --database-url "postgres://postgres@127.0.0.1:$pg_port/kvs" \
-    --tls-ca "$work/certs/ca.crt" --tls-cert "$work/certs/server.crt" --tls-key "$work/certs/server.key" \
-    --log-level warn >"$out/txn-server.log" 2>&1 &
-txn_pid=$!; started $txn_pid
-wait_port "$txn_port"
-remote=(--txn-addr "https://127.0.0.1:$txn_port" --tls-ca "$work/certs/ca.crt"
-    --tls-cert "$work/certs/client.crt" --tls-key "$work/certs/client.key")
+# start_txn DATABASE: txn-server on that database of the PostgreSQL above;
+# "${remote[@]}" are kvs-server's flags to reach it.
+start_txn() {
+    local txn_port
+    txn_port=$(free_port)
+    "$bins/txn-server" --listen "127.0.0.1:$txn_port" --backend postgres \
+        --database-url "postgres://postgres@127.0.0.1:$pg_port/$1" \
+        --tls-ca "$work/certs/ca.crt" --tls-cert "$work/certs/server.crt" --tls-key "$work/certs/server.key" \
+        --log-level warn >"$out/txn-server-$1.log" 2>&1 &
+    txn_pid=$!; started $txn_pid
+    wait_port "$txn_port"
+    remote=(--txn-addr "https://127.0.0.1:$txn_port" --tls-ca "$work/certs/ca.crt"
+        --tls-cert "$work/certs/client.crt" --tls-key "$work/certs/client.key")
+}
+start_txn kvs
 start_kvs pg "${remote[@]}"
 kvs_wrk "PUT sync, PostgreSQL" kvs-put.lua
 echo "  (filling $large keys for the replay)"
@@ -362,6 +395,114 @@ kvs_fill memory "$large" 50
 rss_kb=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$kvs_pid/status")
 record "kvs RSS 1M keys MB" "$(awk -v kb="$rss_kb" 'BEGIN { printf "%.1f", kb * 1024 / 1e6 }')"
 stop "$kvs_pid"
+
+if [ "$replicas" = 1 ]; then
+    echo "== followers and failover: two standbys and a follower, txn-server + PostgreSQL"
+    psql_do -c "CREATE DATABASE kvs_replicas"
+    start_txn kvs_replicas
+    # Each node keeps its port across restarts; its logs are NAME-1, NAME-2...
+    declare -A node_port node_pid node_starts
+    for n in a b f; do node_port[$n]=$(free_port); node_starts[$n]=0; done
+    node_url() { echo "http://127.0.0.1:${node_port[$1]}"; }
+    # start_node NAME ROLE ARGS...: kvs-server NAME in that role on the log
+    # above; the bench helpers go to it.
+    start_node() {
+        local name=$1 role=$2
+        shift 2
+        at_port "${node_port[$name]}"
+        node_starts[$name]=$((node_starts[$name] + 1))
+        start_kvs "$name-${node_starts[$name]}" --role "$role" "${remote[@]}" "$@"
+        node_pid[$name]=$kvs_pid
+    }
+    wait_primary() {
+        at_port "${node_port[$1]}"
+        wait_ready "$1-${node_starts[$1]}" ready
+    }
+    # The first standby to start takes the lease.
+    start_node a standby
+    wait_primary a
+    start_node b standby
+    start_node f follower
+    at_port "${node_port[a]}"
+    kvs_fill replicas 100000 50
+    # The replicas have every key once they reach the fill's last revision:
+    # a read with KVS-Min-Revision waits for it (up to 1 s, then 503).
+    filled=$(curl -fsS -D - -o /dev/null "$kvs_url/kvs/v1-0-0/str/k000000000000000" |
+        sed -n 's/^kvs-revision: *\([0-9]*\).*/\1/Ip')
+    for n in b f; do
+        for _ in $(seq 30); do
+            curl -fs -o /dev/null -H "KVS-Min-Revision: $filled" "$(node_url $n)/kvs/v1-0-0/str/k000000000000000" &&
+                continue 2
+        done
+        echo "kvs-server $n did not reach revision $filled" >&2
+        exit 1
+    done
+
+    # Reads over 1, 2, 3 nodes: one wrk a node, 50 connections in all, run
+    # together; the CPU is every kvs-server's and every wrk's.
+    readers=(a b f)
+    for count in 1 2 3; do
+        label="$count node$([ "$count" = 1 ] || echo s)"
+        cpu_mark "${node_pid[a]}" "${node_pid[b]}" "${node_pid[f]}"
+        loads=()
+        for i in $(seq 0 $((count - 1))); do
+            n=${readers[$i]}
+            wrk_run "replicas-get-$count-$n" kvs-get.lua "$(node_url "$n")" 1 \
+                $((50 / count + (i < 50 % count))) &
+            loads+=($!)
+        done
+        for p in "${loads[@]}"; do wait "$p"; done
+        rps=0 requests=0
+        for n in "${readers[@]:0:count}"; do
+            rps=$(awk -v a="$rps" -v b="$(wrk_rps "replicas-get-$count-$n")" 'BEGIN { print a + b }')
+            requests=$((requests + $(wrk_requests "replicas-get-$count-$n")))
+        done
+        record "replicas GET $label req/s" "$(awk -v r="$rps" 'BEGIN { printf "%.0f", r }')"
+        cpu_record "replicas GET $label" "$requests" "${node_pid[a]}" "${node_pid[b]}" "${node_pid[f]}"
+    done
+
+    # The follower's lag under the primary's write load.
+    wrk_run replicas-put kvs-put.lua "$(node_url a)" &
+    loads=($!)
+    python3 scripts/bench/follow-lag.py "$(node_url a)" "$(node_url f)" "$secs" >"$out/replicas-lag.json"
+    wait "${loads[0]}"
+    record "replicas PUT on the primary meanwhile req/s" "$(wrk_rps replicas-put)"
+    record "replicas follower lag samples" "$(json "$out/replicas-lag.json" "d['samples']")"
+    record "replicas follower lag median ms" "$(json "$out/replicas-lag.json" "round(d['lag_ms_median'], 2)")"
+    record "replicas follower lag p99 ms" "$(json "$out/replicas-lag.json" "round(d['lag_ms_p99'], 2)")"
+    record "replicas follower lag midway revisions" "$(json "$out/replicas-lag.json" "d['lag_revisions_midway']")"
+
+    # failover LEASE-MS CHECK-MS: three times, the primary killed (-9) while
+    # writes go through the standby, timed to the next write answered 200;
+    # the killed node comes back as the standby. Both standbys start anew
+    # with those settings.
+    primary=a standby=b
+    failover() {
+        local lease=(--lease-ms "$1" --lease-check-ms "$2") label="lease $1 ms check $2 ms" n round
+        stop "${node_pid[$standby]}"
+        stop "${node_pid[$primary]}"
+        start_node $primary standby "${lease[@]}"
+        wait_primary $primary
+        start_node $standby standby "${lease[@]}"
+        for round in 1 2 3; do
+            python3 scripts/bench/failover.py "$(node_url $standby)" "${node_pid[$primary]}" \
+                >"$out/replicas-failover-$1-$2-$round.json"
+            stop "${node_pid[$primary]}"
+            wait_primary $standby
+            start_node $primary standby "${lease[@]}"
+            n=$primary primary=$standby standby=$n
+        done
+        for round in 1 2 3; do json "$out/replicas-failover-$1-$2-$round.json" "d['failover_ms'] / 1000"; done |
+            sort -n >"$work/failover-s"
+        record "replicas failover, $label: median s" "$(awk 'NR == 2 { printf "%.2f", $1 }' "$work/failover-s")"
+        record "replicas failover, $label: min s" "$(awk 'NR == 1 { printf "%.2f", $1 }' "$work/failover-s")"
+        record "replicas failover, $label: max s" "$(awk 'NR == 3 { printf "%.2f", $1 }' "$work/failover-s")"
+    }
+    failover 5000 1000
+    failover 1000 100
+    for n in a b f; do stop "${node_pid[$n]}"; done
+    stop $txn_pid
+fi
 
 echo
 python3 scripts/bench/table.py "$out/results.tsv"

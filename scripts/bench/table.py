@@ -1,6 +1,7 @@
 """Prints scripts/bench.sh's results as the table of docs/benchmarks.md:
-a row for each performance goal, with whether it is met,
-then the figures no goal reads."""
+a row for each performance goal, with whether it is met, then the followers
+and failover (no goals; each row names its unit), then the other figures
+no goal reads."""
 
 import sys
 
@@ -10,6 +11,9 @@ import sys
 # The rows of 1M keys are judged only when that many were measured
 # (BENCH_LARGE_KEYS).
 LARGE = "replay and memory keys"
+# The followers and failover rows are named "replicas ..." (their CPU rows
+# "cpu us/req replicas ..."); shown in the order they were measured.
+REPLICAS = ("replicas ", "cpu us/req replicas ")
 ROWS = [
     ("GET, uniform over 100k keys (wrk)", "kvs GET", "redis GET", ("x", 1.3)),
     ("GET, against the plain HTTP ceiling", "kvs GET", "bare axum GET", ("x", 0.9)),
@@ -64,6 +68,14 @@ def main(path):
     for label, ours, anchor, goal, *large in ROWS:
         print("| " + " | ".join(row(label, figures, ours, anchor, goal, *large)) + " |")
     shown = {r[1] for r in ROWS} | {r[2] for r in ROWS} | {LARGE}
+    replicas = [name for name in figures if name.startswith(REPLICAS)]
+    if replicas:
+        print()
+        print("| followers and failover, txn-server + PostgreSQL | |")
+        print("|---|---|")
+        for name in replicas:
+            print(f"| {name} | {figures[name]:,.6g} |")
+    shown |= set(replicas)
     print()
     print("| other figures | |")
     print("|---|---|")
