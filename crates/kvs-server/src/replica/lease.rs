@@ -64,7 +64,9 @@ impl Lease {
             take,
             ttl_ms: self.ttl.as_millis() as u64,
         };
-        match log.lease(request).await {
+        // A call that takes half the lease has failed: a holder that
+        // waited longer could let its lease lapse meanwhile.
+        match log.lease(request, self.ttl / 2).await {
             Ok(lease) => {
                 let live = lease.remaining_ms > 0 && !lease.url.is_empty();
                 routing.learn(live.then_some(lease.url.as_str()));

@@ -213,11 +213,25 @@ impl RemoteLog {
         }
     }
 
-    /// Takes, renews or (with `take` false) only reads the write lease.
-    pub(crate) async fn lease(&self, request: LeaseRequest) -> Result<LeaseResponse, LogError> {
+    /// Takes, renews or (with `take` false) only reads the write lease,
+    /// waiting at most `patience` (or the txn-server timeout, if shorter)
+    /// for the answer.
+    pub(crate) async fn lease(
+        &self,
+        request: LeaseRequest,
+        patience: Duration,
+    ) -> Result<LeaseResponse, LogError> {
         let mut client = self.client.clone();
-        let call = client.lease(request);
-        Ok(self.timed(call).await?.into_inner())
+        let patience = patience.min(self.timeout);
+        match tokio::time::timeout(patience, client.lease(request)).await {
+            Ok(answer) => answer
+                .map(tonic::Response::into_inner)
+                .inspect_err(|s| self.reread_token_if_unauthenticated(s))
+                .map_err(log_error),
+            Err(_) => Err(LogError::Unavailable(format!(
+                "txn-server did not answer the lease call within {patience:?}"
+            ))),
+        }
     }
 
     /// Gives up every batch sent so far that is not durable, and returns
