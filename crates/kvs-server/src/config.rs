@@ -344,3 +344,34 @@ impl Config {
         self.data_dir.join("kvs.log")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("kvs-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn a_role_that_follows_needs_txn_server_and_a_standby_renews_in_time() {
+        assert!(config(&[]).check_role().is_ok());
+        let alone = config(&["--role", "follower"]).check_role().unwrap_err();
+        assert!(alone.contains("needs --txn-addr"), "{alone}");
+        let txn = ["--txn-addr", "https://localhost:5051"];
+        assert!(
+            config(&[&txn[..], &["--role", "follower"]].concat())
+                .check_role()
+                .is_ok()
+        );
+        let standby = [&txn[..], &["--role", "standby"]].concat();
+        assert!(config(&standby).check_role().is_ok());
+        let slow = [
+            &standby[..],
+            &["--lease-ms", "1000", "--lease-check-ms", "600"],
+        ]
+        .concat();
+        let slow = config(&slow).check_role().unwrap_err();
+        assert!(slow.contains("at most half of --lease-ms"), "{slow}");
+    }
+}
