@@ -222,16 +222,9 @@ impl RemoteLog {
         patience: Duration,
     ) -> Result<LeaseResponse, LogError> {
         let mut client = self.client.clone();
-        let patience = patience.min(self.timeout);
-        match tokio::time::timeout(patience, client.lease(request)).await {
-            Ok(answer) => answer
-                .map(tonic::Response::into_inner)
-                .inspect_err(|s| self.reread_token_if_unauthenticated(s))
-                .map_err(log_error),
-            Err(_) => Err(LogError::Unavailable(format!(
-                "txn-server did not answer the lease call within {patience:?}"
-            ))),
-        }
+        let call = client.lease(request);
+        let answer = self.within(patience.min(self.timeout), call).await?;
+        Ok(answer.into_inner())
     }
 
     /// Gives up every batch sent so far that is not durable, and returns
@@ -274,13 +267,22 @@ impl RemoteLog {
         &self,
         call: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, LogError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        self.within(self.timeout, call).await
+    }
+
+    /// `call`'s answer, as a log error if it fails or does not come within
+    /// `patience`.
+    async fn within<T>(
+        &self,
+        patience: Duration,
+        call: impl Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, LogError> {
+        match tokio::time::timeout(patience, call).await {
             Ok(r) => r
                 .inspect_err(|s| self.reread_token_if_unauthenticated(s))
                 .map_err(log_error),
             Err(_) => Err(LogError::Unavailable(format!(
-                "txn-server did not answer within {:?}",
-                self.timeout
+                "txn-server did not answer within {patience:?}"
             ))),
         }
     }
