@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use kvs_core::value::{MapValue, SetValue};
 use kvs_core::{Change, Key, Txn, Value, ValueType};
 
+#[cfg(feature = "grpc")]
 pub mod codec;
+#[cfg(feature = "grpc")]
 pub mod replay;
 
 /// The largest gRPC message either server takes (tonic's default is
@@ -21,9 +23,9 @@ pub mod replay;
 /// at about 4 MiB). Replay streams one transaction a message.
 pub const MAX_MESSAGE_BYTES: usize = 80 << 20;
 
-/// The generated messages, client and server.
+/// The generated messages, and with `grpc` the client and server.
 pub mod api {
-    tonic::include_proto!("api");
+    include!(concat!(env!("OUT_DIR"), "/api.rs"));
 }
 
 use api::transaction_data::Kind;
