@@ -6,6 +6,7 @@
 # limit or hangs.
 #
 #   fuzz/run.sh [SECONDS-PER-TARGET (default 10)] [TARGET...]
+#   fuzz/run.sh install    only installs cargo-fuzz when it is missing
 #
 # Environment: FUZZ_SANITIZER (address, the default, or none),
 # FUZZ_RSS_LIMIT_MB (2048), FUZZ_TIMEOUT (seconds one input may take, 10).
@@ -13,10 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-secs=${1:-10}
-shift || true
-all_targets=(log_record log_file rest_values proto_txn)
-if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 sanitizer=${FUZZ_SANITIZER:-address}
 rss=${FUZZ_RSS_LIMIT_MB:-2048}
 per_input=${FUZZ_TIMEOUT:-10}
@@ -29,6 +26,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz $cargo_fuzz_version"
     cargo install --quiet --locked cargo-fuzz --version "$cargo_fuzz_version"
 fi
+[ "${1:-}" = install ] && exit 0
+
+secs=${1:-10}
+shift || true
+all_targets=(log_record log_file rest_values proto_txn)
+if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 echo "building ${#targets[@]} fuzz targets (sanitizer: $sanitizer)"
 for t in "${targets[@]}"; do

@@ -43,15 +43,19 @@ make_venv python-venv -e 'clients/python[test]'
 make_venv deploy-venv -r deploy/requirements.txt
 make_venv api-fuzz-venv -r clients/api-fuzz/requirements.txt
 make_venv docs-page-venv -r clients/docs-page/requirements.txt
+# cargo-fuzz, for the last step, is compiled from crates.io in the
+# background too, filling the moments a cargo build leaves a core idle.
+fuzz/run.sh install >target/cargo-fuzz-install.log 2>&1 </dev/null &
+cargo_fuzz_pid=$!
 # A run that stops early stops the installs too.
-stop_venvs() {
+stop_installs() {
     local p
-    for p in "${venv_pid[@]}"; do
+    for p in "${venv_pid[@]}" "$cargo_fuzz_pid"; do
         pkill -P "$p" || true
         kill "$p" 2>/dev/null || true
     done
 }
-trap stop_venvs EXIT
+trap stop_installs EXIT
 
 # The Debian packages the tests need and this machine lacks: PostgreSQL's
 # server binaries for the tests' throwaway clusters (unless
@@ -133,4 +137,9 @@ KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$python" -m pytest -q -p no:cache
 step "Fuzzing: every target's saved regressions, then 10 s of fuzzing each"
 # A bounded run (builds cargo-fuzz once, then the targets with AddressSanitizer);
 # longer runs: fuzz/run.sh SECONDS, see fuzz/README.md.
+if ! wait "$cargo_fuzz_pid"; then
+    echo "installing cargo-fuzz failed:" >&2
+    cat target/cargo-fuzz-install.log >&2
+    exit 1
+fi
 fuzz/run.sh 10
