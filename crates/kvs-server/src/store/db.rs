@@ -27,7 +27,6 @@
 //! expiry.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasher, RandomState};
 
 use kvs_core::change::UNSTAMPED;
 use kvs_core::value::{MapValue, SetValue};
@@ -36,7 +35,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::expiry::now_ms;
 pub(crate) use super::table::Revised;
-use super::table::Table;
+use super::table::{KeyHasher, Table};
 
 /// Enough shards that two cores (or twenty) rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -184,7 +183,7 @@ pub(crate) struct Shard {
     map: Table<MapValue>,
     set: Table<SetValue>,
     /// The one its tables hash with, for the hash they are handed.
-    hasher: RandomState,
+    hasher: KeyHasher,
     /// The highest revision applied to any key of the shard.
     last: u64,
     /// When each key with a TTL expires, by type.
@@ -194,7 +193,7 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    fn new(hasher: RandomState) -> Shard {
+    fn new(hasher: KeyHasher) -> Shard {
         Shard {
             int: Table::new(hasher.clone()),
             uint: Table::new(hasher.clone()),
@@ -458,12 +457,12 @@ fn entry<'t, T: Default>(
 
 pub(crate) struct Db {
     shards: Box<[RwLock<Shard>]>,
-    hasher: RandomState,
+    hasher: KeyHasher,
 }
 
 impl Default for Db {
     fn default() -> Db {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::new();
         Db {
             shards: (0..SHARDS)
                 .map(|_| RwLock::new(Shard::new(hasher.clone())))
@@ -677,7 +676,7 @@ mod tests {
             Value::Map([("f".into(), "v".into())].into()),
             Value::Set(["m".into()].into()),
         ];
-        let mut shard = Shard::new(RandomState::new());
+        let mut shard = Shard::new(KeyHasher::new());
         for (rev, v) in (1..).zip(&values) {
             assert_eq!(shard.put(key.clone(), v.clone(), rev), None);
         }
@@ -706,7 +705,7 @@ mod tests {
     #[test]
     fn applied_changes_stamp_what_they_leave_and_reads_change_nothing() {
         let key = Key::parse("s").unwrap();
-        let mut shard = Shard::new(RandomState::new());
+        let mut shard = Shard::new(KeyHasher::new());
         let member = |m: &str, present| Txn::SetMember {
             key: key.clone(),
             member: m.into(),

@@ -11,8 +11,6 @@
 //! The caller hashes a key once per operation with the hasher it gave the
 //! table and hands the hash over, so that one hash also picks the shard.
 
-use std::hash::{BuildHasher, RandomState};
-
 use hashbrown::HashTable;
 use kvs_core::Key;
 
@@ -33,14 +31,18 @@ pub(super) struct Table<T> {
     /// Positions in `entries`, hashed by their entry's key.
     index: HashTable<u32>,
     entries: Vec<Entry<T>>,
-    /// The store's one keyed hasher: SipHash with a per-process key, since
-    /// clients choose the keys. Growing the index and moving an entry
+    /// The store's one keyed hasher. Growing the index and moving an entry
     /// rehash with it.
-    hasher: RandomState,
+    hasher: KeyHasher,
 }
 
+/// The hasher of every table: aHash with random per-process keys, since
+/// clients choose the keys (its keyed form is built to resist collisions
+/// forged without the keys), at a fraction of SipHash's cost.
+pub(super) type KeyHasher = ahash::RandomState;
+
 impl<T> Table<T> {
-    pub(super) fn new(hasher: RandomState) -> Table<T> {
+    pub(super) fn new(hasher: KeyHasher) -> Table<T> {
         Table {
             index: HashTable::new(),
             entries: Vec::new(),
@@ -167,7 +169,7 @@ mod tests {
 
     #[test]
     fn removals_anywhere_keep_every_other_key_found() {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::new();
         let mut table = Table::new(hasher.clone());
         let keys: Vec<Key> = (0..200)
             .map(|i| Key::parse(&format!("k{i}")).unwrap())
@@ -198,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_put_over_a_key_keeps_its_creation_and_one_entry() {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::new();
         let mut table = Table::new(hasher.clone());
         let key = Key::parse("k").unwrap();
         let hash = hasher.hash_one("k");
