@@ -135,8 +135,9 @@ use_venv docs-page-venv
 KVS_SERVER_BIN="$PWD/target/debug/kvs-server" "$python" -m pytest -q -p no:cacheprovider clients/docs-page
 
 step "Fuzzing: every target's saved regressions, then 10 s of fuzzing each"
-# A bounded run (builds cargo-fuzz once, then the targets with AddressSanitizer);
-# longer runs: fuzz/run.sh SECONDS, see fuzz/README.md.
+# A bounded run (cargo-fuzz from the install begun at the start, then the
+# targets built with AddressSanitizer); longer runs: fuzz/run.sh SECONDS,
+# see fuzz/README.md.
 if ! wait "$cargo_fuzz_pid"; then
     echo "installing cargo-fuzz failed:" >&2
     cat target/cargo-fuzz-install.log >&2
