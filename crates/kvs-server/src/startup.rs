@@ -25,7 +25,7 @@ use crate::replica::lease::Lease;
 use crate::replica::routing::Routing;
 use crate::routes::{AppState, Guards, router};
 use crate::store::remote::{RemoteLog, fresh_id};
-use crate::store::{Db, Journal, Store};
+use crate::store::{Appliers, Db, Journal, Store};
 use crate::watch::{History, Watchers};
 
 #[derive(Debug, thiserror::Error)]
@@ -430,13 +430,18 @@ pub(crate) async fn replay<L: Log>(
         let head = Arc::new(AtomicU64::new(0));
         // The changes the watch history keeps wait in the tail; the rest
         // are applied as they come, never recorded.
-        let tail = Arc::new(Mutex::new(store.history.tail()));
-        let (seen, target, held) = (head.clone(), store.clone(), tail.clone());
+        let replaying = Arc::new(Mutex::new(Some((
+            store.history.tail(),
+            Appliers::new(store.db.clone()),
+        ))));
+        let (seen, held) = (head.clone(), replaying.clone());
         let mut applied = 0u64;
         let result = log
             .replay(move |change| {
                 seen.fetch_max(change.revision, Ordering::Relaxed);
-                held.lock().push(change, |c| target.db.apply(c));
+                if let Some((tail, appliers)) = &mut *held.lock() {
+                    tail.push(change, |c| appliers.apply(c));
+                }
                 applied += 1;
                 if applied.is_multiple_of(PROGRESS_EVERY) {
                     tracing::info!(records = applied, "replaying the transaction log");
@@ -448,8 +453,13 @@ pub(crate) async fn replay<L: Log>(
                 stats.head = stats.head.max(head.load(Ordering::Relaxed));
                 stats
             });
+        let (tail, mut appliers) = replaying
+            .lock()
+            .take()
+            .expect("taken only once the replay is over");
         match result {
             Err(reason) if reason.is_temporary() => {
+                appliers.finish().await;
                 let wait = backoff.next_wait();
                 tracing::warn!(%reason, retry_in = ?wait, "cannot replay the log yet");
                 store.db.clear();
@@ -457,11 +467,16 @@ pub(crate) async fn replay<L: Log>(
                 tokio::time::sleep(wait).await;
             }
             Ok(stats) => {
-                let tail = std::mem::replace(&mut *tail.lock(), store.history.tail());
-                store.history.record_tail(tail, |c| store.db.apply(c));
+                // Nobody reads the tables or the history before the
+                // replay returns, by when every change is applied.
+                store.history.record_tail(tail, |c| appliers.apply(c));
+                appliers.finish().await;
                 return Ok(stats);
             }
-            Err(reason) => return Err(reason),
+            Err(reason) => {
+                appliers.finish().await;
+                return Err(reason);
+            }
         }
     }
 }

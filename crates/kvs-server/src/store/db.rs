@@ -460,6 +460,13 @@ pub(crate) struct Db {
     hasher: KeyHasher,
 }
 
+/// Where a change applies: its key's hash and its shard.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Located {
+    hash: u64,
+    pub(super) shard: usize,
+}
+
 impl Default for Db {
     fn default() -> Db {
         let hasher = KeyHasher::new();
@@ -551,8 +558,24 @@ impl Db {
 
     /// Applies `change` to its key's shard.
     pub(crate) fn apply(&self, change: Change) {
+        let at = self.locate(&change);
+        self.apply_located(at, change);
+    }
+
+    /// The hash of `change`'s key and the index of its shard, which
+    /// [`Db::apply_located`] takes: changes to different shards may be
+    /// applied at once, those to one shard only in their order.
+    pub(super) fn locate(&self, change: &Change) -> Located {
         let hash = self.hash(change.txn.key().as_str());
-        Self::write(&self.shards[Self::index_of(hash)]).apply_at(hash, change);
+        Located {
+            hash,
+            shard: Self::index_of(hash),
+        }
+    }
+
+    /// Applies `change` where [`Db::locate`] found it.
+    pub(super) fn apply_located(&self, at: Located, change: Change) {
+        Self::write(&self.shards[at.shard]).apply_at(at.hash, change);
     }
 
     /// Applies `changes` under the write locks of all their shards at

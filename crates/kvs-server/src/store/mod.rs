@@ -1,6 +1,7 @@
 //! Where a value is stored and where a write becomes durable.
 //!
 //! - [`db`]: the sharded in-memory tables; where a value is stored.
+//! - [`apply`]: a replay's changes applied on a thread per core.
 //! - [`table`]: one type's table in a shard: dense entries and an index.
 //! - [`write`](mod@write): a write's path, [`Store::write`] for one key and
 //!   [`Store::transact`] for many: it changes its shards through a
@@ -18,6 +19,7 @@
 //! - [`limits`]: what every stored value is held to.
 //! - [`remote`]: the log kept by a txn-server, over gRPC with mutual TLS.
 
+mod apply;
 mod committer;
 mod db;
 pub(crate) mod expiry;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 
 use crate::watch::History;
 
+pub(crate) use apply::Appliers;
 pub(crate) use db::{Db, Found, ValueRef};
 pub(crate) use journal::{Durability, Journal, JournalError};
 pub(crate) use limits::{LimitError, Limits};
