@@ -6,13 +6,20 @@
 //! send its error, and when it panicked. So the reader's task is kept, and
 //! its result is the end of the stream: [`ReplayStream::finish`] is `Ok`
 //! only when the reader returned its totals after reading the whole log.
+//!
+//! The transactions cross in chunks: a hand-off per transaction woke the
+//! consumer for each, most of what a replay cost txn-server. What the
+//! reader took after its last full chunk is left behind when it is done
+//! (however it ends), and the consumer takes it once the channel closes.
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use kvs_core::{Change, Revisions};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,7 +27,11 @@ use crate::{LogError, ReplayStats};
 
 /// Transactions read so far by a reader task, and the task itself.
 pub struct ReplayStream {
-    rx: mpsc::Receiver<Change>,
+    rx: mpsc::Receiver<Vec<Change>>,
+    /// What is left of the chunk received last.
+    chunk: std::vec::IntoIter<Change>,
+    /// Where the reader leaves its last chunk.
+    rest: Arc<Mutex<Vec<Change>>>,
     /// `None` once finished.
     task: Option<JoinHandle<Result<ReplayStats, LogError>>>,
     /// Transactions handed out by [`ReplayStream::next`].
@@ -29,14 +40,21 @@ pub struct ReplayStream {
 
 /// A reader's side of a [`ReplayStream`].
 pub struct Sink {
-    tx: mpsc::Sender<Change>,
+    tx: mpsc::Sender<Vec<Change>>,
+    /// Taken, not yet handed on.
+    chunk: Vec<Change>,
+    /// Where `chunk` goes when the reader is done.
+    rest: Arc<Mutex<Vec<Change>>>,
+    /// Taken so far.
     sent: u64,
     /// Gives a revision to each change read without one.
     revisions: Revisions,
 }
 
-/// Transactions that may wait between the reader and its consumer.
-const BUFFER: usize = 1024;
+/// Transactions handed on at once.
+const CHUNK: usize = 256;
+/// Chunks that may wait between the reader and its consumer.
+const BUFFER: usize = 4;
 
 fn gone() -> LogError {
     LogError::Unavailable("the replay's receiver went away".into())
@@ -49,21 +67,30 @@ impl Sink {
         self.revisions = Revisions::after(head);
     }
 
-    /// Hands one transaction on, with its revision; fails when the consumer
-    /// went away, which ends the read.
-    pub async fn send(&mut self, mut change: Change) -> Result<(), LogError> {
-        self.revisions.stamp(&mut change);
-        self.tx.send(change).await.map_err(|_| gone())?;
-        self.sent += 1;
-        Ok(())
+    /// Hands one transaction on, with its revision (with the chunk it
+    /// fills); fails when the consumer went away, which ends the read.
+    pub async fn send(&mut self, change: Change) -> Result<(), LogError> {
+        match self.take(change) {
+            Some(full) => self.tx.send(full).await.map_err(|_| gone()),
+            None => Ok(()),
+        }
     }
 
     /// [`Sink::send`] from a blocking thread.
-    pub fn blocking_send(&mut self, mut change: Change) -> Result<(), LogError> {
+    pub fn blocking_send(&mut self, change: Change) -> Result<(), LogError> {
+        match self.take(change) {
+            Some(full) => self.tx.blocking_send(full).map_err(|_| gone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds `change` to the chunk; returns the chunk once it is full.
+    fn take(&mut self, mut change: Change) -> Option<Vec<Change>> {
         self.revisions.stamp(&mut change);
-        self.tx.blocking_send(change).map_err(|_| gone())?;
+        self.chunk.push(change);
         self.sent += 1;
-        Ok(())
+        let full = self.chunk.len() == CHUNK;
+        full.then(|| std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK)))
     }
 
     /// The highest revision handed on so far, or numbered after.
@@ -77,16 +104,29 @@ impl Sink {
     }
 }
 
+impl Drop for Sink {
+    /// The reader is done: what it took after its last full chunk arrives
+    /// once the channel closes, which it does as this sender goes.
+    fn drop(&mut self) {
+        *self.rest.lock() = std::mem::take(&mut self.chunk);
+    }
+}
+
 impl ReplayStream {
     fn with(make: impl FnOnce(Sink) -> JoinHandle<Result<ReplayStats, LogError>>) -> Self {
         let (tx, rx) = mpsc::channel(BUFFER);
+        let rest = Arc::new(Mutex::new(Vec::new()));
         let task = make(Sink {
             tx,
+            chunk: Vec::with_capacity(CHUNK),
+            rest: rest.clone(),
             sent: 0,
             revisions: Revisions::default(),
         });
         ReplayStream {
             rx,
+            chunk: Vec::new().into_iter(),
+            rest,
             task: Some(task),
             received: 0,
         }
@@ -116,9 +156,22 @@ impl ReplayStream {
 
     /// [`ReplayStream::next`] as a poll, for a hand-written `Stream`.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Change>> {
-        let txn = ready!(self.rx.poll_recv(cx));
-        self.received += u64::from(txn.is_some());
-        Poll::Ready(txn)
+        loop {
+            if let Some(txn) = self.chunk.next() {
+                self.received += 1;
+                return Poll::Ready(Some(txn));
+            }
+            match ready!(self.rx.poll_recv(cx)) {
+                Some(chunk) => self.chunk = chunk.into_iter(),
+                None => {
+                    let rest = std::mem::take(&mut *self.rest.lock());
+                    if rest.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    self.chunk = rest.into_iter();
+                }
+            }
+        }
     }
 
     /// How the read ended, once [`ReplayStream::next`] has said `None`: the
@@ -273,6 +326,45 @@ mod tests {
         let (got, end) = collect(stream).await;
         assert_eq!(got, [put(1)]);
         assert!(end.unwrap_err().to_string().contains("bad frame"));
+    }
+
+    /// Puts of 0 to `n - 1`.
+    fn puts(n: usize) -> Vec<Change> {
+        (0..n as i32).map(put).collect()
+    }
+
+    #[tokio::test]
+    async fn full_chunks_and_the_rest_arrive_in_order() {
+        let n = 3 * CHUNK + 5;
+        let stream = ReplayStream::spawn_blocking(move |mut sink| {
+            for change in puts(n) {
+                sink.blocking_send(change)?;
+            }
+            Ok(ReplayStats {
+                records: sink.sent(),
+                ..ReplayStats::default()
+            })
+        });
+        let (got, end) = collect(stream).await;
+        assert_eq!(got, puts(n));
+        assert_eq!(end.unwrap().records, n as u64);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_panics_after_full_chunks_ends_with_an_error_after_all_of_them() {
+        let stream = ReplayStream::spawn(|mut sink| async move {
+            for change in puts(2 * CHUNK + 1) {
+                sink.send(change).await?;
+            }
+            panic!("bad row");
+        });
+        let (got, end) = collect(stream).await;
+        assert_eq!(got, puts(2 * CHUNK + 1));
+        let e = end.unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("panicked after {} transactions", 2 * CHUNK + 1)),
+            "{e}"
+        );
     }
 
     #[tokio::test]
