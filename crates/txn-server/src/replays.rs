@@ -8,9 +8,9 @@
 //! polls a response only while the client's flow-control window has room.
 //! So each replay is polled by a task of its own, which hands it on to tonic
 //! through a short queue, in chunks of what it has ready (a hand-off per
-//! message woke tonic's side for each). A hand-off that waits longer than the stall limit,
-//! or the server's shutdown, ends the replay there (the reader stops) and
-//! frees its place. A place is kept until the client has taken the whole
+//! message woke tonic's side for each). A hand-off that waits longer than
+//! the stall limit, or the server's shutdown, ends the replay there (the
+//! reader stops) and frees its place. A place is kept until the client has taken the whole
 //! response or went away, not only until the log was read: a client cannot
 //! pile up replays by never reading them.
 
@@ -49,8 +49,8 @@ pub struct Kind {
     pub limit: &'static str,
     /// What a client cut off at shutdown does once the server is back.
     pub again: &'static str,
-    /// Messages that may wait between a stream's task and tonic: one chunk
-    /// of at most this many.
+    /// The most messages in a chunk. Two chunks at most wait between a
+    /// stream's task and tonic: one handed on, the next being handed.
     pub hand_off: usize,
 }
 
@@ -60,7 +60,7 @@ pub const REPLAY: Kind = Kind {
     limit: "--max-replay-streams",
     again: "replay again",
     // Each a transaction.
-    hand_off: 256,
+    hand_off: 32,
 };
 
 /// `Follow` streams.
@@ -70,7 +70,7 @@ pub const FOLLOW: Kind = Kind {
     again: "follow again from the last revision received",
     // Each a batch of up to about 1 MiB: a follower that does not read
     // holds a few of them, no more.
-    hand_off: 4,
+    hand_off: 2,
 };
 
 /// Why a replay's task stopped handing it on.
