@@ -111,7 +111,10 @@ impl Appliers {
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // Cancelled: the runtime is shutting down, and nothing will
+            // serve what the replay left.
+            Err(_) => {}
         }
     }
 }
