@@ -44,7 +44,7 @@ use kvs_core::{Change, Key};
 pub use file::{FileLog, FileOptions, FileReader};
 pub use follow::{ChangeFeed, FollowError, Page, Window};
 pub use memory::MemoryLog;
-pub use stream::ReplayStream;
+pub use stream::{Chunks, ReplayStream};
 
 /// What a replay went through.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

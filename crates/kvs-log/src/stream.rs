@@ -25,11 +25,48 @@ use tokio::task::JoinHandle;
 
 use crate::{LogError, ReplayStats};
 
+/// The receiving end of a channel of chunks, taken one item at a time.
+pub struct Chunks<T> {
+    rx: mpsc::Receiver<Vec<T>>,
+    /// What is left of the chunk received last.
+    chunk: std::vec::IntoIter<T>,
+}
+
+impl<T> Chunks<T> {
+    pub fn new(rx: mpsc::Receiver<Vec<T>>) -> Chunks<T> {
+        Chunks {
+            rx,
+            chunk: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next item; `None` once the channel is closed and every chunk
+    /// taken.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Poll::Ready(Some(item));
+            }
+            match ready!(self.rx.poll_recv(cx)) {
+                Some(chunk) => self.chunk = chunk.into_iter(),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Takes `chunk` as the last, once the channel has said `None`.
+    fn end_with(&mut self, chunk: Vec<T>) {
+        self.chunk = chunk.into_iter();
+    }
+
+    fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
 /// Transactions read so far by a reader task, and the task itself.
 pub struct ReplayStream {
-    rx: mpsc::Receiver<Vec<Change>>,
-    /// What is left of the chunk received last.
-    chunk: std::vec::IntoIter<Change>,
+    chunks: Chunks<Change>,
     /// Where the reader leaves its last chunk.
     rest: Arc<Mutex<Vec<Change>>>,
     /// `None` once finished.
@@ -124,8 +161,7 @@ impl ReplayStream {
             revisions: Revisions::default(),
         });
         ReplayStream {
-            rx,
-            chunk: Vec::new().into_iter(),
+            chunks: Chunks::new(rx),
             rest,
             task: Some(task),
             received: 0,
@@ -157,20 +193,15 @@ impl ReplayStream {
     /// [`ReplayStream::next`] as a poll, for a hand-written `Stream`.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Change>> {
         loop {
-            if let Some(txn) = self.chunk.next() {
+            if let Some(txn) = ready!(self.chunks.poll_next(cx)) {
                 self.received += 1;
                 return Poll::Ready(Some(txn));
             }
-            match ready!(self.rx.poll_recv(cx)) {
-                Some(chunk) => self.chunk = chunk.into_iter(),
-                None => {
-                    let rest = std::mem::take(&mut *self.rest.lock());
-                    if rest.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                    self.chunk = rest.into_iter();
-                }
+            let rest = std::mem::take(&mut *self.rest.lock());
+            if rest.is_empty() {
+                return Poll::Ready(None);
             }
+            self.chunks.end_with(rest);
         }
     }
 
@@ -186,7 +217,7 @@ impl ReplayStream {
     /// answers an error.
     pub fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReplayStats, LogError>> {
         // A reader still sending learns that nobody reads any more.
-        self.rx.close();
+        self.chunks.close();
         let Some(task) = self.task.as_mut() else {
             return Poll::Ready(Err(LogError::Unavailable(
                 "the replay was finished already".into(),

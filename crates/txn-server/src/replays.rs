@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use kvs_log::Chunks;
 use kvs_service::throttle::Throttle;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_stream::{Stream, StreamExt};
@@ -157,8 +158,7 @@ impl Replays {
             }
         });
         Ok(Handed {
-            rx,
-            chunk: Vec::new().into_iter(),
+            chunks: Chunks::new(rx),
             cut: Some(cut_rx),
         })
     }
@@ -221,9 +221,7 @@ where
 /// A replay as tonic sends it: what its task handed on, then, if the task
 /// had to cut it short, the status saying why.
 pub struct Handed<T> {
-    rx: mpsc::Receiver<Vec<Result<T, Status>>>,
-    /// What is left of the chunk received last.
-    chunk: std::vec::IntoIter<Result<T, Status>>,
+    chunks: Chunks<Result<T, Status>>,
     /// `None` once the end was given.
     cut: Option<oneshot::Receiver<Status>>,
 }
@@ -232,14 +230,8 @@ impl<T: Unpin> Stream for Handed<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(message) = self.chunk.next() {
-                return Poll::Ready(Some(message));
-            }
-            match ready!(self.rx.poll_recv(cx)) {
-                Some(chunk) => self.chunk = chunk.into_iter(),
-                None => break,
-            }
+        if let Some(message) = ready!(self.chunks.poll_next(cx)) {
+            return Poll::Ready(Some(message));
         }
         let Some(cut) = self.cut.as_mut() else {
             return Poll::Ready(None);
