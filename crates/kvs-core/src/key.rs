@@ -3,12 +3,18 @@
 use std::borrow::Borrow;
 use std::fmt;
 
+use smol_str::SmolStr;
+
 /// The longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
 /// A key that matches `[0-9A-Za-z_]+` and is 1 to [`MAX_KEY_LEN`] bytes long.
+///
+/// Held inline up to 23 bytes (most keys): no allocation to make one, and
+/// a table's entry holds its key's bytes, so a lookup compares them without
+/// a trip to the heap.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key(Box<str>);
+pub struct Key(SmolStr);
 
 /// Why a string is not a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +42,7 @@ impl Key {
         {
             return Err(KeyError::BadChar(c));
         }
-        Ok(Key(s.into()))
+        Ok(Key(SmolStr::new(s)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -77,6 +83,12 @@ mod tests {
     fn accepts_letters_digits_and_underscore_up_to_256_bytes() {
         assert_eq!(Key::parse("a_Z9").unwrap().as_str(), "a_Z9");
         assert!(Key::parse(&"k".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn keys_up_to_23_bytes_are_held_inline() {
+        assert!(!Key::parse(&"k".repeat(23)).unwrap().0.is_heap_allocated());
+        assert!(Key::parse(&"k".repeat(24)).unwrap().0.is_heap_allocated());
     }
 
     #[test]
